@@ -1,0 +1,283 @@
+// Package redistest gives tests an isolated, real Redis.
+//
+// New claims a database of its own on the shared test server
+// (DESKRELAY_TEST_REDIS_URL, default redis://127.0.0.1:6379), flushes it and
+// releases it when the test ends, so that `go test ./...` can run packages in
+// parallel without interference. When no shared server answers it starts a
+// private redis-server process; when there is no redis-server binary either,
+// it falls back to the embedded miniredis and says so in the test log — unless
+// DESKRELAY_TEST_REQUIRE_REDIS=1, in which case the test fails.
+//
+// StartServer starts a private redis-server process (for persistence and
+// restart tests); without the binary such tests are skipped, saying why, or
+// fail under DESKRELAY_TEST_REQUIRE_REDIS=1.
+//
+// It is test support only; nothing outside _test.go files may import it.
+package redistest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// Environment variables the helper reads.
+const (
+	EnvURL     = "DESKRELAY_TEST_REDIS_URL"
+	EnvRequire = "DESKRELAY_TEST_REQUIRE_REDIS"
+)
+
+const (
+	defaultURL = "redis://127.0.0.1:6379/0"
+	lockPrefix = "deskrelay-test:dblock:"
+	firstDB    = 1
+	lastDB     = 15
+	lockTTL    = 20 * time.Minute
+	claimWait  = 3 * time.Minute
+)
+
+// DB is an isolated Redis database for one test.
+type DB struct {
+	Addr     string
+	DB       int
+	Client   *redis.Client
+	Embedded bool // miniredis: no persistence, no restarts
+	Mini     *miniredis.Miniredis
+}
+
+// URL is the redis:// URL of the database.
+func (d *DB) URL() string { return fmt.Sprintf("redis://%s/%d", d.Addr, d.DB) }
+
+// Options returns go-redis options for the database.
+func (d *DB) Options() *redis.Options { return &redis.Options{Addr: d.Addr, DB: d.DB} }
+
+// AsynqOpt returns asynq connection options for the database.
+func (d *DB) AsynqOpt() asynq.RedisClientOpt { return asynq.RedisClientOpt{Addr: d.Addr, DB: d.DB} }
+
+// Required reports whether tests must have a real Redis (CI).
+func Required() bool { return os.Getenv(EnvRequire) == "1" || os.Getenv(EnvRequire) == "true" }
+
+// New returns an empty database that belongs to tb alone until it ends.
+func New(tb testing.TB) *DB {
+	tb.Helper()
+	raw := os.Getenv(EnvURL)
+	if raw == "" {
+		raw = defaultURL
+	}
+	opt, err := redis.ParseURL(raw)
+	if err != nil {
+		tb.Fatalf("redistest: %s: %v", EnvURL, err)
+	}
+	if sharedAnswers(opt.Addr) {
+		return claim(tb, opt.Addr)
+	}
+	if _, err := exec.LookPath("redis-server"); err == nil {
+		s := StartServer(tb, ServerOptions{})
+		return &DB{Addr: s.Addr, DB: 0, Client: s.Client(tb)}
+	}
+	if Required() {
+		tb.Fatalf("redistest: no Redis answers at %s and no redis-server binary found, but %s=1", opt.Addr, EnvRequire)
+	}
+	tb.Logf("redistest: no Redis at %s and no redis-server binary: using embedded miniredis", opt.Addr)
+	m := miniredis.RunT(tb)
+	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	tb.Cleanup(func() { _ = c.Close() })
+	return &DB{Addr: m.Addr(), Client: c, Embedded: true, Mini: m}
+}
+
+var (
+	sharedOnce sync.Map // addr -> bool
+)
+
+func sharedAnswers(addr string) bool {
+	if v, ok := sharedOnce.Load(addr); ok {
+		return v.(bool)
+	}
+	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, MaxRetries: -1})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ok := c.Ping(ctx).Err() == nil
+	sharedOnce.Store(addr, ok)
+	return ok
+}
+
+// claim takes a free database number on the shared server with a lock key in
+// database 0, flushes it, and gives it back when tb ends.
+func claim(tb testing.TB, addr string) *DB {
+	tb.Helper()
+	ctx := context.Background()
+	lockc := redis.NewClient(&redis.Options{Addr: addr, DB: 0})
+	token := randomToken()
+	deadline := time.Now().Add(claimWait)
+	for {
+		for n := firstDB; n <= lastDB; n++ {
+			ok, err := lockc.SetNX(ctx, lockPrefix+strconv.Itoa(n), token, lockTTL).Result()
+			if err != nil {
+				_ = lockc.Close()
+				tb.Fatalf("redistest: claim database on %s: %v", addr, err)
+			}
+			if !ok {
+				continue
+			}
+			c := redis.NewClient(&redis.Options{Addr: addr, DB: n})
+			if err := c.FlushDB(ctx).Err(); err != nil {
+				tb.Fatalf("redistest: flush database %d: %v", n, err)
+			}
+			tb.Cleanup(func() {
+				_ = c.FlushDB(context.Background()).Err()
+				_ = c.Close()
+				release(lockc, lockPrefix+strconv.Itoa(n), token)
+				_ = lockc.Close()
+			})
+			return &DB{Addr: addr, DB: n, Client: c}
+		}
+		if time.Now().After(deadline) {
+			_ = lockc.Close()
+			tb.Fatalf("redistest: all databases %d-%d on %s stayed claimed for %s", firstDB, lastDB, addr, claimWait)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+var releaseScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+
+func release(c *redis.Client, key, token string) {
+	_ = releaseScript.Run(context.Background(), c, []string{key}, token).Err()
+}
+
+func randomToken() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// ServerOptions configures a private redis-server process.
+type ServerOptions struct {
+	// AppendOnly turns on the append-only file with appendfsync always, so
+	// that a restart keeps every acknowledged write.
+	AppendOnly bool
+}
+
+// Server is a private redis-server process.
+type Server struct {
+	Addr string
+	Dir  string
+	opts ServerOptions
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// StartServer starts a private redis-server on a free loopback port and stops
+// it when tb ends. Without a redis-server binary the test is skipped (or fails
+// when DESKRELAY_TEST_REQUIRE_REDIS=1).
+func StartServer(tb testing.TB, opts ServerOptions) *Server {
+	tb.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if Required() {
+			tb.Fatalf("redistest: redis-server binary not found, but %s=1", EnvRequire)
+		}
+		tb.Skip("redistest: needs a redis-server process (persistence or restarts), and no redis-server binary is installed")
+	}
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(tb))), Dir: tb.TempDir(), opts: opts}
+	s.Start(tb)
+	tb.Cleanup(func() { s.Kill(tb) })
+	return s
+}
+
+// URL is the redis:// URL of database 0.
+func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
+
+// AsynqOpt returns asynq connection options for database 0.
+func (s *Server) AsynqOpt() asynq.RedisClientOpt { return asynq.RedisClientOpt{Addr: s.Addr} }
+
+// Client returns a go-redis client closed when tb ends.
+func (s *Server) Client(tb testing.TB) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Start starts (or restarts) the process on the same port and directory.
+func (s *Server) Start(tb testing.TB) {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		tb.Fatalf("redistest: server %s already running", s.Addr)
+	}
+	_, port, _ := net.SplitHostPort(s.Addr)
+	args := []string{"--port", port, "--bind", "127.0.0.1", "--dir", s.Dir, "--save", "",
+		"--daemonize", "no", "--maxmemory-policy", "noeviction", "--logfile", "redis.log"}
+	if s.opts.AppendOnly {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	cmd := exec.Command("redis-server", args...)
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("redistest: start redis-server: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.cmd, s.done = cmd, done
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(s.Dir + "/redis.log")
+			tb.Fatalf("redistest: redis-server on %s did not answer within 10s: %v\n%s", s.Addr, err, log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Kill stops the process at once (SIGKILL), as a crash would.
+func (s *Server) Kill(tb testing.TB) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.cmd, s.done = nil, nil
+}
+
+// Restart kills the process and starts it again on the same port and data
+// directory: with AppendOnly, every acknowledged write is still there.
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	s.Kill(tb)
+	s.Start(tb)
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("redistest: free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
