@@ -174,3 +174,9 @@ func (c *Client) Me(ctx context.Context) (*User, error) {
 func (c *Client) CreateOrUpdateUser(ctx context.Context, u UserInput) (*User, error) {
 	return nil, errNotImplemented
 }
+
+// GetUser shows one user (e.g. to tell an agent's comment from an end user's).
+// https://developer.zendesk.com/api-reference/ticketing/users/users/#show-user
+func (c *Client) GetUser(ctx context.Context, id int64) (*User, error) {
+	return nil, errNotImplemented
+}
