@@ -243,6 +243,10 @@ func checkResponse(x *exchangeResult) *Error {
 		e.Message = http.StatusText(x.status)
 	}
 	e.Message = scrub(e.Message, x.secrets)
+	e.Name = scrub(e.Name, x.secrets)
+	if e.Details != nil {
+		e.Details = []byte(scrub(string(e.Details), x.secrets))
+	}
 	return e
 }
 
