@@ -1,0 +1,164 @@
+package zendesktest
+
+import (
+	"fmt"
+	"time"
+)
+
+// Default credentials accepted when Config leaves them empty.
+const (
+	DefaultEmail    = "relay@example.com"
+	DefaultAPIToken = "zendesktest-token"
+	// DefaultAccountID is the account id webhooks carry when Config.AccountID is 0.
+	DefaultAccountID = 123456
+)
+
+// Config configures a fake Zendesk. Its zero value gives Zendesk's documented
+// defaults (plan Team) and the default credentials above.
+type Config struct {
+	// Email and APIToken are the accepted API-token credentials, sent as
+	// basic auth "{email}/token:{token}". Default DefaultEmail/DefaultAPIToken.
+	Email, APIToken string
+	// OAuthTokens are fixed bearer tokens that are always accepted (until
+	// RevokeCredentials).
+	OAuthTokens []string
+	// AccountID is the Zendesk account id in webhook payloads and headers.
+	// Default DefaultAccountID.
+	AccountID int64
+	// Subdomain appears in nothing but the agent-facing URLs; default "fake".
+	Subdomain string
+
+	// RateLimit is the number of requests per Window per account. Default 200.
+	RateLimit int
+	// UpdateTicketLimit is the number of Update Ticket requests per Window.
+	// Default 100.
+	UpdateTicketLimit int
+	// ExportLimit is the number of incremental export requests per Window.
+	// Default 10.
+	ExportLimit int
+	// UserCreateLimit is the number of POST /users/create_or_update requests
+	// per Window. Default 5.
+	UserCreateLimit int
+	// Window is the rate-limit window. Default 1 minute.
+	Window time.Duration
+
+	// ExportLag hides the last ExportLag of changes from the incremental
+	// exports, which also reject a start_time newer than now-ExportLag with
+	// 400. Default 60s; a negative value means no lag at all.
+	ExportLag time.Duration
+	// ExportPageSize is the number of items per incremental export page.
+	// Default 1000 (Zendesk's).
+	ExportPageSize int
+	// MaxComments is the number of comments a ticket may hold before updates
+	// that add one answer 422. Default 5000.
+	MaxComments int
+
+	// Now is the clock for timestamps, windows and expiries. Default time.Now.
+	Now func() time.Time
+	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default 2h.
+	IdempotencyTTL time.Duration
+	// AccessTokenTTL is the lifetime of OAuth access tokens issued by
+	// POST /oauth/tokens. Default 1h.
+	AccessTokenTTL time.Duration
+
+	// LostResponseDelay: when a response is lost (LoseNext, LoseResponses),
+	// the fake holds the connection this long before closing it without an
+	// answer; 0 closes it at once.
+	LostResponseDelay time.Duration
+
+	// WebhookTimeout is how long a webhook or target delivery waits for an
+	// answer. Default 10s.
+	WebhookTimeout time.Duration
+	// WebhookMaxRetryWait caps how long the fake sleeps before retrying a
+	// webhook delivery (it honours Retry-After up to this). Default 1s.
+	WebhookMaxRetryWait time.Duration
+	// CircuitWindow is the circuit breaker's look-back window. Default 5m.
+	CircuitWindow time.Duration
+	// CircuitMinRequests is the number of requests in CircuitWindow below
+	// which the failure ratio does not trip the breaker. Default 100.
+	CircuitMinRequests int
+	// CircuitFailureRatio trips the breaker when at least this share of the
+	// requests in CircuitWindow failed. Default 0.7.
+	CircuitFailureRatio float64
+	// CircuitMaxErrors trips the breaker when more errors than this happened
+	// in CircuitWindow. Default 1000.
+	CircuitMaxErrors int
+	// CircuitPause is how long a tripped breaker drops events before it
+	// probes with one request. Default 5s.
+	CircuitPause time.Duration
+	// NotifyAPIWrites makes ticket creates and updates made through the API
+	// notify webhooks and targets too, as real Zendesk does (the "echo" of
+	// one's own writes), asynchronously; WaitDeliveries waits for them. Off
+	// by default: then only agent actions notify, synchronously.
+	NotifyAPIWrites bool
+	// TargetMaxFailures is the number of consecutive failed deliveries after
+	// which a legacy target is deactivated. Default 21.
+	TargetMaxFailures int
+
+	// Logf, when set, receives a line per notable event (unknown paths,
+	// deliveries). Never given credentials.
+	Logf func(format string, args ...any)
+}
+
+func (c Config) withDefaults() Config {
+	if c.Email == "" && c.APIToken == "" {
+		c.Email, c.APIToken = DefaultEmail, DefaultAPIToken
+	}
+	if c.AccountID == 0 {
+		c.AccountID = DefaultAccountID
+	}
+	if c.Subdomain == "" {
+		c.Subdomain = "fake"
+	}
+	setInt := func(p *int, d int) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	setDur := func(p *time.Duration, d time.Duration) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	setInt(&c.RateLimit, 200)
+	setInt(&c.UpdateTicketLimit, 100)
+	setInt(&c.ExportLimit, 10)
+	setInt(&c.UserCreateLimit, 5)
+	setDur(&c.Window, time.Minute)
+	setDur(&c.ExportLag, 60*time.Second)
+	if c.ExportLag < 0 {
+		c.ExportLag = 0
+	}
+	setInt(&c.ExportPageSize, 1000)
+	setInt(&c.MaxComments, 5000)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	setDur(&c.IdempotencyTTL, 2*time.Hour)
+	setDur(&c.AccessTokenTTL, time.Hour)
+	setDur(&c.WebhookTimeout, 10*time.Second)
+	setDur(&c.WebhookMaxRetryWait, time.Second)
+	setDur(&c.CircuitWindow, 5*time.Minute)
+	setInt(&c.CircuitMinRequests, 100)
+	if c.CircuitFailureRatio == 0 {
+		c.CircuitFailureRatio = 0.7
+	}
+	setInt(&c.CircuitMaxErrors, 1000)
+	setDur(&c.CircuitPause, 5*time.Second)
+	setInt(&c.TargetMaxFailures, 21)
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.RateLimit < 0, c.UpdateTicketLimit < 0, c.ExportLimit < 0, c.UserCreateLimit < 0:
+		return fmt.Errorf("zendesktest: rate limits must not be negative")
+	case c.Window < 0:
+		return fmt.Errorf("zendesktest: Window must not be negative")
+	case c.ExportPageSize < 0 || c.MaxComments < 0:
+		return fmt.Errorf("zendesktest: ExportPageSize and MaxComments must not be negative")
+	case c.CircuitFailureRatio < 0 || c.CircuitFailureRatio > 1:
+		return fmt.Errorf("zendesktest: CircuitFailureRatio must be within [0, 1]")
+	}
+	return nil
+}
