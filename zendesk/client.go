@@ -245,7 +245,9 @@ func (c *Client) do(ctx context.Context, cl call) (http.Header, error) {
 	}
 	fresh, rerr := c.cfg.TokenSource.Refresh(ctx, token)
 	if rerr != nil {
-		return nil, tokenError(cl.op, "refresh OAuth token", rerr)
+		ze := tokenError(cl.op, "refresh OAuth token", rerr)
+		ze.Message = scrub(ze.Message, append(c.secrets[:len(c.secrets):len(c.secrets)], token))
+		return nil, ze
 	}
 	return c.exchange(ctx, cl, payload, fresh)
 }
@@ -253,7 +255,7 @@ func (c *Client) do(ctx context.Context, cl call) (http.Header, error) {
 // tokenError turns a TokenSource failure into a *Error: a *Error in the
 // chain keeps its Kind, anything else is temporary. The message never holds
 // a token (TokenSource errors are expected not to carry one either).
-func tokenError(op, what string, err error) error {
+func tokenError(op, what string, err error) *Error {
 	ze := &Error{Op: op, Kind: KindTemporary, Message: what + ": " + err.Error(), Err: err}
 	if inner := AsError(err); inner != nil {
 		ze.Kind = inner.Kind

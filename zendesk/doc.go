@@ -1,11 +1,35 @@
 // Package zendesk is deskrelay's client for the Zendesk Support API
 // (https://developer.zendesk.com/api-reference/): tickets, comments, audits,
-// incremental exports, webhooks, legacy targets and users.
+// incremental exports, webhooks and their invocations, legacy targets and
+// users. It is built on resty with resty's own retries off: deskrelay's
+// queues retry.
 //
-// Every non-2xx response and every transport failure becomes a *Error whose
-// Kind tells the caller what to do next (retry later, wait for the rate limit,
-// stop because the account is no longer authorized, or give up).
+// New checks its Config and names the DESKRELAY_* setting in its errors.
+// Authentication is an API token (basic "{email}/token:{token}"), a fixed
+// OAuth token, or a TokenSource whose token is refreshed once and the request
+// retried once after a 401. Every request has its own timeout (Config.Timeout)
+// and never follows redirects.
+//
+// Every non-2xx response and every transport failure becomes a *Error, built
+// in one function (checkResponse in errors.go), whose Kind tells the caller
+// what to do next: retry later (KindTemporary; Error.Ambiguous says whether a
+// write may already have been applied), wait Error.RetryAfter
+// (KindRateLimited), stop because the account is no longer authorized
+// (KindUnauthorized), handle a missing resource (KindNotFound) or a
+// validation failure (KindUnprocessable; Error.Closed for a closed ticket),
+// or give up (KindInvalid). Error strings never hold credentials.
+//
+// Every response's rate-limit headers are read (ParseRateLimit) and handed
+// to Config.OnResponse together with the status, failures included.
+//
+// List methods follow both of Zendesk's paging styles (next_page, and
+// cursor paging with meta.has_more/links.next), only ever on the configured
+// base URL. EachTicketEventsPage walks the incremental ticket events export
+// to its end, dropping events repeated at page boundaries.
+//
+// Sign and VerifySignature implement Zendesk's webhook signature.
 //
 // The package knows nothing of queues or Redis: it must not import asynq,
-// go-redis or any other deskrelay package.
+// go-redis or any other deskrelay package. Its tests use httptest servers of
+// their own; zendesk/zendesktest (the fake Zendesk) is a separate package.
 package zendesk
