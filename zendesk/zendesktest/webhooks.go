@@ -590,7 +590,9 @@ func (s *Server) deliverHook(j job) {
 		}
 		tripped := w.tripped
 		s.mu.Unlock()
-		s.logf("webhook %s invocation %s: %s %d", w.id, inv.id, status, code)
+		if status != InvocationSuccess {
+			s.logf("webhook %s invocation %s: %s %d", w.id, inv.id, status, code)
+		}
 
 		if !failed || j.probe || tripped {
 			return
