@@ -1,0 +1,150 @@
+package zdoauth
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults for Config.
+const (
+	DefaultAccount       = "default"
+	DefaultTimeout       = 10 * time.Second
+	DefaultRefreshBefore = 5 * time.Minute
+	DefaultLockTTL       = 30 * time.Second
+	DefaultWaitTimeout   = 20 * time.Second
+	DefaultPollInterval  = 50 * time.Millisecond
+	DefaultRetryEarly    = 30 * time.Second
+)
+
+// Config configures a Source. Package main fills it from the
+// DESKRELAY_ZENDESK_* settings.
+type Config struct {
+	// BaseURL is the Zendesk account's base URL, e.g. https://acme.zendesk.com
+	// (DESKRELAY_ZENDESK_URL, or built from DESKRELAY_ZENDESK_SUBDOMAIN);
+	// tokens are refreshed at BaseURL + "/oauth/tokens". When empty it is
+	// built from Subdomain.
+	BaseURL string
+	// Subdomain is "acme" for acme.zendesk.com; used when BaseURL is empty.
+	Subdomain string
+	// ClientID is the OAuth client's unique identifier
+	// (DESKRELAY_ZENDESK_OAUTH_CLIENT_ID). Required.
+	ClientID string
+	// ClientSecret is the OAuth client's secret
+	// (DESKRELAY_ZENDESK_OAUTH_CLIENT_SECRET). Required.
+	ClientSecret string
+	// RefreshToken is the configured refresh token
+	// (DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN). Required. It is used only if it
+	// was never configured before; afterwards the rotated one in Redis is.
+	RefreshToken string
+	// Account names the Zendesk account in Redis keys. Default "default".
+	Account string
+	// HTTPClient sends the token requests (tests). Optional; redirects are
+	// not followed.
+	HTTPClient *http.Client
+	// Timeout bounds one token request. Default 10s.
+	Timeout time.Duration
+	// RefreshBefore: an access token is renewed this long before it expires
+	// (at most a quarter of its lifetime before). Default 5m.
+	RefreshBefore time.Duration
+	// LockTTL bounds how long a replica may hold the refresh lock (if it dies
+	// holding it, others take over after this). Must exceed Timeout.
+	// Default 30s.
+	LockTTL time.Duration
+	// WaitTimeout bounds how long a caller waits for another replica's
+	// refresh before giving up with a temporary error. Default 20s.
+	WaitTimeout time.Duration
+	// PollInterval is how often a waiting caller looks for the new token.
+	// Default 50ms.
+	PollInterval time.Duration
+	// RetryEarly is how long a replica waits before trying an early
+	// (before expiry) refresh again after one failed. Default 30s.
+	RetryEarly time.Duration
+	// Now is the clock for expiries. Default time.Now.
+	Now func() time.Time
+	// Metrics registers the package's metrics when set.
+	Metrics prometheus.Registerer
+}
+
+func (c Config) withDefaults() Config {
+	set := func(p *time.Duration, d time.Duration) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	if c.Account == "" {
+		c.Account = DefaultAccount
+	}
+	set(&c.Timeout, DefaultTimeout)
+	set(&c.RefreshBefore, DefaultRefreshBefore)
+	set(&c.LockTTL, DefaultLockTTL)
+	set(&c.WaitTimeout, DefaultWaitTimeout)
+	set(&c.PollInterval, DefaultPollInterval)
+	set(&c.RetryEarly, DefaultRetryEarly)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	c.BaseURL = strings.TrimSpace(c.BaseURL)
+	c.Subdomain = strings.ToLower(strings.TrimSpace(c.Subdomain))
+	return c
+}
+
+// tokenURL returns BaseURL + "/oauth/tokens". Errors never echo the value.
+func (c Config) tokenURL() (string, error) {
+	if c.BaseURL == "" {
+		if c.Subdomain == "" {
+			return "", errors.New("DESKRELAY_ZENDESK_SUBDOMAIN: required (or DESKRELAY_ZENDESK_URL) for OAuth")
+		}
+		if strings.ContainsAny(c.Subdomain, "./:@ ") {
+			return "", errors.New("DESKRELAY_ZENDESK_SUBDOMAIN: only the subdomain, e.g. acme for acme.zendesk.com")
+		}
+		return "https://" + c.Subdomain + ".zendesk.com/oauth/tokens", nil
+	}
+	u, err := url.Parse(c.BaseURL)
+	switch {
+	case err != nil:
+		return "", errors.New("DESKRELAY_ZENDESK_URL: not a valid URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", errors.New("DESKRELAY_ZENDESK_URL: must start with https:// (or http://)")
+	case u.Host == "":
+		return "", errors.New("DESKRELAY_ZENDESK_URL: host missing")
+	case u.User != nil:
+		return "", errors.New("DESKRELAY_ZENDESK_URL: must not contain credentials")
+	case u.RawQuery != "" || u.Fragment != "":
+		return "", errors.New("DESKRELAY_ZENDESK_URL: must not contain a query or fragment")
+	}
+	u.Path = strings.TrimRight(u.Path, "/") + "/oauth/tokens"
+	u.RawPath = ""
+	return u.String(), nil
+}
+
+func (c Config) validate() error {
+	if _, err := c.tokenURL(); err != nil {
+		return err
+	}
+	for _, s := range []struct{ name, v string }{
+		{"DESKRELAY_ZENDESK_OAUTH_CLIENT_ID", c.ClientID},
+		{"DESKRELAY_ZENDESK_OAUTH_CLIENT_SECRET", c.ClientSecret},
+		{"DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN", c.RefreshToken},
+	} {
+		switch {
+		case s.v == "":
+			return errors.New(s.name + ": required for OAuth with refresh tokens")
+		case strings.ContainsAny(s.v, " \t\r\n"):
+			return errors.New(s.name + ": must not contain whitespace")
+		}
+	}
+	switch {
+	case strings.ContainsAny(c.Account, " \t\r\n:{}"):
+		return errors.New("zdoauth Config.Account: no whitespace, colons or braces")
+	case c.Timeout < 0, c.RefreshBefore < 0, c.WaitTimeout < 0, c.PollInterval < 0, c.RetryEarly < 0:
+		return errors.New("zdoauth Config: durations must not be negative")
+	case c.LockTTL <= c.Timeout:
+		return errors.New("zdoauth Config.LockTTL: must exceed Timeout")
+	}
+	return nil
+}
