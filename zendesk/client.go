@@ -189,7 +189,7 @@ func New(cfg Config) (*Client, error) {
 	switch {
 	case cfg.APIToken != "":
 		rc.SetBasicAuth(cfg.Email+"/token", cfg.APIToken)
-		c.secrets = append(c.secrets, cfg.APIToken, cfg.Email+"/token:"+cfg.APIToken)
+		c.secrets = append(c.secrets, cfg.Email+"/token:"+cfg.APIToken, cfg.APIToken, cfg.Email+"/token")
 	case cfg.OAuthToken != "":
 		rc.SetAuthToken(cfg.OAuthToken)
 		c.secrets = append(c.secrets, cfg.OAuthToken)

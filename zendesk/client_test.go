@@ -273,7 +273,7 @@ func TestErrorsHoldNoSecret(t *testing.T) {
 			"details":     map[string]any{"auth": []any{map[string]any{"description": string(raw)}}},
 		})
 	})
-	secrets := []string{testToken, base64.StdEncoding.EncodeToString([]byte(testEmail + "/token:" + testToken)), "oauth-SECRET-xyz"}
+	secrets := []string{testToken, testEmail + "/token", base64.StdEncoding.EncodeToString([]byte(testEmail + "/token:" + testToken)), "oauth-SECRET-xyz"}
 	for _, cfg := range []func(*Config){
 		nil,
 		func(c *Config) { c.Email, c.APIToken, c.OAuthToken = "", "", "oauth-SECRET-xyz" },
