@@ -34,10 +34,11 @@ func (c *ChildEvent) UnmarshalJSON(b []byte) error {
 		c.Public = &p
 	}
 	c.AuthorID = anyInt(raw["author_id"])
-	if v, ok := raw["via"].(map[string]any); ok {
-		c.Via = &Via{Channel: anyString(v["channel"])}
-		if src, ok := v["source"]; ok {
-			c.Via.Source, _ = json.Marshal(src)
+	if v, ok := raw["via"]; ok && v != nil {
+		vb, _ := json.Marshal(v)
+		var via Via
+		if json.Unmarshal(vb, &via) == nil {
+			c.Via = &via
 		}
 	}
 	if s := anyString(raw["status"]); s != "" {
@@ -189,4 +190,32 @@ func startTimeOf(next string) int64 {
 		}
 	}
 	return 0
+}
+
+// UnmarshalJSON reads a via object, or the plain string the incremental
+// ticket events export sends instead ("via": "Web form"), which becomes
+// Channel.
+func (v *Via) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*v = Via{Channel: s}
+		return nil
+	}
+	var obj struct {
+		Channel json.RawMessage `json:"channel"`
+		Source  json.RawMessage `json:"source,omitempty"`
+	}
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return err
+	}
+	*v = Via{Source: obj.Source}
+	var ch any
+	_ = json.Unmarshal(obj.Channel, &ch)
+	switch x := ch.(type) {
+	case string:
+		v.Channel = x
+	case float64: // some endpoints give the numeric channel id
+		v.Channel = strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	return nil
 }

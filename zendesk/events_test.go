@@ -54,7 +54,7 @@ func ptr[T any](v T) *T { return &v }
 func TestTicketEventsPage(t *testing.T) {
 	srv, rec := mustServer(t, func(w http.ResponseWriter, r *http.Request, _ recorded) {
 		_, _ = w.Write([]byte(`{"ticket_events":[{"id":1,"ticket_id":1001,"timestamp":100,"created_at":"2026-11-24T10:00:00Z","updater_id":9,
-			"event_type":"Audit","child_events":[{"id":11,"event_type":"Comment","body":"hello","public":true,"author_id":9},
+			"via":"Web form","event_type":"Audit","child_events":[{"id":11,"event_type":"Comment","body":"hello","public":true,"author_id":9,"via":{"channel":"web","source":{"rel":null}}},
 			{"id":12,"event_type":"Change","status":"pending","previous_value":"open"}]}],
 			"next_page":"https://acme.zendesk.com/api/v2/incremental/ticket_events.json?start_time=100","count":1,"end_of_stream":true,"end_time":100}`))
 	})
@@ -64,7 +64,8 @@ func TestTicketEventsPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(p.Events) != 1 || len(p.Events[0].ChildEvents) != 2 || p.Events[0].ChildEvents[1].Status != "pending" ||
-		!p.EndOfStream || p.EndTime != 100 || p.Events[0].TicketID != 1001 {
+		!p.EndOfStream || p.EndTime != 100 || p.Events[0].TicketID != 1001 ||
+		p.Events[0].Via.Channel != "Web form" || p.Events[0].ChildEvents[0].Via.Channel != "web" {
 		t.Fatalf("page = %+v", p)
 	}
 	r := rec.all()[0]
