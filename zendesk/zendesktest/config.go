@@ -25,6 +25,10 @@ type Config struct {
 	// AccountID is the Zendesk account id in webhook payloads and headers.
 	// Default DefaultAccountID.
 	AccountID int64
+	// BaseURL is the base URL that links in responses (url, next_page,
+	// Location, after_url) use. Default: the server's own URL. Set it when
+	// the fake is reached through a proxy (as the fakezendesk command does).
+	BaseURL string
 	// Subdomain appears in nothing but the agent-facing URLs; default "fake".
 	Subdomain string
 

@@ -82,7 +82,7 @@ func handleTicketEvents(s *Server, r *request, w *resp) {
 	q.Set("start_time", strconv.FormatInt(end, 10))
 	w.json(http.StatusOK, map[string]any{
 		"ticket_events": events,
-		"next_page":     s.URL() + "/api/v2/incremental/ticket_events.json?" + q.Encode(),
+		"next_page":     s.base() + "/api/v2/incremental/ticket_events.json?" + q.Encode(),
 		"count":         len(events),
 		"end_of_stream": eos,
 		"end_time":      end,
@@ -213,7 +213,7 @@ func handleTicketsCursor(s *Server, r *request, w *resp) {
 	w.json(http.StatusOK, map[string]any{
 		"tickets":       list,
 		"after_cursor":  last.cursor(),
-		"after_url":     s.URL() + "/api/v2/incremental/tickets/cursor.json?" + q.Encode(),
+		"after_url":     s.base() + "/api/v2/incremental/tickets/cursor.json?" + q.Encode(),
 		"before_cursor": before,
 		"before_url":    nil,
 		"end_of_stream": eos,

@@ -161,6 +161,14 @@ func start(cfg Config, tb testing.TB) (*Server, error) {
 // http://127.0.0.1:34567.
 func (s *Server) URL() string { return s.hs.URL }
 
+// base is the base URL of links in responses.
+func (s *Server) base() string {
+	if s.cfg.BaseURL != "" {
+		return strings.TrimSuffix(s.cfg.BaseURL, "/")
+	}
+	return s.hs.URL
+}
+
 // Close stops the server and waits for asynchronous deliveries. Safe to call
 // more than once.
 func (s *Server) Close() {

@@ -100,7 +100,7 @@ func (s *Server) addUserLocked(name, email, externalID, role string, now time.Ti
 func (s *Server) userJSON(u *user) map[string]any {
 	m := map[string]any{
 		"id":          u.id,
-		"url":         fmt.Sprintf("%s/api/v2/users/%d.json", s.URL(), u.id),
+		"url":         fmt.Sprintf("%s/api/v2/users/%d.json", s.base(), u.id),
 		"name":        u.name,
 		"email":       nullIfEmpty(u.email),
 		"role":        u.role,
@@ -231,7 +231,7 @@ func (s *Server) ticketJSON(t *ticket) map[string]any {
 	}
 	return map[string]any{
 		"id":              t.id,
-		"url":             fmt.Sprintf("%s/api/v2/tickets/%d.json", s.URL(), t.id),
+		"url":             fmt.Sprintf("%s/api/v2/tickets/%d.json", s.base(), t.id),
 		"external_id":     nullIfEmpty(t.externalID),
 		"type":            nil,
 		"subject":         t.subject,
@@ -606,7 +606,7 @@ func (s *Server) createTicketLocked(r *request, w *resp, now time.Time) []notice
 		}
 	}
 	w.json(http.StatusCreated, map[string]any{"ticket": s.ticketJSON(t), "audit": auditJSON(a)})
-	w.header.Set("Location", fmt.Sprintf("%s/api/v2/tickets/%d.json", s.URL(), t.id))
+	w.header.Set("Location", fmt.Sprintf("%s/api/v2/tickets/%d.json", s.base(), t.id))
 	return keep
 }
 
@@ -744,7 +744,7 @@ func (s *Server) offsetPage(r *request, w *resp, key string, items []map[string]
 		if hasMore {
 			q := cloneQuery(r.query)
 			q.Set("page[after]", encodeCursor(strconv.Itoa(end)))
-			links["next"] = s.URL() + r.path + ".json?" + q.Encode()
+			links["next"] = s.base() + r.path + ".json?" + q.Encode()
 		}
 		w.json(http.StatusOK, map[string]any{key: items[start:end], "meta": meta, "links": links})
 		return
@@ -764,13 +764,13 @@ func (s *Server) offsetPage(r *request, w *resp, key string, items []map[string]
 		q := cloneQuery(r.query)
 		q.Set("page", strconv.Itoa(page+1))
 		q.Set("per_page", strconv.Itoa(per))
-		next = s.URL() + r.path + ".json?" + q.Encode()
+		next = s.base() + r.path + ".json?" + q.Encode()
 	}
 	if page > 1 {
 		q := cloneQuery(r.query)
 		q.Set("page", strconv.Itoa(page-1))
 		q.Set("per_page", strconv.Itoa(per))
-		prev = s.URL() + r.path + ".json?" + q.Encode()
+		prev = s.base() + r.path + ".json?" + q.Encode()
 	}
 	w.json(http.StatusOK, map[string]any{key: items[start:end], "next_page": next, "previous_page": prev, "count": len(items)})
 }

@@ -830,7 +830,7 @@ func handleInvocations(s *Server, r *request, w *resp) {
 	if hasMore {
 		q := cloneQuery(r.query)
 		q.Set("page[after]", encodeCursor(key(page[len(page)-1])))
-		links["next"] = s.URL() + r.path + "?" + q.Encode()
+		links["next"] = s.base() + r.path + "?" + q.Encode()
 	}
 	w.json(http.StatusOK, map[string]any{"invocations": out, "meta": meta, "links": links})
 }
@@ -873,7 +873,7 @@ func handleAttempts(s *Server, r *request, w *resp) {
 
 func (s *Server) targetJSON(t *target) map[string]any {
 	return map[string]any{
-		"id": t.id, "url": fmt.Sprintf("%s/api/v2/targets/%d.json", s.URL(), t.id), "title": t.title, "type": "url_target_v2",
+		"id": t.id, "url": fmt.Sprintf("%s/api/v2/targets/%d.json", s.base(), t.id), "title": t.title, "type": "url_target_v2",
 		"active": t.active, "target_url": t.url, "method": "post", "content_type": "application/json",
 		"username": nullIfEmpty(t.username), "created_at": rfc3339(t.createdAt),
 	}
