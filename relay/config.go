@@ -1,0 +1,155 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/deskrelay/deskrelay/zendesk"
+)
+
+// Config configures the outbound relay. Zero values take the defaults below.
+type Config struct {
+	// RetryMaxDelay caps the exponential backoff (DESKRELAY_RETRY_MAX_DELAY).
+	// Default 1h. It must equal the Policy.MaxDelay given to NewServer.
+	RetryMaxDelay time.Duration
+	// OrderGapTimeout is how long a conversation waits for a missing
+	// sequence number before it goes on (DESKRELAY_ORDER_GAP_TIMEOUT).
+	// Default 5m.
+	OrderGapTimeout time.Duration
+	// RateLimit is the Zendesk requests per minute deskrelay may use
+	// (DESKRELAY_ZENDESK_RATE_LIMIT). Default 200. Only used to describe the
+	// limiter in Report; the limiter itself is Deps.Limiter.
+	RateLimit int
+	// Retention is how long a delivered message's record (and so its id's
+	// idempotency) is kept. Default 30 days. Failed messages are kept until
+	// replayed.
+	Retention time.Duration
+	// AttemptTimeout bounds one delivery attempt (asynq.Timeout, never a
+	// Deadline). Default 2m; it must be well above the Zendesk HTTP timeout.
+	AttemptTimeout time.Duration
+	// TurnPoll is how long a message whose turn has not come waits before it
+	// looks again; it is usually woken earlier by its predecessor.
+	// Default 5s.
+	TurnPoll time.Duration
+	// GateThreshold is how many temporary Zendesk failures in a row close the
+	// outage gate. Default 5.
+	GateThreshold int
+	// GateProbeInterval is how often, while the gate is closed, one task
+	// probes Zendesk. Default 2s.
+	GateProbeInterval time.Duration
+	// GateParkTime is how long parked work waits before it looks at the gate
+	// again when no probe released it. Default 1m.
+	GateParkTime time.Duration
+	// TicketUpdateLimit is Zendesk's per-ticket update budget: updates per
+	// TicketUpdateWindow. Defaults 30 per 10m (ZENDESK.md).
+	TicketUpdateLimit  int
+	TicketUpdateWindow time.Duration
+	// LockTTL is the lifetime of a conversation lock; it is renewed while
+	// the holder works, so a killed worker frees it within LockTTL.
+	// Default 10s.
+	LockTTL time.Duration
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.RetryMaxDelay == 0 {
+		c.RetryMaxDelay = time.Hour
+	}
+	if c.OrderGapTimeout == 0 {
+		c.OrderGapTimeout = 5 * time.Minute
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = 200
+	}
+	if c.Retention == 0 {
+		c.Retention = 30 * 24 * time.Hour
+	}
+	if c.AttemptTimeout == 0 {
+		c.AttemptTimeout = 2 * time.Minute
+	}
+	if c.TurnPoll == 0 {
+		c.TurnPoll = 5 * time.Second
+	}
+	if c.GateThreshold == 0 {
+		c.GateThreshold = 5
+	}
+	if c.GateProbeInterval == 0 {
+		c.GateProbeInterval = 2 * time.Second
+	}
+	if c.GateParkTime == 0 {
+		c.GateParkTime = time.Minute
+	}
+	if c.TicketUpdateLimit == 0 {
+		c.TicketUpdateLimit = 30
+	}
+	if c.TicketUpdateWindow == 0 {
+		c.TicketUpdateWindow = 10 * time.Minute
+	}
+	if c.LockTTL == 0 {
+		c.LockTTL = 10 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.RetryMaxDelay < time.Second:
+		return fmt.Errorf("DESKRELAY_RETRY_MAX_DELAY: must be at least 1s, got %s", c.RetryMaxDelay)
+	case c.OrderGapTimeout < 0:
+		return fmt.Errorf("DESKRELAY_ORDER_GAP_TIMEOUT: must not be negative, got %s", c.OrderGapTimeout)
+	case c.RateLimit < 1:
+		return fmt.Errorf("DESKRELAY_ZENDESK_RATE_LIMIT: must be at least 1 per minute, got %d", c.RateLimit)
+	case c.Retention < time.Hour:
+		return fmt.Errorf("relay.Config.Retention: must be at least 1h, got %s", c.Retention)
+	case c.AttemptTimeout < 5*time.Second:
+		return fmt.Errorf("relay.Config.AttemptTimeout: must be at least 5s, got %s", c.AttemptTimeout)
+	case c.TurnPoll <= 0 || c.GateProbeInterval <= 0 || c.GateParkTime <= 0 || c.LockTTL < time.Second:
+		return errors.New("relay.Config: TurnPoll, GateProbeInterval, GateParkTime must be positive and LockTTL at least 1s")
+	case c.GateThreshold < 1:
+		return fmt.Errorf("relay.Config.GateThreshold: must be at least 1, got %d", c.GateThreshold)
+	case c.TicketUpdateLimit < 1 || c.TicketUpdateWindow <= 0:
+		return errors.New("relay.Config: TicketUpdateLimit and TicketUpdateWindow must be positive")
+	}
+	return nil
+}
+
+// Deps are the relay's collaborators, built by package main.
+type Deps struct {
+	// Redis holds deskrelay's own keys (the same Redis as Asynq).
+	Redis redis.UniversalClient
+	// Asynq connects the asynq client and inspector.
+	Asynq asynq.RedisConnOpt
+	// Zendesk is the Zendesk client; its Config.OnResponse should be
+	// Limiter.Observe. Required for delivery; intake works without it.
+	Zendesk *zendesk.Client
+	// Limiter is the shared Zendesk rate limiter. Default: NewLimiter(Redis,
+	// Config.RateLimit).
+	Limiter *Limiter
+	// Log receives the relay's logs.
+	Log zerolog.Logger
+	// Metrics registers the relay's Prometheus collectors; nil: no metrics.
+	Metrics prometheus.Registerer
+}
+
+// ReplayOptions selects the failed messages `deskrelay replay` puts back.
+type ReplayOptions struct {
+	// Reason is "unauthorized", "invalid", or "" for every reason.
+	Reason string
+	// Since keeps messages failed at or after this time; zero: all.
+	Since time.Time
+	// DryRun lists what would be replayed without changing anything.
+	DryRun bool
+	// Out receives one line per message; nil: io.Discard.
+	Out io.Writer
+}

@@ -1,0 +1,186 @@
+package relay
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/deskrelay/deskrelay/zendesk"
+)
+
+// Message is one end-user message of the platform, as POST /v1/messages
+// takes it (DESIGN.md).
+type Message struct {
+	// ID is unique per message: the idempotency key. Required.
+	ID string `json:"id"`
+	// ConversationID names the conversation (one Zendesk ticket). Required.
+	ConversationID string `json:"conversation_id"`
+	// Sequence is the message's position in the conversation (1, 2, 3 …);
+	// nil: the next position on arrival.
+	Sequence *int64 `json:"sequence,omitempty"`
+	// Author wrote the message; Email or ID is required.
+	Author Author `json:"author"`
+	// Body is the message text. Required, non-empty.
+	Body string `json:"body"`
+	// Subject becomes the ticket's subject when this message creates it.
+	Subject string `json:"subject,omitempty"`
+	// CreatedAt is when the platform stored the message.
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+	// Tags are added to a new ticket (with "deskrelay").
+	Tags []string `json:"tags,omitempty"`
+	// CustomFields are set on a new ticket.
+	CustomFields []zendesk.CustomField `json:"custom_fields,omitempty"`
+	// Account names the Zendesk account; "" or "default".
+	Account string `json:"account,omitempty"`
+}
+
+// Author is the end user who wrote a message.
+type Author struct {
+	ID    string `json:"id,omitempty"`
+	Name  string `json:"name,omitempty"`
+	Email string `json:"email,omitempty"`
+}
+
+// Message states, as GET /v1/messages/{id} reports them.
+const (
+	StateQueued    = "queued"
+	StateRetrying  = "retrying"
+	StateDelivered = "delivered"
+	StateFailed    = "failed"
+)
+
+// Reasons of a failed message.
+const (
+	ReasonUnauthorized = "unauthorized"
+	ReasonInvalid      = "invalid"
+)
+
+// Status is what deskrelay knows about one message.
+type Status struct {
+	ID             string `json:"id"`
+	ConversationID string `json:"conversation_id"`
+	Status         string `json:"status"` // queued, retrying, delivered, failed
+	Reason         string `json:"reason,omitempty"`
+	Attempts       int    `json:"attempts"`
+	LastError      string `json:"last_error"`
+	TicketID       int64  `json:"ticket_id"`
+	CommentID      int64  `json:"comment_id,omitempty"`
+}
+
+// Errors of the Go API.
+var (
+	// ErrNotFound: no message with that id is known.
+	ErrNotFound = errors.New("message not found")
+	// ErrConflict: the id is known with different content.
+	ErrConflict = errors.New("message id already used with different content")
+	// ErrUnavailable: Redis could not take the message; nothing was kept.
+	ErrUnavailable = errors.New("message store unavailable")
+)
+
+// ValidationError says which field of a Message is missing or invalid.
+type ValidationError struct {
+	Field   string
+	Problem string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Problem }
+
+// Limits of a message's fields.
+const (
+	maxIDLen   = 256
+	maxBodyLen = 64 * 1024
+	maxTags    = 50
+)
+
+// Validate checks a message as intake does; the error is a *ValidationError.
+func (m *Message) Validate() error {
+	bad := func(f, p string) error { return &ValidationError{Field: f, Problem: p} }
+	checkID := func(field, v string) error {
+		switch {
+		case strings.TrimSpace(v) == "":
+			return bad(field, "required")
+		case len(v) > maxIDLen:
+			return bad(field, fmt.Sprintf("at most %d bytes", maxIDLen))
+		case !utf8.ValidString(v) || strings.ContainsAny(v, " \t\r\n{}"):
+			return bad(field, "must be valid UTF-8 without spaces or braces")
+		}
+		return nil
+	}
+	if err := checkID("id", m.ID); err != nil {
+		return err
+	}
+	if err := checkID("conversation_id", m.ConversationID); err != nil {
+		return err
+	}
+	if m.Sequence != nil && *m.Sequence < 1 {
+		return bad("sequence", "must be 1 or more")
+	}
+	if m.Author.Email == "" && m.Author.ID == "" {
+		return bad("author", "email or id required")
+	}
+	if m.Author.Email != "" {
+		if a, err := mail.ParseAddress(m.Author.Email); err != nil || a.Address != m.Author.Email {
+			return bad("author.email", "not an email address")
+		}
+	}
+	if m.Author.ID != "" && (len(m.Author.ID) > maxIDLen || !utf8.ValidString(m.Author.ID)) {
+		return bad("author.id", "invalid")
+	}
+	if strings.TrimSpace(m.Body) == "" {
+		return bad("body", "required, non-empty text")
+	}
+	if len(m.Body) > maxBodyLen || !utf8.ValidString(m.Body) {
+		return bad("body", fmt.Sprintf("must be UTF-8 text of at most %d bytes", maxBodyLen))
+	}
+	if len(m.Tags) > maxTags {
+		return bad("tags", fmt.Sprintf("at most %d tags", maxTags))
+	}
+	for i, t := range m.Tags {
+		if strings.TrimSpace(t) == "" || strings.ContainsAny(t, " \t\r\n,") {
+			return bad(fmt.Sprintf("tags[%d]", i), "must be a non-empty word")
+		}
+	}
+	for i, f := range m.CustomFields {
+		if f.ID <= 0 {
+			return bad(fmt.Sprintf("custom_fields[%d].id", i), "must be a positive field id")
+		}
+	}
+	if m.Account != "" && m.Account != "default" {
+		return bad("account", fmt.Sprintf("unknown account %q", m.Account))
+	}
+	return nil
+}
+
+// contentHash identifies a message's content: the same id with another hash
+// is a conflict.
+func (m *Message) contentHash() (string, []byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", nil, fmt.Errorf("encode message %s: %w", m.ID, err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), b, nil
+}
+
+// ticketSubject is the subject rule of DESIGN.md: the message's subject, or
+// the first line of the body, at most 80 characters.
+func (m *Message) ticketSubject() string {
+	s := strings.TrimSpace(m.Subject)
+	if s == "" {
+		s = strings.TrimSpace(m.Body)
+		if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+			s = strings.TrimSpace(s[:i])
+		}
+	}
+	if utf8.RuneCountInString(s) > 80 {
+		r := []rune(s)
+		s = string(r[:80])
+	}
+	return s
+}

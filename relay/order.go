@@ -1,0 +1,183 @@
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/deskrelay/deskrelay/internal/keys"
+)
+
+// Ordering. Each conversation has a pending set (message id → position) and
+// an order hash ("next": the position expected next). A message is sent
+// only when it is the lowest pending position of its conversation and its
+// position is not beyond "next"; when it is beyond (a gap: 3 arrived, 2 has
+// not), the conversation waits up to OrderGapTimeout from the moment the
+// gap was first seen, then logs the gap and goes on. Finishing a message
+// (delivered or failed) moves "next" past it and wakes the new head's task
+// at once. Only the head takes the conversation lock, so a stuck
+// conversation blocks itself and no other.
+
+// turn reports whether rec may be sent now; otherwise how long to wait.
+func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, error) {
+	head, err := r.rdb.ZRangeWithScores(ctx, keys.ConversationPending(rec.Conv), 0, 0).Result()
+	if err != nil {
+		return false, 0, fmt.Errorf("conversation %s order: %w", rec.Conv, err)
+	}
+	if len(head) == 0 {
+		// Not pending at all (should not happen for a queued record):
+		// rejoin at its position.
+		if err := r.rdb.ZAdd(ctx, keys.ConversationPending(rec.Conv), redis.Z{Score: float64(rec.Pos), Member: rec.ID}).Err(); err != nil {
+			return false, 0, err
+		}
+		return false, minDelay, nil
+	}
+	if h := head[0].Member.(string); h != rec.ID {
+		if int64(head[0].Score) > rec.Pos {
+			// Not pending although queued: rejoin.
+			if err := r.rdb.ZAdd(ctx, keys.ConversationPending(rec.Conv), redis.Z{Score: float64(rec.Pos), Member: rec.ID}).Err(); err != nil {
+				return false, 0, err
+			}
+			return false, minDelay, nil
+		}
+		r.wake(ctx, h, 1)
+		return false, r.cfg.TurnPoll, nil
+	}
+	ord, err := r.rdb.HMGet(ctx, keys.ConversationOrder(rec.Conv), "next", "gap_since").Result()
+	if err != nil {
+		return false, 0, fmt.Errorf("conversation %s order: %w", rec.Conv, err)
+	}
+	next := int64(1)
+	if s, ok := ord[0].(string); ok {
+		next, _ = strconv.ParseInt(s, 10, 64)
+	}
+	if rec.Pos <= next {
+		return true, 0, nil
+	}
+	now := r.cfg.Now()
+	since := now
+	if s, ok := ord[1].(string); ok {
+		if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+			since = time.UnixMilli(ms)
+		}
+	} else if err := r.rdb.HSetNX(ctx, keys.ConversationOrder(rec.Conv), "gap_since", now.UnixMilli()).Err(); err != nil {
+		return false, 0, err
+	}
+	waited := now.Sub(since)
+	if waited >= r.cfg.OrderGapTimeout {
+		r.log.Warn().Str("conversation_id", rec.Conv).Str("message_id", rec.ID).
+			Int64("missing_from", next).Int64("missing_to", rec.Pos-1).Dur("waited", waited).
+			Msg("sequence gap: missing messages did not arrive in time, going on")
+		r.m.orderGaps.Inc()
+		return true, 0, nil
+	}
+	return false, min(r.cfg.OrderGapTimeout-waited, r.cfg.TurnPoll), nil
+}
+
+// wake makes a waiting message's task due now (best effort: it may be
+// running or pending already).
+func (r *Relay) wake(ctx context.Context, id string, tries int) {
+	gen, err := r.rdb.HGet(ctx, keys.Message(id), "gen").Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return
+	}
+	tid := taskID(id, gen)
+	for i := 0; i < tries; i++ {
+		err := r.insp.RunTask(QueueOutbound, tid)
+		if err == nil || !strings.Contains(err.Error(), "already running") {
+			return
+		}
+		// Its handler is returning (it found the conversation busy); try
+		// again as soon as it is back in the retry set.
+		t := time.NewTimer(20 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// wakeHead wakes the head of a conversation after a message finished.
+func (r *Relay) wakeHead(ctx context.Context, conv string) {
+	head, err := r.rdb.ZRange(ctx, keys.ConversationPending(conv), 0, 0).Result()
+	if err != nil || len(head) == 0 {
+		return
+	}
+	r.wake(ctx, head[0], 5)
+}
+
+// convLock is a conversation's lock, renewed while held.
+type convLock struct {
+	rdb    redis.UniversalClient
+	key    string
+	token  string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+var errLockBusy = errors.New("conversation busy")
+
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`)
+
+var unlockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+
+// lock takes the conversation's lock. The returned context ends when the
+// lock is lost (it could not be renewed), so that no write happens without it.
+func (r *Relay) lock(ctx context.Context, conv string) (*convLock, context.Context, error) {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	l := &convLock{rdb: r.rdb, key: keys.ConversationLock(conv), token: hex.EncodeToString(b), done: make(chan struct{})}
+	ok, err := r.rdb.SetNX(ctx, l.key, l.token, r.cfg.LockTTL).Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("lock conversation %s: %w", conv, err)
+	}
+	if !ok {
+		return nil, nil, errLockBusy
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	l.cancel = cancel
+	ttl := r.cfg.LockTTL
+	go func() {
+		defer close(l.done)
+		tick := time.NewTicker(ttl / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-tick.C:
+				n, err := renewScript.Run(lctx, r.rdb, []string{l.key}, l.token, ttl.Milliseconds()).Int()
+				if lctx.Err() != nil {
+					return
+				}
+				if err != nil || n == 0 {
+					r.log.Warn().Err(err).Str("conversation_id", conv).Msg("conversation lock lost")
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return l, lctx, nil
+}
+
+func (l *convLock) release() {
+	l.cancel()
+	<-l.done
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = unlockScript.Run(ctx, l.rdb, []string{l.key}, l.token).Err()
+}

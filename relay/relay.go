@@ -1,0 +1,266 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/deskrelay/deskrelay/zendesk"
+)
+
+// TypeMessage is the asynq task type of one outbound message; its payload
+// names the message (the message itself lives in deskrelay's record).
+const TypeMessage = "outbound:message"
+
+type taskPayload struct {
+	ID  string `json:"id"`
+	Gen int64  `json:"gen,omitempty"`
+}
+
+// taskID is the asynq task id of a message's delivery: the message id, plus
+// the replay generation after a replay.
+func taskID(id string, gen int64) string {
+	if gen == 0 {
+		return "msg:" + id
+	}
+	return "msg:" + id + ":r" + strconv.FormatInt(gen, 10)
+}
+
+// zendeskAPI is what the relay needs of Zendesk (*zendesk.Client).
+type zendeskAPI interface {
+	CreateTicket(ctx context.Context, t zendesk.NewTicket, idempotencyKey string) (*zendesk.TicketWrite, error)
+	UpdateTicket(ctx context.Context, id int64, u zendesk.TicketUpdate) (*zendesk.TicketWrite, error)
+	GetTicket(ctx context.Context, id int64) (*zendesk.Ticket, error)
+	TicketsByExternalID(ctx context.Context, externalID string) ([]zendesk.Ticket, error)
+	ListAudits(ctx context.Context, ticketID int64) ([]zendesk.Audit, error)
+	Me(ctx context.Context) (*zendesk.User, error)
+	CreateOrUpdateUser(ctx context.Context, u zendesk.UserInput) (*zendesk.User, error)
+}
+
+// Relay is the outbound relay. Safe for concurrent use; several processes
+// may run one each on the same Redis.
+type Relay struct {
+	cfg     Config
+	rdb     redis.UniversalClient
+	client  *asynq.Client
+	insp    *asynq.Inspector
+	zd      zendeskAPI
+	lim     *Limiter
+	tickets *Tickets
+	st      store
+	log     zerolog.Logger
+	m       *metrics
+}
+
+// New returns a Relay. Deps.Redis and Deps.Asynq are required;
+// Deps.Zendesk is required for delivery (not for intake).
+func New(cfg Config, d Deps) (*Relay, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if d.Redis == nil || d.Asynq == nil {
+		return nil, errors.New("relay: Deps.Redis and Deps.Asynq are required")
+	}
+	m, err := newMetrics(d.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	r := &Relay{
+		cfg:     cfg,
+		rdb:     d.Redis,
+		client:  asynq.NewClient(d.Asynq),
+		insp:    asynq.NewInspector(d.Asynq),
+		lim:     d.Limiter,
+		tickets: NewTickets(d.Redis),
+		st:      store{rdb: d.Redis},
+		log:     d.Log.With().Str("queue", QueueOutbound).Logger(),
+		m:       m,
+	}
+	if d.Zendesk != nil {
+		r.zd = d.Zendesk
+	}
+	if r.lim == nil {
+		r.lim = NewLimiter(d.Redis, cfg.RateLimit)
+	}
+	return r, nil
+}
+
+// Close releases the relay's asynq client and inspector.
+func (r *Relay) Close() error {
+	return errors.Join(r.client.Close(), r.insp.Close())
+}
+
+// Register adds the outbound task handlers to mux.
+func (r *Relay) Register(mux *asynq.ServeMux) {
+	mux.HandleFunc(TypeMessage, r.processMessage)
+	mux.HandleFunc(TypeGateProbe, r.processProbe)
+}
+
+// Limiter returns the shared rate limiter the relay uses.
+func (r *Relay) Limiter() *Limiter { return r.lim }
+
+// Tickets returns deskrelay's ticket record.
+func (r *Relay) Tickets() *Tickets { return r.tickets }
+
+var errNoZendesk = errors.New("relay: no Zendesk client configured")
+
+func (r *Relay) enqueueTask(ctx context.Context, id string, gen int64) error {
+	payload, _ := json.Marshal(taskPayload{ID: id, Gen: gen})
+	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(TypeMessage, payload),
+		asynq.Queue(QueueOutbound), asynq.TaskID(taskID(id, gen)),
+		asynq.MaxRetry(MaxRetry), asynq.Timeout(r.cfg.AttemptTimeout))
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil // an earlier, interrupted intake already enqueued it
+	}
+	return err
+}
+
+// Error kinds, as the relay acts on them.
+type kind int
+
+const (
+	kindOK kind = iota
+	kindTemporary
+	kindRateLimited
+	kindUnauthorized
+	kindNotFound
+	kindClosed
+	kindInvalid
+	kindWait  // a relay.Wait (limiter, gate)
+	kindOther // not Zendesk's answer: Redis, context, programming errors
+)
+
+func kindOf(err error) kind {
+	if err == nil {
+		return kindOK
+	}
+	var w *waitError
+	if errors.As(err, &w) {
+		return kindWait
+	}
+	ze := zendesk.AsError(err)
+	if ze == nil {
+		return kindOther
+	}
+	switch ze.Kind {
+	case zendesk.KindTemporary:
+		return kindTemporary
+	case zendesk.KindRateLimited:
+		return kindRateLimited
+	case zendesk.KindUnauthorized:
+		return kindUnauthorized
+	case zendesk.KindNotFound:
+		return kindNotFound
+	case zendesk.KindUnprocessable:
+		if ze.Closed() {
+			return kindClosed
+		}
+		return kindInvalid
+	case zendesk.KindInvalid:
+		return kindInvalid
+	}
+	return kindOther
+}
+
+// limit takes one request from the shared budget: it waits inline up to a
+// second, otherwise it answers Wait (the task comes back later, no attempt
+// counted).
+func (r *Relay) limit(ctx context.Context) error {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		ok, d, err := r.lim.Allow(ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if d > time.Second || time.Now().Add(d).After(deadline) {
+			r.m.rateLimitWaits.Inc()
+			return Wait(jitter(d), errors.New("zendesk rate limit"))
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// observe feeds one Zendesk call's outcome to metrics and the outage gate.
+func (r *Relay) observe(op string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	switch k := kindOf(err); k {
+	case kindOK:
+		r.m.zendeskStatus.WithLabelValues(op, "2xx").Inc()
+		r.gateSuccess(ctx)
+	case kindTemporary:
+		r.m.zendeskStatus.WithLabelValues(op, statusLabel(err)).Inc()
+		r.gateFailure(ctx)
+	case kindRateLimited:
+		r.m.zendeskStatus.WithLabelValues(op, statusLabel(err)).Inc()
+		if ze := zendesk.AsError(err); ze != nil {
+			_ = r.lim.PauseFor(ctx, ze.RetryAfter)
+		}
+	case kindWait, kindOther:
+	default:
+		// Zendesk answered: it is up.
+		r.m.zendeskStatus.WithLabelValues(op, statusLabel(err)).Inc()
+		r.gateSuccess(ctx)
+	}
+}
+
+func statusLabel(err error) string {
+	if ze := zendesk.AsError(err); ze != nil {
+		if ze.Status == 0 {
+			return "transport"
+		}
+		return strconv.Itoa(ze.Status)
+	}
+	return "error"
+}
+
+func randInt64N(n int64) int64 {
+	if n <= 0 {
+		return 0
+	}
+	return rand.Int64N(n)
+}
+
+func truncate(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// zdCall runs one Zendesk call under the limiter and observes its outcome.
+func zdCall[T any](ctx context.Context, r *Relay, op string, f func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if r.zd == nil {
+		return zero, errNoZendesk
+	}
+	if err := r.limit(ctx); err != nil {
+		return zero, err
+	}
+	v, err := f(ctx)
+	r.observe(op, err)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", op, err)
+	}
+	return v, nil
+}

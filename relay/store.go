@@ -1,0 +1,229 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/deskrelay/deskrelay/internal/keys"
+)
+
+// The message record is a Redis hash at keys.Message(id):
+//
+//	state        accepting | queued | delivered | failed
+//	hash         content hash (same id, other content: 409)
+//	conv, msg    conversation id and the message as JSON
+//	pos          position in the conversation (sequence or arrival)
+//	gen          task generation (0, then +1 per replay)
+//	attempts     delivery attempts that reached Zendesk
+//	last_error   the last attempt's error
+//	write        set before a Zendesk write, cleared when its outcome is
+//	             known: a retry that finds it checks Zendesk before writing
+//	ticket_id, comment_id, reason, accepted_at, done_at
+//
+// "accepting" is written before the asynq task, "queued" after it: a record
+// stuck in "accepting" (crash, or Redis failing in between) counts as not
+// accepted, and the platform's retry (or the task itself) completes it.
+type record struct {
+	ID        string
+	State     string
+	Hash      string
+	Conv      string
+	Msg       Message
+	Pos       int64
+	Gen       int64
+	Attempts  int
+	LastError string
+	Write     string
+	TicketID  int64
+	CommentID int64
+	Reason    string
+	DoneAt    time.Time
+}
+
+func (r *record) status() Status {
+	s := Status{ID: r.ID, ConversationID: r.Conv, Attempts: r.Attempts, LastError: r.LastError,
+		TicketID: r.TicketID, CommentID: r.CommentID, Reason: r.Reason}
+	switch r.State {
+	case StateDelivered, StateFailed:
+		s.Status = r.State
+	default:
+		s.Status = StateQueued
+		if r.Attempts > 0 && r.LastError != "" {
+			s.Status = StateRetrying
+		}
+	}
+	return s
+}
+
+type store struct {
+	rdb redis.UniversalClient
+}
+
+var errNoRecord = errors.New("no record")
+
+func (s *store) load(ctx context.Context, id string) (*record, error) {
+	h, err := s.rdb.HGetAll(ctx, keys.Message(id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("load message %s: %w", id, err)
+	}
+	if len(h) == 0 || h["state"] == "" {
+		return nil, errNoRecord
+	}
+	r := &record{ID: id, State: h["state"], Hash: h["hash"], Conv: h["conv"], LastError: h["last_error"],
+		Write: h["write"], Reason: h["reason"]}
+	if err := json.Unmarshal([]byte(h["msg"]), &r.Msg); err != nil {
+		return nil, fmt.Errorf("message %s: corrupt record: %w", id, err)
+	}
+	r.Pos, _ = strconv.ParseInt(h["pos"], 10, 64)
+	r.Gen, _ = strconv.ParseInt(h["gen"], 10, 64)
+	r.Attempts, _ = strconv.Atoi(h["attempts"])
+	r.TicketID, _ = strconv.ParseInt(h["ticket_id"], 10, 64)
+	r.CommentID, _ = strconv.ParseInt(h["comment_id"], 10, 64)
+	if ms, err := strconv.ParseInt(h["done_at"], 10, 64); err == nil {
+		r.DoneAt = time.UnixMilli(ms)
+	}
+	return r, nil
+}
+
+// acceptScript creates the record as "accepting", or reports the existing
+// one: {outcome, state} with outcome new | exists | conflict.
+var acceptScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if st and st ~= 'accepting' then
+  if redis.call('HGET', KEYS[1], 'hash') == ARGV[1] then return {'exists', st} end
+  return {'conflict', st}
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'state', 'accepting', 'hash', ARGV[1], 'conv', ARGV[2], 'msg', ARGV[3],
+  'accepted_at', ARGV[4], 'attempts', 0, 'gen', 0)
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return {'new', 'accepting'}
+`)
+
+// queueScript turns an "accepting" record into "queued": it takes its
+// position in the conversation and joins the conversation's pending set.
+// KEYS: record, pending, order. ARGV: sequence or "", id.
+var queueScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') ~= 'accepting' then return 0 end
+local pos
+if ARGV[1] ~= '' then
+  pos = tonumber(ARGV[1])
+  local max = tonumber(redis.call('HGET', KEYS[3], 'max') or '0')
+  if pos > max then redis.call('HSET', KEYS[3], 'max', pos) end
+else
+  pos = redis.call('HINCRBY', KEYS[3], 'max', 1)
+end
+redis.call('ZADD', KEYS[2], pos, ARGV[2])
+redis.call('HSET', KEYS[1], 'state', 'queued', 'pos', pos)
+redis.call('PERSIST', KEYS[1])
+return 1
+`)
+
+// dropScript deletes a record still "accepting" with the given hash.
+var dropScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') == 'accepting' and redis.call('HGET', KEYS[1], 'hash') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// finishScript ends a message: delivered or failed. It leaves the
+// conversation's pending set and moves the conversation's "next" position
+// past it. KEYS: record, pending, order, failed set.
+// ARGV: id, state, pos, ticket, comment, reason, last_error, now ms, retention s.
+var finishScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if st ~= 'queued' then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'ticket_id', ARGV[4], 'comment_id', ARGV[5],
+  'reason', ARGV[6], 'last_error', ARGV[7], 'done_at', ARGV[8])
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HDEL', KEYS[1], 'write')
+redis.call('ZREM', KEYS[2], ARGV[1])
+local pos = tonumber(ARGV[3])
+local nxt = tonumber(redis.call('HGET', KEYS[3], 'next') or '1')
+if pos + 1 > nxt then redis.call('HSET', KEYS[3], 'next', pos + 1) end
+redis.call('HDEL', KEYS[3], 'gap_since')
+if ARGV[2] == 'delivered' then
+  redis.call('EXPIRE', KEYS[1], ARGV[9])
+else
+  redis.call('PERSIST', KEYS[1])
+  redis.call('ZADD', KEYS[4], ARGV[8], ARGV[1])
+end
+return 1
+`)
+
+// replayScript puts a failed message back into its conversation.
+// KEYS: record, pending, failed set. ARGV: id, expected gen, reason filter.
+var replayScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') ~= 'failed' then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') ~= tonumber(ARGV[2]) then return 0 end
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'reason') ~= ARGV[3] then return 0 end
+local pos = tonumber(redis.call('HGET', KEYS[1], 'pos') or '0')
+redis.call('HSET', KEYS[1], 'state', 'queued', 'gen', ARGV[2] + 1, 'attempts', 0, 'reason', '')
+redis.call('ZADD', KEYS[2], pos, ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+`)
+
+func (s *store) accept(ctx context.Context, m *Message, hash string, msgJSON []byte, now time.Time, retention time.Duration) (outcome, state string, err error) {
+	res, err := acceptScript.Run(ctx, s.rdb, []string{keys.Message(m.ID)},
+		hash, m.ConversationID, msgJSON, now.UnixMilli(), int64(retention/time.Second)).StringSlice()
+	if err != nil {
+		return "", "", err
+	}
+	return res[0], res[1], nil
+}
+
+func (s *store) queue(ctx context.Context, id, conv string, seq *int64) error {
+	sq := ""
+	if seq != nil {
+		sq = strconv.FormatInt(*seq, 10)
+	}
+	return queueScript.Run(ctx, s.rdb, []string{keys.Message(id), keys.ConversationPending(conv), keys.ConversationOrder(conv)},
+		sq, id).Err()
+}
+
+func (s *store) drop(ctx context.Context, id, hash string) error {
+	return dropScript.Run(ctx, s.rdb, []string{keys.Message(id)}, hash).Err()
+}
+
+type finish struct {
+	state     string
+	ticketID  int64
+	commentID int64
+	reason    string
+	lastError string
+}
+
+func (s *store) finish(ctx context.Context, r *record, f finish, now time.Time, retention time.Duration) error {
+	return finishScript.Run(ctx, s.rdb,
+		[]string{keys.Message(r.ID), keys.ConversationPending(r.Conv), keys.ConversationOrder(r.Conv), keys.Failed(QueueOutbound)},
+		r.ID, f.state, r.Pos, f.ticketID, f.commentID, f.reason, f.lastError, now.UnixMilli(), int64(retention/time.Second)).Err()
+}
+
+// attemptFailed records a failed attempt that will be retried.
+func (s *store) attemptFailed(ctx context.Context, id string, lastErr string, clearWrite bool) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HIncrBy(ctx, keys.Message(id), "attempts", 1)
+		p.HSet(ctx, keys.Message(id), "last_error", lastErr)
+		if clearWrite {
+			p.HDel(ctx, keys.Message(id), "write")
+		}
+		return nil
+	})
+	return err
+}
+
+func (s *store) markWrite(ctx context.Context, id, what string) error {
+	return s.rdb.HSet(ctx, keys.Message(id), "write", what).Err()
+}
+
+func (s *store) clearWrite(ctx context.Context, id string) error {
+	return s.rdb.HDel(ctx, keys.Message(id), "write").Err()
+}
