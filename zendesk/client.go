@@ -440,6 +440,10 @@ func listAll[T any](ctx context.Context, c *Client, op, path string, q url.Value
 	return all, &Error{Op: op, Kind: KindTemporary, Message: fmt.Sprintf("more than %d pages", maxPages)}
 }
 
+// cursorPaging asks for cursor paging, which Zendesk recommends (offset
+// paging stops after 100 pages); answers in either style are followed.
+func cursorPaging() url.Values { return url.Values{"page[size]": {"100"}} }
+
 func id64(id int64) string { return strconv.FormatInt(id, 10) }
 
 // CreateTicket creates a ticket. idempotencyKey is sent as Idempotency-Key.
@@ -497,13 +501,13 @@ func (c *Client) TicketsByExternalID(ctx context.Context, externalID string) ([]
 // ListComments lists all comments of a ticket, oldest first, following pages.
 // https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/#list-comments
 func (c *Client) ListComments(ctx context.Context, ticketID int64) ([]Comment, error) {
-	return listAll[Comment](ctx, c, "list comments", "/api/v2/tickets/"+id64(ticketID)+"/comments", nil, "comments")
+	return listAll[Comment](ctx, c, "list comments", "/api/v2/tickets/"+id64(ticketID)+"/comments", cursorPaging(), "comments")
 }
 
 // ListAudits lists all audits of a ticket, following pages.
 // https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_audits/#list-audits-for-a-ticket
 func (c *Client) ListAudits(ctx context.Context, ticketID int64) ([]Audit, error) {
-	return listAll[Audit](ctx, c, "list audits", "/api/v2/tickets/"+id64(ticketID)+"/audits", nil, "audits")
+	return listAll[Audit](ctx, c, "list audits", "/api/v2/tickets/"+id64(ticketID)+"/audits", cursorPaging(), "audits")
 }
 
 // TicketEvents reads one page of the incremental ticket events export with

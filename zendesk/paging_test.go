@@ -34,7 +34,7 @@ func TestListCommentsFollowsOffsetPages(t *testing.T) {
 		t.Fatalf("comments = %+v, want ids 1 2 3 with msg_2's metadata", got)
 	}
 	reqs := rec.all()
-	if len(reqs) != 3 || reqs[1].Path != "/api/v2/tickets/7/comments.json" || reqs[1].Query != "page=2" {
+	if len(reqs) != 3 || reqs[0].Query != "page%5Bsize%5D=100" || reqs[1].Path != "/api/v2/tickets/7/comments.json" || reqs[1].Query != "page=2" {
 		t.Errorf("requests = %+v", reqs)
 	}
 	if reqs[2].Header.Get("Authorization") == "" {

@@ -1,6 +1,7 @@
 package zendesk_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 // TestAgainstFakeZendesk runs every client method against the shared fake
 // Zendesk, so the two stay in agreement.
 func TestAgainstFakeZendesk(t *testing.T) {
-	srv := zendesktest.NewServer(t, zendesktest.Config{ExportLag: -1, ExportPageSize: 2, WebhookTimeout: time.Second})
+	srv := zendesktest.NewServer(t, zendesktest.Config{ExportLag: -1, ExportPageSize: 2, ExportLimit: 1000, RateLimit: 10000, WebhookTimeout: time.Second})
 	c, err := zendesk.New(zendesk.Config{BaseURL: srv.URL(), Email: srv.Email(), APIToken: srv.APIToken(), Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -55,12 +56,18 @@ func TestAgainstFakeZendesk(t *testing.T) {
 			t.Fatalf("AddComment = %+v, %v", cw, err)
 		}
 	}
+	for i := range 120 { // more than one page of 100
+		srv.AgentComment(id, fmt.Sprintf("agent %d", i), i%2 == 0)
+	}
 	comments, err := c.ListComments(ctx, id)
-	if err != nil || len(comments) != 3 || comments[2].Body != "third" {
+	if err != nil || len(comments) != 123 || comments[2].Body != "third" || comments[122].Body != "agent 119" {
 		t.Fatalf("ListComments = %d comments, %v", len(comments), err)
 	}
+	if n := srv.CountRequests("GET", fmt.Sprintf("/api/v2/tickets/%d/comments", id)); n != 2 {
+		t.Errorf("%d comment page requests, want 2", n)
+	}
 	audits, err := c.ListAudits(ctx, id)
-	if err != nil || len(audits) < 3 || audits[len(audits)-1].Metadata.CustomString("deskrelay_message_id") != "m3" {
+	if err != nil || len(audits) != 123 || audits[2].Metadata.CustomString("deskrelay_message_id") != "m3" {
 		t.Fatalf("ListAudits = %+v, %v", audits, err)
 	}
 	if ts, err := c.TicketsByExternalID(ctx, "conv_42"); err != nil || len(ts) != 1 || ts[0].ID != id {
@@ -107,7 +114,7 @@ func TestAgainstFakeZendesk(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil || len(seen) < 5 || !comment || !status {
+	if err != nil || len(seen) < 127 || !comment || !status {
 		t.Fatalf("EachTicketEventsPage: %d events, comment=%v status=%v, %v", len(seen), comment, status, err)
 	}
 	for evID, n := range seen {
