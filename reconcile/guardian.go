@@ -1,0 +1,366 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/zendesk"
+)
+
+// Kinds of watched endpoint.
+const (
+	KindWebhook = "webhook"
+	KindTarget  = "target"
+)
+
+// Actions the guardian reports.
+const (
+	ActionNone      = "none"      // active, nothing to do
+	ActionReenabled = "reenabled" // it was inactive and is active again
+	ActionRefused   = "refused"   // inactive, but re-enabling is not safe (Reason says why)
+	ActionObserved  = "observed"  // Status: looked, did nothing
+)
+
+// Paths of deskrelay's receivers, appended to Config.PublicURL.
+const (
+	WebhookPath = "/v1/zendesk/webhook"
+	TargetPath  = "/v1/zendesk/target"
+)
+
+// ErrRefused is wrapped by Enable's error when re-enabling is not safe.
+var ErrRefused = errors.New("not re-enabled")
+
+// WatchState is what the guardian knows of the webhook or target that
+// calls deskrelay: `deskrelay webhook status` prints it and /v1/status
+// shows the last one.
+type WatchState struct {
+	// Kind is "webhook", "target", or "" when none is configured.
+	Kind string `json:"kind"`
+	ID   string `json:"id,omitempty"`
+	Name string `json:"name,omitempty"`
+	// State is "active", "inactive" or "unknown" (Zendesk did not answer).
+	State    string `json:"state"`
+	Endpoint string `json:"endpoint,omitempty"`
+	// ExpectedEndpoint is DESKRELAY_PUBLIC_URL + the receiver's path; empty
+	// when the setting is not given (then any endpoint counts as ours).
+	ExpectedEndpoint string `json:"expected_endpoint,omitempty"`
+	Ours             bool   `json:"endpoint_is_ours"`
+	// ConsecutiveFailures is the latest recent consecutive_failure_count of
+	// a target (Zendesk deactivates it at 21).
+	ConsecutiveFailures int `json:"consecutive_failures,omitempty"`
+	// ReceiverHealthy is false during a run of webhook signature failures.
+	ReceiverHealthy bool   `json:"receiver_healthy"`
+	ReceiverProblem string `json:"receiver_problem,omitempty"`
+	// LastReceived is when the receiver last accepted a verified event.
+	LastReceived time.Time `json:"last_received,omitzero"`
+	// Action is what this check did; Reason explains a refusal or a warning.
+	Action string `json:"action"`
+	Reason string `json:"reason,omitempty"`
+	// GapSince is the start of the gap the next run covers after a re-enable.
+	GapSince  time.Time `json:"gap_since,omitzero"`
+	CheckedAt time.Time `json:"checked_at"`
+	// Reenables counts every re-enable so far (all replicas), the last at LastReenable.
+	Reenables    int64     `json:"reenables"`
+	LastReenable time.Time `json:"last_reenable,omitzero"`
+	Error        string    `json:"error,omitempty"`
+}
+
+// Guardian watches the webhook (or legacy target) that calls deskrelay.
+type Guardian struct {
+	r *Reconciler
+}
+
+// Status looks at the webhook or target in Zendesk and at the receiver's
+// health, and changes nothing (`deskrelay webhook status`).
+func (g *Guardian) Status(ctx context.Context) (WatchState, error) {
+	st, err := g.inspect(ctx, &budget{})
+	if st.Kind != "" {
+		st.Action = ActionObserved
+	}
+	return st, err
+}
+
+// Enable re-activates the webhook or target when it is inactive, points
+// to this deskrelay and the receiver is healthy, and makes the next
+// scheduled run cover the gap (`deskrelay webhook enable`). It returns an
+// error wrapping ErrRefused, with the reason, when that is not safe; an
+// active one is left alone (Action "none").
+func (g *Guardian) Enable(ctx context.Context) (WatchState, error) {
+	st, err := g.check(ctx, &budget{})
+	if err != nil {
+		return st, err
+	}
+	if st.Action == ActionRefused {
+		return st, fmt.Errorf("%s %s %w: %s", st.Kind, st.ID, ErrRefused, st.Reason)
+	}
+	return st, nil
+}
+
+// check is the scheduled run's guardian step: inspect, and re-enable when safe.
+func (g *Guardian) check(ctx context.Context, b *budget) (WatchState, error) {
+	r := g.r
+	st, err := g.inspect(ctx, b)
+	if err != nil || st.Kind == "" {
+		if st.Kind != "" {
+			g.save(st)
+		}
+		return st, err
+	}
+	log := r.log.With().Str("kind", st.Kind).Str("webhook_id", st.ID).Logger()
+	if st.State == "active" {
+		st.Action = ActionNone
+		if st.ConsecutiveFailures >= r.cfg.FailureWarn {
+			st.Reason = fmt.Sprintf("%d consecutive failed deliveries (Zendesk deactivates a target at 21)", st.ConsecutiveFailures)
+			log.Warn().Int("consecutive_failures", st.ConsecutiveFailures).Msg("zendesk is failing to deliver to deskrelay: " + st.Reason)
+		}
+		g.save(st)
+		return st, nil
+	}
+	switch {
+	case !st.Ours:
+		st.Action = ActionRefused
+		st.Reason = fmt.Sprintf("its endpoint %s is not this deskrelay's %s (DESKRELAY_PUBLIC_URL)", st.Endpoint, st.ExpectedEndpoint)
+		log.Warn().Str("endpoint", st.Endpoint).Msg("zendesk " + st.Kind + " is inactive and not re-enabled: " + st.Reason)
+	case !st.ReceiverHealthy:
+		st.Action = ActionRefused
+		st.Reason = st.ReceiverProblem
+		log.Error().Msg("zendesk " + st.Kind + " is inactive and not re-enabled: " + st.Reason)
+	default:
+		_, err := call(ctx, r, b, false, func(ctx context.Context) (struct{}, error) {
+			if st.Kind == KindWebhook {
+				return struct{}{}, r.zd.ActivateWebhook(ctx, st.ID)
+			}
+			id, _ := strconv.ParseInt(st.ID, 10, 64)
+			return struct{}{}, r.zd.ActivateTarget(ctx, id)
+		})
+		if err != nil {
+			st.Error = err.Error()
+			g.save(st)
+			return st, fmt.Errorf("re-activate %s %s: %w", st.Kind, st.ID, err)
+		}
+		st.Action, st.State = ActionReenabled, "active"
+		now := r.cfg.Now().UTC()
+		gapSince := st.LastReceived
+		if gapSince.IsZero() {
+			// nothing ever arrived: the schedule's checkpoint covers it
+			gapSince, _, _ = r.Checkpoint(ctx)
+		}
+		if !gapSince.IsZero() {
+			if floor := now.Add(-r.cfg.MaxRewind); gapSince.Before(floor) {
+				gapSince = floor
+			}
+			st.GapSince = gapSince.Truncate(time.Second)
+			if err := rewindScript.Run(ctx, r.rdb, []string{keys.ReconcileRewind}, st.GapSince.Unix()).Err(); err != nil {
+				st.Error = err.Error()
+			}
+		}
+		n, _ := r.rdb.HIncrBy(ctx, keys.ReconcileGuardian, "reenables", 1).Result()
+		_ = r.rdb.HSet(ctx, keys.ReconcileGuardian, "last_reenable", now.Unix()).Err()
+		st.Reenables, st.LastReenable = n, now
+		r.m.reenabled(st.Kind)
+		ev := log.Warn().Str("endpoint", st.Endpoint)
+		if !st.GapSince.IsZero() {
+			ev = ev.Time("gap_since", st.GapSince).Dur("gap", now.Sub(st.GapSince).Round(time.Second))
+		}
+		ev.Msg("zendesk " + st.Kind + " was inactive: re-enabled; the next reconcile run covers the gap")
+	}
+	r.m.watched(st.Kind, st.State == "active", st.ConsecutiveFailures)
+	g.save(st)
+	return st, nil
+}
+
+// rewindScript lowers keys.ReconcileRewind to ARGV[1] (or sets it).
+var rewindScript = redis.NewScript(`
+local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if cur >= 0 and cur <= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1`)
+
+// inspect reads the webhook or target and the receiver's health.
+func (g *Guardian) inspect(ctx context.Context, b *budget) (WatchState, error) {
+	r := g.r
+	st := WatchState{CheckedAt: r.cfg.Now().UTC(), State: "unknown", ReceiverHealthy: true, Ours: true}
+	switch {
+	case r.cfg.WebhookID != "":
+		st.Kind, st.ID = KindWebhook, r.cfg.WebhookID
+	case r.cfg.TargetID != 0:
+		st.Kind, st.ID = KindTarget, strconv.FormatInt(r.cfg.TargetID, 10)
+	default:
+		return st, nil
+	}
+	g.counters(ctx, &st)
+	if last, err := r.receiver.LastReceived(ctx); err == nil {
+		st.LastReceived = last
+	}
+	if st.Kind == KindWebhook {
+		if n, err := r.receiver.SignatureFailures(ctx); err != nil {
+			st.ReceiverHealthy, st.ReceiverProblem = false, "receiver state unreadable: "+err.Error()
+		} else if n >= r.cfg.SignatureFailureRun {
+			st.ReceiverHealthy = false
+			st.ReceiverProblem = fmt.Sprintf("deskrelay's receiver rejected the last %d webhook calls for a bad signature (check DESKRELAY_WEBHOOK_SECRET): re-enabling would only make Zendesk count more failures", n)
+		}
+	}
+	var err error
+	if st.Kind == KindWebhook {
+		var wh *zendesk.Webhook
+		wh, err = call(ctx, r, b, false, func(ctx context.Context) (*zendesk.Webhook, error) { return r.zd.GetWebhook(ctx, st.ID) })
+		if err == nil {
+			st.Name, st.Endpoint = wh.Name, wh.Endpoint
+			st.State = "inactive"
+			if strings.EqualFold(wh.Status, "active") {
+				st.State = "active"
+			}
+		}
+	} else {
+		var t *zendesk.Target
+		t, err = call(ctx, r, b, false, func(ctx context.Context) (*zendesk.Target, error) { return r.zd.GetTarget(ctx, r.cfg.TargetID) })
+		if err == nil {
+			st.Name, st.Endpoint = t.Title, t.TargetURL
+			st.State = "inactive"
+			if t.Active {
+				st.State = "active"
+			}
+			fails, ferr := call(ctx, r, b, false, func(ctx context.Context) ([]zendesk.TargetFailure, error) { return r.zd.TargetFailures(ctx) })
+			if ferr == nil {
+				st.ConsecutiveFailures = latestFailures(fails, t.Title, st.CheckedAt, st.LastReenable)
+			} else {
+				r.log.Warn().Err(ferr).Msg("read target failures")
+			}
+		}
+	}
+	if err != nil {
+		st.Error = err.Error()
+		return st, fmt.Errorf("check %s %s: %w", st.Kind, st.ID, err)
+	}
+	if r.cfg.PublicURL != "" {
+		path := WebhookPath
+		if st.Kind == KindTarget {
+			path = TargetPath
+		}
+		st.ExpectedEndpoint = r.cfg.PublicURL + path
+		st.Ours = sameEndpoint(st.Endpoint, st.ExpectedEndpoint)
+	}
+	return st, nil
+}
+
+// latestFailures is the consecutive failure count of the target's most
+// recent failure in the last hour and since the last re-enable.
+func latestFailures(fs []zendesk.TargetFailure, title string, now, since time.Time) int {
+	var latest *zendesk.TargetFailure
+	for i := range fs {
+		f := &fs[i]
+		if title != "" && f.TargetName != "" && f.TargetName != title {
+			continue
+		}
+		if !f.CreatedAt.IsZero() && (f.CreatedAt.Before(now.Add(-time.Hour)) || f.CreatedAt.Before(since)) {
+			continue
+		}
+		if latest == nil || f.CreatedAt.After(latest.CreatedAt) ||
+			(f.CreatedAt.Equal(latest.CreatedAt) && f.ConsecutiveFailureCount > latest.ConsecutiveFailureCount) {
+			latest = f
+		}
+	}
+	if latest == nil {
+		return 0
+	}
+	return latest.ConsecutiveFailureCount
+}
+
+// sameEndpoint compares two URLs by scheme, host (case-insensitive, default
+// ports dropped) and path (trailing slash ignored).
+func sameEndpoint(a, b string) bool {
+	ua, err1 := url.Parse(strings.TrimSpace(a))
+	ub, err2 := url.Parse(strings.TrimSpace(b))
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	host := func(u *url.URL) string {
+		h := strings.ToLower(u.Hostname())
+		p := u.Port()
+		if p == "" || (u.Scheme == "https" && p == "443") || (u.Scheme == "http" && p == "80") {
+			return h
+		}
+		return h + ":" + p
+	}
+	return strings.EqualFold(ua.Scheme, ub.Scheme) && host(ua) == host(ub) &&
+		strings.TrimRight(ua.Path, "/") == strings.TrimRight(ub.Path, "/")
+}
+
+func (g *Guardian) counters(ctx context.Context, st *WatchState) {
+	v, err := g.r.rdb.HMGet(ctx, keys.ReconcileGuardian, "reenables", "last_reenable").Result()
+	if err != nil {
+		return
+	}
+	if s, ok := v[0].(string); ok {
+		st.Reenables, _ = strconv.ParseInt(s, 10, 64)
+	}
+	if s, ok := v[1].(string); ok {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			st.LastReenable = time.Unix(n, 0).UTC()
+		}
+	}
+}
+
+// save records the check for /v1/status on any replica.
+func (g *Guardian) save(st WatchState) {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := g.r.rdb.HSet(ctx, keys.ReconcileGuardian, "state", b).Err(); err != nil {
+		g.r.log.Warn().Err(err).Msg("save guardian state")
+	}
+}
+
+// LastCheck returns the last check any replica recorded (ok false: none).
+func (g *Guardian) LastCheck(ctx context.Context) (WatchState, bool, error) {
+	b, err := g.r.rdb.HGet(ctx, keys.ReconcileGuardian, "state").Bytes()
+	if errors.Is(err, redis.Nil) {
+		return WatchState{}, false, nil
+	}
+	if err != nil {
+		return WatchState{}, false, fmt.Errorf("read guardian state: %w", err)
+	}
+	var st WatchState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return WatchState{}, false, fmt.Errorf("read guardian state: %w", err)
+	}
+	g.counters(ctx, &st)
+	return st, true, nil
+}
+
+// redisReceiver reads the receiver's health from the keys inbound writes.
+type redisReceiver struct{ rdb redis.UniversalClient }
+
+func (r redisReceiver) LastReceived(ctx context.Context) (time.Time, error) {
+	v, err := r.rdb.Get(ctx, keys.WebhookLastReceived).Int64()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read last webhook received: %w", err)
+	}
+	return time.UnixMilli(v).UTC(), nil
+}
+
+func (r redisReceiver) SignatureFailures(ctx context.Context) (int, error) {
+	v, err := r.rdb.HGet(ctx, keys.WebhookSignatureFailures, "run").Int()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read webhook signature failures: %w", err)
+	}
+	return v, nil
+}

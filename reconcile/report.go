@@ -1,0 +1,95 @@
+package reconcile
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Report is what one run (scheduled or Backfill) did.
+type Report struct {
+	// Window is the span read: Since inclusive, Until exclusive.
+	Window Window `json:"window"`
+	// DryRun is true for Backfill with Options.DryRun: nothing was written.
+	DryRun bool `json:"dry_run,omitempty"`
+	// Complete is true when the whole window was read.
+	Complete bool `json:"complete"`
+	// Pages is the number of export pages read.
+	Pages int `json:"pages"`
+	// TicketEvents is the number of export items (audits) in the window.
+	TicketEvents int `json:"ticket_events"`
+	// TicketsScanned is the number of distinct tickets seen.
+	TicketsScanned int `json:"tickets_scanned"`
+	// TicketsSkipped is the number of those that deskrelay does not manage.
+	TicketsSkipped int `json:"tickets_skipped"`
+	// EventsFound is the number of comment and status events derived on
+	// managed tickets: Enqueued + AlreadyDelivered + the Filtered ones.
+	EventsFound int `json:"events_found"`
+	// AlreadyDelivered is the number the ledger already had (the webhook
+	// delivered them, or an earlier run did).
+	AlreadyDelivered int `json:"already_delivered"`
+	// Enqueued is the number handed to the sink now (in a dry run: that
+	// would be).
+	Enqueued int `json:"enqueued"`
+	// Filtered counts the events the forward rules drop, by reason
+	// (own_comment, end_user, private, stale_status, unchanged_status,
+	// initial_status).
+	Filtered map[string]int `json:"filtered,omitempty"`
+	// ZendeskRequests is the number of Zendesk API requests made.
+	ZendeskRequests int `json:"zendesk_requests"`
+	// RateLimited is the number of 429 answers among them.
+	RateLimited int `json:"rate_limited"`
+	// RateLimitWait is the time spent waiting on rate limits (the export's
+	// own, the shared account limiter, 429 Retry-After).
+	RateLimitWait time.Duration `json:"rate_limit_wait"`
+	// Checkpoint is where the scheduled checkpoint stands after the run
+	// (zero for Backfill).
+	Checkpoint time.Time `json:"checkpoint,omitzero"`
+	// StartedAt and Duration time the run.
+	StartedAt time.Time     `json:"started_at"`
+	Duration  time.Duration `json:"duration"`
+	// Errors lists what went wrong; the run stopped at the first one.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Filtered total.
+func (r Report) filteredTotal() int {
+	n := 0
+	for _, v := range r.Filtered {
+		n += v
+	}
+	return n
+}
+
+// WriteSummary prints the report for people, as `deskrelay reconcile` ends.
+func (r Report) WriteSummary(w io.Writer) {
+	verb := "enqueued now"
+	if r.DryRun {
+		verb = "would be enqueued (dry run: nothing changed)"
+	}
+	state := "complete"
+	if !r.Complete {
+		state = "INCOMPLETE"
+	}
+	fmt.Fprintf(w, "window            %s .. %s (%s)\n", r.Window.Since.Format(time.RFC3339), r.Window.Until.Format(time.RFC3339), state)
+	fmt.Fprintf(w, "pages read        %d (%d ticket events)\n", r.Pages, r.TicketEvents)
+	fmt.Fprintf(w, "tickets scanned   %d, skipped as not ours %d\n", r.TicketsScanned, r.TicketsSkipped)
+	fmt.Fprintf(w, "events found      %d\n", r.EventsFound)
+	fmt.Fprintf(w, "already delivered %d\n", r.AlreadyDelivered)
+	fmt.Fprintf(w, "%-17s %d\n", verb, r.Enqueued)
+	if n := r.filteredTotal(); n > 0 {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(r.Filtered)) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, r.Filtered[k]))
+		}
+		fmt.Fprintf(w, "not forwarded     %d (%s)\n", n, strings.Join(parts, ", "))
+	}
+	fmt.Fprintf(w, "zendesk requests  %d (%d answered 429), waited %s on rate limits\n", r.ZendeskRequests, r.RateLimited, r.RateLimitWait.Round(time.Millisecond))
+	fmt.Fprintf(w, "took              %s\n", r.Duration.Round(time.Millisecond))
+	for _, e := range r.Errors {
+		fmt.Fprintf(w, "error             %s\n", e)
+	}
+}
