@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Headers Zendesk signs webhook requests with.
@@ -62,6 +63,9 @@ func VerifySignature(secret string, body []byte, timestamp, signature string, no
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n-- // do not cut a character in two
 	}
 	return s[:n] + "…"
 }
