@@ -99,6 +99,10 @@ type Config struct {
 	// which a legacy target is deactivated. Default 21.
 	TargetMaxFailures int
 
+	// RecordLimit is how many requests Requests keeps (the oldest are
+	// forgotten first). Default 100000.
+	RecordLimit int
+
 	// Logf, when set, receives a line per notable event (unknown paths,
 	// deliveries). Never given credentials.
 	Logf func(format string, args ...any)
@@ -150,6 +154,7 @@ func (c Config) withDefaults() Config {
 	setInt(&c.CircuitMaxErrors, 1000)
 	setDur(&c.CircuitPause, 5*time.Second)
 	setInt(&c.TargetMaxFailures, 21)
+	setInt(&c.RecordLimit, 100000)
 	return c
 }
 

@@ -436,7 +436,7 @@ func (s *Server) ServeHTTP(hw http.ResponseWriter, hr *http.Request) {
 			}
 			r.user, r.bearer = u, bearer
 		}
-		if !s.takeRate(w, h) {
+		if !h.public && !s.takeRate(w, h) {
 			break
 		}
 		h.fn(s, r, w)
@@ -494,6 +494,9 @@ func (s *Server) finish(hw http.ResponseWriter, hr *http.Request, w *resp, rec R
 	rec.Status = w.status
 	rec.Lost = lose
 	s.requests = append(s.requests, rec)
+	if len(s.requests) > s.cfg.RecordLimit {
+		s.requests = append([]RecordedRequest(nil), s.requests[len(s.requests)-s.cfg.RecordLimit:]...)
+	}
 	s.mu.Unlock()
 
 	h := hw.Header()

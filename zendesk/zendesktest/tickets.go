@@ -924,3 +924,31 @@ func (s *Server) CloseTicket(id int64) {
 	system := &user{id: -1, name: "Zendesk", role: "admin"}
 	s.applyLocked(t, change{author: system, channel: "rule", status: "closed", system: map[string]any{}}, now)
 }
+
+// CreateTicket creates a ticket directly, as POST /api/v2/tickets would with
+// this body (authored by the API user), without an HTTP request: no rate
+// limit, no recording, no faults, no notifications. It returns the new
+// ticket's id, or 0 (failing the test) when Zendesk would have refused it.
+func (s *Server) CreateTicket(nt zendesk.NewTicket) int64 {
+	body, err := json.Marshal(map[string]any{"ticket": nt})
+	if err != nil {
+		s.fail("CreateTicket: %v", err)
+		return 0
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := newResp()
+	s.createTicketLocked(&request{method: "POST", path: "/api/v2/tickets", header: http.Header{}, body: body, user: s.apiUser}, w, now)
+	if w.status != http.StatusCreated {
+		s.fail("CreateTicket: %d %s", w.status, w.body)
+		return 0
+	}
+	var out struct {
+		Ticket struct {
+			ID int64 `json:"id"`
+		} `json:"ticket"`
+	}
+	_ = json.Unmarshal(w.body, &out)
+	return out.Ticket.ID
+}
