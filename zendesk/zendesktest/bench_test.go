@@ -84,7 +84,7 @@ func BenchmarkAddCommentParallel(b *testing.B) {
 				b.Fatalf("%v %v", err, res)
 			}
 			_, _ = io.Copy(io.Discard, res.Body)
-		res.Body.Close()
+			res.Body.Close()
 		}
 	})
 }
