@@ -37,7 +37,7 @@ func TestRateLimit(t *testing.T) {
 		for range 2 {
 			r := addComment(t, srv, id, "y")
 			wantStatus(t, r, http.StatusOK)
-			if r.header.Get("ratelimit-limit") != "2" || !strings.HasPrefix(r.header.Get("Zendesk-RateLimit-tickets-update"), "total=2;") {
+			if r.header.Get("ratelimit-limit") != "200" || !strings.HasPrefix(r.header.Get("Zendesk-RateLimit-tickets-update"), "total=2;") {
 				t.Errorf("endpoint headers: %v", r.header)
 			}
 		}

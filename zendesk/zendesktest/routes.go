@@ -13,11 +13,11 @@ var routes = []struct {
 	h               handler
 }{
 	{"POST", "/api/v2/tickets", handler{fn: handleCreateTicket}},
-	{"GET", "/api/v2/tickets", handler{fn: handleListTickets}},
+	{"GET", "/api/v2/tickets", handler{fn: handleListTickets, list: true}},
 	{"GET", "/api/v2/tickets/*", handler{fn: handleShowTicket}},
 	{"PUT", "/api/v2/tickets/*", handler{fn: handleUpdateTicket, limit: func(s *Server) *bucket { return &s.updates }}},
-	{"GET", "/api/v2/tickets/*/comments", handler{fn: handleListComments}},
-	{"GET", "/api/v2/tickets/*/audits", handler{fn: handleListAudits}},
+	{"GET", "/api/v2/tickets/*/comments", handler{fn: handleListComments, list: true}},
+	{"GET", "/api/v2/tickets/*/audits", handler{fn: handleListAudits, list: true}},
 	{"GET", "/api/v2/incremental/ticket_events", handler{fn: handleTicketEvents, limit: func(s *Server) *bucket { return &s.exports }}},
 	{"GET", "/api/v2/incremental/tickets/cursor", handler{fn: handleTicketsCursor, limit: func(s *Server) *bucket { return &s.exports }}},
 	{"GET", "/api/v2/users/me", handler{fn: handleMe}},
@@ -30,7 +30,7 @@ var routes = []struct {
 	{"GET", "/api/v2/webhooks/*/invocations/*/attempts", handler{fn: handleAttempts}},
 	{"GET", "/api/v2/targets/*", handler{fn: handleShowTarget}},
 	{"PUT", "/api/v2/targets/*", handler{fn: handleUpdateTarget}},
-	{"GET", "/api/v2/target_failures", handler{fn: handleTargetFailures}},
+	{"GET", "/api/v2/target_failures", handler{fn: handleTargetFailures, list: true}},
 	{"POST", "/oauth/tokens", handler{fn: handleOAuthToken, public: true}},
 }
 

@@ -355,6 +355,7 @@ type request struct {
 
 type handler struct {
 	public bool // no authentication (OAuth token endpoint)
+	list   bool // a list endpoint: sends ratelimit-* headers
 	limit  func(s *Server) *bucket
 	fn     func(s *Server, r *request, w *resp)
 }
@@ -565,7 +566,10 @@ func ceilSeconds(d time.Duration) int {
 }
 
 // takeRate consumes one request of the account budget and of the endpoint's
-// own budget, or answers 429.
+// own budget, or answers 429. Like Zendesk, list endpoints (and those with
+// their own limit) also carry ratelimit-limit/-remaining/-reset with the
+// account's figures, and an endpoint with its own limit carries
+// Zendesk-RateLimit-<endpoint>: total=…; remaining=…; resets=….
 func (s *Server) takeRate(w *resp, h handler) bool {
 	now := s.now()
 	s.mu.Lock()
@@ -590,11 +594,11 @@ func (s *Server) takeRate(w *resp, h handler) bool {
 	for _, l := range lims {
 		_, rem, reset := l.b.peek(l.limit, s.cfg.Window, now)
 		if rem <= 0 {
-			w.html(http.StatusTooManyRequests, "Too Many Requests")
+			w.html(http.StatusTooManyRequests, "You have exceeded the rate limit. Please retry later.")
 			w.header.Set("Content-Type", "text/plain; charset=utf-8")
 			w.header.Set("Retry-After", strconv.Itoa(ceilSeconds(reset)))
 			if l.name != "" {
-				setEndpointRateHeaders(w, l.name, l.limit, 0, reset)
+				w.header.Set("Zendesk-RateLimit-"+l.name, fmt.Sprintf("total=%d; remaining=0; resets=%d", l.limit, ceilSeconds(reset)))
 			}
 			return false
 		}
@@ -603,18 +607,16 @@ func (s *Server) takeRate(w *resp, h handler) bool {
 		l.b.used++
 		if l.name != "" {
 			_, rem, reset := l.b.peek(l.limit, s.cfg.Window, now)
-			setEndpointRateHeaders(w, l.name, l.limit, rem, reset)
+			w.header.Set("Zendesk-RateLimit-"+l.name, fmt.Sprintf("total=%d; remaining=%d; resets=%d", l.limit, rem, ceilSeconds(reset)))
 		}
 	}
+	if h.list || h.limit != nil {
+		limit, rem, reset := s.account.peek(s.cfg.RateLimit, s.cfg.Window, now)
+		w.header.Set("ratelimit-limit", strconv.Itoa(limit))
+		w.header.Set("ratelimit-remaining", strconv.Itoa(rem))
+		w.header.Set("ratelimit-reset", strconv.Itoa(ceilSeconds(reset)))
+	}
 	return true
-}
-
-func setEndpointRateHeaders(w *resp, name string, limit, remaining int, reset time.Duration) {
-	secs := strconv.Itoa(ceilSeconds(reset))
-	w.header.Set("ratelimit-limit", strconv.Itoa(limit))
-	w.header.Set("ratelimit-remaining", strconv.Itoa(remaining))
-	w.header.Set("ratelimit-reset", secs)
-	w.header.Set("Zendesk-RateLimit-"+name, fmt.Sprintf("total=%d; remaining=%d; resets=%s", limit, remaining, secs))
 }
 
 // ---- auth ----
