@@ -1,0 +1,17 @@
+# syntax=docker/dockerfile:1
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/deskrelay .
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/deskrelay /usr/local/bin/deskrelay
+WORKDIR /var/lib/deskrelay
+# The inbound spool (verified webhooks waiting for Redis) lives here: keep it on a volume.
+VOLUME ["/var/lib/deskrelay/spool"]
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/deskrelay"]
+CMD ["serve"]

@@ -1,0 +1,53 @@
+# deskrelay — make help lists the targets.
+GO      ?= go
+PKGS    ?= ./...
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: help build run demo test test-race lint fuzz bench bench-long tidy compose-check ci
+
+help: ## list the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/deskrelay
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/deskrelay .
+
+run: build ## run the daemon with the settings in the environment
+	./bin/deskrelay serve
+
+demo: ## the whole story with an embedded Redis and a fake Zendesk
+	$(GO) run . demo
+
+test: ## the test command (needs a Redis on 127.0.0.1:6379, or falls back)
+	$(GO) test $(PKGS)
+
+test-race: ## tests with the race detector, as CI runs them
+	DESKRELAY_TEST_REQUIRE_REDIS=1 $(GO) test -race -count=1 $(PKGS)
+
+lint: ## go vet, gofmt and golangci-lint (when installed)
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	@command -v golangci-lint >/dev/null && golangci-lint run || echo "golangci-lint not installed: skipped"
+
+FUZZTIME ?= 30s
+fuzz: ## run every fuzz target for FUZZTIME each
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+bench: ## benchmarks (short form), numbers for the README
+	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)
+
+bench-long: ## long load and fault runs
+	DESKRELAY_BENCH_LONG=1 $(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m $(PKGS)
+
+tidy: ## go mod tidy
+	$(GO) mod tidy
+
+compose-check: ## validate docker-compose.yml (needs only the docker client)
+	@if docker compose version >/dev/null 2>&1; then docker compose config --quiet; else docker-compose config -q; fi && echo "docker-compose.yml: ok"
+
+ci: ## what CI runs
+	bash .ci/run

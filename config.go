@@ -1,0 +1,194 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/deskrelay/deskrelay/zendesk"
+)
+
+// config is every setting, typed and validated. Each package's own Config is
+// filled from it in serve.go; nothing else reads the environment.
+type config struct {
+	listen            string
+	redis             asynq.RedisConnOpt
+	zendesk           zendesk.Config
+	oauth             oauthSettings
+	rateLimit         int
+	webhookID         string
+	targetID          int64
+	webhookSecret     string
+	ingestToken       string
+	sinkURL           string
+	sinkSecret        string
+	adminUser         string
+	adminPassword     string
+	reconcileInterval time.Duration
+	retryMaxDelay     time.Duration
+	concurrency       int
+	logFormat         string
+	logLevel          string
+	spoolDir          string
+	publicURL         string
+	autoReplay        bool
+	shutdownTimeout   time.Duration
+	orderGapTimeout   time.Duration
+	forwardPrivate    bool
+	targetUser        string
+	targetPassword    string
+
+	// secrets are the values never to be printed.
+	secrets []string
+}
+
+// oauthSettings is OAuth with a refresh token (client id, secret, refresh token).
+type oauthSettings struct {
+	clientID, clientSecret, refreshToken string
+}
+
+func (o oauthSettings) set() bool { return o.clientID != "" || o.clientSecret != "" || o.refreshToken != "" }
+
+// needs says which groups of settings a command requires.
+type needs struct {
+	zendesk bool // Zendesk URL and exactly one way of authenticating
+	ingest  bool // DESKRELAY_INGEST_TOKEN
+}
+
+// parseConfig types and validates every setting, naming each problem's
+// setting on its own line.
+func parseConfig(v values, n needs) (*config, error) {
+	var p problems
+	c := &config{
+		listen:         v["DESKRELAY_LISTEN"],
+		webhookID:      v["DESKRELAY_ZENDESK_WEBHOOK_ID"],
+		webhookSecret:  v["DESKRELAY_WEBHOOK_SECRET"],
+		ingestToken:    v["DESKRELAY_INGEST_TOKEN"],
+		sinkSecret:     v["DESKRELAY_SINK_SECRET"],
+		adminUser:      v["DESKRELAY_ADMIN_USER"],
+		adminPassword:  v["DESKRELAY_ADMIN_PASSWORD"],
+		logFormat:      v["DESKRELAY_LOG_FORMAT"],
+		logLevel:       v["DESKRELAY_LOG_LEVEL"],
+		spoolDir:       v["DESKRELAY_SPOOL_DIR"],
+		targetUser:     v["DESKRELAY_TARGET_USER"],
+		targetPassword: v["DESKRELAY_TARGET_PASSWORD"],
+		secrets:        v.secretValues(),
+	}
+	c.redis = v.redisOpt(&p)
+	c.rateLimit = v.positiveInt(&p, "DESKRELAY_ZENDESK_RATE_LIMIT")
+	c.concurrency = v.positiveInt(&p, "DESKRELAY_CONCURRENCY")
+	c.reconcileInterval = v.duration(&p, "DESKRELAY_RECONCILE_INTERVAL", true)
+	c.retryMaxDelay = v.duration(&p, "DESKRELAY_RETRY_MAX_DELAY", false)
+	c.shutdownTimeout = v.duration(&p, "DESKRELAY_SHUTDOWN_TIMEOUT", false)
+	c.orderGapTimeout = v.duration(&p, "DESKRELAY_ORDER_GAP_TIMEOUT", false)
+	c.autoReplay = v.boolean(&p, "DESKRELAY_AUTO_REPLAY")
+	c.forwardPrivate = v.boolean(&p, "DESKRELAY_FORWARD_PRIVATE")
+	c.sinkURL = v.httpURL(&p, "DESKRELAY_SINK_URL")
+	c.publicURL = v.httpURL(&p, "DESKRELAY_PUBLIC_URL")
+
+	switch strings.ToLower(c.logFormat) {
+	case "json", "console":
+	default:
+		p.add("DESKRELAY_LOG_FORMAT", "must be json or console, got %q", c.logFormat)
+	}
+	switch strings.ToLower(c.logLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		p.add("DESKRELAY_LOG_LEVEL", "must be debug, info, warn or error, got %q", c.logLevel)
+	}
+	if n.ingest && c.ingestToken == "" {
+		p.add("DESKRELAY_INGEST_TOKEN", "required (the bearer token the platform sends to POST /v1/messages)")
+	}
+	if c.sinkSecret != "" && !strings.HasPrefix(c.sinkSecret, "whsec_") {
+		p.add("DESKRELAY_SINK_SECRET", "must start with whsec_ (a Standard Webhooks secret)")
+	}
+	if c.sinkSecret != "" && c.sinkURL == "" {
+		p.add("DESKRELAY_SINK_URL", "required when DESKRELAY_SINK_SECRET is set")
+	}
+	if (c.adminUser == "") != (c.adminPassword == "") {
+		p.add("DESKRELAY_ADMIN_PASSWORD", "DESKRELAY_ADMIN_USER and DESKRELAY_ADMIN_PASSWORD go together")
+	}
+	if (c.targetUser == "") != (c.targetPassword == "") {
+		p.add("DESKRELAY_TARGET_PASSWORD", "DESKRELAY_TARGET_USER and DESKRELAY_TARGET_PASSWORD go together")
+	}
+	if t := v["DESKRELAY_ZENDESK_TARGET_ID"]; t != "" {
+		id, err := strconv.ParseInt(t, 10, 64)
+		if err != nil || id <= 0 {
+			p.add("DESKRELAY_ZENDESK_TARGET_ID", "must be a positive number, got %q", t)
+		}
+		c.targetID = id
+	}
+	if c.webhookID != "" && c.targetID != 0 {
+		p.add("DESKRELAY_ZENDESK_TARGET_ID", "set either DESKRELAY_ZENDESK_WEBHOOK_ID or DESKRELAY_ZENDESK_TARGET_ID, not both")
+	}
+
+	c.oauth = oauthSettings{
+		clientID:     v["DESKRELAY_ZENDESK_OAUTH_CLIENT_ID"],
+		clientSecret: v["DESKRELAY_ZENDESK_OAUTH_CLIENT_SECRET"],
+		refreshToken: v["DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN"],
+	}
+	c.zendesk = zendesk.Config{
+		Subdomain:  strings.ToLower(v["DESKRELAY_ZENDESK_SUBDOMAIN"]),
+		BaseURL:    v.httpURL(&p, "DESKRELAY_ZENDESK_URL"),
+		Email:      v["DESKRELAY_ZENDESK_EMAIL"],
+		APIToken:   v["DESKRELAY_ZENDESK_API_TOKEN"],
+		OAuthToken: v["DESKRELAY_ZENDESK_OAUTH_TOKEN"],
+		UserAgent:  userAgent(),
+	}
+	if c.zendesk.Subdomain != "" && !subdomainRE.MatchString(c.zendesk.Subdomain) {
+		p.add("DESKRELAY_ZENDESK_SUBDOMAIN", "%q is not a subdomain (acme for acme.zendesk.com)", c.zendesk.Subdomain)
+	}
+	if n.zendesk {
+		c.checkZendeskAuth(&p)
+	}
+	return c, p.err()
+}
+
+// checkZendeskAuth requires a Zendesk address and exactly one way of
+// authenticating, naming the conflict or the missing piece.
+func (c *config) checkZendeskAuth(p *problems) {
+	z := c.zendesk
+	if z.BaseURL == "" && z.Subdomain == "" {
+		p.add("DESKRELAY_ZENDESK_SUBDOMAIN", "required (or DESKRELAY_ZENDESK_URL)")
+	}
+	var ways []string
+	if z.Email != "" || z.APIToken != "" {
+		ways = append(ways, "API token (DESKRELAY_ZENDESK_EMAIL + DESKRELAY_ZENDESK_API_TOKEN)")
+		if z.Email == "" {
+			p.add("DESKRELAY_ZENDESK_EMAIL", "required with DESKRELAY_ZENDESK_API_TOKEN")
+		}
+		if z.APIToken == "" {
+			p.add("DESKRELAY_ZENDESK_API_TOKEN", "required with DESKRELAY_ZENDESK_EMAIL")
+		}
+	}
+	if z.OAuthToken != "" {
+		ways = append(ways, "fixed OAuth token (DESKRELAY_ZENDESK_OAUTH_TOKEN)")
+	}
+	if c.oauth.set() {
+		ways = append(ways, "OAuth with refresh (DESKRELAY_ZENDESK_OAUTH_CLIENT_ID + _CLIENT_SECRET + _REFRESH_TOKEN)")
+		if c.oauth.clientID == "" {
+			p.add("DESKRELAY_ZENDESK_OAUTH_CLIENT_ID", "required for OAuth with refresh")
+		}
+		if c.oauth.clientSecret == "" {
+			p.add("DESKRELAY_ZENDESK_OAUTH_CLIENT_SECRET", "required for OAuth with refresh")
+		}
+		if c.oauth.refreshToken == "" {
+			p.add("DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN", "required for OAuth with refresh")
+		}
+	}
+	switch len(ways) {
+	case 0:
+		p.add("DESKRELAY_ZENDESK_OAUTH_CLIENT_ID", "no Zendesk credentials: set OAuth with refresh (DESKRELAY_ZENDESK_OAUTH_CLIENT_ID, _CLIENT_SECRET, _REFRESH_TOKEN), DESKRELAY_ZENDESK_OAUTH_TOKEN, or DESKRELAY_ZENDESK_EMAIL + DESKRELAY_ZENDESK_API_TOKEN")
+	case 1:
+	default:
+		p.add("DESKRELAY_ZENDESK_API_TOKEN", "more than one way of authenticating is set: %s; keep one", strings.Join(ways, ", "))
+	}
+}
+
+// apiTokenAuth reports whether the retiring API-token auth is in use.
+func (c *config) apiTokenAuth() bool { return c.zendesk.APIToken != "" }
+
+// apiTokenRetirement is the day Zendesk's API tokens stop working.
+var apiTokenRetirement = time.Date(2027, 4, 30, 0, 0, 0, 0, time.UTC)

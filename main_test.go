@@ -1,0 +1,304 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deskrelay/deskrelay/internal/redistest"
+)
+
+// syncBuffer is a bytes.Buffer safe for a daemon writing and a test reading.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func envFrom(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantErr  string
+		wantOut  string
+		wantCode int
+	}{
+		{name: "UnknownCommandHints", args: []string{"serv"}, wantErr: `unknown command "serv" (did you mean "serve"?)`, wantCode: 1},
+		{name: "NoCommandPrintsUsage", args: nil, wantOut: "Usage: deskrelay <command>", wantCode: 2},
+		{name: "HelpListsCommands", args: []string{"help"}, wantOut: "serve"},
+		{name: "CommandHelp", args: []string{"serve", "-h"}, wantOut: "-ingest-token"},
+		{name: "Version", args: []string{"version"}, wantOut: "deskrelay "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(context.Background(), tt.args, envFrom(nil), &out, &errb)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+				}
+			}
+			if tt.wantCode != 0 {
+				if err == nil || exitStatus(err) != tt.wantCode {
+					t.Fatalf("exit status of %v = %d, want %d", err, exitStatus(err), tt.wantCode)
+				}
+			} else if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if !strings.Contains(out.String(), tt.wantOut) {
+				t.Fatalf("stdout = %q, want it to contain %q", out.String(), tt.wantOut)
+			}
+		})
+	}
+}
+
+func TestServeBadSettingsNameEachSetting(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   map[string]string
+		wants []string
+	}{
+		{
+			name:  "NothingSet",
+			env:   nil,
+			wants: []string{"DESKRELAY_INGEST_TOKEN: required", "DESKRELAY_ZENDESK_SUBDOMAIN: required", "no Zendesk credentials"},
+		},
+		{
+			name: "TwoAuthMethodsAndBadValues",
+			env: map[string]string{
+				"DESKRELAY_INGEST_TOKEN":        "t",
+				"DESKRELAY_ZENDESK_SUBDOMAIN":   "acme",
+				"DESKRELAY_ZENDESK_EMAIL":       "a@example.com",
+				"DESKRELAY_ZENDESK_API_TOKEN":   "apitok",
+				"DESKRELAY_ZENDESK_OAUTH_TOKEN": "oauthtok",
+				"DESKRELAY_CONCURRENCY":         "-3",
+				"DESKRELAY_RETRY_MAX_DELAY":     "soon",
+				"DESKRELAY_SINK_SECRET":         "nope",
+				"DESKRELAY_REDIS_URL":           "mysql://u:hunter2@x/1",
+			},
+			wants: []string{
+				"more than one way of authenticating",
+				"DESKRELAY_CONCURRENCY: must be a positive whole number",
+				`DESKRELAY_RETRY_MAX_DELAY: "soon" is not a duration`,
+				"DESKRELAY_SINK_SECRET: must start with whsec_",
+				"DESKRELAY_REDIS_URL: unsupported scheme",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(context.Background(), []string{"serve"}, envFrom(tt.env), &out, &errb)
+			if exitStatus(err) != 2 {
+				t.Fatalf("exit status = %d (%v), want 2", exitStatus(err), err)
+			}
+			for _, w := range tt.wants {
+				if !strings.Contains(errb.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errb.String())
+				}
+			}
+			for _, secret := range []string{"hunter2", "apitok", "oauthtok"} {
+				if strings.Contains(errb.String()+out.String(), secret) {
+					t.Errorf("output leaks secret %q:\n%s", secret, errb.String())
+				}
+			}
+		})
+	}
+}
+
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	var errb bytes.Buffer
+	err := run(context.Background(), []string{"serve", "-concurrency", "0"},
+		envFrom(map[string]string{"DESKRELAY_CONCURRENCY": "5"}), &bytes.Buffer{}, &errb)
+	if exitStatus(err) != 2 || !strings.Contains(errb.String(), `DESKRELAY_CONCURRENCY: must be a positive whole number, got "0"`) {
+		t.Fatalf("flag did not override the environment: %v\n%s", err, errb.String())
+	}
+}
+
+// daemonEnv is a complete, valid environment for serve, with secrets that
+// must never appear in any output.
+func daemonEnv(t *testing.T, redisURL, zendeskURL string) map[string]string {
+	t.Helper()
+	return map[string]string{
+		"DESKRELAY_LISTEN":             "127.0.0.1:0",
+		"DESKRELAY_REDIS_URL":          redisURL,
+		"DESKRELAY_ZENDESK_URL":        zendeskURL,
+		"DESKRELAY_ZENDESK_EMAIL":      "agent@example.com",
+		"DESKRELAY_ZENDESK_API_TOKEN":  "zd-api-token-SECRET1",
+		"DESKRELAY_INGEST_TOKEN":       "ingest-token-SECRET2",
+		"DESKRELAY_WEBHOOK_SECRET":     "webhook-secret-SECRET3",
+		"DESKRELAY_SINK_URL":           "http://127.0.0.1:1/sink",
+		"DESKRELAY_SINK_SECRET":        "whsec_c2VjcmV0LXNpbmstU0VDUkVUNA==",
+		"DESKRELAY_ADMIN_USER":         "admin",
+		"DESKRELAY_ADMIN_PASSWORD":     "admin-password-SECRET5",
+		"DESKRELAY_TARGET_USER":        "zendesk",
+		"DESKRELAY_TARGET_PASSWORD":    "target-password-SECRET6",
+		"DESKRELAY_RECONCILE_INTERVAL": "0",
+		"DESKRELAY_SPOOL_DIR":          t.TempDir(),
+		"DESKRELAY_LOG_LEVEL":          "debug",
+		"DESKRELAY_SHUTDOWN_TIMEOUT":   "5s",
+	}
+}
+
+// startDaemon runs `deskrelay serve` in the background and returns its base
+// URL once /healthz answers, plus a stop function that returns run's error.
+func startDaemon(t *testing.T, env map[string]string) (base string, logs *syncBuffer, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs = &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, envFrom(env), logs, logs) }()
+	addrRE := regexp.MustCompile(`"addr":"([^"]+)"[^\n]*"message":"deskrelay listening"`)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
+			base = "http://" + m[1]
+			break
+		}
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("serve exited early: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("serve did not start listening within 15s:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(20 * time.Second):
+				runErr = errors.New("serve did not stop within 20s of cancellation")
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return base, logs, stop
+}
+
+func getStatus(t *testing.T, url string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}
+
+func TestServeHealthAndGracefulStop(t *testing.T) {
+	db := redistest.New(t)
+	zd := newTestZendesk(t)
+	env := daemonEnv(t, db.URL(), zd)
+	base, logs, stop := startDaemon(t, env)
+
+	if code, _ := getStatus(t, base+"/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz = %d, want 200", code)
+	}
+	waitFor(t, 10*time.Second, "readyz 200", func() bool {
+		code, _ := getStatus(t, base+"/readyz")
+		return code == http.StatusOK
+	})
+	if code, body := getStatus(t, base+"/nope"); code != http.StatusNotFound || body["error"] == nil {
+		t.Fatalf("unknown route = %d %v, want 404 with an error body", code, body)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("serve returned %v after cancellation, want nil\n%s", err, logs.String())
+	}
+	assertNoSecrets(t, env, logs.String())
+}
+
+func assertNoSecrets(t *testing.T, env map[string]string, output string) {
+	t.Helper()
+	for _, s := range settings {
+		v := env[s.env]
+		if !s.secret || v == "" || s.env == "DESKRELAY_REDIS_URL" {
+			continue
+		}
+		if strings.Contains(output, v) {
+			t.Errorf("output contains the value of %s", s.env)
+		}
+	}
+	if strings.Contains(output, "Authorization") && strings.Contains(output, "Basic ") {
+		t.Errorf("output contains an Authorization header")
+	}
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestREADMESettings keeps README.md's configuration table and the code's
+// settings list in step: same names, same defaults, nothing missing.
+func TestREADMESettings(t *testing.T) {
+	raw, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rowRE := regexp.MustCompile("(?m)^\\| `(DESKRELAY_[A-Z_]+)` \\| ([^|]*)\\|")
+	rows := map[string]string{}
+	for _, m := range rowRE.FindAllStringSubmatch(string(raw), -1) {
+		rows[m[1]] = strings.Trim(strings.TrimSpace(m[2]), "`")
+	}
+	for _, s := range settings {
+		def, ok := rows[s.env]
+		if !ok {
+			t.Errorf("README.md's configuration table lacks %s", s.env)
+			continue
+		}
+		want := s.def
+		if want == "" {
+			want = "—"
+		}
+		if def != want {
+			t.Errorf("README.md says %s defaults to %q; the code says %q", s.env, def, want)
+		}
+		delete(rows, s.env)
+	}
+	for env := range rows {
+		t.Errorf("README.md documents %s, which the code does not know", env)
+	}
+	if len(settings) < 30 {
+		t.Fatalf("settings list unexpectedly short: %d", len(settings))
+	}
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+func cmdSend(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "send", "send --conversation ID --body TEXT [flags]")
+	resolve := bindSettings(fs, env.getenv)
+	conv := fs.String("conversation", "", "conversation id (required)")
+	body := fs.String("body", "", "message text (required)")
+	id := fs.String("id", "", "message id (default: a random msg_… id)")
+	seq := fs.Int("sequence", 0, "position in the conversation (default: arrival order)")
+	email := fs.String("email", "", "author's email")
+	authorID := fs.String("author-id", "", "author's id on the platform")
+	name := fs.String("name", "", "author's name")
+	subject := fs.String("subject", "", "ticket subject (first message only)")
+	server := fs.String("server", "", "daemon URL (default: http:// + DESKRELAY_LISTEN)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	v := resolve()
+	var p problems
+	if *conv == "" {
+		p.add("--conversation", "required")
+	}
+	if strings.TrimSpace(*body) == "" {
+		p.add("--body", "required")
+	}
+	if *email == "" && *authorID == "" {
+		p.add("--email", "required (or --author-id)")
+	}
+	if v["DESKRELAY_INGEST_TOKEN"] == "" {
+		p.add("DESKRELAY_INGEST_TOKEN", "required (the daemon's ingest token)")
+	}
+	if err := p.err(); err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return exitCode(2)
+	}
+	if *id == "" {
+		b := make([]byte, 10)
+		_, _ = rand.Read(b)
+		*id = "msg_" + hex.EncodeToString(b)
+	}
+	msg := map[string]any{
+		"id":              *id,
+		"conversation_id": *conv,
+		"author":          map[string]string{"id": *authorID, "name": *name, "email": *email},
+		"body":            *body,
+		"created_at":      time.Now().UTC().Format(time.RFC3339),
+	}
+	if *seq > 0 {
+		msg["sequence"] = *seq
+	}
+	if *subject != "" {
+		msg["subject"] = *subject
+	}
+	base := *server
+	if base == "" {
+		base = "http://" + v["DESKRELAY_LISTEN"]
+	}
+	raw, _ := json.Marshal(msg)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/v1/messages", bytes.NewReader(raw))
+	if err != nil {
+		return fmt.Errorf("--server: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+v["DESKRELAY_INGEST_TOKEN"])
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("post message: %w", err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	fmt.Fprintf(env.stdout, "%d %s\n", resp.StatusCode, bytes.TrimSpace(out))
+	if resp.StatusCode >= 300 {
+		return exitCode(1)
+	}
+	return nil
+}
