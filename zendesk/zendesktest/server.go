@@ -63,6 +63,7 @@ type Server struct {
 	loseP     float64
 	loseNext  int
 	dropHooks bool
+	dupNext   int
 
 	requests []RecordedRequest
 

@@ -212,6 +212,11 @@ func (s *Server) Attempts(webhookID, invocationID string) []zendesk.Attempt {
 // called (without counting failures).
 func (s *Server) DropWebhooks(drop bool) { s.mu.Lock(); s.dropHooks = drop; s.mu.Unlock() }
 
+// DuplicateDeliveries makes the webhook calls of the next n actions happen
+// twice each (two invocations with different invocation ids and the same
+// payload), as Zendesk documents it may.
+func (s *Server) DuplicateDeliveries(n int) { s.mu.Lock(); s.dupNext += n; s.mu.Unlock() }
+
 // AddTarget creates an active legacy URL target that receives TriggerBody
 // with basic auth (user, password; none when user is empty) on every agent
 // action. It returns the target's id.
@@ -389,6 +394,10 @@ func (s *Server) jobsLocked(notes []notice, now time.Time) []job {
 			if slices.Contains(w.subscriptions, typ) {
 				bodies = append(bodies, s.envelope(typ, n, now))
 			}
+		}
+		if s.dupNext > 0 && len(bodies) > 0 {
+			s.dupNext--
+			bodies = append(bodies, bodies...) // Zendesk may invoke twice for one change
 		}
 		for _, b := range bodies {
 			inv := &invocation{id: newULID(now), createdAt: now}

@@ -407,3 +407,21 @@ func TestNotifyAPIWrites(t *testing.T) {
 		}
 	}
 }
+
+func TestDuplicateDeliveries(t *testing.T) {
+	srv := zendesktest.NewServer(t)
+	snk, url := newSink(t)
+	hook := srv.AddWebhook(url, "k", zendesktest.EventCommentAdded)
+	id := createTicket(t, srv, "c", "x")
+	srv.DuplicateDeliveries(1)
+	srv.AgentComment(id, "twice", true)
+	srv.AgentComment(id, "once", true)
+	got := snk.got()
+	if len(got) != 3 || string(got[0].body) != string(got[1].body) ||
+		got[0].header.Get("X-Zendesk-Webhook-Invocation-Id") == got[1].header.Get("X-Zendesk-Webhook-Invocation-Id") {
+		t.Errorf("%d deliveries", len(got))
+	}
+	if n := len(srv.Invocations(hook)); n != 3 {
+		t.Errorf("%d invocations", n)
+	}
+}
