@@ -1,0 +1,143 @@
+package inbound
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/deskrelay/deskrelay/internal/events"
+)
+
+// Config configures the inbound path. Package main fills it from the
+// environment and flags; errors name the DESKRELAY_* setting.
+type Config struct {
+	// SinkURL is the platform's endpoint for ticket events
+	// (DESKRELAY_SINK_URL). Required: http or https.
+	SinkURL string
+	// SinkSecret signs sink deliveries with Standard Webhooks
+	// (DESKRELAY_SINK_SECRET): "whsec_" + base64. Required.
+	SinkSecret string
+	// WebhookSecret is Zendesk's signing secret for the webhook
+	// (DESKRELAY_WEBHOOK_SECRET). Empty: Webhook() answers 503, the receiver
+	// is off (Target() still works: it has no signature).
+	WebhookSecret string
+	// ForwardPrivate also forwards agents' private notes
+	// (DESKRELAY_FORWARD_PRIVATE). Default false.
+	ForwardPrivate bool
+	// SpoolDir is where verified webhook requests wait while Redis is
+	// unreachable (DESKRELAY_SPOOL_DIR). Default "./spool". One directory
+	// per process: replicas must not share it.
+	SpoolDir string
+	// SpoolMaxBytes caps the spool's size; beyond it the receiver answers
+	// 503. Default 1 GiB.
+	SpoolMaxBytes int64
+	// LedgerRetention is how long event ids are remembered for dedupe.
+	// Default 14 days.
+	LedgerRetention time.Duration
+	// MaxSkew is how far the signature timestamp may be from now. Default
+	// 5 minutes (Zendesk's documented window).
+	MaxSkew time.Duration
+	// MaxBodyBytes limits a webhook body (413 beyond). Default 1 MiB.
+	MaxBodyBytes int64
+	// EnqueueTimeout is how long the webhook answer waits for Redis before
+	// it spools the request instead. Default 300ms.
+	EnqueueTimeout time.Duration
+	// SinkTimeout bounds one HTTP request to the sink. Default 10s; must be
+	// below TaskTimeout.
+	SinkTimeout time.Duration
+	// TaskTimeout bounds one delivery task attempt. Default 1 minute.
+	TaskTimeout time.Duration
+	// OrderSettle is how long a new event waits before delivery, so that
+	// events of one conversation that arrive close together (Zendesk does
+	// not guarantee order) go out in occurred_at order. Default 1s; a
+	// negative value turns it off.
+	OrderSettle time.Duration
+	// OrderPoll is how long an event waits before it looks again whether
+	// its conversation's earlier events are done. Default 1s.
+	OrderPoll time.Duration
+	// Now is the clock (tests). Default time.Now.
+	Now func() time.Time
+}
+
+// Defaults.
+const (
+	DefaultSpoolDir      = "./spool"
+	DefaultSpoolMaxBytes = 1 << 30
+	DefaultMaxSkew       = 5 * time.Minute
+	DefaultMaxBodyBytes  = 1 << 20
+)
+
+func (c Config) withDefaults() Config {
+	if c.SpoolDir == "" {
+		c.SpoolDir = DefaultSpoolDir
+	}
+	if c.SpoolMaxBytes <= 0 {
+		c.SpoolMaxBytes = DefaultSpoolMaxBytes
+	}
+	if c.LedgerRetention <= 0 {
+		c.LedgerRetention = events.DefaultLedgerRetention
+	}
+	if c.MaxSkew <= 0 {
+		c.MaxSkew = DefaultMaxSkew
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.EnqueueTimeout <= 0 {
+		c.EnqueueTimeout = 300 * time.Millisecond
+	}
+	if c.SinkTimeout <= 0 {
+		c.SinkTimeout = 10 * time.Second
+	}
+	if c.TaskTimeout <= 0 {
+		c.TaskTimeout = time.Minute
+	}
+	if c.OrderSettle == 0 {
+		c.OrderSettle = time.Second
+	}
+	if c.OrderSettle < 0 {
+		c.OrderSettle = 0
+	}
+	if c.OrderPoll <= 0 {
+		c.OrderPoll = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.SinkURL == "" {
+		errs = append(errs, errors.New("DESKRELAY_SINK_URL: required"))
+	} else if u, err := url.Parse(c.SinkURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, errors.New("DESKRELAY_SINK_URL: want an http:// or https:// URL"))
+	}
+	switch {
+	case c.SinkSecret == "":
+		errs = append(errs, errors.New("DESKRELAY_SINK_SECRET: required (whsec_ followed by base64)"))
+	case !strings.HasPrefix(c.SinkSecret, "whsec_"):
+		errs = append(errs, errors.New("DESKRELAY_SINK_SECRET: must start with whsec_"))
+	default:
+		if _, err := newSigner(c.SinkSecret); err != nil {
+			errs = append(errs, errors.New("DESKRELAY_SINK_SECRET: the part after whsec_ is not base64"))
+		}
+	}
+	if c.SinkTimeout >= c.TaskTimeout {
+		errs = append(errs, fmt.Errorf("sink timeout %s must be below the task timeout %s", c.SinkTimeout, c.TaskTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+func newSigner(secret string) (*standardwebhooks.Webhook, error) {
+	key := strings.TrimPrefix(secret, "whsec_")
+	if key == "" {
+		return nil, errors.New("empty key")
+	}
+	return standardwebhooks.NewWebhook(secret)
+}

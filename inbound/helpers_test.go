@@ -1,0 +1,315 @@
+package inbound_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/deskrelay/deskrelay/inbound"
+	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/zendesk"
+)
+
+const (
+	webhookSecret = "zendesk-signing-secret"
+	sinkSecret    = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+)
+
+// sink is a test sink that verifies every delivery with the Standard
+// Webhooks library and answers what respond says.
+type sink struct {
+	t   testing.TB
+	srv *httptest.Server
+	wh  *standardwebhooks.Webhook
+
+	mu       sync.Mutex
+	got      []events.Event // verified 2xx deliveries, in arrival order
+	attempts map[string]int
+	respond  func(ev events.Event, attempt int) (status int, retryAfter string)
+	changed  chan struct{}
+}
+
+func newSink(t testing.TB) *sink {
+	t.Helper()
+	wh, err := standardwebhooks.NewWebhook(sinkSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{t: t, wh: wh, attempts: map[string]int{}, changed: make(chan struct{}, 1)}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if err := s.wh.Verify(body, r.Header); err != nil {
+		s.t.Errorf("sink: delivery does not verify: %v", err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	var ev events.Event
+	if err := json.Unmarshal(body, &ev); err != nil {
+		s.t.Errorf("sink: body: %v", err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	if r.Header.Get("webhook-id") != ev.ID {
+		s.t.Errorf("sink: webhook-id %q, body id %q", r.Header.Get("webhook-id"), ev.ID)
+	}
+	s.mu.Lock()
+	s.attempts[ev.ID]++
+	status, ra := http.StatusOK, ""
+	if s.respond != nil {
+		status, ra = s.respond(ev, s.attempts[ev.ID])
+	}
+	if status/100 == 2 {
+		s.got = append(s.got, ev)
+	}
+	s.mu.Unlock()
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+	if ra != "" {
+		w.Header().Set("Retry-After", ra)
+	}
+	w.WriteHeader(status)
+}
+
+func (s *sink) setRespond(f func(ev events.Event, attempt int) (int, string)) {
+	s.mu.Lock()
+	s.respond = f
+	s.mu.Unlock()
+}
+
+func (s *sink) events() []events.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]events.Event(nil), s.got...)
+}
+
+func (s *sink) ids() []string {
+	var ids []string
+	for _, ev := range s.events() {
+		ids = append(ids, ev.ID)
+	}
+	return ids
+}
+
+func (s *sink) attemptsOf(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attempts[id]
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type harness struct {
+	t       testing.TB
+	rdb     redis.UniversalClient
+	opt     asynq.RedisConnOpt
+	tickets *relay.Tickets
+	sink    *sink
+	recv    *inbound.Receiver
+	api     *httptest.Server
+	spool   string
+	cfg     inbound.Config
+	deps    inbound.Deps
+	stopRun context.CancelFunc
+	runDone chan struct{}
+}
+
+type harnessOptions struct {
+	server    *redistest.Server // a private redis-server (restarts); default redistest.New
+	noWorkers bool
+	zendesk   *zendesk.Client
+	cfg       func(*inbound.Config)
+}
+
+func newHarness(t testing.TB, o harnessOptions) *harness {
+	t.Helper()
+	h := &harness{t: t, sink: newSink(t), spool: t.TempDir()}
+	if o.server != nil {
+		c := redis.NewClient(&redis.Options{Addr: o.server.Addr, MaxRetries: 1, DialTimeout: 200 * time.Millisecond})
+		t.Cleanup(func() { _ = c.Close() })
+		h.rdb, h.opt = c, o.server.AsynqOpt()
+	} else {
+		db := redistest.New(t)
+		h.rdb, h.opt = db.Client, db.AsynqOpt()
+	}
+	h.tickets = relay.NewTickets(h.rdb)
+	h.cfg = inbound.Config{
+		SinkURL:       h.sink.srv.URL + "/events",
+		SinkSecret:    sinkSecret,
+		WebhookSecret: webhookSecret,
+		SpoolDir:      h.spool,
+		SinkTimeout:   2 * time.Second,
+		TaskTimeout:   10 * time.Second,
+		OrderSettle:   150 * time.Millisecond,
+		OrderPoll:     50 * time.Millisecond,
+	}
+	if o.cfg != nil {
+		o.cfg(&h.cfg)
+	}
+	h.deps = inbound.Deps{Redis: h.rdb, Tickets: h.tickets, Zendesk: o.zendesk, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), Metrics: prometheus.NewRegistry()}
+	h.start()
+	if !o.noWorkers {
+		mux := asynq.NewServeMux()
+		h.recv.Register(mux)
+		srv := relay.NewServer(h.opt, relay.ServerConfig{
+			Concurrency:     6,
+			Policy:          relay.Policy{BaseDelay: 50 * time.Millisecond, MaxDelay: 300 * time.Millisecond},
+			PollInterval:    50 * time.Millisecond,
+			ShutdownTimeout: 2 * time.Second,
+		}, zerolog.Nop())
+		if err := srv.Start(mux); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Shutdown)
+	}
+	return h
+}
+
+// start builds the Receiver (again: a restart) and runs its spool mover.
+func (h *harness) start() {
+	h.t.Helper()
+	if h.stopRun != nil {
+		h.stopRun()
+		<-h.runDone
+		h.api.Close()
+	}
+	r, err := inbound.New(h.cfg, h.deps)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.recv = r
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/zendesk/webhook", r.Webhook())
+	mux.Handle("POST /v1/zendesk/target", r.Target())
+	h.api = httptest.NewServer(mux)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	h.stopRun, h.runDone = cancel, done
+	h.t.Cleanup(func() {
+		cancel()
+		<-done
+		h.api.Close()
+	})
+}
+
+func (h *harness) link(conv string, ticket int64) {
+	h.t.Helper()
+	if err := h.tickets.Link(context.Background(), conv, ticket); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+type response struct {
+	Status int
+	Body   string
+}
+
+// post sends body to the webhook endpoint, signed with secret at ts.
+func (h *harness) post(body []byte, secret string, ts time.Time, invocation string) response {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.api.URL+"/v1/zendesk/webhook", bytes.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	stamp := ts.UTC().Format(time.RFC3339)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(zendesk.HeaderSignatureTimestamp, stamp)
+	req.Header.Set(zendesk.HeaderSignature, zendesk.Sign(secret, stamp, body))
+	if invocation != "" {
+		req.Header.Set(inbound.HeaderInvocationID, invocation)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, string(b)}
+}
+
+// send posts a correctly signed webhook and requires a 200.
+func (h *harness) send(body []byte, invocation string) response {
+	h.t.Helper()
+	r := h.post(body, webhookSecret, time.Now(), invocation)
+	if r.Status != http.StatusOK {
+		h.t.Fatalf("webhook answered %d %s", r.Status, r.Body)
+	}
+	return r
+}
+
+// idle waits until the inbound queue has no pending, active, scheduled or
+// retrying task and the spool is empty.
+func (h *harness) idle(d time.Duration) {
+	h.t.Helper()
+	insp := asynq.NewInspectorFromRedisClient(h.rdb)
+	waitFor(h.t, "the inbound queue to drain", d, func() bool {
+		if h.recv.SpoolPending() > 0 {
+			return false
+		}
+		qs, err := insp.Queues()
+		if err != nil {
+			return false
+		}
+		if !slices.Contains(qs, relay.QueueInbound) {
+			return true // nothing was ever enqueued
+		}
+		q, err := insp.GetQueueInfo(relay.QueueInbound)
+		if err != nil {
+			return false
+		}
+		return q.Pending+q.Active+q.Scheduled+q.Retry == 0
+	})
+}
+
+func commentBody(ticket, comment int64, conv string, staff, public bool, at time.Time) []byte {
+	return fmt.Appendf(nil, `{"account_id":123456,"id":"ev-%d","subject":"zen:ticket:%d","time":%q,"type":"zen:event-type:ticket.comment_added",`+
+		`"zendesk_event_version":"2022-11-06","detail":{"id":"%d","external_id":%q,"status":"OPEN","requester_id":"77","updated_at":%q},`+
+		`"event":{"comment":{"id":%d,"body":"reply %d","is_public":%v,"author":{"id":"9","is_staff":%v,"name":"Agent Smith"}}}}`,
+		comment, ticket, at.UTC().Format(time.RFC3339Nano), ticket, conv, at.UTC().Format(time.RFC3339), comment, comment, public, staff)
+}
+
+func statusBody(ticket int64, status string, at time.Time) []byte {
+	return fmt.Appendf(nil, `{"account_id":123456,"id":"st-%d","subject":"zen:ticket:%d","time":%q,"type":"zen:event-type:ticket.status_changed",`+
+		`"detail":{"id":"%d","status":%q,"updated_at":%q},"event":{"current":%q,"previous":"OPEN"}}`,
+		at.Unix(), ticket, at.UTC().Format(time.RFC3339), ticket, status, at.UTC().Format(time.RFC3339), status)
+}
+
+func sorted(s []string) []string {
+	s = append([]string(nil), s...)
+	sort.Strings(s)
+	return s
+}

@@ -1,0 +1,62 @@
+package inbound
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	webhooks   *prometheus.CounterVec // outcome: accepted, spooled, duplicate, ignored
+	rejected   *prometheus.CounterVec // reason: signature, timestamp, too_large, malformed, unavailable
+	spoolFiles prometheus.Gauge
+	events     *prometheus.CounterVec // result: enqueued, duplicate, skipped; reason
+	deliveries *prometheus.CounterVec // outcome: delivered, retry, wait, failed
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deskrelay_inbound_webhooks_accepted_total",
+			Help: "Zendesk webhook and target requests answered 2xx, by outcome (accepted into Redis, spooled, duplicate invocation, ignored event type).",
+		}, []string{"outcome"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deskrelay_inbound_webhooks_rejected_total",
+			Help: "Zendesk webhook and target requests rejected, by reason (signature, timestamp, too_large, malformed, unavailable).",
+		}, []string{"reason"}),
+		spoolFiles: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deskrelay_inbound_spool_pending",
+			Help: "Webhook requests waiting in the local spool for Redis.",
+		}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deskrelay_inbound_events_total",
+			Help: "Events derived from webhooks, by publish result (enqueued, duplicate, skipped) and reason.",
+		}, []string{"result", "reason"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deskrelay_inbound_sink_deliveries_total",
+			Help: "Sink delivery attempts by outcome (delivered, retry, wait, failed).",
+		}, []string{"outcome"}),
+	}
+	if reg != nil {
+		m.webhooks = register(reg, m.webhooks)
+		m.rejected = register(reg, m.rejected)
+		m.spoolFiles = register(reg, m.spoolFiles)
+		m.events = register(reg, m.events)
+		m.deliveries = register(reg, m.deliveries)
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// its name (a Receiver recreated in the same process).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}

@@ -1,0 +1,383 @@
+package inbound
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/httpx"
+	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/zendesk"
+)
+
+// TaskWebhook is the asynq task type of a received, verified webhook body
+// (payload: received), turned into events by its handler.
+const TaskWebhook = "inbound:webhook"
+
+// HeaderInvocationID is the header Zendesk sends with every webhook call;
+// retries of one invocation share it.
+const HeaderInvocationID = "X-Zendesk-Webhook-Invocation-Id"
+
+// Deps are the Receiver's collaborators.
+type Deps struct {
+	// Redis is deskrelay's Redis (asynq shares it). Required.
+	Redis redis.UniversalClient
+	// Tickets is the record of managed tickets and own comments. Default
+	// relay.NewTickets(Redis).
+	Tickets *relay.Tickets
+	// Zendesk reads comments named by trigger bodies. May be nil when only
+	// the event-subscription envelope is used: trigger comments are then
+	// dropped with a warning.
+	Zendesk *zendesk.Client
+	// Publisher publishes events; default one built from Redis, Tickets and
+	// the Config. Pass the same Publisher to the reconciler.
+	Publisher *events.Publisher
+	// Log is the logger.
+	Log zerolog.Logger
+	// Metrics registers the inbound metrics; nil registers nothing.
+	Metrics prometheus.Registerer
+	// SinkClient replaces the HTTP client for sink deliveries (tests); its
+	// Timeout is set to Config.SinkTimeout when zero.
+	SinkClient *http.Client
+}
+
+// Receiver is the inbound path: the webhook endpoints, the spool mover and
+// the task handlers.
+type Receiver struct {
+	cfg     Config
+	rdb     redis.UniversalClient
+	client  *asynq.Client
+	insp    *asynq.Inspector
+	tickets *relay.Tickets
+	zd      *zendesk.Client
+	pub     *events.Publisher
+	log     zerolog.Logger
+	m       *metrics
+	spool   *spool
+	signer  *standardwebhooks.Webhook
+	http    *http.Client
+
+	downUntil     atomic.Int64 // unix nanos until which the ack path spools without trying Redis
+	lastSeenWrite atomic.Int64 // unix nanos of the last WebhookLastReceived write
+	sigFailures   atomic.Bool  // a signature failure run may be recorded in Redis
+}
+
+// New returns a Receiver, or an error naming the setting that is wrong.
+func New(cfg Config, deps Deps) (*Receiver, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if deps.Redis == nil {
+		return nil, errors.New("inbound: Deps.Redis is required")
+	}
+	if deps.Tickets == nil {
+		deps.Tickets = relay.NewTickets(deps.Redis)
+	}
+	if deps.Publisher == nil {
+		deps.Publisher = events.NewPublisher(deps.Redis, deps.Tickets, events.PublisherConfig{
+			ForwardPrivate:  cfg.ForwardPrivate,
+			LedgerRetention: cfg.LedgerRetention,
+			TaskTimeout:     cfg.TaskTimeout,
+			Now:             cfg.Now,
+		})
+	}
+	sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := newSigner(cfg.SinkSecret)
+	if err != nil {
+		return nil, errors.New("DESKRELAY_SINK_SECRET: the part after whsec_ is not base64")
+	}
+	hc := deps.SinkClient
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	if hc.Timeout == 0 {
+		c := *hc
+		c.Timeout = cfg.SinkTimeout
+		hc = &c
+	}
+	r := &Receiver{
+		cfg:     cfg,
+		rdb:     deps.Redis,
+		client:  asynq.NewClientFromRedisClient(deps.Redis),
+		insp:    asynq.NewInspectorFromRedisClient(deps.Redis),
+		tickets: deps.Tickets,
+		zd:      deps.Zendesk,
+		pub:     deps.Publisher,
+		log:     deps.Log.With().Str("component", "inbound").Logger(),
+		m:       newMetrics(deps.Metrics),
+		spool:   sp,
+		signer:  signer,
+		http:    hc,
+	}
+	r.sigFailures.Store(true) // clear a run left by an earlier process on the first good signature
+	r.m.spoolFiles.Set(float64(sp.Pending()))
+	if n := sp.Pending(); n > 0 {
+		r.log.Warn().Int64("spooled", n).Str("dir", cfg.SpoolDir).Msg("spooled webhook requests wait for Redis")
+	}
+	return r, nil
+}
+
+// Publisher returns the Publisher the receiver uses (share it with the reconciler).
+func (r *Receiver) Publisher() *events.Publisher { return r.pub }
+
+// SpoolPending is the number of requests waiting in the spool.
+func (r *Receiver) SpoolPending() int64 { return r.spool.Pending() }
+
+// Register adds the inbound task handlers to mux.
+func (r *Receiver) Register(mux *asynq.ServeMux) {
+	mux.HandleFunc(TaskWebhook, r.handleWebhookTask)
+	mux.HandleFunc(events.TaskDeliver, r.handleDeliver)
+}
+
+// received is the payload of a TaskWebhook task and of a spool file.
+type received struct {
+	Kind         string          `json:"kind"` // "webhook" or "target"
+	InvocationID string          `json:"invocation_id,omitempty"`
+	ReceivedAt   time.Time       `json:"received_at"`
+	Body         json.RawMessage `json:"body"`
+}
+
+// Webhook is the handler of POST /v1/zendesk/webhook.
+func (r *Receiver) Webhook() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if r.cfg.WebhookSecret == "" {
+			httpx.WriteError(w, http.StatusServiceUnavailable, "receiver_off", "DESKRELAY_WEBHOOK_SECRET is not set: the webhook receiver is off")
+			return
+		}
+		body, ok := r.readBody(w, req)
+		if !ok {
+			return
+		}
+		now := r.cfg.Now()
+		err := zendesk.VerifySignature(r.cfg.WebhookSecret, body,
+			req.Header.Get(zendesk.HeaderSignatureTimestamp), req.Header.Get(zendesk.HeaderSignature), now, r.cfg.MaxSkew)
+		if err != nil {
+			reason, msg := "signature", "webhook signature missing or wrong"
+			switch {
+			case errors.Is(err, zendesk.ErrTimestampSkew):
+				reason, msg = "timestamp", "webhook signature timestamp more than "+r.cfg.MaxSkew.String()+" from now"
+			case errors.Is(err, zendesk.ErrTimestampInvalid):
+				reason, msg = "timestamp", "webhook signature timestamp is not ISO 8601"
+			}
+			r.m.rejected.WithLabelValues(reason).Inc()
+			r.noteSignatureFailure(req.Context(), now, err)
+			httpx.WriteError(w, http.StatusUnauthorized, "bad_signature", msg)
+			return
+		}
+		r.noteSignatureOK(req.Context())
+		r.accept(w, req, "webhook", req.Header.Get(HeaderInvocationID), body, now)
+	})
+}
+
+// Target is the handler of POST /v1/zendesk/target, for a legacy target,
+// which cannot sign: main wraps it in basic auth.
+func (r *Receiver) Target() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, ok := r.readBody(w, req)
+		if !ok {
+			return
+		}
+		r.accept(w, req, "target", "", body, r.cfg.Now())
+	})
+}
+
+func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request) ([]byte, bool) {
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		httpx.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			r.m.rejected.WithLabelValues("too_large").Inc()
+			httpx.WriteError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over %d bytes", r.cfg.MaxBodyBytes))
+			return nil, false
+		}
+		r.m.rejected.WithLabelValues("malformed").Inc()
+		httpx.WriteError(w, http.StatusBadRequest, "unreadable", "could not read the request body")
+		return nil, false
+	}
+	return body, true
+}
+
+// accept parses the verified body (400 when unreadable), then makes it
+// durable: a TaskWebhook task, or a spool file when Redis does not answer.
+func (r *Receiver) accept(w http.ResponseWriter, req *http.Request, kind, invocationID string, body []byte, now time.Time) {
+	pl, err := events.ParsePayload(body, events.SourceWebhook)
+	if err != nil {
+		r.m.rejected.WithLabelValues("malformed").Inc()
+		r.log.Warn().Err(err).Str("kind", kind).Msg("webhook body unreadable")
+		httpx.WriteError(w, http.StatusBadRequest, "malformed", err.Error())
+		return
+	}
+	if pl.Ignored {
+		r.m.webhooks.WithLabelValues("ignored").Inc()
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ignored", "type": pl.Type})
+		return
+	}
+	payload, err := json.Marshal(received{Kind: kind, InvocationID: invocationID, ReceivedAt: now.UTC(), Body: body})
+	if err != nil { // cannot happen: body is valid JSON
+		httpx.WriteError(w, http.StatusBadRequest, "malformed", "body is not JSON")
+		return
+	}
+	status := "accepted"
+	if r.spool.Pending() > 0 || now.UnixNano() < r.downUntil.Load() {
+		status = "spooled" // keep arrival order while the spool drains
+	} else {
+		ctx, cancel := context.WithTimeout(req.Context(), r.cfg.EnqueueTimeout)
+		err = r.enqueueReceived(ctx, payload, invocationID, "")
+		cancel()
+		switch {
+		case err == nil:
+			r.noteReceived(now)
+		case errors.Is(err, asynq.ErrTaskIDConflict):
+			status = "duplicate"
+		default:
+			r.downUntil.Store(now.Add(time.Second).UnixNano())
+			r.log.Warn().Err(err).Msg("redis unreachable: spooling webhook requests")
+			status = "spooled"
+		}
+	}
+	if status == "spooled" {
+		if err := r.spool.Append(payload, now); err != nil {
+			r.m.rejected.WithLabelValues("unavailable").Inc()
+			r.log.Error().Err(err).Msg("cannot spool webhook request: answering 503")
+			httpx.WriteError(w, http.StatusServiceUnavailable, "unavailable", "cannot store the event now")
+			return
+		}
+		r.m.spoolFiles.Set(float64(r.spool.Pending()))
+	}
+	r.m.webhooks.WithLabelValues(status).Inc()
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": status})
+}
+
+// enqueueReceived makes a TaskWebhook task. Its id dedupes one invocation
+// (while the task lives; the invocation ledger afterwards) and one spool file.
+func (r *Receiver) enqueueReceived(ctx context.Context, payload []byte, invocationID, spoolName string) error {
+	opts := []asynq.Option{asynq.Queue(relay.QueueInbound), asynq.MaxRetry(relay.MaxRetry), asynq.Timeout(r.cfg.TaskTimeout)}
+	switch {
+	case invocationID != "":
+		opts = append(opts, asynq.TaskID("webhook:"+invocationID))
+	case spoolName != "":
+		opts = append(opts, asynq.TaskID("spool:"+spoolName))
+	}
+	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(TaskWebhook, payload), opts...)
+	return err
+}
+
+// Run moves spooled requests into Redis until ctx ends.
+func (r *Receiver) Run(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	backoff := 100 * time.Millisecond
+	for {
+		if r.spool.Pending() > 0 {
+			n, err := r.spool.Drain(func(name string, payload []byte) error {
+				var rec received
+				if err := json.Unmarshal(payload, &rec); err != nil {
+					r.log.Error().Err(err).Str("file", name).Msg("spool file unreadable: dropped")
+					return nil
+				}
+				ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				err := r.enqueueReceived(ectx, payload, rec.InvocationID, name)
+				if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+					return err
+				}
+				return nil
+			})
+			r.m.spoolFiles.Set(float64(r.spool.Pending()))
+			if n > 0 {
+				r.log.Info().Int("moved", n).Int64("left", r.spool.Pending()).Msg("spooled webhook requests moved into redis")
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				r.log.Debug().Err(err).Msg("spool: redis still unreachable")
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(backoff):
+				}
+				backoff = min(backoff*2, 2*time.Second)
+				continue
+			}
+			backoff = 100 * time.Millisecond
+			r.downUntil.Store(0)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.spool.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// noteReceived records the time of the latest verified request, at most
+// once a second per process.
+func (r *Receiver) noteReceived(now time.Time) {
+	last := r.lastSeenWrite.Load()
+	if now.UnixNano()-last < int64(time.Second) || !r.lastSeenWrite.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.EnqueueTimeout)
+	defer cancel()
+	if err := r.rdb.Set(ctx, keys.WebhookLastReceived, now.UnixMilli(), 0).Err(); err != nil {
+		r.lastSeenWrite.Store(last)
+	}
+}
+
+func (r *Receiver) noteSignatureFailure(ctx context.Context, now time.Time, cause error) {
+	r.sigFailures.Store(true)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.EnqueueTimeout)
+	defer cancel()
+	var run *redis.IntCmd
+	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		run = p.HIncrBy(ctx, keys.WebhookSignatureFailures, "run", 1)
+		p.HSetNX(ctx, keys.WebhookSignatureFailures, "first_at", now.UnixMilli())
+		p.HSet(ctx, keys.WebhookSignatureFailures, "last_at", now.UnixMilli())
+		return nil
+	})
+	n := int64(0)
+	if err == nil {
+		n = run.Val()
+	}
+	ev := r.log.Warn()
+	if n == 5 || (n > 0 && n%100 == 0) {
+		ev = r.log.Error() // a run: most likely DESKRELAY_WEBHOOK_SECRET is wrong
+	}
+	ev.Int64("run", n).Str("reason", cause.Error()).Msg("webhook signature rejected")
+}
+
+func (r *Receiver) noteSignatureOK(ctx context.Context) {
+	if !r.sigFailures.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.EnqueueTimeout)
+	defer cancel()
+	if err := r.rdb.Del(ctx, keys.WebhookSignatureFailures).Err(); err == nil {
+		r.sigFailures.Store(false)
+	}
+}
