@@ -3,6 +3,7 @@ package zendesktest_test
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +44,11 @@ func TestOAuthRefresh(t *testing.T) {
 		t.Fatalf("refresh: %d %+v", status, tk)
 	}
 	wantStatus(t, call(t, srv, "GET", "/api/v2/users/me", nil, "Authorization", "Bearer "+tk.AccessToken), http.StatusOK)
+	for _, r := range srv.Requests() {
+		if strings.Contains(string(r.Body), rt) || strings.Contains(string(r.Body), "cs") {
+			t.Errorf("recorded secrets: %s", r.Body)
+		}
+	}
 
 	t.Run("OldRefreshTokenIsSpent", func(t *testing.T) {
 		if status, tk := refresh(t, srv, rt, false); status != http.StatusBadRequest || tk.Error != "invalid_grant" {

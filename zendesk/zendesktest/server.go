@@ -378,6 +378,9 @@ func (s *Server) ServeHTTP(hw http.ResponseWriter, hr *http.Request) {
 		Header: hr.Header.Clone(), Body: body, RequestID: rid,
 	}
 	rec.Header.Del("Authorization")
+	if strings.HasPrefix(hr.URL.Path, "/oauth/") {
+		rec.Body = redactOAuth(body, hr.Header.Get("Content-Type"))
+	}
 	if a := hr.Header.Get("Authorization"); a != "" {
 		rec.Auth = strings.ToLower(strings.SplitN(a, " ", 2)[0])
 	}
@@ -702,3 +705,31 @@ func jsonEqual(a, b []byte) bool {
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Truncate(time.Second).Format(time.RFC3339) }
+
+// redactOAuth hides the secrets of a token request body in the recorder.
+func redactOAuth(body []byte, contentType string) []byte {
+	secret := map[string]bool{"client_secret": true, "refresh_token": true, "code": true, "password": true}
+	if strings.HasPrefix(contentType, "application/json") {
+		var m map[string]any
+		if json.Unmarshal(body, &m) != nil {
+			return nil
+		}
+		for k := range m {
+			if secret[k] {
+				m[k] = "[redacted]"
+			}
+		}
+		b, _ := json.Marshal(m)
+		return b
+	}
+	v, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil
+	}
+	for k := range v {
+		if secret[k] {
+			v.Set(k, "[redacted]")
+		}
+	}
+	return []byte(v.Encode())
+}
