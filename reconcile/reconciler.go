@@ -542,6 +542,17 @@ func (ru *runState) publish(ctx context.Context, ev events.Event) error {
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", ev.ID, err)
 	}
+	if out.Result == events.ResultSkipped && (out.Reason == events.SkipStatusUnchanged || out.Reason == events.SkipStatusStale) {
+		// the status gate answers before the ledger: a change the webhook
+		// delivered is "already delivered", not filtered
+		seen, err := ru.r.pub.Ledger().Seen(ctx, ev.ID)
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", ev.ID, err)
+		}
+		if seen {
+			out.Result, out.Reason = events.ResultDuplicate, "ledger"
+		}
+	}
 	ru.mu.Lock()
 	defer ru.mu.Unlock()
 	ru.rep.EventsFound++
@@ -616,13 +627,36 @@ type userInfo struct {
 
 // userCache remembers authors across runs (agents are few).
 type userCache struct {
-	mu sync.Mutex
-	m  map[int64]userInfo
+	mu      sync.Mutex
+	m       map[int64]userInfo
+	pending map[int64]*sync.Mutex
 }
 
 const maxCachedUsers = 10000
 
-func newUserCache() *userCache { return &userCache{m: map[int64]userInfo{}} }
+func newUserCache() *userCache {
+	return &userCache{m: map[int64]userInfo{}, pending: map[int64]*sync.Mutex{}}
+}
+
+// lock serialises the lookups of one user.
+func (c *userCache) lock(id int64) (unlock func()) {
+	c.mu.Lock()
+	l, ok := c.pending[id]
+	if !ok {
+		l = &sync.Mutex{}
+		c.pending[id] = l
+	}
+	c.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		c.mu.Lock()
+		if c.pending[id] == l {
+			delete(c.pending, id)
+		}
+		c.mu.Unlock()
+	}
+}
 
 func (c *userCache) get(id int64) (userInfo, bool) {
 	c.mu.Lock()
@@ -641,6 +675,12 @@ func (c *userCache) put(id int64, u userInfo) {
 }
 
 func (r *Reconciler) user(ctx context.Context, ru *runState, id int64) (userInfo, error) {
+	if u, ok := r.users.get(id); ok {
+		return u, nil
+	}
+	// one lookup per user at a time: tickets of a page run in parallel
+	unlock := r.users.lock(id)
+	defer unlock()
 	if u, ok := r.users.get(id); ok {
 		return u, nil
 	}
