@@ -147,12 +147,15 @@ const maxFailedScan = 10000
 // Report returns the outbound relay's state for GET /v1/status.
 func (r *Relay) Report(ctx context.Context) (StatusReport, error) {
 	rep := StatusReport{Queue: QueueReport{Name: QueueOutbound}, Failed: map[string]int{}}
-	qi, err := r.insp.GetQueueInfo(QueueOutbound)
-	switch {
-	case errors.Is(err, asynq.ErrQueueNotFound):
-	case err != nil:
+	qs, err := r.insp.Queues()
+	if err != nil {
 		return rep, fmt.Errorf("outbound queue: %w", err)
-	default:
+	}
+	if slices.Contains(qs, QueueOutbound) {
+		qi, err := r.insp.GetQueueInfo(QueueOutbound)
+		if err != nil {
+			return rep, fmt.Errorf("outbound queue: %w", err)
+		}
 		rep.Queue = QueueReport{Name: QueueOutbound, Pending: qi.Pending, Active: qi.Active, Scheduled: qi.Scheduled,
 			Retry: qi.Retry, Archived: qi.Archived, Paused: qi.Paused}
 	}
