@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +43,22 @@ type config struct {
 
 	// secrets are the values never to be printed.
 	secrets []string
+
+	// tuning holds knobs that are not settings: the demo and the end-to-end
+	// tests shorten Zendesk's minute-scale rules with them.
+	tuning tuning
+}
+
+// tuning shortens time-scale rules for the demo and tests; zero values keep
+// the production defaults of each package.
+type tuning struct {
+	listener        net.Listener  // serve on this instead of listening on cfg.listen
+	pollInterval    time.Duration // asynq's scheduled/retry polling
+	reconcileLag    time.Duration // how far behind now the reconciler reads the export
+	exportWindow    time.Duration // the window of the export's 10 requests/minute rule
+	gateProbe       time.Duration // outage gate probe interval
+	initialLookback time.Duration // how far back the first reconcile run starts
+	logStart        bool          // log the start banner (off for the demo's quiet logs)
 }
 
 // oauthSettings is OAuth with a refresh token (client id, secret, refresh token).

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/deskrelay/deskrelay/internal/httpx"
@@ -12,10 +13,34 @@ import (
 
 // routes lists every HTTP route deskrelay serves.
 func (d *daemon) routes() http.Handler {
+	cfg := d.cfg
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", d.handleHealthz)
 	mux.HandleFunc("GET /readyz", d.handleReadyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
+
+	// The platform's side: intake, behind the ingest token.
+	mux.Handle("POST /v1/messages", httpx.RequireBearer(cfg.ingestToken, d.relay.PostMessage()))
+	mux.Handle("GET /v1/messages/{id}", httpx.RequireBearer(cfg.ingestToken, d.relay.GetMessage()))
+
+	// Zendesk's side: the signed webhook, and the legacy target (basic auth).
+	if d.receiver != nil {
+		mux.Handle("POST /v1/zendesk/webhook", d.receiver.Webhook())
+		if cfg.targetUser != "" {
+			mux.Handle("POST /v1/zendesk/target", httpx.RequireBasic(cfg.targetUser, cfg.targetPassword, "deskrelay target", d.receiver.Target()))
+		}
+	}
+
+	// Operators: status and asynqmon, behind admin basic auth.
+	if cfg.adminUser != "" {
+		admin := func(h http.Handler) http.Handler {
+			return httpx.RequireBasic(cfg.adminUser, cfg.adminPassword, "deskrelay admin", h)
+		}
+		mux.Handle("GET /v1/status", admin(http.HandlerFunc(d.handleStatus)))
+		mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: cfg.redis})
+		mux.Handle("/monitoring/", admin(mon))
+	}
+
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

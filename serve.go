@@ -12,13 +12,11 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
+		"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/deskrelay/deskrelay/internal/logging"
 	"github.com/deskrelay/deskrelay/relay"
-	"github.com/deskrelay/deskrelay/zendesk"
 )
 
 func cmdServe(ctx context.Context, env *environment, args []string) error {
@@ -44,40 +42,40 @@ func cmdServe(ctx context.Context, env *environment, args []string) error {
 
 // daemon is everything serve runs, wired together.
 type daemon struct {
+	*parts
 	cfg      *config
 	log      zerolog.Logger
-	rdb      redis.UniversalClient
-	zd       *zendesk.Client
 	metrics  *prometheus.Registry
 	asynqSrv *asynq.Server
 	mux      *asynq.ServeMux
+	insp     *asynq.Inspector
 	working  atomic.Bool // asynq workers are running
 }
 
 // serve runs the daemon until ctx is done, then shuts down in order: stop
-// HTTP intake, drain the workers, stop the schedule.
+// HTTP intake, drain the workers, stop the schedule and the spool mover.
 func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
-	d, err := newDaemon(cfg, log)
+	d, err := newDaemon(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer d.close()
 
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		return fmt.Errorf("DESKRELAY_LISTEN: %w", err)
+	ln := cfg.tuning.listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.listen); err != nil {
+			return fmt.Errorf("DESKRELAY_LISTEN: %w", err)
+		}
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err = d.rdb.Ping(pingCtx).Err()
 	cancel()
 	if err != nil {
-		// Not fatal: intake answers 503 and readyz says why until Redis is back.
+		// Not fatal: intake answers 503, webhooks are spooled, and readyz
+		// says why until Redis is back.
 		log.Error().Err(err).Msg("Redis is unreachable at start; /readyz will fail until it answers")
 	}
-	if cfg.apiTokenAuth() {
-		log.Warn().Time("retires", apiTokenRetirement).
-			Msg("Zendesk API-token auth is in use: Zendesk stops accepting API tokens on 2027-04-30; move to OAuth (DESKRELAY_ZENDESK_OAUTH_CLIENT_ID, _CLIENT_SECRET, _REFRESH_TOKEN)")
-	}
+	d.logStart()
 
 	httpSrv := &http.Server{
 		Handler:           d.routes(),
@@ -86,6 +84,21 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
+	// Background work (spool mover, reconcile schedule, auto-replay) stops
+	// last, after intake and workers.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	bg, bgctx := errgroup.WithContext(bgCtx)
+	if d.receiver != nil {
+		bg.Go(func() error { return ignoreCanceled(d.receiver.Run(bgctx)) })
+	}
+	if d.reconciler != nil && cfg.reconcileInterval > 0 {
+		bg.Go(func() error { return ignoreCanceled(d.reconciler.Schedule(bgctx)) })
+	}
+	if cfg.autoReplay {
+		bg.Go(func() error { d.autoReplay(bgctx); return nil })
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		log.Info().Str("addr", ln.Addr().String()).Msg("deskrelay listening")
@@ -110,41 +123,72 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		log.Info().Msg("shutting down: draining workers")
 		d.working.Store(false)
 		d.asynqSrv.Shutdown()
+		log.Info().Msg("shutting down: stopping the schedule and the spool mover")
+		stopBackground()
+		if err := bg.Wait(); err != nil {
+			log.Warn().Err(err).Msg("background work")
+		}
 		log.Info().Msg("stopped")
 		return nil
 	})
 	return g.Wait()
 }
 
-func newDaemon(cfg *config, log zerolog.Logger) (*daemon, error) {
-	rdb, ok := cfg.redis.MakeRedisClient().(redis.UniversalClient)
-	if !ok {
-		return nil, errors.New("DESKRELAY_REDIS_URL: unsupported connection kind")
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
 	}
-	zcfg := cfg.zendesk
-	zd, err := zendesk.New(zcfg)
-	if err != nil {
-		_ = rdb.Close()
-		return nil, err
+	return err
+}
+
+// logStart says at start what is on and off, so that an operator sees a
+// missing piece in the first lines of the log.
+func (d *daemon) logStart() {
+	cfg, log := d.cfg, d.log
+	if cfg.apiTokenAuth() {
+		log.Warn().Time("retires", apiTokenRetirement).
+			Msg("Zendesk API-token auth is in use: Zendesk stops accepting API tokens on 2027-04-30; move to OAuth (DESKRELAY_ZENDESK_OAUTH_CLIENT_ID, _CLIENT_SECRET, _REFRESH_TOKEN)")
 	}
+	if d.receiver == nil {
+		log.Warn().Msg("webhook receiver is off: set DESKRELAY_WEBHOOK_SECRET (or DESKRELAY_ZENDESK_WEBHOOK_ID to read it from Zendesk) and DESKRELAY_SINK_URL")
+	} else if cfg.sinkURL == "" {
+		log.Warn().Msg("DESKRELAY_SINK_URL is unset: Zendesk events are kept in the inbound queue until it is set")
+	}
+	if d.reconciler == nil || cfg.reconcileInterval == 0 {
+		log.Warn().Msg("the reconciler schedule is off: dropped webhooks are only recovered by 'deskrelay reconcile'")
+	}
+	if cfg.adminUser == "" {
+		log.Info().Msg("admin routes (/v1/status, /monitoring/) are off: set DESKRELAY_ADMIN_USER and DESKRELAY_ADMIN_PASSWORD")
+	}
+}
+
+func newDaemon(ctx context.Context, cfg *config, log zerolog.Logger) (*daemon, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p, err := build(ctx, cfg, log, reg)
+	if err != nil {
+		return nil, err
+	}
 	d := &daemon{
+		parts:   p,
 		cfg:     cfg,
 		log:     log,
-		rdb:     rdb,
-		zd:      zd,
 		metrics: reg,
 		mux:     asynq.NewServeMux(),
+		insp:    asynq.NewInspector(cfg.redis),
 	}
+	reg.MustRegister(newQueueCollector(d.insp, log))
 	d.asynqSrv = relay.NewServer(cfg.redis, relay.ServerConfig{
 		Concurrency:     cfg.concurrency,
 		Policy:          relay.Policy{MaxDelay: cfg.retryMaxDelay},
 		ShutdownTimeout: cfg.shutdownTimeout,
+		PollInterval:    cfg.tuning.pollInterval,
 	}, log)
+	p.register(d.mux)
 	return d, nil
 }
 
 func (d *daemon) close() {
-	_ = d.rdb.Close()
+	_ = d.insp.Close()
+	d.parts.close()
 }

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/deskrelay/deskrelay/inbound"
+	"github.com/deskrelay/deskrelay/internal/zdoauth"
+	"github.com/deskrelay/deskrelay/reconcile"
+	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/zendesk"
+)
+
+// parts are deskrelay's components wired from one config. serve runs them;
+// the one-shot commands (reconcile, replay, webhook) use the ones they need.
+type parts struct {
+	rdb        redis.UniversalClient
+	limiter    *relay.Limiter
+	oauth      *zdoauth.Source // nil unless OAuth with refresh
+	zd         *zendesk.Client
+	relay      *relay.Relay
+	receiver   *inbound.Receiver // nil when the receiver is off (no secret)
+	reconciler *reconcile.Reconciler
+}
+
+// build wires every component. metrics may be nil (one-shot commands).
+func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometheus.Registerer) (*parts, error) {
+	rdb, ok := cfg.redis.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, fmt.Errorf("DESKRELAY_REDIS_URL: unsupported connection kind")
+	}
+	p := &parts{rdb: rdb}
+	p.limiter = relay.NewLimiter(rdb, cfg.rateLimit)
+
+	zcfg := cfg.zendesk
+	zcfg.OnResponse = p.limiter.Observe
+	if cfg.oauth.set() {
+		src, err := zdoauth.New(zdoauth.Config{
+			BaseURL:      cfg.zendesk.BaseURL,
+			Subdomain:    cfg.zendesk.Subdomain,
+			ClientID:     cfg.oauth.clientID,
+			ClientSecret: cfg.oauth.clientSecret,
+			RefreshToken: cfg.oauth.refreshToken,
+			Metrics:      metrics,
+		}, rdb, log.With().Str("component", "oauth").Logger())
+		if err != nil {
+			p.close()
+			return nil, err
+		}
+		p.oauth = src
+		zcfg.TokenSource = src
+	}
+	zd, err := zendesk.New(zcfg)
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	p.zd = zd
+
+	p.relay, err = relay.New(relay.Config{
+		RetryMaxDelay:     cfg.retryMaxDelay,
+		OrderGapTimeout:   cfg.orderGapTimeout,
+		RateLimit:         cfg.rateLimit,
+		GateProbeInterval: cfg.tuning.gateProbe,
+	}, relay.Deps{
+		Redis:   rdb,
+		Asynq:   cfg.redis,
+		Zendesk: zd,
+		Limiter: p.limiter,
+		Log:     log.With().Str("component", "relay").Logger(),
+		Metrics: metrics,
+	})
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+
+	secret := cfg.webhookSecret
+	if secret == "" && cfg.webhookID != "" && ctx != nil {
+		// DESIGN.md: read the signing secret from Zendesk when unset and the webhook id is known.
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		s, err := zd.WebhookSigningSecret(sctx, cfg.webhookID)
+		cancel()
+		if err != nil {
+			log.Error().Err(err).Str("webhook_id", cfg.webhookID).
+				Msg("could not read the webhook's signing secret from Zendesk; the webhook receiver stays off until DESKRELAY_WEBHOOK_SECRET is set or Zendesk answers at the next start")
+		} else {
+			secret = s
+		}
+	}
+	var pub reconcile.Publisher
+	if secret != "" || cfg.targetUser != "" || cfg.sinkURL != "" {
+		p.receiver, err = inbound.New(inbound.Config{
+			SinkURL:        cfg.sinkURL,
+			SinkSecret:     cfg.sinkSecret,
+			WebhookSecret:  secret,
+			ForwardPrivate: cfg.forwardPrivate,
+			SpoolDir:       cfg.spoolDir,
+		}, inbound.Deps{
+			Redis:   rdb,
+			Tickets: p.relay.Tickets(),
+			Zendesk: zd,
+			Log:     log.With().Str("component", "inbound").Logger(),
+			Metrics: metrics,
+		})
+		if err != nil {
+			p.close()
+			return nil, err
+		}
+		pub = p.receiver.Publisher()
+	}
+
+	if pub != nil {
+		p.reconciler, err = reconcile.New(reconcile.Config{
+			Interval:        cfg.reconcileInterval,
+			Lag:             cfg.tuning.reconcileLag,
+			ExportWindow:    cfg.tuning.exportWindow,
+			InitialLookback: cfg.tuning.initialLookback,
+			WebhookID:       cfg.webhookID,
+			TargetID:        cfg.targetID,
+			PublicURL:       cfg.publicURL,
+		}, reconcile.Deps{
+			Redis:     rdb,
+			Zendesk:   zd,
+			Publisher: pub,
+			Tickets:   p.relay.Tickets(),
+			Limiter:   p.limiter,
+			Receiver:  receiverHealth{rdb: rdb},
+			Log:       log.With().Str("component", "reconcile").Logger(),
+			Metrics:   metrics,
+		})
+		if err != nil {
+			p.close()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// register puts every task handler on mux.
+func (p *parts) register(mux *asynq.ServeMux) {
+	p.relay.Register(mux)
+	if p.receiver != nil {
+		p.receiver.Register(mux)
+	}
+	if p.reconciler != nil {
+		p.reconciler.Register(mux)
+	}
+}
+
+func (p *parts) close() {
+	if p.reconciler != nil {
+		_ = p.reconciler.Close()
+	}
+	if p.relay != nil {
+		_ = p.relay.Close()
+	}
+	if p.rdb != nil {
+		_ = p.rdb.Close()
+	}
+}
+
+// receiverHealth tells the guardian how deskrelay's own receiver is doing,
+// from what every replica records in Redis.
+type receiverHealth struct{ rdb redis.UniversalClient }
+
+func (h receiverHealth) LastReceived(ctx context.Context) (time.Time, error) {
+	at, _, err := inbound.LastWebhookAt(ctx, h.rdb)
+	return at, err
+}
+
+func (h receiverHealth) SignatureFailures(ctx context.Context) (int, error) {
+	s, err := inbound.ReadSignatureFailures(ctx, h.rdb)
+	return int(s.Run), err
+}
