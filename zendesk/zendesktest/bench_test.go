@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
@@ -87,4 +88,33 @@ func BenchmarkAddCommentParallel(b *testing.B) {
 			res.Body.Close()
 		}
 	})
+}
+
+// BenchmarkTicketEventsPage measures one 1000-event page of the incremental
+// ticket events export out of 50,000 events.
+func BenchmarkTicketEventsPage(b *testing.B) {
+	clk := newClock()
+	srv := zendesktest.NewServer(b, zendesktest.Config{Now: clk.Now, RateLimit: 1 << 30, ExportLimit: 1 << 30})
+	start := clk.Now().Unix()
+	id := srv.CreateTicket(zendesk.NewTicket{Comment: zendesk.CommentInput{Body: "x", Public: true}})
+	for i := range 50000 {
+		if i%10 == 0 {
+			clk.Advance(time.Second)
+		}
+		srv.AgentComment(id, "reply", true)
+	}
+	clk.Advance(time.Hour)
+	url := fmt.Sprintf("%s/api/v2/incremental/ticket_events?start_time=%d&include=comment_events", srv.URL(), start+2500)
+	client := &http.Client{}
+	b.ReportAllocs()
+	for b.Loop() {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.SetBasicAuth(srv.Email()+"/token", srv.APIToken())
+		res, err := client.Do(req)
+		if err != nil || res.StatusCode != http.StatusOK {
+			b.Fatalf("%v %v", err, res)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
 }

@@ -45,17 +45,24 @@ func handleTicketEvents(s *Server, r *request, w *resp) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var all []*audit
-	for _, a := range s.log {
-		if ts := a.createdAt.Unix(); ts >= start && ts <= cutoff {
-			all = append(all, a)
+	if !s.logUnsorted {
+		// The log is in timestamp order: find the window by binary search.
+		lo, _ := slices.BinarySearchFunc(s.log, start, func(a *audit, t int64) int { return cmpInt(a.createdAt.Unix(), t) })
+		hi, _ := slices.BinarySearchFunc(s.log, cutoff+1, func(a *audit, t int64) int { return cmpInt(a.createdAt.Unix(), t) })
+		all = s.log[lo:hi]
+	} else {
+		for _, a := range s.log {
+			if ts := a.createdAt.Unix(); ts >= start && ts <= cutoff {
+				all = append(all, a)
+			}
 		}
+		slices.SortStableFunc(all, func(a, b *audit) int {
+			if c := cmpInt(a.createdAt.Unix(), b.createdAt.Unix()); c != 0 {
+				return c
+			}
+			return cmpInt(a.id, b.id)
+		})
 	}
-	slices.SortStableFunc(all, func(a, b *audit) int {
-		if c := a.createdAt.Unix() - b.createdAt.Unix(); c != 0 {
-			return int(c)
-		}
-		return int(a.id - b.id)
-	})
 	n := s.cfg.ExportPageSize
 	page := all
 	eos := true
@@ -131,6 +138,16 @@ func (s *Server) ticketEventJSON(a *audit, withComments bool) map[string]any {
 		"event_type":   "Audit",
 		"child_events": children,
 	}
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 type tpos struct{ ts, id int64 }

@@ -37,9 +37,10 @@ type Server struct {
 	users        map[int64]*user
 	usersByEmail map[string]*user
 	usersByExt   map[string]*user
-	apiUser      *user // the user the API credentials belong to
-	agent        *user // the agent of AgentComment and SetStatus
-	log          []*audit
+	apiUser      *user    // the user the API credentials belong to
+	agent        *user    // the agent of AgentComment and SetStatus
+	log          []*audit // every audit, in creation order
+	logUnsorted  bool     // log is not in timestamp order (a clock set back)
 	idem         map[string]*idemEntry
 	nextTicket   int64
 	nextUser     int64

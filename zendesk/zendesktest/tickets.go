@@ -437,6 +437,9 @@ func (s *Server) applyLocked(t *ticket, ch change, now time.Time) (*audit, []not
 	}
 	t.updatedAt = now
 	t.audits = append(t.audits, a)
+	if n := len(s.log); n > 0 && a.createdAt.Unix() < s.log[n-1].createdAt.Unix() {
+		s.logUnsorted = true // the clock went back: exports sort
+	}
 	s.log = append(s.log, a)
 	snap := snapshot(t, ch.channel)
 	if cm != nil {
