@@ -46,6 +46,10 @@ type Config struct {
 	// HTTPClient sends the token requests (tests). Optional; redirects are
 	// not followed.
 	HTTPClient *http.Client
+	// FormEncoded sends the token request form-encoded, as RFC 6749 says,
+	// instead of the JSON body Zendesk's API reference documents. Default
+	// false (JSON).
+	FormEncoded bool
 	// Timeout bounds one token request. Default 10s.
 	Timeout time.Duration
 	// RefreshBefore: an access token is renewed this long before it expires

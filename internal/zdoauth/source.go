@@ -62,6 +62,12 @@ func New(cfg Config, rdb redis.UniversalClient, log zerolog.Logger) (*Source, er
 		hc = *cfg.HTTPClient
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if hc.Transport == nil {
+		hc.Transport = http.DefaultTransport
+	}
+	if !cfg.FormEncoded {
+		hc.Transport = jsonTransport{next: hc.Transport}
+	}
 	return &Source{
 		cfg: cfg,
 		rdb: rdb,

@@ -506,3 +506,26 @@ func TestClientRefreshesOnce(t *testing.T) {
 		t.Fatalf("Me after revocation = %v, want KindUnauthorized", err)
 	}
 }
+
+func TestTokenRequestEncoding(t *testing.T) {
+	tests := []struct {
+		name string
+		form bool
+		want string
+	}{
+		{"JSONByDefault", false, "application/json"},
+		{"FormWhenAsked", true, "application/x-www-form-urlencoded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			s := e.mustSource(t, e.ts.issue(), func(c *zdoauth.Config) { c.FormEncoded = tt.form })
+			mustToken(t, s) // the server checks grant_type, client_id, client_secret, refresh_token
+			e.ts.mu.Lock()
+			defer e.ts.mu.Unlock()
+			if len(e.ts.contentTypes) != 1 || !strings.HasPrefix(e.ts.contentTypes[0], tt.want) {
+				t.Fatalf("token request content types = %q, want one %s", e.ts.contentTypes, tt.want)
+			}
+		})
+	}
+}

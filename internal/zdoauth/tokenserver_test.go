@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -24,13 +25,14 @@ type tokenServer struct {
 	ttl                    time.Duration
 	now                    func() time.Time
 
-	mu       sync.Mutex
-	refresh  map[string]string    // valid refresh token -> its access token
-	access   map[string]time.Time // valid access token -> expiry
-	requests int                  // POST /oauth/tokens received
-	gate     chan struct{}        // when set, token requests wait for it to close
-	status   int                  // when set, token requests answer this status
-	echo     bool                 // error descriptions echo the request body
+	mu           sync.Mutex
+	refresh      map[string]string    // valid refresh token -> its access token
+	access       map[string]time.Time // valid access token -> expiry
+	requests     int                  // POST /oauth/tokens received
+	gate         chan struct{}        // when set, token requests wait for it to close
+	status       int                  // when set, token requests answer this status
+	echo         bool                 // error descriptions echo the request body
+	contentTypes []string             // of every token request
 }
 
 func newTokenServer(t testing.TB, now func() time.Time) *tokenServer {
@@ -120,14 +122,30 @@ func (ts *tokenServer) token(w http.ResponseWriter, r *http.Request) {
 	if gate != nil {
 		<-gate
 	}
-	if err := r.ParseForm(); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request"})
-		return
+	ts.mu.Lock()
+	ts.contentTypes = append(ts.contentTypes, r.Header.Get("Content-Type"))
+	ts.mu.Unlock()
+	f := url.Values{}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		var in map[string]string
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request"})
+			return
+		}
+		for k, v := range in {
+			f.Set(k, v)
+		}
+	} else {
+		if err := r.ParseForm(); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request"})
+			return
+		}
+		f = r.PostForm
 	}
 	if status != 0 {
 		body := map[string]any{"error": "server_error", "error_description": "try later"}
 		if echo {
-			body["error_description"] = "could not handle " + r.PostForm.Encode()
+			body["error_description"] = "could not handle " + f.Encode()
 		}
 		if status == http.StatusTooManyRequests {
 			w.Header().Set("Retry-After", "7")
@@ -135,7 +153,6 @@ func (ts *tokenServer) token(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, status, body)
 		return
 	}
-	f := r.PostForm
 	if f.Get("grant_type") != "refresh_token" {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "unsupported_grant_type"})
 		return
