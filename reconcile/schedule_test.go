@@ -1,0 +1,202 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/zendesk"
+	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
+)
+
+// concurrency counts runs inside Zendesk's export at the same time.
+type concurrency struct {
+	active, peak, calls atomic.Int32
+}
+
+func (c *concurrency) wrap(zc *zendesk.Client) *gatedZendesk {
+	return &gatedZendesk{Client: zc,
+		before: func(context.Context) {
+			n := c.active.Add(1)
+			c.calls.Add(1)
+			for {
+				p := c.peak.Load()
+				if n <= p || c.peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+		},
+		after: func(context.Context, *zendesk.TicketEventsPage) { c.active.Add(-1) },
+	}
+}
+
+func TestSchedule(t *testing.T) {
+	t.Run("TwoReplicasRunOneAtATime", func(t *testing.T) {
+		e := newEnv(t, zendesktest.Config{})
+		e.zd.SetLatency(200 * time.Millisecond)
+		var c concurrency
+		var rs []*Reconciler
+		for range 2 {
+			rs = append(rs, e.reconciler(t, Config{Interval: time.Second, LeaseTTL: time.Second},
+				func(d *Deps) { d.Zendesk = c.wrap(e.zc) }))
+		}
+
+		// both replicas start a run at once: one takes the lease
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, r := range rs {
+			wg.Go(func() { _, errs[i] = r.RunOnce(context.Background()) })
+		}
+		wg.Wait()
+		busy := 0
+		for _, err := range errs {
+			switch {
+			case errors.Is(err, ErrBusy):
+				busy++
+			case err != nil:
+				t.Fatal(err)
+			}
+		}
+		if busy != 1 {
+			t.Fatalf("errors %v: want exactly one ErrBusy", errs)
+		}
+
+		// both replicas schedule every second on their own asynq server
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var sched sync.WaitGroup
+		for _, r := range rs {
+			srv := relay.NewServer(e.db.AsynqOpt(), relay.ServerConfig{Concurrency: 2, PollInterval: 50 * time.Millisecond}, testLogger(t))
+			mux := asynq.NewServeMux()
+			r.Register(mux)
+			if err := srv.Start(mux); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(srv.Shutdown)
+			sched.Go(func() { _ = r.Schedule(ctx) })
+		}
+		started := time.Now()
+		before := c.calls.Load()
+		waitFor(t, 15*time.Second, "three scheduled runs", func() bool { return c.calls.Load()-before >= 3 })
+		cancel()
+		sched.Wait()
+		slots := int32(time.Since(started)/time.Second) + 2
+		if runs := c.calls.Load() - before; runs > slots {
+			t.Errorf("%d runs in %d interval slots: the schedule was not deduplicated", runs, slots)
+		}
+		if p := c.peak.Load(); p != 1 {
+			t.Errorf("%d runs overlapped", p)
+		}
+	})
+
+	t.Run("CrashMidRunLeavesTheCheckpointAndTheNextRunPicksUp", func(t *testing.T) {
+		ctx := context.Background()
+		e := newEnv(t, zendesktest.Config{ExportPageSize: 5})
+		r := e.reconciler(t, Config{Interval: time.Minute})
+		if _, err := r.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cp0, _, _ := r.Checkpoint(ctx)
+		e.clock.Advance(2 * time.Minute)
+		id := e.managedTicket(t)
+		var want []string
+		for range 20 {
+			e.clock.Advance(time.Second)
+			want = append(want, events.CommentEventID(e.zd.AgentComment(id, "reply", true)))
+		}
+		e.clock.Advance(2 * time.Minute)
+
+		runCtx, crash := context.WithCancel(ctx)
+		var calls atomic.Int32
+		crashing := e.reconciler(t, Config{Interval: time.Minute}, func(d *Deps) {
+			d.Zendesk = &gatedZendesk{Client: e.zc, before: func(context.Context) {
+				if calls.Add(1) == 2 {
+					crash() // the process dies while asking for the second page
+				}
+			}}
+		})
+		rep, err := crashing.RunOnce(runCtx)
+		if err == nil || rep.Complete || rep.Pages != 1 {
+			t.Fatalf("crashed run: %+v, %v", rep, err)
+		}
+		cp1, _, _ := r.Checkpoint(ctx)
+		if !cp1.After(cp0) || !cp1.Before(rep.Window.Until) {
+			t.Fatalf("checkpoint after the crash %v; before %v, window end %v", cp1, cp0, rep.Window.Until)
+		}
+		if n := len(e.sink(t)); n == 0 || n >= 20 {
+			t.Fatalf("first page published %d events", n)
+		}
+
+		// a crash that leaves the lease behind: the next run waits for it to expire
+		if err := e.rdb.Set(ctx, keys.ReconcileLease, "dead-replica", 300*time.Millisecond).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.RunOnce(ctx); !errors.Is(err, ErrBusy) {
+			t.Fatalf("run while a dead replica's lease lives: %v", err)
+		}
+		waitFor(t, 5*time.Second, "the dead lease to expire", func() bool {
+			n, _ := e.rdb.Exists(ctx, keys.ReconcileLease).Result()
+			return n == 0
+		})
+		rep, err = r.RunOnce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Window.Since.Equal(cp1) {
+			t.Errorf("next run started at %v, want the checkpoint %v", rep.Window.Since, cp1)
+		}
+		if got := e.sink(t); !sameSet(got, want) {
+			t.Errorf("sink %d events, want the 20", len(got))
+		}
+	})
+}
+
+func TestRateLimits(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, zendesktest.Config{ExportLimit: 3, Window: time.Second, ExportPageSize: 2})
+	r := e.reconciler(t, Config{ExportLimit: 3, ExportWindow: time.Second},
+		func(d *Deps) { d.Limiter = relay.NewLimiter(e.rdb, 6000) })
+	id := e.managedTicket(t)
+	var want []string
+	for range 12 {
+		e.clock.Advance(time.Second)
+		want = append(want, events.CommentEventID(e.zd.AgentComment(id, "reply", true)))
+	}
+	e.clock.Advance(2 * time.Minute)
+	w := Window{Since: e.clock.Now().Add(-time.Hour)}
+
+	t.Run("ExportLimitIsNeverExceeded", func(t *testing.T) {
+		rep, err := r.Backfill(ctx, w, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range e.zd.Requests() {
+			if q.Status == 429 {
+				t.Fatalf("the fake answered 429 to %s %s", q.Method, q.Path)
+			}
+		}
+		if rep.Pages < 6 || rep.RateLimitWait <= 0 || rep.RateLimited != 0 || !sameSet(e.sink(t), want) {
+			t.Fatalf("report %+v; sink %d", rep, len(e.sink(t)))
+		}
+	})
+
+	t.Run("A429IsWaitedOut", func(t *testing.T) {
+		e.zd.FailNext(1, 429, zendesktest.RetryAfter(time.Second), zendesktest.Matching("GET", "/api/v2/incremental"))
+		e.zd.FailNext(2, 503, zendesktest.Matching("GET", "/api/v2/incremental"))
+		rep, err := r.Backfill(ctx, w, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.RateLimited != 1 || rep.RateLimitWait < time.Second || !rep.Complete || rep.AlreadyDelivered != 12 {
+			t.Fatalf("report %+v", rep)
+		}
+	})
+}
