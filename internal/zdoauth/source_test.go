@@ -3,6 +3,7 @@ package zdoauth_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
@@ -339,6 +340,32 @@ func TestRefresh(t *testing.T) {
 			t.Fatalf("State = %+v, %v; want healthy", st, err)
 		}
 	})
+	t.Run("LateResultNeverOverwritesNewlyConfiguredToken", func(t *testing.T) {
+		e := newEnv(t)
+		a := e.mustSource(t, e.ts.issue())
+		stale := mustToken(t, a)
+		gate := make(chan struct{})
+		e.ts.setGate(gate)
+		done := make(chan error, 1)
+		go func() { _, err := a.Refresh(context.Background(), stale); done <- err }()
+		waitUntil(t, 10*time.Second, "the refresh request", func() bool { return e.ts.count() == 2 })
+		// Meanwhile an operator configures a new refresh token.
+		newRT := e.ts.issue()
+		if err := e.mustSource(t, newRT).Init(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		close(gate)
+		if err := <-done; err != nil {
+			t.Fatalf("in-flight Refresh: %v", err)
+		}
+		got, err := e.rdb.HGet(context.Background(), keys.OAuthToken(zdoauth.DefaultAccount), "refresh").Result()
+		if err != nil || got != newRT {
+			t.Fatalf("stored refresh token replaced by the late result (err %v); want the newly configured one", err)
+		}
+		if tok := mustToken(t, a); tok == stale {
+			t.Fatal("Token after the new configuration returned the old token")
+		}
+	})
 	t.Run("WrongClientSecretIsUnauthorized", func(t *testing.T) {
 		e := newEnv(t)
 		rt := e.ts.issue()
@@ -475,6 +502,9 @@ func TestState(t *testing.T) {
 	}
 	mustToken(t, s)
 	st, err = s.State(context.Background())
+	if b, _ := json.Marshal(st); !strings.Contains(string(b), `"auth_mode":"oauth-refresh"`) || !strings.Contains(string(b), `"access_token_expires_at"`) {
+		t.Fatalf("State JSON = %s", b)
+	}
 	wantExpiry := e.clock.Now().Add(time.Hour)
 	if err != nil || !st.HasAccessToken || st.LastRefreshAt.IsZero() || st.Unauthorized ||
 		st.AccessTokenExpiresAt.Sub(wantExpiry).Abs() > time.Second {
