@@ -66,7 +66,9 @@ type oauthSettings struct {
 	clientID, clientSecret, refreshToken string
 }
 
-func (o oauthSettings) set() bool { return o.clientID != "" || o.clientSecret != "" || o.refreshToken != "" }
+func (o oauthSettings) set() bool {
+	return o.clientID != "" || o.clientSecret != "" || o.refreshToken != ""
+}
 
 // needs says which groups of settings a command requires.
 type needs struct {
@@ -121,9 +123,6 @@ func parseConfig(v values, n needs) (*config, error) {
 	if c.sinkSecret != "" && !strings.HasPrefix(c.sinkSecret, "whsec_") {
 		p.add("DESKRELAY_SINK_SECRET", "must start with whsec_ (a Standard Webhooks secret)")
 	}
-	if c.sinkSecret != "" && c.sinkURL == "" {
-		p.add("DESKRELAY_SINK_URL", "required when DESKRELAY_SINK_SECRET is set")
-	}
 	if (c.adminUser == "") != (c.adminPassword == "") {
 		p.add("DESKRELAY_ADMIN_PASSWORD", "DESKRELAY_ADMIN_USER and DESKRELAY_ADMIN_PASSWORD go together")
 	}
@@ -139,6 +138,13 @@ func parseConfig(v values, n needs) (*config, error) {
 	}
 	if c.webhookID != "" && c.targetID != 0 {
 		p.add("DESKRELAY_ZENDESK_TARGET_ID", "set either DESKRELAY_ZENDESK_WEBHOOK_ID or DESKRELAY_ZENDESK_TARGET_ID, not both")
+	}
+
+	if c.sinkURL == "" && (c.sinkSecret != "" || c.webhookSecret != "" || c.webhookID != "" || c.targetID != 0) {
+		p.add("DESKRELAY_SINK_URL", "required when DESKRELAY_SINK_SECRET, DESKRELAY_WEBHOOK_SECRET or a webhook/target id is set: Zendesk's updates need somewhere to go")
+	}
+	if c.sinkURL != "" && c.sinkSecret == "" {
+		p.add("DESKRELAY_SINK_SECRET", "required with DESKRELAY_SINK_URL (whsec_…, to sign deliveries)")
 	}
 
 	c.oauth = oauthSettings{

@@ -25,7 +25,9 @@ func (d *daemon) routes() http.Handler {
 
 	// Zendesk's side: the signed webhook, and the legacy target (basic auth).
 	if d.receiver != nil {
-		mux.Handle("POST /v1/zendesk/webhook", d.receiver.Webhook())
+		if d.secret != "" {
+			mux.Handle("POST /v1/zendesk/webhook", d.receiver.Webhook())
+		}
 		if cfg.targetUser != "" {
 			mux.Handle("POST /v1/zendesk/target", httpx.RequireBasic(cfg.targetUser, cfg.targetPassword, "deskrelay target", d.receiver.Target()))
 		}

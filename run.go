@@ -27,6 +27,9 @@ type environment struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the daemon: HTTP API, webhook receiver, workers, reconciler, asynqmon, metrics", cmdServe},
+		{"reconcile", "one-shot backfill after an outage: --since TIME [--until TIME] [--dry-run]", cmdReconcile},
+		{"replay", "put failed messages (or sink deliveries) back into delivery, in conversation order", cmdReplay},
+		{"webhook", "status | enable: show or re-activate the Zendesk webhook or target", cmdWebhook},
 		{"send", "post one message to a running daemon (for trying things)", cmdSend},
 		{"version", "print version, commit and Go version", cmdVersion},
 		{"healthcheck", "probe a running daemon's /healthz (for container health checks)", cmdHealthcheck},

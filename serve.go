@@ -12,7 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-		"github.com/rs/zerolog"
+	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/deskrelay/deskrelay/internal/logging"
@@ -149,10 +149,11 @@ func (d *daemon) logStart() {
 		log.Warn().Time("retires", apiTokenRetirement).
 			Msg("Zendesk API-token auth is in use: Zendesk stops accepting API tokens on 2027-04-30; move to OAuth (DESKRELAY_ZENDESK_OAUTH_CLIENT_ID, _CLIENT_SECRET, _REFRESH_TOKEN)")
 	}
-	if d.receiver == nil {
-		log.Warn().Msg("webhook receiver is off: set DESKRELAY_WEBHOOK_SECRET (or DESKRELAY_ZENDESK_WEBHOOK_ID to read it from Zendesk) and DESKRELAY_SINK_URL")
-	} else if cfg.sinkURL == "" {
-		log.Warn().Msg("DESKRELAY_SINK_URL is unset: Zendesk events are kept in the inbound queue until it is set")
+	switch {
+	case d.receiver == nil:
+		log.Warn().Msg("inbound is off: set DESKRELAY_SINK_URL and DESKRELAY_SINK_SECRET to deliver Zendesk's updates to the platform")
+	case d.secret == "":
+		log.Warn().Msg("the webhook receiver is off: set DESKRELAY_WEBHOOK_SECRET (or DESKRELAY_ZENDESK_WEBHOOK_ID to read it from Zendesk)")
 	}
 	if d.reconciler == nil || cfg.reconcileInterval == 0 {
 		log.Warn().Msg("the reconciler schedule is off: dropped webhooks are only recovered by 'deskrelay reconcile'")

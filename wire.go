@@ -25,7 +25,8 @@ type parts struct {
 	oauth      *zdoauth.Source // nil unless OAuth with refresh
 	zd         *zendesk.Client
 	relay      *relay.Relay
-	receiver   *inbound.Receiver // nil when the receiver is off (no secret)
+	receiver   *inbound.Receiver // nil when inbound is off (no DESKRELAY_SINK_URL)
+	secret     string            // the webhook signing secret in use; "" turns the webhook route off
 	reconciler *reconcile.Reconciler
 }
 
@@ -95,7 +96,7 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 		}
 	}
 	var pub reconcile.Publisher
-	if secret != "" || cfg.targetUser != "" || cfg.sinkURL != "" {
+	if cfg.sinkURL != "" {
 		p.receiver, err = inbound.New(inbound.Config{
 			SinkURL:        cfg.sinkURL,
 			SinkSecret:     cfg.sinkSecret,
@@ -114,6 +115,7 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 			return nil, err
 		}
 		pub = p.receiver.Publisher()
+		p.secret = secret
 	}
 
 	if pub != nil {

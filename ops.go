@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/deskrelay/deskrelay/inbound"
+	"github.com/deskrelay/deskrelay/internal/logging"
+	"github.com/deskrelay/deskrelay/reconcile"
+	"github.com/deskrelay/deskrelay/relay"
+)
+
+// oneShot parses a one-shot command's flags and settings and wires the parts
+// it needs; logs go to stderr at warn unless DESKRELAY_LOG_LEVEL says otherwise.
+func oneShot(ctx context.Context, env *environment, name, synopsis string, args []string, n needs, extra func(fs *flag.FlagSet)) (*parts, *config, zerolog.Logger, []string, error) {
+	fs := newFlagSet(env, name, synopsis)
+	resolve := bindSettings(fs, env.getenv)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, zerolog.Nop(), nil, err
+	}
+	v := resolve()
+	if env.getenv("DESKRELAY_LOG_LEVEL") == "" {
+		v["DESKRELAY_LOG_LEVEL"] = "warn"
+	}
+	if env.getenv("DESKRELAY_LOG_FORMAT") == "" {
+		v["DESKRELAY_LOG_FORMAT"] = "console"
+	}
+	cfg, err := parseConfig(v, n)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return nil, nil, zerolog.Nop(), nil, exitCode(2)
+	}
+	log, err := logging.New(env.stderr, cfg.logFormat, cfg.logLevel)
+	if err != nil {
+		return nil, nil, zerolog.Nop(), nil, err
+	}
+	p, err := build(ctx, cfg, log, nil)
+	if err != nil {
+		return nil, nil, zerolog.Nop(), nil, err
+	}
+	return p, cfg, log, fs.Args(), nil
+}
+
+func cmdReconcile(ctx context.Context, env *environment, args []string) error {
+	var since, until *string
+	var dry *bool
+	p, _, _, rest, err := oneShot(ctx, env, "reconcile", "reconcile --since TIME [--until TIME] [--dry-run]", args, needs{zendesk: true},
+		func(fs *flag.FlagSet) {
+			since = fs.String("since", "", "start of the window: RFC 3339 (2026-11-24T08:00:00Z) or a duration ago (6h, 90m, 2d); required")
+			until = fs.String("until", "", "end of the window, same forms (default: now, less Zendesk's one-minute export lag)")
+			dry = fs.Bool("dry-run", false, "report what would be delivered; change nothing")
+		})
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	if len(rest) > 0 {
+		return fmt.Errorf("reconcile: unexpected argument %q", rest[0])
+	}
+	if p.reconciler == nil {
+		fmt.Fprintln(env.stderr, "DESKRELAY_SINK_URL: required: reconcile delivers Zendesk's updates to the platform's sink")
+		return exitCode(2)
+	}
+	now := time.Now()
+	if *since == "" {
+		fmt.Fprintln(env.stderr, "--since: required (RFC 3339 or a duration ago, e.g. 6h)")
+		return exitCode(2)
+	}
+	w := reconcile.Window{}
+	if w.Since, err = reconcile.ParseSince(*since, now); err != nil {
+		fmt.Fprintf(env.stderr, "--since: %v\n", err)
+		return exitCode(2)
+	}
+	if *until != "" {
+		if w.Until, err = reconcile.ParseSince(*until, now); err != nil {
+			fmt.Fprintf(env.stderr, "--until: %v\n", err)
+			return exitCode(2)
+		}
+	}
+	rep, err := p.reconciler.Backfill(ctx, w, reconcile.Options{DryRun: *dry, Progress: env.stdout})
+	printReconcileReport(env, rep)
+	if err != nil {
+		return err
+	}
+	if len(rep.Errors) > 0 || !rep.Complete {
+		return exitCode(1)
+	}
+	return nil
+}
+
+func printReconcileReport(env *environment, rep reconcile.Report) {
+	w := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
+	verb := "enqueued now"
+	if rep.DryRun {
+		verb = "would be enqueued (dry run: nothing changed)"
+	}
+	fmt.Fprintf(w, "\nwindow\t%s … %s\n", rep.Window.Since.UTC().Format(time.RFC3339), rep.Window.Until.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "pages read\t%d\n", rep.Pages)
+	fmt.Fprintf(w, "tickets scanned\t%d\n", rep.TicketsScanned)
+	fmt.Fprintf(w, "tickets skipped (not ours)\t%d\n", rep.TicketsSkipped)
+	fmt.Fprintf(w, "events found\t%d\n", rep.EventsFound)
+	fmt.Fprintf(w, "already delivered\t%d\n", rep.AlreadyDelivered)
+	fmt.Fprintf(w, "%s\t%d\n", verb, rep.Enqueued)
+	for reason, n := range rep.Filtered {
+		fmt.Fprintf(w, "not forwarded (%s)\t%d\n", reason, n)
+	}
+	fmt.Fprintf(w, "Zendesk requests\t%d (%d answered 429)\n", rep.ZendeskRequests, rep.RateLimited)
+	fmt.Fprintf(w, "waited on rate limits\t%s\n", rep.RateLimitWait.Round(time.Millisecond))
+	fmt.Fprintf(w, "took\t%s\n", rep.Duration.Round(time.Millisecond))
+	for _, e := range rep.Errors {
+		fmt.Fprintf(w, "error\t%s\n", e)
+	}
+	_ = w.Flush()
+}
+
+func cmdReplay(ctx context.Context, env *environment, args []string) error {
+	var reason, queue, since *string
+	var dry *bool
+	p, _, _, rest, err := oneShot(ctx, env, "replay", "replay [--reason unauthorized|invalid|gone] [--queue outbound|inbound] [--since TIME] [--dry-run]", args, needs{zendesk: true},
+		func(fs *flag.FlagSet) {
+			reason = fs.String("reason", "", "only messages failed for this reason: unauthorized or invalid (outbound), unauthorized or gone (inbound)")
+			queue = fs.String("queue", relay.QueueOutbound, "outbound (messages to Zendesk) or inbound (deliveries to the sink)")
+			since = fs.String("since", "", "only what failed at or after this time: RFC 3339 or a duration ago (6h)")
+			dry = fs.Bool("dry-run", false, "list what would be replayed; change nothing")
+		})
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	if len(rest) > 0 {
+		return fmt.Errorf("replay: unexpected argument %q", rest[0])
+	}
+	var sinceT time.Time
+	if *since != "" {
+		if sinceT, err = reconcile.ParseSince(*since, time.Now()); err != nil {
+			fmt.Fprintf(env.stderr, "--since: %v\n", err)
+			return exitCode(2)
+		}
+	}
+	switch *queue {
+	case relay.QueueOutbound:
+		switch *reason {
+		case "", "unauthorized", "invalid":
+		default:
+			fmt.Fprintf(env.stderr, "--reason: %q is not a reason outbound messages fail for (unauthorized, invalid)\n", *reason)
+			return exitCode(2)
+		}
+		sum, err := p.relay.Replay(ctx, relay.ReplayOptions{Reason: *reason, Since: sinceT, DryRun: *dry, Out: env.stdout})
+		if err != nil {
+			return err
+		}
+		verb := "replayed"
+		if *dry {
+			verb = "would replay"
+		}
+		fmt.Fprintf(env.stdout, "%d failed message(s) selected in %d conversation(s); %s %d; skipped %d (changed meanwhile)\n",
+			sum.Selected, sum.Conversations, verb, sum.Replayed, sum.Skipped)
+	case relay.QueueInbound:
+		switch *reason {
+		case "", inbound.ReasonUnauthorized, inbound.ReasonGone:
+		default:
+			fmt.Fprintf(env.stderr, "--reason: %q is not a reason sink deliveries fail for (unauthorized, gone)\n", *reason)
+			return exitCode(2)
+		}
+		if p.receiver == nil {
+			fmt.Fprintln(env.stderr, "DESKRELAY_SINK_URL: required to replay sink deliveries")
+			return exitCode(2)
+		}
+		rep, err := p.receiver.Replay(ctx, inbound.ReplayOptions{Reason: *reason, Since: sinceT, DryRun: *dry, Out: env.stdout})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "%d failed deliver(ies) selected; replayed %d; %d already waiting\n", rep.Found, rep.Replayed, rep.Waiting)
+	default:
+		fmt.Fprintf(env.stderr, "--queue: %q is not a queue (outbound or inbound)\n", *queue)
+		return exitCode(2)
+	}
+	return nil
+}
+
+func cmdWebhook(ctx context.Context, env *environment, args []string) error {
+	if len(args) == 0 || (args[0] != "status" && args[0] != "enable") {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprintln(env.stdout, "Usage: deskrelay webhook status|enable [flags]\n\nstatus shows the Zendesk webhook or legacy target deskrelay watches; enable re-activates it.")
+			return nil
+		}
+		fmt.Fprintln(env.stderr, "Usage: deskrelay webhook status|enable [flags]")
+		return exitCode(2)
+	}
+	action := args[0]
+	var asJSON *bool
+	p, cfg, _, _, err := oneShot(ctx, env, "webhook "+action, "webhook "+action+" [flags]", args[1:], needs{zendesk: true},
+		func(fs *flag.FlagSet) {
+			asJSON = fs.Bool("json", false, "print JSON")
+		})
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	if cfg.webhookID == "" && cfg.targetID == 0 {
+		fmt.Fprintln(env.stderr, "DESKRELAY_ZENDESK_WEBHOOK_ID: required (or DESKRELAY_ZENDESK_TARGET_ID)")
+		return exitCode(2)
+	}
+	if p.reconciler == nil {
+		fmt.Fprintln(env.stderr, "DESKRELAY_SINK_URL: required (the guardian backfills into the sink)")
+		return exitCode(2)
+	}
+	g := p.reconciler.Guardian()
+	var st reconcile.WatchState
+	if action == "status" {
+		st, err = g.Status(ctx)
+	} else {
+		st, err = g.Enable(ctx)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(st)
+	} else {
+		printWatchState(env, st)
+	}
+	if err != nil {
+		return err
+	}
+	if action == "status" && st.State != "active" {
+		return exitCode(1)
+	}
+	return nil
+}
+
+func printWatchState(env *environment, st reconcile.WatchState) {
+	w := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "%s\t%s %s\n", st.Kind, st.ID, st.Name)
+	fmt.Fprintf(w, "state\t%s\n", st.State)
+	fmt.Fprintf(w, "endpoint\t%s\n", st.Endpoint)
+	if st.ExpectedEndpoint != "" {
+		fmt.Fprintf(w, "expected endpoint\t%s (ours: %v)\n", st.ExpectedEndpoint, st.Ours)
+	}
+	if st.ConsecutiveFailures > 0 {
+		fmt.Fprintf(w, "consecutive failures\t%d (Zendesk deactivates a target at 21)\n", st.ConsecutiveFailures)
+	}
+	health := "healthy"
+	if !st.ReceiverHealthy {
+		health = "unhealthy: " + st.ReceiverProblem
+	}
+	fmt.Fprintf(w, "deskrelay receiver\t%s\n", health)
+	if !st.LastReceived.IsZero() {
+		fmt.Fprintf(w, "last event received\t%s (%s ago)\n", st.LastReceived.Format(time.RFC3339), time.Since(st.LastReceived).Round(time.Second))
+	}
+	if st.Action != "" {
+		fmt.Fprintf(w, "action\t%s\n", st.Action)
+	}
+	if st.Reason != "" {
+		fmt.Fprintf(w, "reason\t%s\n", strings.TrimSpace(st.Reason))
+	}
+	_ = w.Flush()
+}
