@@ -1,0 +1,109 @@
+package relay_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/deskrelay/deskrelay/relay"
+)
+
+// BenchmarkThroughput compares messages/s through the relay (intake,
+// ordering, lock, limiter, exactly-once bookkeeping, the zero-latency fake
+// Zendesk) with bare asynq no-op tasks on the same Redis and the same
+// number of workers.
+//
+//	go test -run '^$' -bench Throughput -benchtime 1x ./relay/
+func BenchmarkThroughput(b *testing.B) {
+	const n, convs, workers = 600, 60, 20
+	for b.Loop() {
+		relayRate := relayThroughput(b, n, convs, workers)
+		asynqRate := asynqThroughput(b, n, workers)
+		b.ReportMetric(relayRate, "relay_msgs/s")
+		b.ReportMetric(asynqRate, "asynq_tasks/s")
+		b.ReportMetric(relayRate/asynqRate, "ratio")
+	}
+}
+
+func relayThroughput(b *testing.B, n, convs, workers int) float64 {
+	e := newEnv(b, envOptions{rateLimit: 10_000_000, workers: workers, noWorkers: true})
+	var all []relay.Message
+	for i := range n {
+		all = append(all, msg(fmt.Sprintf("bench%03d", i%convs), i/convs+1))
+	}
+	start := time.Now()
+	enqueueAll(b, e.relay, all)
+	startWorkers(b, e.opt, e.relay, workers, time.Second)
+	waitStatus(b, e.relay, ids(all), "delivered", 5*time.Minute)
+	return float64(n) / time.Since(start).Seconds()
+}
+
+func asynqThroughput(b *testing.B, n, workers int) float64 {
+	e := newEnv(b, envOptions{noWorkers: true})
+	client := asynq.NewClient(e.opt)
+	defer client.Close()
+	var done atomic.Int64
+	finished := make(chan struct{})
+	start := time.Now()
+	for i := range n {
+		if _, err := client.Enqueue(asynq.NewTask("bench:noop", nil), asynq.Queue(relay.QueueOutbound),
+			asynq.TaskID(fmt.Sprintf("noop-%d", i)), asynq.MaxRetry(relay.MaxRetry)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	srv := relay.NewServer(e.opt, relay.ServerConfig{Concurrency: workers, PollInterval: 100 * time.Millisecond}, testLogger(b))
+	mux := asynq.NewServeMux()
+	mux.HandleFunc("bench:noop", func(context.Context, *asynq.Task) error {
+		if done.Add(1) == int64(n) {
+			close(finished)
+		}
+		return nil
+	})
+	if err := srv.Start(mux); err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Shutdown()
+	select {
+	case <-finished:
+	case <-time.After(5 * time.Minute):
+		b.Fatal("no-op tasks did not finish")
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// BenchmarkDrainAfterOutage measures how long a backlog of n messages
+// takes to reach Zendesk once it answers again, against the floor set by
+// the rate limit (n / rate; the limiter's burst of a tenth of a minute's
+// budget lets the first part through at once, so the ratio can be below 1).
+//
+//	go test -run '^$' -bench DrainAfterOutage -benchtime 1x ./relay/
+func BenchmarkDrainAfterOutage(b *testing.B) {
+	const n, convs, perMinute = 400, 40, 2400
+	for b.Loop() {
+		e := newEnv(b, envOptions{rateLimit: perMinute, workers: 20})
+		e.fake.Down()
+		var all []relay.Message
+		for i := range n {
+			all = append(all, msg(fmt.Sprintf("drain%03d", i%convs), i/convs+1))
+		}
+		enqueueAll(b, e.relay, all)
+		waitFor(b, time.Minute, "the gate to close", func() bool {
+			rep, err := e.relay.Report(context.Background())
+			return err == nil && rep.Gate.State == relay.GateClosed
+		})
+		// Let the limiter's budget refill, as it would during a real outage.
+		time.Sleep(6 * time.Second)
+		up := time.Now()
+		e.fake.Up()
+		waitStatus(b, e.relay, ids(all), "delivered", 10*time.Minute)
+		drain := time.Since(up)
+		ideal := time.Duration(float64(n) / float64(perMinute) * float64(time.Minute))
+		b.ReportMetric(drain.Seconds(), "drain_s")
+		b.ReportMetric(ideal.Seconds(), "n/rate_s")
+		b.ReportMetric(drain.Seconds()/ideal.Seconds(), "ratio")
+	}
+}
