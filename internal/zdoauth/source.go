@@ -71,7 +71,7 @@ func New(cfg Config, rdb redis.UniversalClient, log zerolog.Logger) (*Source, er
 	return &Source{
 		cfg: cfg,
 		rdb: rdb,
-		log: log.With().Str("component", "zendesk-oauth").Logger(),
+		log: log,
 		oc: oauth2.Config{
 			ClientID:     cfg.ClientID,
 			ClientSecret: cfg.ClientSecret,
