@@ -40,6 +40,12 @@ type Config struct {
 	// ExportLimit is the number of incremental export requests per Window.
 	// Default 10.
 	ExportLimit int
+	// PerTicketUpdateLimit is the number of updates one user may make to one
+	// ticket per PerTicketWindow (Zendesk: 30 per 10 minutes); over it,
+	// Update Ticket answers 429 with Retry-After. Default 30; negative: off.
+	PerTicketUpdateLimit int
+	// PerTicketWindow is the window of PerTicketUpdateLimit. Default 10m.
+	PerTicketWindow time.Duration
 	// UserCreateLimit is the number of POST /users/create_or_update requests
 	// per Window. Default 5.
 	UserCreateLimit int
@@ -132,6 +138,8 @@ func (c Config) withDefaults() Config {
 	setInt(&c.UpdateTicketLimit, 100)
 	setInt(&c.ExportLimit, 10)
 	setInt(&c.UserCreateLimit, 5)
+	setInt(&c.PerTicketUpdateLimit, 30)
+	setDur(&c.PerTicketWindow, 10*time.Minute)
 	setDur(&c.Window, time.Minute)
 	setDur(&c.ExportLag, 60*time.Second)
 	if c.ExportLag < 0 {

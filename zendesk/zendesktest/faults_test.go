@@ -53,6 +53,24 @@ func TestRateLimit(t *testing.T) {
 	})
 }
 
+func TestPerTicketUpdateLimit(t *testing.T) {
+	clk := newClock()
+	srv := zendesktest.NewServer(t, zendesktest.Config{Now: clk.Now})
+	id := createTicket(t, srv, "c", "x")
+	other := createTicket(t, srv, "d", "x")
+	for range 30 {
+		wantStatus(t, addComment(t, srv, id, "y"), http.StatusOK)
+	}
+	r := addComment(t, srv, id, "one too many")
+	wantStatus(t, r, http.StatusTooManyRequests)
+	if r.header.Get("Retry-After") != "600" {
+		t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
+	}
+	wantStatus(t, addComment(t, srv, other, "y"), http.StatusOK)
+	clk.Advance(10 * time.Minute)
+	wantStatus(t, addComment(t, srv, id, "later"), http.StatusOK)
+}
+
 func TestFaults(t *testing.T) {
 	srv := zendesktest.NewServer(t)
 	t.Run("DownAnswers503HTML", func(t *testing.T) {

@@ -56,6 +56,7 @@ type Server struct {
 
 	// rate limits
 	account, updates, exports, userCreates bucket
+	perTicket                              map[[2]int64]*bucket // (ticket, user) → updates
 
 	// faults
 	down      bool
@@ -132,6 +133,7 @@ func start(cfg Config, tb testing.TB) (*Server, error) {
 		usersByEmail: map[string]*user{},
 		usersByExt:   map[string]*user{},
 		idem:         map[string]*idemEntry{},
+		perTicket:    map[[2]int64]*bucket{},
 		nextTicket:   1000,
 		nextUser:     360000000,
 		nextAudit:    7000000000,

@@ -643,6 +643,21 @@ func handleUpdateTicket(s *Server, r *request, w *resp) {
 	if t == nil {
 		return
 	}
+	if s.cfg.PerTicketUpdateLimit > 0 {
+		key := [2]int64{t.id, r.user.id}
+		b := s.perTicket[key]
+		if b == nil {
+			b = &bucket{}
+			s.perTicket[key] = b
+		}
+		_, rem, reset := b.peek(s.cfg.PerTicketUpdateLimit, s.cfg.PerTicketWindow, now)
+		if rem <= 0 {
+			w.errorJSON(http.StatusTooManyRequests, "TooManyRequests", "Rate limit for ticket updates exceeded, please wait before updating this ticket again", nil)
+			w.header.Set("Retry-After", strconv.Itoa(ceilSeconds(reset)))
+			return
+		}
+		b.used++
+	}
 	var in struct {
 		Ticket *ticketIn `json:"ticket"`
 	}
