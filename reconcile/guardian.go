@@ -122,6 +122,7 @@ func (g *Guardian) check(ctx context.Context, b *budget) (WatchState, error) {
 			st.Reason = fmt.Sprintf("%d consecutive failed deliveries (Zendesk deactivates a target at 21)", st.ConsecutiveFailures)
 			log.Warn().Int("consecutive_failures", st.ConsecutiveFailures).Msg("zendesk is failing to deliver to deskrelay: " + st.Reason)
 		}
+		r.m.watched(st.Kind, true, st.ConsecutiveFailures)
 		g.save(st)
 		return st, nil
 	}

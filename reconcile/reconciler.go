@@ -140,11 +140,12 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 		r.release(l)
 	}()
 
-	if _, gerr := r.guardian.check(ctx, &budget{}); gerr != nil && ctx.Err() == nil {
+	b := &budget{}
+	if _, gerr := r.guardian.check(ctx, b); gerr != nil && ctx.Err() == nil {
 		r.log.Warn().Err(gerr).Msg("webhook guardian check failed")
 	}
 
-	rep, err := r.runFrom(ctx, l)
+	rep, err := r.runFrom(ctx, l, b)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && errors.Is(cause, errLeaseLost) {
 			err = fmt.Errorf("%w: %w", cause, err)
@@ -158,7 +159,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 	return rep, err
 }
 
-func (r *Reconciler) runFrom(ctx context.Context, l *lease) (Report, error) {
+func (r *Reconciler) runFrom(ctx context.Context, l *lease, b *budget) (Report, error) {
 	now := r.cfg.Now()
 	until := now.Add(-r.cfg.Lag).Truncate(time.Second).UTC()
 	cp, ok, err := r.Checkpoint(ctx)
@@ -179,9 +180,11 @@ func (r *Reconciler) runFrom(ctx context.Context, l *lease) (Report, error) {
 	}
 	w := Window{Since: start.UTC(), Until: until}
 	if !w.Since.Before(w.Until) {
-		return Report{Window: w, Complete: true, Checkpoint: cp, StartedAt: now}, nil
+		rep := Report{Window: w, Complete: true, Checkpoint: cp, StartedAt: now}
+		rep.ZendeskRequests, rep.RateLimited, rep.RateLimitWait = b.snapshot()
+		return rep, nil
 	}
-	rep, err := r.scan(ctx, w, scanOptions{onPage: func(ctx context.Context, at time.Time) error {
+	rep, err := r.scan(ctx, w, scanOptions{budget: b, onPage: func(ctx context.Context, at time.Time) error {
 		return r.advance(ctx, l, at)
 	}})
 	if c, ok, cerr := r.Checkpoint(context.WithoutCancel(ctx)); cerr == nil && ok {
@@ -243,13 +246,18 @@ type scanOptions struct {
 	// onPage is called after a page's events are durable with the instant
 	// before which every event of the window has been published.
 	onPage func(ctx context.Context, at time.Time) error
+	// budget counts the requests and waits (a new one when nil).
+	budget *budget
 }
 
 // scan reads the export over w and publishes (or checks) the events.
 func (r *Reconciler) scan(ctx context.Context, w Window, o scanOptions) (Report, error) {
 	started := time.Now()
+	if o.budget == nil {
+		o.budget = &budget{}
+	}
 	ru := &runState{
-		r: r, dry: o.dry,
+		r: r, dry: o.dry, b: o.budget,
 		rep:     Report{Window: w, DryRun: o.dry, StartedAt: started.UTC(), Filtered: map[string]int{}},
 		managed: map[int64]bool{},
 		status:  map[int64]string{},
@@ -270,7 +278,7 @@ func (r *Reconciler) walk(ctx context.Context, ru *runState, w Window, o scanOpt
 	cur := w.Since.Unix()
 	until := w.Until.Unix()
 	for {
-		page, err := call(ctx, r, &ru.b, true, func(ctx context.Context) (*zendesk.TicketEventsPage, error) {
+		page, err := call(ctx, r, ru.b, true, func(ctx context.Context) (*zendesk.TicketEventsPage, error) {
 			return r.zd.TicketEvents(ctx, time.Unix(cur, 0))
 		})
 		if err != nil {
@@ -459,7 +467,7 @@ func (r *Reconciler) comment(ctx context.Context, ru *runState, ev zendesk.Ticke
 type runState struct {
 	r   *Reconciler
 	dry bool
-	b   budget
+	b   *budget
 
 	mu      sync.Mutex
 	rep     Report
@@ -684,7 +692,7 @@ func (r *Reconciler) user(ctx context.Context, ru *runState, id int64) (userInfo
 	if u, ok := r.users.get(id); ok {
 		return u, nil
 	}
-	zu, err := call(ctx, r, &ru.b, false, func(ctx context.Context) (*zendesk.User, error) {
+	zu, err := call(ctx, r, ru.b, false, func(ctx context.Context) (*zendesk.User, error) {
 		return r.zd.GetUser(ctx, id)
 	})
 	if zendesk.KindOf(err) == zendesk.KindNotFound {
