@@ -288,10 +288,13 @@ func ParseTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	for _, l := range timeLayouts {
 		if t, err := time.Parse(l, s); err == nil {
-			return t.UTC(), nil
+			if t = t.UTC(); t.Year() < 1970 || t.Year() > 9999 {
+				return time.Time{}, fmt.Errorf("%q is out of range", clip(s))
+			}
+			return t, nil
 		}
 	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 && n < 1<<40 {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 && n < 253402300800 { // before year 10000: JSON-encodable
 		return time.Unix(n, 0).UTC(), nil
 	}
 	return time.Time{}, fmt.Errorf("%q is not a timestamp", clip(s))

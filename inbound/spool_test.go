@@ -1,0 +1,107 @@
+package inbound_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deskrelay/deskrelay/inbound"
+	"github.com/deskrelay/deskrelay/internal/redistest"
+)
+
+func TestRedisOutage(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{AppendOnly: true})
+	h := newHarness(t, harnessOptions{server: srv})
+	h.link("conv_42", 1001)
+	base := time.Now().Add(-time.Minute).Truncate(time.Second)
+	var want []string
+	body := func(i int) []byte {
+		want = append(want, fmt.Sprintf("zd:comment:%d", 1000+i))
+		return commentBody(1001, int64(1000+i), "conv_42", true, true, base.Add(time.Duration(i)*time.Second))
+	}
+
+	srv.Kill(t)
+	for i := range 15 {
+		start := time.Now()
+		r := h.send(body(i), fmt.Sprintf("inv-%d", i))
+		if !strings.Contains(r.Body, "spooled") {
+			t.Fatalf("request %d answered %s, want spooled", i, r.Body)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("request %d took %s with Redis down", i, d)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(h.spool, "*.req"))
+	if len(files) != 15 {
+		t.Fatalf("spool holds %d files, want 15", len(files))
+	}
+
+	// deskrelay restarts while Redis is still down; Zendesk retries one
+	// invocation and sends new ones
+	h.start()
+	if n := h.recv.SpoolPending(); n != 15 {
+		t.Fatalf("restarted receiver sees %d spooled, want 15", n)
+	}
+	h.send(commentBody(1001, 1003, "conv_42", true, true, base.Add(3*time.Second)), "inv-3") // a retry
+	for i := 15; i < 20; i++ {
+		if r := h.send(body(i), fmt.Sprintf("inv-%d", i)); !strings.Contains(r.Body, "spooled") {
+			t.Fatalf("request %d answered %s", i, r.Body)
+		}
+	}
+
+	srv.Start(t)
+	waitFor(t, "every spooled event at the sink", 30*time.Second, func() bool { return len(h.sink.events()) >= len(want) })
+	h.idle(10 * time.Second)
+	got := h.sink.ids()
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("sink got (in order) %v\nwant %v", got, want)
+	}
+	if files, _ := filepath.Glob(filepath.Join(h.spool, "*.req")); len(files) != 0 {
+		t.Fatalf("spool still holds %d files", len(files))
+	}
+	// Redis is back: requests go straight in again
+	if r := h.send(body(20), "inv-20"); !strings.Contains(r.Body, "accepted") {
+		t.Fatalf("after recovery answered %s", r.Body)
+	}
+}
+
+func TestSpoolDirUnusable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := inbound.New(inbound.Config{SinkURL: "http://127.0.0.1:1/", SinkSecret: sinkSecret, SpoolDir: file}, inbound.Deps{Redis: redistest.New(t).Client})
+	if err == nil || !strings.Contains(err.Error(), "DESKRELAY_SPOOL_DIR") {
+		t.Fatalf("err = %v, want one naming DESKRELAY_SPOOL_DIR", err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	rdb := redistest.New(t).Client
+	tests := []struct {
+		name string
+		cfg  inbound.Config
+		want string
+	}{
+		{"SinkURLRequired", inbound.Config{SinkSecret: sinkSecret}, "DESKRELAY_SINK_URL: required"},
+		{"SinkURLScheme", inbound.Config{SinkURL: "ftp://x", SinkSecret: sinkSecret}, "DESKRELAY_SINK_URL"},
+		{"SinkSecretRequired", inbound.Config{SinkURL: "http://x"}, "DESKRELAY_SINK_SECRET: required"},
+		{"SinkSecretPrefix", inbound.Config{SinkURL: "http://x", SinkSecret: "abc"}, "DESKRELAY_SINK_SECRET: must start with whsec_"},
+		{"SinkSecretBase64", inbound.Config{SinkURL: "http://x", SinkSecret: "whsec_%%%"}, "DESKRELAY_SINK_SECRET"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.SpoolDir = t.TempDir()
+			_, err := inbound.New(tt.cfg, inbound.Deps{Redis: rdb})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "%%%") {
+				t.Fatal("error echoes the secret")
+			}
+		})
+	}
+}
