@@ -56,7 +56,7 @@ type Server struct {
 
 	// rate limits
 	account, updates, exports, userCreates bucket
-	perTicket                              map[[2]int64]*bucket // (ticket, user) → updates
+	perTicket                              map[[2]int64][]time.Time // (ticket, user) → recent updates
 
 	// faults
 	down      bool
@@ -133,7 +133,7 @@ func start(cfg Config, tb testing.TB) (*Server, error) {
 		usersByEmail: map[string]*user{},
 		usersByExt:   map[string]*user{},
 		idem:         map[string]*idemEntry{},
-		perTicket:    map[[2]int64]*bucket{},
+		perTicket:    map[[2]int64][]time.Time{},
 		nextTicket:   1000,
 		nextUser:     360000000,
 		nextAudit:    7000000000,

@@ -644,19 +644,19 @@ func handleUpdateTicket(s *Server, r *request, w *resp) {
 		return
 	}
 	if s.cfg.PerTicketUpdateLimit > 0 {
+		// A sliding window: the oldest of the last N updates must have left it.
 		key := [2]int64{t.id, r.user.id}
-		b := s.perTicket[key]
-		if b == nil {
-			b = &bucket{}
-			s.perTicket[key] = b
+		times := s.perTicket[key]
+		for len(times) > 0 && !times[0].After(now.Add(-s.cfg.PerTicketWindow)) {
+			times = times[1:]
 		}
-		_, rem, reset := b.peek(s.cfg.PerTicketUpdateLimit, s.cfg.PerTicketWindow, now)
-		if rem <= 0 {
+		if len(times) >= s.cfg.PerTicketUpdateLimit {
+			s.perTicket[key] = times
 			w.errorJSON(http.StatusTooManyRequests, "TooManyRequests", "Rate limit for ticket updates exceeded, please wait before updating this ticket again", nil)
-			w.header.Set("Retry-After", strconv.Itoa(ceilSeconds(reset)))
+			w.header.Set("Retry-After", strconv.Itoa(ceilSeconds(times[0].Add(s.cfg.PerTicketWindow).Sub(now))))
 			return
 		}
-		b.used++
+		s.perTicket[key] = append(times, now)
 	}
 	var in struct {
 		Ticket *ticketIn `json:"ticket"`

@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rateLimit   = fs.Int("rate-limit", 200, "requests per window per account")
 		updateLimit = fs.Int("update-limit", 100, "Update Ticket requests per window")
 		exportLimit = fs.Int("export-limit", 10, "incremental export requests per window")
+		perTicket   = fs.Int("per-ticket-limit", 30, "updates per ticket per user per 10 minutes (-1: off)")
 		window      = fs.Duration("window", time.Minute, "rate-limit window")
 		exportLag   = fs.Duration("export-lag", 60*time.Second, "how much of the recent past the exports hide (0s: none)")
 		hookURL     = fs.String("webhook-endpoint", "", "create a webhook calling this URL on agent actions")
@@ -69,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logger := log.New(stderr, "", log.LstdFlags)
 	cfg := zendesktest.Config{
 		Email: *email, APIToken: *token,
-		RateLimit: *rateLimit, UpdateTicketLimit: *updateLimit, ExportLimit: *exportLimit,
+		RateLimit: *rateLimit, UpdateTicketLimit: *updateLimit, ExportLimit: *exportLimit, PerTicketUpdateLimit: *perTicket,
 		Window: *window, ExportLag: lag, NotifyAPIWrites: *notifyAPI,
 		Logf: logger.Printf,
 	}
