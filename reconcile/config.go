@@ -25,7 +25,7 @@ const (
 	DefaultExportWindow    = time.Minute
 	DefaultLeaseTTL        = 30 * time.Second
 	DefaultRunTimeout      = 30 * time.Minute
-	DefaultMaxRewind       = 7 * 24 * time.Hour
+	DefaultMaxRewind       = 24 * time.Hour
 	DefaultFailureWarn     = 10
 	DefaultSignatureRun    = 3
 	DefaultMaxAttempts     = 5
@@ -91,7 +91,7 @@ type Config struct {
 	// guardian stops re-enabling. Default 3.
 	SignatureFailureRun int
 	// MaxRewind bounds how far back the guardian moves the next run when it
-	// re-enables a webhook (the gap since the last event received). Default 7 days.
+	// re-enables a webhook (the gap since the last event received). Default 24h.
 	MaxRewind time.Duration
 
 	// Now is the clock. Default time.Now.

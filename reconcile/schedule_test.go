@@ -186,6 +186,11 @@ func TestRateLimits(t *testing.T) {
 		if rep.Pages < 6 || rep.RateLimitWait <= 0 || rep.RateLimited != 0 || !sameSet(e.sink(t), want) {
 			t.Fatalf("report %+v; sink %d", rep, len(e.sink(t)))
 		}
+		// pages of 2 repeat their last second on the next page: each export
+		// item counts once (12 replies and the ticket's creation)
+		if rep.TicketEvents != 13 || rep.EventsFound != 13 {
+			t.Errorf("ticket events %d, events found %d; want 13 each", rep.TicketEvents, rep.EventsFound)
+		}
 	})
 
 	t.Run("A429IsWaitedOut", func(t *testing.T) {

@@ -153,3 +153,25 @@ func TestStartTimeOf(t *testing.T) {
 		})
 	}
 }
+
+func FuzzParseSince(f *testing.F) {
+	for _, s := range []string{"6h", "2d", "1d12h", "90m", "2026-11-24T10:00:00Z", "2026-11-24", "-1h", "0s", "d", "9999999d", "1e9h"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseSince(s, now)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("multi-line error %q", err)
+			}
+			return
+		}
+		if got.Location() != time.UTC {
+			t.Fatalf("ParseSince(%q) = %v: not UTC", s, got)
+		}
+		if _, rfcErr := time.Parse(time.RFC3339Nano, strings.TrimSpace(s)); rfcErr != nil && !looksLikeTime(strings.TrimSpace(s)) && !got.Before(now) {
+			t.Fatalf("ParseSince(%q) = %v: a duration ago must be in the past", s, got)
+		}
+	})
+}
