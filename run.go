@@ -30,6 +30,7 @@ func commands() []command {
 		{"reconcile", "one-shot backfill after an outage: --since TIME [--until TIME] [--dry-run]", cmdReconcile},
 		{"replay", "put failed messages (or sink deliveries) back into delivery, in conversation order", cmdReplay},
 		{"webhook", "status | enable: show or re-activate the Zendesk webhook or target", cmdWebhook},
+		{"demo", "the whole story in one process: embedded Redis, a Zendesk sandbox, an outage and the catch-up", cmdDemo},
 		{"send", "post one message to a running daemon (for trying things)", cmdSend},
 		{"version", "print version, commit and Go version", cmdVersion},
 		{"healthcheck", "probe a running daemon's /healthz (for container health checks)", cmdHealthcheck},

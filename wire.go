@@ -56,6 +56,13 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 		}
 		p.oauth = src
 		zcfg.TokenSource = src
+		if ctx != nil {
+			// Apply a newly configured refresh token now, so that e.g. a
+			// replay right after fixing the token uses it.
+			if err := src.Init(ctx); err != nil {
+				log.Error().Err(err).Msg("OAuth: the configured refresh token could not be applied yet")
+			}
+		}
 	}
 	zd, err := zendesk.New(zcfg)
 	if err != nil {
