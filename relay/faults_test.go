@@ -357,3 +357,18 @@ func TestTwoRelaysRaceOneConversation(t *testing.T) {
 		t.Errorf("%d ticket creations, want 1", n)
 	}
 }
+
+func TestSelfHealing(t *testing.T) {
+	t.Run("LostTaskOfTheHeadIsRecreated", func(t *testing.T) {
+		e := newEnv(t, envOptions{noWorkers: true})
+		m1, m2 := msg("heal", 1), msg("heal", 2)
+		mustEnqueue(t, e.relay, m1)
+		mustEnqueue(t, e.relay, m2)
+		if err := e.insp.DeleteTask(relay.QueueOutbound, "msg:"+m1.ID); err != nil {
+			t.Fatalf("delete task: %v", err)
+		}
+		startWorkers(t, e.opt, e.relay, 4, time.Second)
+		waitStatus(t, e.relay, []string{m1.ID, m2.ID}, "delivered", 20*time.Second)
+		checkExactlyOnce(t, e.fake, map[string][]string{"heal": {m1.Body, m2.Body}})
+	})
+}

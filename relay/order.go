@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deskrelay/deskrelay/internal/keys"
@@ -47,7 +48,7 @@ func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, err
 			}
 			return false, minDelay, nil
 		}
-		r.wake(ctx, h, 1)
+		r.wake(ctx, rec.Conv, h, 1)
 		return false, r.cfg.TurnPoll, nil
 	}
 	ord, err := r.rdb.HMGet(ctx, keys.ConversationOrder(rec.Conv), "next", "gap_since").Result()
@@ -83,7 +84,7 @@ func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, err
 
 // wake makes a waiting message's task due now (best effort: it may be
 // running or pending already).
-func (r *Relay) wake(ctx context.Context, id string, tries int) {
+func (r *Relay) wake(ctx context.Context, conv, id string, tries int) {
 	gen, err := r.rdb.HGet(ctx, keys.Message(id), "gen").Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return
@@ -91,6 +92,10 @@ func (r *Relay) wake(ctx context.Context, id string, tries int) {
 	tid := taskID(id, gen)
 	for i := 0; i < tries; i++ {
 		err := r.insp.RunTask(QueueOutbound, tid)
+		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			r.repairHead(ctx, conv, id)
+			return
+		}
 		if err == nil || !strings.Contains(err.Error(), "already running") {
 			return
 		}
@@ -106,13 +111,33 @@ func (r *Relay) wake(ctx context.Context, id string, tries int) {
 	}
 }
 
+// repairHead heals a conversation whose head has no task: a finished or
+// vanished message leaves the pending set; a queued one gets its task back
+// (asynq's at-least-once and our checks make a second task harmless).
+func (r *Relay) repairHead(ctx context.Context, conv, id string) {
+	rec, err := r.st.load(ctx, id)
+	switch {
+	case errors.Is(err, errNoRecord):
+		// Nothing to deliver: the conversation must not wait for it.
+		_ = r.rdb.ZRem(ctx, keys.ConversationPending(conv), id).Err()
+	case err != nil:
+		return
+	case rec.State == StateDelivered || rec.State == StateFailed:
+		_ = r.rdb.ZRem(ctx, keys.ConversationPending(rec.Conv), id).Err()
+	default:
+		if err := r.enqueueTask(ctx, id, rec.Gen); err == nil {
+			r.log.Warn().Str("message_id", id).Str("conversation_id", rec.Conv).Msg("message had no task: enqueued it again")
+		}
+	}
+}
+
 // wakeHead wakes the head of a conversation after a message finished.
 func (r *Relay) wakeHead(ctx context.Context, conv string) {
 	head, err := r.rdb.ZRange(ctx, keys.ConversationPending(conv), 0, 0).Result()
 	if err != nil || len(head) == 0 {
 		return
 	}
-	r.wake(ctx, head[0], 5)
+	r.wake(ctx, conv, head[0], 5)
 }
 
 // convLock is a conversation's lock, renewed while held.

@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+
 	"sync"
 	"testing"
 	"time"
@@ -31,5 +32,31 @@ func TestDeliver(t *testing.T) {
 		if err != nil || st.TicketID == 0 || st.Attempts != 1 {
 			t.Errorf("status of first message = %+v, %v; want a ticket and 1 attempt", st, err)
 		}
+		if got := counterValue(t, e, "deskrelay_outbound_deliveries_total", "delivered"); got != 200 {
+			t.Errorf("deliveries{outcome=delivered} = %v, want 200", got)
+		}
 	})
+}
+
+// counter finds one series of a registered counter vector by its label value.
+func counterValue(t *testing.T, e *env, name, label string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetValue() == label {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("metric %s{%s} not registered", name, label)
+	return 0
 }
