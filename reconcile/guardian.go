@@ -215,7 +215,7 @@ func (g *Guardian) inspect(ctx context.Context, b *budget) (WatchState, error) {
 		var wh *zendesk.Webhook
 		wh, err = call(ctx, r, b, false, func(ctx context.Context) (*zendesk.Webhook, error) { return r.zd.GetWebhook(ctx, st.ID) })
 		if err == nil {
-			st.Name, st.Endpoint = wh.Name, wh.Endpoint
+			st.Name, st.Endpoint = wh.Name, redactURL(wh.Endpoint)
 			st.State = "inactive"
 			if strings.EqualFold(wh.Status, "active") {
 				st.State = "active"
@@ -225,7 +225,7 @@ func (g *Guardian) inspect(ctx context.Context, b *budget) (WatchState, error) {
 		var t *zendesk.Target
 		t, err = call(ctx, r, b, false, func(ctx context.Context) (*zendesk.Target, error) { return r.zd.GetTarget(ctx, r.cfg.TargetID) })
 		if err == nil {
-			st.Name, st.Endpoint = t.Title, t.TargetURL
+			st.Name, st.Endpoint = t.Title, redactURL(t.TargetURL)
 			st.State = "inactive"
 			if t.Active {
 				st.State = "active"
@@ -274,6 +274,19 @@ func latestFailures(fs []zendesk.TargetFailure, title string, now, since time.Ti
 		return 0
 	}
 	return latest.ConsecutiveFailureCount
+}
+
+// redactURL drops credentials embedded in a URL (https://user:pass@host/…):
+// endpoints are logged and shown in /v1/status.
+func redactURL(s string) string {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil {
+		return "(unreadable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("redacted")
+	}
+	return u.String()
 }
 
 // sameEndpoint compares two URLs by scheme, host (case-insensitive, default

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
@@ -59,7 +61,8 @@ func TestRunOnce(t *testing.T) {
 		rc := newReceiver(t, e.pub)
 		e.zd.AddWebhook(rc.srv.URL+WebhookPath, "", zendesktest.EventCommentAdded, zendesktest.EventStatusChanged)
 		e.zd.DropWebhooks(true)
-		r := e.reconciler(t, Config{Interval: time.Minute})
+		reg := prometheus.NewRegistry()
+		r := e.reconciler(t, Config{Interval: time.Minute}, func(d *Deps) { d.Metrics = reg })
 		start := e.clock.Now()
 		if _, err := r.RunOnce(context.Background()); err != nil { // sets the checkpoint before the activity
 			t.Fatal(err)
@@ -109,6 +112,19 @@ func TestRunOnce(t *testing.T) {
 		}
 		if rep2.Enqueued != 0 || len(e.sink(t)) != 40 {
 			t.Errorf("second run enqueued %d; sink %d", rep2.Enqueued, len(e.sink(t)))
+		}
+		metrics := gather(t, reg)
+		for name, want := range map[string]float64{
+			`deskrelay_reconcile_runs_total{outcome="ok"}`:        3,
+			`deskrelay_reconcile_gaps_found_total`:                40,
+			`deskrelay_reconcile_events_total{result="enqueued"}`: 40,
+		} {
+			if got := metrics[name]; got != want {
+				t.Errorf("%s = %v, want %v", name, got, want)
+			}
+		}
+		if age := metrics["deskrelay_reconcile_checkpoint_age_seconds"]; age < 90 || age > 200 {
+			t.Errorf("checkpoint age %v s, want about the lag", age)
 		}
 	})
 

@@ -107,6 +107,20 @@ func TestSameEndpoint(t *testing.T) {
 	}
 }
 
+func TestRedactURL(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{name: "Plain", in: "https://relay.example.com/v1/zendesk/target", want: "https://relay.example.com/v1/zendesk/target"},
+		{name: "Credentials", in: "https://admin:s3cret@relay.example.com/hook", want: "https://redacted@relay.example.com/hook"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := redactURL(tt.in); got != tt.want {
+				t.Fatalf("redactURL(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestLatestFailures(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	fs := []zendesk.TargetFailure{
