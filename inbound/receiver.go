@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,7 +73,13 @@ type Receiver struct {
 
 	downUntil     atomic.Int64 // unix nanos until which the ack path spools without trying Redis
 	lastSeenWrite atomic.Int64 // unix nanos of the last WebhookLastReceived write
-	sigFailures   atomic.Bool  // a signature failure run may be recorded in Redis
+	busyReceived  atomic.Bool
+
+	sigMu       sync.Mutex
+	sigRun      int64   // this process's current run, for logging
+	sigOps      []int64 // signature-state changes not yet written (0 clear, n add)
+	sigDirty    bool    // Redis may hold a run that a good signature must clear
+	sigFlushing atomic.Bool
 }
 
 // New returns a Receiver, or an error naming the setting that is wrong.
@@ -126,7 +133,7 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 		signer:  signer,
 		http:    hc,
 	}
-	r.sigFailures.Store(true) // clear a run left by an earlier process on the first good signature
+	r.sigDirty = true // clear a run left by an earlier process on the first good signature
 	r.m.spoolFiles.Set(float64(sp.Pending()))
 	if n := sp.Pending(); n > 0 {
 		r.log.Warn().Int64("spooled", n).Str("dir", cfg.SpoolDir).Msg("spooled webhook requests wait for Redis")
@@ -177,11 +184,11 @@ func (r *Receiver) Webhook() http.Handler {
 				reason, msg = "timestamp", "webhook signature timestamp is not ISO 8601"
 			}
 			r.m.rejected.WithLabelValues(reason).Inc()
-			r.noteSignatureFailure(req.Context(), now, err)
+			r.noteSignatureFailure(now, err)
 			httpx.WriteError(w, http.StatusUnauthorized, "bad_signature", msg)
 			return
 		}
-		r.noteSignatureOK(req.Context())
+		r.noteSignatureOK()
 		r.accept(w, req, "webhook", req.Header.Get(HeaderInvocationID), body, now)
 	})
 }
@@ -243,9 +250,7 @@ func (r *Receiver) accept(w http.ResponseWriter, req *http.Request, kind, invoca
 	if r.spool.Pending() > 0 || now.UnixNano() < r.downUntil.Load() {
 		status = "spooled" // keep arrival order while the spool drains
 	} else {
-		ctx, cancel := context.WithTimeout(req.Context(), r.cfg.EnqueueTimeout)
-		err = r.enqueueReceived(ctx, payload, invocationID, "")
-		cancel()
+		err = r.enqueueWithin(payload, invocationID)
 		switch {
 		case err == nil:
 			r.noteReceived(now)
@@ -268,6 +273,43 @@ func (r *Receiver) accept(w http.ResponseWriter, req *http.Request, kind, invoca
 	}
 	r.m.webhooks.WithLabelValues(status).Inc()
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": status})
+}
+
+var errEnqueueSlow = errors.New("redis did not answer in time")
+
+// enqueueWithin enqueues with a hard deadline of EnqueueTimeout, whatever
+// the Redis client's own timeouts and dial retries are: a late success
+// after the request was spooled is a duplicate that the task id and the
+// event ledger drop.
+func (r *Receiver) enqueueWithin(payload []byte, invocationID string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.EnqueueTimeout)
+	done := make(chan error, 1)
+	go func() {
+		defer cancel()
+		done <- r.enqueueReceived(ctx, payload, invocationID, "")
+	}()
+	timer := time.NewTimer(r.cfg.EnqueueTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		return errEnqueueSlow
+	}
+}
+
+// background runs a best-effort Redis write off the request path, one at
+// a time per kind (busy is its flag); it is skipped while Redis is down.
+func (r *Receiver) background(busy *atomic.Bool, f func(ctx context.Context)) {
+	if r.cfg.Now().UnixNano() < r.downUntil.Load() || !busy.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer busy.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		f(ctx)
+	}()
 }
 
 // enqueueReceived makes a TaskWebhook task. Its id dedupes one invocation
@@ -336,48 +378,99 @@ func (r *Receiver) Run(ctx context.Context) error {
 }
 
 // noteReceived records the time of the latest verified request, at most
-// once a second per process.
+// once a second per process, off the request path.
 func (r *Receiver) noteReceived(now time.Time) {
 	last := r.lastSeenWrite.Load()
 	if now.UnixNano()-last < int64(time.Second) || !r.lastSeenWrite.CompareAndSwap(last, now.UnixNano()) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.EnqueueTimeout)
-	defer cancel()
-	if err := r.rdb.Set(ctx, keys.WebhookLastReceived, now.UnixMilli(), 0).Err(); err != nil {
-		r.lastSeenWrite.Store(last)
-	}
+	r.background(&r.busyReceived, func(ctx context.Context) {
+		if err := r.rdb.Set(ctx, keys.WebhookLastReceived, now.UnixMilli(), 0).Err(); err != nil {
+			r.lastSeenWrite.Store(last)
+		}
+	})
 }
 
-func (r *Receiver) noteSignatureFailure(ctx context.Context, now time.Time, cause error) {
-	r.sigFailures.Store(true)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.EnqueueTimeout)
-	defer cancel()
-	var run *redis.IntCmd
-	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		run = p.HIncrBy(ctx, keys.WebhookSignatureFailures, "run", 1)
-		p.HSetNX(ctx, keys.WebhookSignatureFailures, "first_at", now.UnixMilli())
-		p.HSet(ctx, keys.WebhookSignatureFailures, "last_at", now.UnixMilli())
-		return nil
-	})
-	n := int64(0)
-	if err == nil {
-		n = run.Val()
+// noteSignatureFailure counts a failure in the current run (written to
+// Redis off the request path) and logs it, as an error when the run looks
+// like a wrong DESKRELAY_WEBHOOK_SECRET.
+func (r *Receiver) noteSignatureFailure(now time.Time, cause error) {
+	r.sigMu.Lock()
+	r.sigRun++
+	n := r.sigRun
+	if k := len(r.sigOps); k > 0 && r.sigOps[k-1] > 0 {
+		r.sigOps[k-1]++
+	} else {
+		r.sigOps = append(r.sigOps, 1)
 	}
+	r.sigDirty = true
+	r.sigMu.Unlock()
 	ev := r.log.Warn()
-	if n == 5 || (n > 0 && n%100 == 0) {
-		ev = r.log.Error() // a run: most likely DESKRELAY_WEBHOOK_SECRET is wrong
+	if n == 5 || n%100 == 0 {
+		ev = r.log.Error()
 	}
 	ev.Int64("run", n).Str("reason", cause.Error()).Msg("webhook signature rejected")
+	r.flushSignatures()
 }
 
-func (r *Receiver) noteSignatureOK(ctx context.Context) {
-	if !r.sigFailures.Load() {
+// noteSignatureOK ends a run of signature failures.
+func (r *Receiver) noteSignatureOK() {
+	r.sigMu.Lock()
+	if !r.sigDirty {
+		r.sigMu.Unlock()
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.EnqueueTimeout)
-	defer cancel()
-	if err := r.rdb.Del(ctx, keys.WebhookSignatureFailures).Err(); err == nil {
-		r.sigFailures.Store(false)
+	r.sigRun = 0
+	r.sigOps = append(r.sigOps[:0], 0) // a clear replaces what was not written yet
+	r.sigDirty = false
+	r.sigMu.Unlock()
+	r.flushSignatures()
+}
+
+// flushSignatures writes the queued signature-state changes (0: clear the
+// run, n > 0: add n failures) in order, from one goroutine at a time.
+func (r *Receiver) flushSignatures() {
+	if !r.sigFlushing.CompareAndSwap(false, true) {
+		return
 	}
+	go func() {
+		defer r.sigFlushing.Store(false)
+		for {
+			r.sigMu.Lock()
+			if len(r.sigOps) == 0 {
+				r.sigMu.Unlock()
+				return
+			}
+			op := r.sigOps[0]
+			r.sigMu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			var err error
+			if op == 0 {
+				err = r.rdb.Del(ctx, keys.WebhookSignatureFailures).Err()
+			} else {
+				now := r.cfg.Now().UnixMilli()
+				_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					p.HIncrBy(ctx, keys.WebhookSignatureFailures, "run", op)
+					p.HSetNX(ctx, keys.WebhookSignatureFailures, "first_at", now)
+					p.HSet(ctx, keys.WebhookSignatureFailures, "last_at", now)
+					return nil
+				})
+			}
+			cancel()
+			r.sigMu.Lock()
+			if err != nil {
+				if op == 0 {
+					r.sigDirty = true // try the clear again with the next good signature
+				}
+				r.sigMu.Unlock()
+				return // the queued changes stay for the next flush
+			}
+			if len(r.sigOps) > 0 && r.sigOps[0] == op {
+				r.sigOps = r.sigOps[1:]
+			} else if len(r.sigOps) > 0 && op > 0 && r.sigOps[0] > op {
+				r.sigOps[0] -= op // more failures were added to the op while it was written
+			} // else a clear replaced the op meanwhile: nothing to drop
+			r.sigMu.Unlock()
+		}
+	}()
 }
