@@ -20,6 +20,7 @@ import (
 // concurrency counts runs inside Zendesk's export at the same time.
 type concurrency struct {
 	active, peak, calls atomic.Int32
+	gate                chan struct{} // when set, calls wait for it to close
 }
 
 func (c *concurrency) wrap(zc *zendesk.Client) *gatedZendesk {
@@ -33,6 +34,9 @@ func (c *concurrency) wrap(zc *zendesk.Client) *gatedZendesk {
 					break
 				}
 			}
+			if c.gate != nil {
+				<-c.gate
+			}
 		},
 		after: func(context.Context, *zendesk.TicketEventsPage) { c.active.Add(-1) },
 	}
@@ -42,32 +46,27 @@ func TestSchedule(t *testing.T) {
 	t.Run("TwoReplicasRunOneAtATime", func(t *testing.T) {
 		e := newEnv(t, zendesktest.Config{})
 		e.zd.SetLatency(200 * time.Millisecond)
-		var c concurrency
+		c := concurrency{gate: make(chan struct{})}
 		var rs []*Reconciler
 		for range 2 {
 			rs = append(rs, e.reconciler(t, Config{Interval: time.Second, LeaseTTL: time.Second},
 				func(d *Deps) { d.Zendesk = c.wrap(e.zc) }))
 		}
 
-		// both replicas start a run at once: one takes the lease
-		var wg sync.WaitGroup
-		errs := make([]error, 2)
-		for i, r := range rs {
-			wg.Go(func() { _, errs[i] = r.RunOnce(context.Background()) })
+		// both replicas start a run at once: one takes the lease and is
+		// held inside Zendesk's export until the other has given up
+		errs := make(chan error, 2)
+		for _, r := range rs {
+			go func() { _, err := r.RunOnce(context.Background()); errs <- err }()
 		}
-		wg.Wait()
-		busy := 0
-		for _, err := range errs {
-			switch {
-			case errors.Is(err, ErrBusy):
-				busy++
-			case err != nil:
-				t.Fatal(err)
-			}
+		if err := <-errs; !errors.Is(err, ErrBusy) {
+			t.Fatalf("first run to return: %v, want ErrBusy", err)
 		}
-		if busy != 1 {
-			t.Fatalf("errors %v: want exactly one ErrBusy", errs)
+		close(c.gate)
+		if err := <-errs; err != nil {
+			t.Fatalf("the run holding the lease: %v", err)
 		}
+		c.gate = nil
 
 		// both replicas schedule every second on their own asynq server
 		ctx, cancel := context.WithCancel(context.Background())
@@ -136,11 +135,15 @@ func TestSchedule(t *testing.T) {
 		}
 
 		// a crash that leaves the lease behind: the next run waits for it to expire
-		if err := e.rdb.Set(ctx, keys.ReconcileLease, "dead-replica", 300*time.Millisecond).Err(); err != nil {
+		if err := e.rdb.Set(ctx, keys.ReconcileLease, "dead-replica", DefaultLeaseTTL).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := r.RunOnce(ctx); !errors.Is(err, ErrBusy) {
 			t.Fatalf("run while a dead replica's lease lives: %v", err)
+		}
+		// its TTL runs out (shortened here instead of waiting 30s)
+		if err := e.rdb.PExpire(ctx, keys.ReconcileLease, 20*time.Millisecond).Err(); err != nil {
+			t.Fatal(err)
 		}
 		waitFor(t, 5*time.Second, "the dead lease to expire", func() bool {
 			n, _ := e.rdb.Exists(ctx, keys.ReconcileLease).Result()
