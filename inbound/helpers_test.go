@@ -143,6 +143,7 @@ type harness struct {
 	spool   string
 	cfg     inbound.Config
 	deps    inbound.Deps
+	reg     *prometheus.Registry
 	stopRun context.CancelFunc
 	runDone chan struct{}
 }
@@ -179,7 +180,8 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	if o.cfg != nil {
 		o.cfg(&h.cfg)
 	}
-	h.deps = inbound.Deps{Redis: h.rdb, Tickets: h.tickets, Zendesk: o.zendesk, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), Metrics: prometheus.NewRegistry()}
+	h.reg = prometheus.NewRegistry()
+	h.deps = inbound.Deps{Redis: h.rdb, Tickets: h.tickets, Zendesk: o.zendesk, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), Metrics: h.reg}
 	h.start()
 	if !o.noWorkers {
 		mux := asynq.NewServeMux()
@@ -312,4 +314,34 @@ func sorted(s []string) []string {
 	s = append([]string(nil), s...)
 	sort.Strings(s)
 	return s
+}
+
+// metric returns the value of the counter or gauge name with the given
+// label value (or the first series when label is empty); the first match
+// when several series carry the value.
+func (h *harness) metric(name, label string) float64 {
+	h.t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			match := label == ""
+			for _, l := range m.GetLabel() {
+				match = match || l.GetValue() == label
+			}
+			if !match {
+				continue
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return 0
 }

@@ -46,6 +46,20 @@ func TestWebhook(t *testing.T) {
 		if n := h.sink.attemptsOf(ev.ID); n != 1 {
 			t.Fatalf("sink saw %d attempts, want 1", n)
 		}
+		metrics := []struct {
+			name, label string
+			want        float64
+		}{
+			{"deskrelay_inbound_webhooks_accepted_total", "accepted", 4},
+			{"deskrelay_inbound_events_total", "invocation", 1}, // inv-1 again
+			{"deskrelay_inbound_sink_deliveries_total", "delivered", 1},
+			{"deskrelay_inbound_events_total", "enqueued", 1},
+		}
+		for _, m := range metrics {
+			if got := h.metric(m.name, m.label); got != m.want {
+				t.Errorf("%s{%s} = %v, want %v", m.name, m.label, got, m.want)
+			}
+		}
 		waitFor(t, "the last webhook time", 5*time.Second, func() bool {
 			last, ok, err := inbound.LastWebhookAt(context.Background(), h.rdb)
 			return err == nil && ok && time.Since(last) < time.Minute
@@ -95,6 +109,11 @@ func TestWebhook(t *testing.T) {
 		h.idle(5 * time.Second)
 		if ids := h.sink.ids(); len(ids) != 0 {
 			t.Fatalf("sink got %v, want nothing", ids)
+		}
+		for reason, want := range map[string]float64{"signature": 3, "timestamp": 2, "too_large": 1, "malformed": 3} {
+			if got := h.metric("deskrelay_inbound_webhooks_rejected_total", reason); got != want {
+				t.Errorf("rejected{%s} = %v, want %v", reason, got, want)
+			}
 		}
 		// a good signature ends the run
 		h.send(statusBody(1001, "PENDING", now), "")
