@@ -145,6 +145,11 @@ const ReconcileGuardian = Prefix + "reconcile:guardian"
 // ReconcileLastRun holds the last scheduled reconcile run's report (JSON).
 const ReconcileLastRun = Prefix + "reconcile:last_run"
 
+// ReconcileInvocationsCheckpoint is the scheduled reconciler's checkpoint
+// in the webhook's invocations (unix seconds of latest_completed_at): every
+// non-success invocation completed before it has been recovered.
+const ReconcileInvocationsCheckpoint = Prefix + "reconcile:invocations:checkpoint"
+
 // ---- Zendesk OAuth (internal/zdoauth) ----
 
 // OAuthToken is the hash holding a Zendesk account's OAuth state, shared by
