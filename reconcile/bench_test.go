@@ -16,11 +16,10 @@ import (
 // incremental export, with its 1,000-event pages and its 10 requests per
 // window. The window is scaled down from Zendesk's minute (6s; with -short
 // 1s, 2,000 events over 36 minutes, pages of 100) so that the run takes
-// seconds; the
-// floor is the time the export's rate limit alone imposes on the pages read
-// (floor((pages-1)/10) windows), and at_zendesk_s projects the run to
-// Zendesk's real one-minute window (the floor at 60s plus the measured time
-// above the floor).
+// seconds; the floor is the time the export's rate limit alone imposes on
+// the pages read (floor((requests-1)/10) windows), and at_zendesk_s projects
+// the run to Zendesk's real one-minute window (the floor at 60s plus the
+// measured time above the floor).
 //
 //	go test -run '^$' -bench BackfillOutage -benchtime 1x ./reconcile/
 func BenchmarkBackfillOutage(b *testing.B) {
