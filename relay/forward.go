@@ -100,7 +100,56 @@ func (r *Relay) processMessage(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	d, err := r.deliver(lctx, rec, log)
-	return r.settle(ctx, rec, d, err, log)
+	serr := r.settle(ctx, rec, d, err, log)
+	if k := kindOf(err); k == kindOK || (k != kindWait && errors.Is(serr, asynq.SkipRetry)) {
+		// The conversation moved on: send the messages that were waiting
+		// for this one while the lock is held, then wake the next head.
+		if k == kindOK {
+			r.chain(lctx, rec.Conv)
+		}
+		r.wakeHead(ctx, rec.Conv)
+	}
+	return serr
+}
+
+// Chaining bounds: how many successors one task sends, and for how long.
+const maxChain = 50
+
+// chain sends the conversation's next messages in order, each as its own
+// task would (its task later finds it delivered). It stops at the first
+// message that is not due, or that fails: that one's own task takes over.
+func (r *Relay) chain(ctx context.Context, conv string) {
+	deadline := time.Now().Add(r.cfg.AttemptTimeout / 2)
+	for range maxChain {
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return
+		}
+		head, err := r.rdb.ZRange(ctx, keys.ConversationPending(conv), 0, 0).Result()
+		if err != nil || len(head) == 0 {
+			return
+		}
+		rec, err := r.st.load(ctx, head[0])
+		if err != nil || rec.State != StateQueued {
+			return
+		}
+		if st, err := r.rdb.HGet(ctx, keys.OutboundGate, "state").Result(); err == nil && st == GateClosed {
+			return
+		}
+		if ok, _, err := r.turn(ctx, rec); err != nil || !ok {
+			return
+		}
+		log := r.log.With().Str("message_id", rec.ID).Str("conversation_id", conv).Logger()
+		d, err := r.deliver(ctx, rec, log)
+		if err != nil {
+			log.Debug().Err(err).Msg("chained delivery failed; the message's own task takes over")
+			return
+		}
+		if err := r.settle(ctx, rec, d, nil, log); err != nil {
+			return
+		}
+		// Its own task has nothing left to do (best effort: it may be running).
+		_ = r.insp.DeleteTask(QueueOutbound, taskID(rec.ID, rec.Gen))
+	}
 }
 
 // settle records an attempt's outcome and tells asynq what to do next.
@@ -114,7 +163,6 @@ func (r *Relay) settle(ctx context.Context, rec *record, d delivery, err error, 
 		}
 		r.m.deliveries.WithLabelValues("delivered").Inc()
 		log.Info().Int64("ticket_id", d.ticketID).Int64("comment_id", d.commentID).Int("attempt", rec.Attempts+1).Msg("message delivered")
-		r.wakeHead(ctx, rec.Conv)
 		return nil
 	case kindWait:
 		return err
@@ -137,7 +185,6 @@ func (r *Relay) settle(ctx context.Context, rec *record, d delivery, err error, 
 			ev = ev.Int("zendesk_status", ze.Status).Str("request_id", ze.RequestID)
 		}
 		ev.Err(err).Str("reason", reason).Msg("message failed; kept for deskrelay replay")
-		r.wakeHead(ctx, rec.Conv)
 		return Fail(reason, err)
 	default:
 		ze := zendesk.AsError(err)

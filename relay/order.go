@@ -49,7 +49,13 @@ func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, err
 			return false, minDelay, nil
 		}
 		r.wake(ctx, rec.Conv, h, 1)
-		return false, r.cfg.TurnPoll, nil
+		// Finishing messages wake their successor, so polling is only a
+		// safety net: the further back in line, the less often.
+		rank, err := r.rdb.ZRank(ctx, keys.ConversationPending(rec.Conv), rec.ID).Result()
+		if err != nil {
+			rank = 0
+		}
+		return false, min(r.cfg.TurnPoll*time.Duration(1+min(rank, 1000)), max(r.cfg.TurnPoll, time.Minute)), nil
 	}
 	ord, err := r.rdb.HMGet(ctx, keys.ConversationOrder(rec.Conv), "next", "gap_since").Result()
 	if err != nil {
