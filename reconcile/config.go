@@ -94,6 +94,11 @@ type Config struct {
 	// re-enables a webhook (the gap since the last event received). Default 24h.
 	MaxRewind time.Duration
 
+	// Invocations configures the recovery of dropped webhook events from
+	// the webhook's invocations and the circuit-breaker early warning
+	// (invocations.go); both need WebhookID.
+	Invocations InvocationsConfig
+
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -121,6 +126,7 @@ func (c Config) withDefaults() Config {
 	setInt(&c.FailureWarn, DefaultFailureWarn)
 	setInt(&c.SignatureFailureRun, DefaultSignatureRun)
 	setDur(&c.MaxRewind, DefaultMaxRewind)
+	c.Invocations = c.Invocations.withDefaults()
 	c.PublicURL = strings.TrimRight(strings.TrimSpace(c.PublicURL), "/")
 	c.WebhookID = strings.TrimSpace(c.WebhookID)
 	if c.Now == nil {
@@ -150,6 +156,9 @@ func (c Config) validate() error {
 	case c.TargetID < 0:
 		return errors.New("DESKRELAY_ZENDESK_TARGET_ID: not a target id")
 	}
+	if err := c.Invocations.validate(); err != nil {
+		return err
+	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -171,6 +180,7 @@ type Zendesk interface {
 	GetTarget(ctx context.Context, id int64) (*zendesk.Target, error)
 	ActivateTarget(ctx context.Context, id int64) error
 	TargetFailures(ctx context.Context) ([]zendesk.TargetFailure, error)
+	Invocations
 }
 
 // Publisher is the part of *events.Publisher the reconciler uses: the same

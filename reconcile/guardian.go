@@ -72,6 +72,11 @@ type WatchState struct {
 	Reenables    int64     `json:"reenables"`
 	LastReenable time.Time `json:"last_reenable,omitzero"`
 	Error        string    `json:"error,omitempty"`
+
+	// Breaker is the webhook's failure ratio over the last 5 minutes, from
+	// its invocations: the early warning before Zendesk's circuit breaker
+	// trips (breaker.go). Nil for a target.
+	Breaker *BreakerState `json:"breaker,omitempty"`
 }
 
 // Guardian watches the webhook (or legacy target) that calls deskrelay.
@@ -117,6 +122,7 @@ func (g *Guardian) check(ctx context.Context, b *budget) (WatchState, error) {
 	}
 	log := r.log.With().Str("kind", st.Kind).Str("webhook_id", st.ID).Logger()
 	if st.State == "active" {
+		g.checkBreaker(ctx, b, log, &st)
 		st.Action = ActionNone
 		if st.ConsecutiveFailures >= r.cfg.FailureWarn {
 			st.Reason = fmt.Sprintf("%d consecutive failed deliveries (Zendesk deactivates a target at 21)", st.ConsecutiveFailures)

@@ -44,6 +44,7 @@ type Reconciler struct {
 	users    *userCache
 	client   *asynq.Client
 	guardian *Guardian
+	im       *invMetrics
 }
 
 // Options adjust a Backfill.
@@ -87,6 +88,9 @@ func New(cfg Config, deps Deps) (*Reconciler, error) {
 		return nil, err
 	}
 	r.m = m
+	if r.im, err = newInvMetrics(deps.Metrics); err != nil {
+		return nil, err
+	}
 	r.guardian = &Guardian{r: r}
 	return r, nil
 }
@@ -184,7 +188,7 @@ func (r *Reconciler) runFrom(ctx context.Context, l *lease, b *budget) (Report, 
 		rep.ZendeskRequests, rep.RateLimited, rep.RateLimitWait = b.snapshot()
 		return rep, nil
 	}
-	rep, err := r.scan(ctx, w, scanOptions{budget: b, onPage: func(ctx context.Context, at time.Time) error {
+	rep, err := r.scan(ctx, w, scanOptions{budget: b, lease: l, onPage: func(ctx context.Context, at time.Time) error {
 		return r.advance(ctx, l, at)
 	}})
 	if c, ok, cerr := r.Checkpoint(context.WithoutCancel(ctx)); cerr == nil && ok {
@@ -248,6 +252,9 @@ type scanOptions struct {
 	onPage func(ctx context.Context, at time.Time) error
 	// budget counts the requests and waits (a new one when nil).
 	budget *budget
+	// lease is the scheduled run's: the invocations checkpoint moves under
+	// it (nil for Backfill, which has none).
+	lease *lease
 }
 
 // scan reads the export over w and publishes (or checks) the events.
@@ -263,7 +270,22 @@ func (r *Reconciler) scan(ctx context.Context, w Window, o scanOptions) (Report,
 		status:  map[int64]string{},
 		sim:     map[int64]simStatus{},
 	}
-	err := r.walk(ctx, ru, w, o)
+	var err error
+	if r.cfg.WebhookID != "" && !r.cfg.Invocations.Disabled {
+		// first the webhook's own record of what it failed to deliver
+		// (invocations.go), then the export: the ledger drops what both find
+		ir, ierr := r.recoverInvocations(ctx, ru, w, o)
+		if ierr != nil && ir != nil {
+			ir.Error = ierr.Error()
+		}
+		ru.mu.Lock()
+		ru.rep.Invocations = ir
+		ru.mu.Unlock()
+		err = ierr
+	}
+	if werr := r.walk(ctx, ru, w, o); werr != nil {
+		err = werr
+	}
 	rep := ru.report()
 	rep.Duration = time.Since(started)
 	if err != nil {
@@ -486,6 +508,7 @@ func (ru *runState) report() Report {
 	rep := ru.rep
 	ru.mu.Unlock()
 	rep.ZendeskRequests, rep.RateLimited, rep.RateLimitWait = ru.b.snapshot()
+	rep.FromTicketEvents = rep.Enqueued - rep.FromInvocations
 	if len(rep.Filtered) == 0 {
 		rep.Filtered = nil
 	}

@@ -34,6 +34,14 @@ type Report struct {
 	// Enqueued is the number handed to the sink now (in a dry run: that
 	// would be).
 	Enqueued int `json:"enqueued"`
+	// FromInvocations and FromTicketEvents split Enqueued by where the
+	// event was found: a failed or circuit-broken webhook invocation's
+	// stored payload, or the incremental ticket events export.
+	FromInvocations  int `json:"from_invocations"`
+	FromTicketEvents int `json:"from_ticket_events"`
+	// Invocations is what the run read of the webhook's invocations (nil
+	// when no webhook is configured).
+	Invocations *InvocationsReport `json:"invocations,omitempty"`
 	// Filtered counts the events the forward rules drop, by reason
 	// (own_comment, end_user, private, stale_status, unchanged_status,
 	// initial_status).
@@ -80,6 +88,7 @@ func (r Report) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "events found      %d\n", r.EventsFound)
 	fmt.Fprintf(w, "already delivered %d\n", r.AlreadyDelivered)
 	fmt.Fprintf(w, "%-17s %d\n", verb, r.Enqueued)
+	fmt.Fprintf(w, "  from invocations %d, from ticket events %d\n", r.FromInvocations, r.FromTicketEvents)
 	if n := r.filteredTotal(); n > 0 {
 		var parts []string
 		for _, k := range slices.Sorted(maps.Keys(r.Filtered)) {

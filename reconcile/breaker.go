@@ -1,0 +1,261 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/deskrelay/deskrelay/zendesk"
+)
+
+// BreakerState is the webhook's recent delivery record, read from its
+// invocations: the guardian's early warning before Zendesk's circuit
+// breaker trips (70 % of at least 100 requests failed in 5 minutes, or over
+// 1,000 errors), shown in WatchState.Breaker and so in /v1/status.
+type BreakerState struct {
+	// Window is the look-back (Config.Invocations.BreakerWindow).
+	Window time.Duration `json:"window"`
+	// Requests is the number of requests Zendesk made to deskrelay in the
+	// window; Failed of them did not succeed; FailureRatio = Failed/Requests.
+	Requests     int     `json:"requests"`
+	Failed       int     `json:"failed"`
+	FailureRatio float64 `json:"failure_ratio"`
+	// StatusCodes counts the failed requests by the HTTP status Zendesk got
+	// ("500", "502", …), or by the invocation status when it got none
+	// ("timeout", "failed": no answer).
+	StatusCodes map[string]int `json:"status_codes,omitempty"`
+	// CircuitBroken is the number of events Zendesk did not even send in the
+	// window because its breaker was open (Throttled: throttled ones); the
+	// reconciler recovers them from their stored payloads.
+	CircuitBroken int `json:"circuit_broken,omitempty"`
+	Throttled     int `json:"throttled,omitempty"`
+	// Partial is true when the window held more invocations than were read
+	// (Config.Invocations.BreakerMaxPages): the figures cover the most
+	// recent ones.
+	Partial bool `json:"partial,omitempty"`
+	// Warning is true from the warn thresholds on; Tripped when Zendesk's
+	// breaker dropped events in the window. Message says it for people.
+	Warning bool   `json:"warning"`
+	Tripped bool   `json:"tripped"`
+	Message string `json:"message,omitempty"`
+	// Error is why the invocations could not be read.
+	Error string `json:"error,omitempty"`
+}
+
+// breaker reads the webhook's invocations of the last BreakerWindow and
+// computes its failure ratio. It never fails the guardian's check: an error
+// is kept in the state.
+func (g *Guardian) breaker(ctx context.Context, b *budget) *BreakerState {
+	r := g.r
+	cfg := r.cfg.Invocations
+	st := &BreakerState{Window: cfg.BreakerWindow}
+	now := r.cfg.Now().UTC()
+	from := now.Add(-cfg.BreakerWindow).Truncate(time.Second)
+	codes := map[string]int{}
+	seen := map[string]bool{}
+	after := ""
+	for page := 0; ; page++ {
+		if page == cfg.BreakerMaxPages {
+			st.Partial = true
+			break
+		}
+		p, err := call(ctx, r, b, false, func(ctx context.Context) (*zendesk.InvocationsPage, error) {
+			return r.zd.ListInvocations(ctx, r.cfg.WebhookID, zendesk.InvocationFilter{From: from, After: after, PageSize: cfg.PageSize})
+		})
+		if err != nil {
+			st.Error = fmt.Sprintf("list invocations of webhook %s: %v", r.cfg.WebhookID, err)
+			return st
+		}
+		for _, inv := range p.Invocations {
+			if seen[inv.ID] {
+				continue
+			}
+			seen[inv.ID] = true
+			switch status := strings.ToLower(inv.Status); status {
+			case InvocationSuccess:
+				st.Requests++
+			case InvocationCircuitBroken:
+				st.CircuitBroken++
+			case InvocationThrottled:
+				st.Throttled++
+			default:
+				st.Requests++
+				st.Failed++
+				key := status
+				if inv.StatusCode > 0 {
+					key = strconv.Itoa(inv.StatusCode)
+				}
+				codes[key]++
+			}
+		}
+		if !p.HasMore || p.AfterCursor == "" || p.AfterCursor == after {
+			break
+		}
+		after = p.AfterCursor
+	}
+	if len(codes) > 0 {
+		st.StatusCodes = codes
+	}
+	if st.Requests > 0 {
+		st.FailureRatio = float64(st.Failed) / float64(st.Requests)
+	}
+	st.Tripped = st.CircuitBroken > 0
+	st.Warning = st.Tripped || st.Failed >= cfg.BreakerWarnErrors ||
+		(st.Requests >= cfg.BreakerWarnRequests && st.FailureRatio >= cfg.BreakerWarnRatio)
+	if st.Warning {
+		st.Message = st.describe()
+	}
+	return st
+}
+
+// describe says what Zendesk saw, naming the status codes.
+func (st *BreakerState) describe() string {
+	var sb strings.Builder
+	if st.Tripped {
+		fmt.Fprintf(&sb, "Zendesk's circuit breaker dropped %d webhook events in the last %s (the reconciler recovers them); ", st.CircuitBroken, st.Window)
+	}
+	fmt.Fprintf(&sb, "%d of %d webhook requests in the last %s failed (%.0f%%)", st.Failed, st.Requests, st.Window, 100*st.FailureRatio)
+	if len(st.StatusCodes) > 0 {
+		keys := slices.SortedFunc(maps.Keys(st.StatusCodes), func(a, b string) int {
+			if c := st.StatusCodes[b] - st.StatusCodes[a]; c != 0 {
+				return c
+			}
+			return strings.Compare(a, b)
+		})
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s ×%d", k, st.StatusCodes[k]))
+		}
+		fmt.Fprintf(&sb, ", Zendesk got: %s", strings.Join(parts, ", "))
+	}
+	if !st.Tripped {
+		fmt.Fprintf(&sb, "; Zendesk's circuit breaker trips at %.0f%% of at least %d requests or over %d errors in 5 minutes, and then drops events",
+			100*ZendeskBreakerRatio, ZendeskBreakerMinRequests, ZendeskBreakerMaxErrors)
+	}
+	if st.Partial {
+		sb.WriteString(" (figures of the most recent invocations only)")
+	}
+	return sb.String()
+}
+
+// checkBreaker is the guardian's early warning: it reads the failure ratio
+// into st.Breaker, logs at warn (error once the breaker dropped events),
+// sets the metrics, and gives st.Reason when nothing else did.
+func (g *Guardian) checkBreaker(ctx context.Context, b *budget, log zerolog.Logger, st *WatchState) {
+	if st.Kind != KindWebhook || st.ID == "" {
+		return
+	}
+	bs := g.breaker(ctx, b)
+	st.Breaker = bs
+	if bs.Error != "" {
+		log.Warn().Str("error", bs.Error).Msg("webhook failure ratio unknown: invocations unreadable")
+		return
+	}
+	g.r.im.breaker(bs)
+	if !bs.Warning {
+		return
+	}
+	ev := log.Warn()
+	if bs.Tripped {
+		ev = log.Error()
+	}
+	ev.Int("requests", bs.Requests).Int("failed", bs.Failed).Float64("failure_ratio", bs.FailureRatio).
+		Interface("status_codes", bs.StatusCodes).Int("circuit_broken", bs.CircuitBroken).
+		Msg("zendesk is failing to deliver webhooks to deskrelay: " + bs.Message)
+	if st.Reason == "" {
+		st.Reason = bs.Message
+	}
+}
+
+// invMetrics are the metrics of the recovery from invocations and of the
+// breaker's early warning; a nil *invMetrics records nothing.
+type invMetrics struct {
+	invocations *prometheus.CounterVec
+	ratio       prometheus.Gauge
+	requests    prometheus.Gauge
+	failed      *prometheus.GaugeVec
+	broken      prometheus.Gauge
+	warnings    prometheus.Counter
+}
+
+func newInvMetrics(reg prometheus.Registerer) (*invMetrics, error) {
+	if reg == nil {
+		return nil, nil
+	}
+	m := &invMetrics{
+		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deskrelay_reconcile_invocations_total",
+			Help: "Non-success webhook invocations the reconciler read, by result (recovered, already_processed, unparseable, no_payload, deferred).",
+		}, []string{"result"}),
+		ratio: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deskrelay_webhook_failure_ratio",
+			Help: "Share of Zendesk's webhook requests to deskrelay that failed in the guardian's window (Zendesk's breaker trips at 0.7 of at least 100).",
+		}),
+		requests: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deskrelay_webhook_recent_requests",
+			Help: "Webhook requests Zendesk made to deskrelay in the guardian's window (5m).",
+		}),
+		failed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "deskrelay_webhook_recent_failures",
+			Help: "Failed webhook requests in the guardian's window, by the status Zendesk got (an HTTP code, or timeout/failed when none).",
+		}, []string{"zendesk_status"}),
+		broken: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deskrelay_webhook_circuit_broken",
+			Help: "Webhook events Zendesk's circuit breaker dropped in the guardian's window.",
+		}),
+		warnings: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deskrelay_webhook_breaker_warnings_total",
+			Help: "Guardian checks that warned of the webhook's failure ratio before (or after) Zendesk's circuit breaker tripped.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.invocations, m.ratio, m.requests, m.failed, m.broken, m.warnings} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				continue // a second Reconciler on the same registry (tests)
+			}
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *invMetrics) recovered(ir *InvocationsReport) {
+	if m == nil || ir == nil {
+		return
+	}
+	m.invocations.WithLabelValues("recovered").Add(float64(ir.Recovered))
+	m.invocations.WithLabelValues("already_processed").Add(float64(ir.AlreadyProcessed))
+	m.invocations.WithLabelValues("no_payload").Add(float64(ir.NoPayload))
+	m.invocations.WithLabelValues("deferred").Add(float64(ir.Deferred))
+}
+
+func (m *invMetrics) unparseable() {
+	if m != nil {
+		m.invocations.WithLabelValues("unparseable").Inc()
+	}
+}
+
+func (m *invMetrics) breaker(bs *BreakerState) {
+	if m == nil {
+		return
+	}
+	m.ratio.Set(bs.FailureRatio)
+	m.requests.Set(float64(bs.Requests))
+	m.broken.Set(float64(bs.CircuitBroken))
+	m.failed.Reset()
+	for k, n := range bs.StatusCodes {
+		m.failed.WithLabelValues(k).Set(float64(n))
+	}
+	if bs.Warning {
+		m.warnings.Inc()
+	}
+}

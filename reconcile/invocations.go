@@ -1,0 +1,501 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/zendesk"
+)
+
+// InvocationRetention is how long Zendesk keeps a webhook's invocations
+// (and their payloads): 7 days. The reconciler never asks for older ones.
+const InvocationRetention = 7 * 24 * time.Hour
+
+// invocationRetentionMargin keeps requests clear of the retention's edge:
+// Zendesk's clock and ours need not agree, and a page read later must not
+// find its first invocations expired.
+const invocationRetentionMargin = 10 * time.Minute
+
+// Defaults for InvocationsConfig.
+const (
+	DefaultInvocationsPageSize  = 100
+	DefaultInvocationsMaxPerRun = 1000
+	DefaultBreakerWindow        = 5 * time.Minute
+	DefaultBreakerWarnRatio     = 0.5
+	DefaultBreakerWarnRequests  = 50
+	DefaultBreakerWarnErrors    = 500
+	DefaultBreakerMaxPages      = 20
+)
+
+// Zendesk's documented circuit breaker (ZENDESK.md "Webhooks"): it trips
+// when 70 % of at least 100 requests in 5 minutes failed, or on more than
+// 1,000 errors in 5 minutes.
+const (
+	ZendeskBreakerRatio       = 0.7
+	ZendeskBreakerMinRequests = 100
+	ZendeskBreakerMaxErrors   = 1000
+)
+
+// Invocation statuses (ZENDESK.md "Webhooks"); every status but success is
+// recovered.
+const (
+	InvocationSuccess       = "success"
+	InvocationCircuitBroken = "circuit broken"
+	InvocationThrottled     = "throttled"
+)
+
+// InvocationsConfig configures the recovery of webhook events from the
+// webhook's invocations (Zendesk keeps their exact payloads for 7 days) and
+// the early warning before Zendesk's circuit breaker trips. Both need
+// Config.WebhookID; the zero value means the defaults.
+type InvocationsConfig struct {
+	// Disabled turns the recovery from invocations off: the ticket events
+	// export alone backfills. The early warning stays on.
+	Disabled bool
+	// PageSize is page[size] of the invocations listing (1–100). Default 100.
+	PageSize int
+	// MaxPerRun bounds how many non-success invocations one run reads the
+	// attempts of (one Zendesk request each, under the account's rate
+	// limit); the rest wait for the next run, whose checkpoint stops before
+	// them (DESKRELAY_INVOCATIONS_MAX_PER_RUN). Default 1000.
+	MaxPerRun int
+
+	// BreakerWindow is the look-back of the failure ratio: Zendesk's breaker
+	// looks at 5 minutes. Default 5m.
+	BreakerWindow time.Duration
+	// BreakerWarnRatio is the share of failed requests in BreakerWindow at
+	// which the guardian warns, before Zendesk's 70 %
+	// (DESKRELAY_WEBHOOK_FAILURE_WARN_RATIO). Default 0.5.
+	BreakerWarnRatio float64
+	// BreakerWarnRequests is the number of requests in BreakerWindow below
+	// which the ratio does not warn, before Zendesk's 100
+	// (DESKRELAY_WEBHOOK_FAILURE_WARN_MIN_REQUESTS). Default 50.
+	BreakerWarnRequests int
+	// BreakerWarnErrors is the number of failed requests in BreakerWindow
+	// at which the guardian warns whatever the ratio, before Zendesk's 1,000
+	// (DESKRELAY_WEBHOOK_FAILURE_WARN_ERRORS). Default 500.
+	BreakerWarnErrors int
+	// BreakerMaxPages bounds the invocation pages read for the ratio (the
+	// most recent first). Default 20.
+	BreakerMaxPages int
+}
+
+func (c InvocationsConfig) withDefaults() InvocationsConfig {
+	if c.PageSize == 0 {
+		c.PageSize = DefaultInvocationsPageSize
+	}
+	if c.MaxPerRun == 0 {
+		c.MaxPerRun = DefaultInvocationsMaxPerRun
+	}
+	if c.BreakerWindow == 0 {
+		c.BreakerWindow = DefaultBreakerWindow
+	}
+	if c.BreakerWarnRatio == 0 {
+		c.BreakerWarnRatio = DefaultBreakerWarnRatio
+	}
+	if c.BreakerWarnRequests == 0 {
+		c.BreakerWarnRequests = DefaultBreakerWarnRequests
+	}
+	if c.BreakerWarnErrors == 0 {
+		c.BreakerWarnErrors = DefaultBreakerWarnErrors
+	}
+	if c.BreakerMaxPages == 0 {
+		c.BreakerMaxPages = DefaultBreakerMaxPages
+	}
+	return c
+}
+
+func (c InvocationsConfig) validate() error {
+	switch {
+	case c.PageSize < 1 || c.PageSize > 100:
+		return errors.New("reconcile Config.Invocations.PageSize: between 1 and 100 (Zendesk's page[size])")
+	case c.MaxPerRun < 1:
+		return errors.New("DESKRELAY_INVOCATIONS_MAX_PER_RUN: at least 1")
+	case c.BreakerWindow < time.Second || c.BreakerWindow > InvocationRetention:
+		return errors.New("reconcile Config.Invocations.BreakerWindow: between 1s and 7 days")
+	case c.BreakerWarnRatio <= 0 || c.BreakerWarnRatio > 1:
+		return errors.New("DESKRELAY_WEBHOOK_FAILURE_WARN_RATIO: above 0 and at most 1 (Zendesk's breaker trips at 0.7)")
+	case c.BreakerWarnRequests < 1:
+		return errors.New("DESKRELAY_WEBHOOK_FAILURE_WARN_MIN_REQUESTS: at least 1 (Zendesk's breaker needs 100)")
+	case c.BreakerWarnErrors < 1:
+		return errors.New("DESKRELAY_WEBHOOK_FAILURE_WARN_ERRORS: at least 1 (Zendesk's breaker trips over 1000)")
+	case c.BreakerMaxPages < 1:
+		return errors.New("reconcile Config.Invocations.BreakerMaxPages: at least 1")
+	}
+	return nil
+}
+
+// Invocations is the part of *zendesk.Client the recovery from invocations
+// uses: the invocations listing, an invocation's attempts with their
+// payloads, and a ticket's comments (a trigger body names its comment only).
+type Invocations interface {
+	ListInvocations(ctx context.Context, webhookID string, f zendesk.InvocationFilter) (*zendesk.InvocationsPage, error)
+	InvocationAttempts(ctx context.Context, webhookID, invocationID string) ([]zendesk.Attempt, error)
+	ListComments(ctx context.Context, ticketID int64) ([]zendesk.Comment, error)
+}
+
+// InvocationsReport is what a run recovered from the webhook's invocations.
+type InvocationsReport struct {
+	// Window is the span of latest_completed_at read (both ends inclusive).
+	Window Window `json:"window"`
+	// Clamped is true when the window was moved up to Zendesk's 7-day
+	// retention: invocations older than that are gone.
+	Clamped bool `json:"clamped,omitempty"`
+	// Pages is the number of listing pages read.
+	Pages int `json:"pages"`
+	// Listed is the number of invocations in the window; NotSucceeded of
+	// them did not succeed (ByStatus counts them by status).
+	Listed       int            `json:"listed"`
+	NotSucceeded int            `json:"not_succeeded"`
+	ByStatus     map[string]int `json:"by_status,omitempty"`
+	// AlreadyProcessed is the number the ledger already had (the receiver
+	// got them after all, or an earlier run recovered them).
+	AlreadyProcessed int `json:"already_processed"`
+	// Recovered is the number whose payload was read and published now.
+	Recovered int `json:"recovered"`
+	// Events is the number of events those payloads held (the Report's
+	// FromInvocations of them were enqueued; the rest were delivered
+	// already or filtered).
+	Events int `json:"events"`
+	// Ignored is the number of payloads of event types deskrelay does not
+	// forward; Unparseable the number it could not read (logged, counted,
+	// never retried); NoPayload the number whose attempts held no body.
+	Ignored     int `json:"ignored,omitempty"`
+	Unparseable int `json:"unparseable,omitempty"`
+	NoPayload   int `json:"no_payload,omitempty"`
+	// Deferred is the number left for the next run (over MaxPerRun).
+	Deferred int `json:"deferred,omitempty"`
+	// Error is why the step stopped early, if it did.
+	Error string `json:"error,omitempty"`
+}
+
+// recovered is one event read from an invocation's payload.
+type recovered struct {
+	ev  events.Event
+	inv int // index in the run's invocation list
+	seq int // position in its payload (the comment before the status it sets)
+}
+
+// invocationWindow is the span of invocations a scan reads: for a
+// scheduled run from the invocations checkpoint to the export window's end
+// (never ahead of what the export covers in the same run), for a Backfill
+// the backfill's window; clamped to Zendesk's retention.
+func (r *Reconciler) invocationWindow(ctx context.Context, w Window, scheduled bool) (Window, bool, error) {
+	iw := w
+	if scheduled {
+		cp, ok, err := r.readUnix(ctx, keys.ReconcileInvocationsCheckpoint)
+		if err != nil {
+			return iw, false, err
+		}
+		if ok {
+			iw.Since = cp
+		}
+	}
+	floor := r.cfg.Now().Add(-InvocationRetention + invocationRetentionMargin).UTC().Truncate(time.Second).Add(time.Second)
+	clamped := false
+	if iw.Since.Before(floor) {
+		iw.Since, clamped = floor, true
+	}
+	return iw, clamped, nil
+}
+
+// recoverInvocations is the scan's first step when a webhook is
+// configured: it lists the webhook's invocations over the window, reads the
+// stored payload of every one that did not succeed and was not processed
+// yet, and feeds it through the webhook path's parsing, forward rules and
+// ledger (events.ParsePayload, the Publisher), with source "invocation".
+// The events are published in the order they happened; an invocation is
+// marked in the ledger only after its events are durable, and the
+// invocations checkpoint (scheduled runs) moves only after that.
+func (r *Reconciler) recoverInvocations(ctx context.Context, ru *runState, w Window, o scanOptions) (*InvocationsReport, error) {
+	cfg := r.cfg.Invocations
+	iw, clamped, err := r.invocationWindow(ctx, w, o.lease != nil)
+	if err != nil {
+		return nil, err
+	}
+	ir := &InvocationsReport{Window: iw, Clamped: clamped, ByStatus: map[string]int{}}
+	log := r.log.With().Str("webhook_id", r.cfg.WebhookID).Logger()
+	if clamped {
+		log.Warn().Time("since", w.Since).Time("clamped_to", iw.Since).
+			Msg("reconcile: Zendesk keeps webhook invocations for 7 days: older ones are not requested (the ticket events export still covers them)")
+	}
+	if !iw.Since.Before(iw.Until) {
+		return ir, nil
+	}
+	enqueuedBefore := ru.enqueued()
+
+	// 1. list the window, keep what did not succeed
+	var failed []zendesk.Invocation
+	seenInv := map[string]bool{}
+	after := ""
+	for {
+		page, err := call(ctx, r, ru.b, false, func(ctx context.Context) (*zendesk.InvocationsPage, error) {
+			return r.zd.ListInvocations(ctx, r.cfg.WebhookID, zendesk.InvocationFilter{
+				From: iw.Since, To: iw.Until, After: after, PageSize: cfg.PageSize,
+			})
+		})
+		if err != nil {
+			return ir, fmt.Errorf("list invocations of webhook %s: %w", r.cfg.WebhookID, err)
+		}
+		ir.Pages++
+		for _, inv := range page.Invocations {
+			if seenInv[inv.ID] {
+				continue
+			}
+			seenInv[inv.ID] = true
+			ir.Listed++
+			if strings.EqualFold(inv.Status, InvocationSuccess) {
+				continue
+			}
+			ir.NotSucceeded++
+			ir.ByStatus[inv.Status]++
+			failed = append(failed, inv)
+		}
+		if !page.HasMore || page.AfterCursor == "" || page.AfterCursor == after {
+			break
+		}
+		after = page.AfterCursor
+		if err := ctx.Err(); err != nil {
+			return ir, context.Cause(ctx)
+		}
+	}
+	// oldest first: a capped run leaves the newest for the next one
+	slices.SortStableFunc(failed, func(a, b zendesk.Invocation) int { return a.LatestCompletedAt.Compare(b.LatestCompletedAt) })
+	upTo := iw.Until
+	if len(failed) > cfg.MaxPerRun {
+		// stop at a whole second: the next run starts at that second again
+		// (from_ts is inclusive) and the ledger skips what this one did
+		cut := failed[cfg.MaxPerRun].LatestCompletedAt.UTC().Truncate(time.Second)
+		n := cfg.MaxPerRun
+		for n > 0 && !failed[n-1].LatestCompletedAt.Before(cut) {
+			n--
+		}
+		if n == 0 { // one second holds more than MaxPerRun: take it whole
+			n = cfg.MaxPerRun
+			for n < len(failed) && failed[n].LatestCompletedAt.UTC().Truncate(time.Second).Equal(cut) {
+				n++
+			}
+			if n < len(failed) {
+				cut = failed[n].LatestCompletedAt.UTC().Truncate(time.Second)
+			} else {
+				cut = iw.Until
+			}
+		}
+		ir.Deferred = len(failed) - n
+		failed, upTo = failed[:n], cut
+		log.Warn().Int("deferred", ir.Deferred).Int("max_per_run", cfg.MaxPerRun).Time("up_to", upTo).
+			Msg("reconcile: more failed webhook invocations than one run reads: the rest wait for the next run")
+	}
+
+	// 2. read the payloads of the ones not processed yet
+	var recs []recovered
+	var toMark []string
+	for i, inv := range failed {
+		seen, err := r.pub.Ledger().InvocationSeen(ctx, inv.ID)
+		if err != nil {
+			return ir, err
+		}
+		if seen {
+			ir.AlreadyProcessed++
+			continue
+		}
+		evs, done, err := r.readInvocation(ctx, ru, ir, inv)
+		if err != nil {
+			return ir, err
+		}
+		for j, ev := range evs {
+			recs = append(recs, recovered{ev: ev, inv: i, seq: j})
+		}
+		if done {
+			toMark = append(toMark, inv.ID)
+		}
+	}
+
+	// 3. publish in the order things happened: a status change recovered
+	// after a newer one would be dropped as stale
+	slices.SortStableFunc(recs, func(a, b recovered) int {
+		if c := a.ev.OccurredAt.Compare(b.ev.OccurredAt); c != 0 {
+			return c
+		}
+		if a.inv != b.inv {
+			return a.inv - b.inv
+		}
+		return a.seq - b.seq
+	})
+	for _, rc := range recs {
+		managed, err := ru.isManaged(ctx, rc.ev.TicketID)
+		if err != nil {
+			return ir, err
+		}
+		if !managed {
+			continue
+		}
+		ir.Events++
+		if err := ru.publish(ctx, rc.ev); err != nil {
+			return ir, err
+		}
+	}
+	ru.addFromInvocations(ru.enqueued() - enqueuedBefore)
+	if ru.dry {
+		return ir, nil
+	}
+	// 4. the events are durable: mark the invocations, then move the checkpoint
+	for _, id := range toMark {
+		if err := r.pub.Ledger().MarkInvocation(ctx, id); err != nil {
+			return ir, err
+		}
+	}
+	if o.lease != nil {
+		n, err := advanceScript.Run(ctx, r.rdb, []string{keys.ReconcileLease, keys.ReconcileInvocationsCheckpoint}, o.lease.token, upTo.Unix()).Int()
+		if err != nil {
+			return ir, fmt.Errorf("move invocations checkpoint: %w", err)
+		}
+		if n < 0 {
+			return ir, errLeaseLost
+		}
+	}
+	r.im.recovered(ir)
+	return ir, nil
+}
+
+// readInvocation reads one invocation's stored payload and parses it as
+// the receiver does. done is true when the invocation needs no further
+// look (its events are returned, or its payload is unusable: counted and
+// logged, never retried).
+func (r *Reconciler) readInvocation(ctx context.Context, ru *runState, ir *InvocationsReport, inv zendesk.Invocation) ([]events.Event, bool, error) {
+	log := r.log.With().Str("webhook_id", r.cfg.WebhookID).Str("invocation_id", inv.ID).
+		Str("invocation_status", inv.Status).Int("zendesk_status", inv.StatusCode).Logger()
+	attempts, err := call(ctx, r, ru.b, false, func(ctx context.Context) ([]zendesk.Attempt, error) {
+		return r.zd.InvocationAttempts(ctx, r.cfg.WebhookID, inv.ID)
+	})
+	if zendesk.KindOf(err) == zendesk.KindNotFound {
+		ir.NoPayload++
+		log.Warn().Msg("reconcile: webhook invocation gone from Zendesk (older than 7 days?): its events are left to the ticket events export")
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read attempts of invocation %s: %w", inv.ID, err)
+	}
+	body := ""
+	for i := len(attempts) - 1; i >= 0; i-- { // every attempt sends the same body; take the latest
+		if p := attempts[i].Request.Payload; strings.TrimSpace(p) != "" {
+			body = p
+			break
+		}
+	}
+	if body == "" {
+		ir.NoPayload++
+		log.Warn().Int("attempts", len(attempts)).Msg("reconcile: webhook invocation holds no payload: its events are left to the ticket events export")
+		return nil, true, nil
+	}
+	pl, err := events.ParsePayload([]byte(body), events.SourceInvocation)
+	if err != nil {
+		ir.Unparseable++
+		if !ru.dry {
+			r.im.unparseable()
+		}
+		// the error says what is wrong without echoing the body
+		log.Error().Err(err).Int("bytes", len(body)).Msg("reconcile: recovered webhook payload unreadable: counted and dropped, not retried")
+		return nil, true, nil
+	}
+	ir.Recovered++
+	if pl.Ignored {
+		ir.Ignored++
+		return nil, true, nil
+	}
+	evs := pl.Events
+	if pl.Comment != nil {
+		ev, ok, err := r.resolveTriggerComment(ctx, ru, pl)
+		if err != nil {
+			return nil, false, err
+		}
+		if ok {
+			// the comment first: in one update, the reply comes before the status it sets
+			evs = append([]events.Event{ev}, evs...)
+		}
+	}
+	log.Debug().Int64("ticket_id", pl.TicketID).Int("events", len(evs)).Msg("reconcile: webhook invocation recovered")
+	return evs, true, nil
+}
+
+// resolveTriggerComment reads the comment a trigger body names through the
+// API, as inbound's worker does for a live call; ok is false when there is
+// nothing to publish (not a managed ticket, deskrelay's own comment, a
+// private note, delivered already, or gone).
+// TODO(events): this mirrors inbound.resolveComment; both belong in
+// internal/events (see the report of issue 8).
+func (r *Reconciler) resolveTriggerComment(ctx context.Context, ru *runState, pl *events.Payload) (events.Event, bool, error) {
+	ref := pl.Comment
+	managed, err := ru.isManaged(ctx, pl.TicketID)
+	if err != nil || !managed {
+		return events.Event{}, false, err
+	}
+	own, err := r.tickets.IsOwnComment(ctx, ref.ID)
+	if err != nil || own {
+		return events.Event{}, false, err
+	}
+	seen, err := r.pub.Ledger().Seen(ctx, events.CommentEventID(ref.ID))
+	if err != nil || seen {
+		if seen {
+			ru.countDuplicate()
+		}
+		return events.Event{}, false, err
+	}
+	comments, err := call(ctx, r, ru.b, false, func(ctx context.Context) ([]zendesk.Comment, error) {
+		return r.zd.ListComments(ctx, pl.TicketID)
+	})
+	if zendesk.KindOf(err) == zendesk.KindNotFound {
+		return events.Event{}, false, nil // ticket deleted meanwhile
+	}
+	if err != nil {
+		return events.Event{}, false, fmt.Errorf("read comments of ticket %d: %w", pl.TicketID, err)
+	}
+	i := slices.IndexFunc(comments, func(c zendesk.Comment) bool { return c.ID == ref.ID })
+	if i < 0 {
+		r.log.Warn().Int64("ticket_id", pl.TicketID).Int64("comment_id", ref.ID).Msg("comment named by a recovered trigger body not found on the ticket")
+		return events.Event{}, false, nil
+	}
+	c := comments[i]
+	author := events.Author{ID: c.AuthorID, Role: events.RoleEndUser}
+	if c.AuthorID != 0 {
+		u, err := r.user(ctx, ru, c.AuthorID)
+		if err != nil {
+			return events.Event{}, false, err
+		}
+		author.Name, author.Role = u.name, u.role
+	}
+	created := c.CreatedAt
+	if created.IsZero() {
+		created = pl.UpdatedAt
+	}
+	return events.NewCommentEvent(pl.TicketID, pl.Status, events.Comment{
+		ID: c.ID, Body: c.Body, HTMLBody: c.HTMLBody, Public: c.Public, Author: author, CreatedAt: created,
+	}, events.SourceInvocation), true, nil
+}
+
+func (ru *runState) enqueued() int {
+	ru.mu.Lock()
+	defer ru.mu.Unlock()
+	return ru.rep.Enqueued
+}
+
+func (ru *runState) addFromInvocations(n int) {
+	ru.mu.Lock()
+	ru.rep.FromInvocations += n
+	ru.mu.Unlock()
+}
+
+// countDuplicate counts a recovered comment the ledger had before it was
+// read through the API.
+func (ru *runState) countDuplicate() {
+	ru.mu.Lock()
+	ru.rep.EventsFound++
+	ru.rep.AlreadyDelivered++
+	ru.mu.Unlock()
+}
