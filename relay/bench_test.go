@@ -19,7 +19,7 @@ import (
 //
 //	go test -run '^$' -bench Throughput -benchtime 1x ./relay/
 func BenchmarkThroughput(b *testing.B) {
-	const n, convs, workers = 600, 60, 20
+	const n, convs, workers = 1200, 120, 20
 	for b.Loop() {
 		relayRate := relayThroughput(b, n, convs, workers)
 		asynqRate := asynqThroughput(b, n, workers)
@@ -105,5 +105,8 @@ func BenchmarkDrainAfterOutage(b *testing.B) {
 		b.ReportMetric(drain.Seconds(), "drain_s")
 		b.ReportMetric(ideal.Seconds(), "n/rate_s")
 		b.ReportMetric(drain.Seconds()/ideal.Seconds(), "ratio")
+		// The floor with the limiter's burst (a tenth of a minute's budget).
+		floor := time.Duration(float64(n-perMinute/10) / float64(perMinute) * float64(time.Minute))
+		b.ReportMetric(drain.Seconds()/floor.Seconds(), "ratio_vs_burst_floor")
 	}
 }

@@ -55,6 +55,12 @@ type Config struct {
 	// the holder works, so a killed worker frees it within LockTTL.
 	// Default 10s.
 	LockTTL time.Duration
+	// AutoReplay replays the messages failed as unauthorized once the
+	// credentials work again (DESKRELAY_AUTO_REPLAY). Default false.
+	AutoReplay bool
+	// CredentialProbeInterval is how often, after a 401/403, one task asks
+	// Zendesk whether the credentials work again. Default 30s.
+	CredentialProbeInterval time.Duration
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 }
@@ -96,6 +102,9 @@ func (c Config) withDefaults() Config {
 	if c.LockTTL == 0 {
 		c.LockTTL = 10 * time.Second
 	}
+	if c.CredentialProbeInterval == 0 {
+		c.CredentialProbeInterval = 30 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -114,8 +123,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("relay.Config.Retention: must be at least 1h, got %s", c.Retention)
 	case c.AttemptTimeout < 5*time.Second:
 		return fmt.Errorf("relay.Config.AttemptTimeout: must be at least 5s, got %s", c.AttemptTimeout)
-	case c.TurnPoll <= 0 || c.GateProbeInterval <= 0 || c.GateParkTime <= 0 || c.LockTTL < time.Second:
-		return errors.New("relay.Config: TurnPoll, GateProbeInterval, GateParkTime must be positive and LockTTL at least 1s")
+	case c.TurnPoll <= 0 || c.GateProbeInterval <= 0 || c.GateParkTime <= 0 || c.CredentialProbeInterval <= 0 || c.LockTTL < time.Second:
+		return errors.New("relay.Config: TurnPoll, GateProbeInterval, GateParkTime, CredentialProbeInterval must be positive and LockTTL at least 1s")
 	case c.GateThreshold < 1:
 		return fmt.Errorf("relay.Config.GateThreshold: must be at least 1, got %d", c.GateThreshold)
 	case c.TicketUpdateLimit < 1 || c.TicketUpdateWindow <= 0:

@@ -162,8 +162,9 @@ func TestUnauthorized(t *testing.T) {
 			}
 		}
 		rep, err := e.relay.Report(ctx)
-		if err != nil || rep.Failed[relay.ReasonUnauthorized] != len(all) || rep.Queue.Archived != len(all) {
-			t.Errorf("report = %+v, %v; want %d failed unauthorized, archived in asynq", rep, err, len(all))
+		if err != nil || rep.Failed[relay.ReasonUnauthorized] != len(all) || rep.Queue.Archived != len(all) ||
+			rep.Credentials.State != relay.CredentialsUnauthorized {
+			t.Errorf("report = %+v, %v; want %d failed unauthorized, archived in asynq, credentials unauthorized", rep, err, len(all))
 		}
 
 		var dry bytes.Buffer
@@ -186,10 +187,27 @@ func TestUnauthorized(t *testing.T) {
 		}
 		waitStatus(t, e.relay, ids(all), "delivered", 30*time.Second)
 		checkExactlyOnce(t, e.fake, want)
+		waitFor(t, 10*time.Second, "the credentials probe to see them work", func() bool {
+			rep, err := e.relay.Report(ctx)
+			return err == nil && rep.Credentials.State == relay.CredentialsOK
+		})
 		rep, err = e.relay.Report(ctx)
 		if err != nil || rep.Failed[relay.ReasonUnauthorized] != 0 || rep.Queue.Archived != 0 {
 			t.Errorf("report after replay = %+v, %v; want no failed, nothing archived", rep, err)
 		}
+	})
+}
+
+func TestAutoReplay(t *testing.T) {
+	t.Run("FixedCredentialsReplayFailedMessages", func(t *testing.T) {
+		e := newEnv(t, envOptions{cfg: relay.Config{AutoReplay: true}})
+		e.fake.RevokeCredentials()
+		want, all := wantBodies(2, 3, "auto")
+		enqueueAll(t, e.relay, all)
+		waitStatus(t, e.relay, ids(all), "failed", 30*time.Second)
+		e.fake.SetCredentials(e.fake.Email(), e.fake.APIToken())
+		waitStatus(t, e.relay, ids(all), "delivered", 30*time.Second)
+		checkExactlyOnce(t, e.fake, want)
 	})
 }
 

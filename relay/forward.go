@@ -179,6 +179,9 @@ func (r *Relay) settle(ctx context.Context, rec *record, d delivery, err error, 
 		if ferr := r.st.finish(ctx, rec, f, now, r.cfg.Retention); ferr != nil {
 			return fmt.Errorf("record failure of %s: %w", rec.ID, ferr)
 		}
+		if k == kindUnauthorized {
+			r.credentialsRejected(ctx)
+		}
 		r.m.deliveries.WithLabelValues("failed_" + reason).Inc()
 		ev := log.Error()
 		if ze := zendesk.AsError(err); ze != nil {

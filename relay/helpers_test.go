@@ -69,6 +69,9 @@ func fastConfig(c relay.Config) relay.Config {
 	if c.LockTTL == 0 {
 		c.LockTTL = 3 * time.Second
 	}
+	if c.CredentialProbeInterval == 0 {
+		c.CredentialProbeInterval = 300 * time.Millisecond
+	}
 	if c.AttemptTimeout == 0 {
 		c.AttemptTimeout = 30 * time.Second
 	}

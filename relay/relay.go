@@ -104,6 +104,7 @@ func (r *Relay) Close() error {
 func (r *Relay) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypeMessage, r.processMessage)
 	mux.HandleFunc(TypeGateProbe, r.processProbe)
+	mux.HandleFunc(TypeCredentialProbe, r.processCredentialProbe)
 }
 
 // Limiter returns the shared rate limiter the relay uses.

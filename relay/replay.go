@@ -123,10 +123,11 @@ func (r *Relay) replayOne(ctx context.Context, rec *record, reason string) (bool
 
 // StatusReport is the outbound part of GET /v1/status.
 type StatusReport struct {
-	Queue     QueueReport    `json:"queue"`
-	Gate      GateReport     `json:"gate"`
-	Failed    map[string]int `json:"failed"` // kept failed messages by reason
-	RateLimit LimiterState   `json:"rate_limit"`
+	Queue       QueueReport       `json:"queue"`
+	Gate        GateReport        `json:"gate"`
+	Credentials CredentialsReport `json:"credentials"`
+	Failed      map[string]int    `json:"failed"` // kept failed messages by reason
+	RateLimit   LimiterState      `json:"rate_limit"`
 }
 
 // QueueReport is the outbound asynq queue's size by task state.
@@ -160,6 +161,9 @@ func (r *Relay) Report(ctx context.Context) (StatusReport, error) {
 			Retry: qi.Retry, Archived: qi.Archived, Paused: qi.Paused}
 	}
 	if rep.Gate, err = r.gateState(ctx); err != nil {
+		return rep, err
+	}
+	if rep.Credentials, err = r.credentialsState(ctx); err != nil {
 		return rep, err
 	}
 	if rep.RateLimit, err = r.lim.State(ctx); err != nil {

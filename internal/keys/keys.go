@@ -74,6 +74,10 @@ const OutboundGate = Prefix + "gate:outbound"
 // outbound gate is closed.
 const OutboundGateProbe = Prefix + "gate:outbound:probe"
 
+// OutboundCredentials is the hash of what the outbound relay last saw of
+// the Zendesk credentials ("state": ok | unauthorized, "since").
+const OutboundCredentials = Prefix + "credentials:outbound"
+
 // RateLimitBucket is the GCRA state of one rate-limit bucket ("account",
 // "ticket:<id>").
 func RateLimitBucket(name string) string { return RateLimiter + name }

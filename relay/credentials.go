@@ -1,0 +1,106 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/deskrelay/deskrelay/internal/keys"
+)
+
+// Credentials watch. A 401/403 fails the message (reason unauthorized) and
+// marks the credentials unauthorized; one probe task (TypeCredentialProbe,
+// unique across replicas) then asks Zendesk every CredentialProbeInterval
+// whether they work again. When they do, the state is ok again and, with
+// AutoReplay (DESKRELAY_AUTO_REPLAY), the messages failed as unauthorized are
+// replayed in conversation order.
+
+// TypeCredentialProbe is the asynq task type of the credentials probe.
+const TypeCredentialProbe = "outbound:credential-probe"
+
+const credentialProbeTaskID = "outbound-credential-probe"
+
+// Credential states.
+const (
+	CredentialsOK           = "ok"
+	CredentialsUnauthorized = "unauthorized"
+)
+
+// CredentialsReport is the credentials' state for /v1/status.
+type CredentialsReport struct {
+	State string    `json:"state"`
+	Since time.Time `json:"since,omitzero"`
+}
+
+func (r *Relay) credentialsState(ctx context.Context) (CredentialsReport, error) {
+	h, err := r.rdb.HGetAll(ctx, keys.OutboundCredentials).Result()
+	if err != nil {
+		return CredentialsReport{}, fmt.Errorf("credentials state: %w", err)
+	}
+	c := CredentialsReport{State: CredentialsOK}
+	if h["state"] == CredentialsUnauthorized {
+		c.State = CredentialsUnauthorized
+	}
+	if ms, err := strconv.ParseInt(h["since"], 10, 64); err == nil && ms > 0 {
+		c.Since = time.UnixMilli(ms).UTC()
+	}
+	return c, nil
+}
+
+// credentialsRejected notes a 401/403 and schedules the probe.
+func (r *Relay) credentialsRejected(ctx context.Context) {
+	set, err := r.rdb.HSetNX(ctx, keys.OutboundCredentials, "since", r.cfg.Now().UnixMilli()).Result()
+	if err == nil {
+		err = r.rdb.HSet(ctx, keys.OutboundCredentials, "state", CredentialsUnauthorized).Err()
+	}
+	if err != nil {
+		r.log.Warn().Err(err).Msg("cannot record the credentials state")
+		return
+	}
+	if set {
+		r.log.Error().Msg("Zendesk rejects deskrelay's credentials (401/403): outbound messages fail as unauthorized until they are fixed")
+	}
+	_, err = r.client.EnqueueContext(ctx, asynq.NewTask(TypeCredentialProbe, nil), asynq.Queue(QueueOutbound),
+		asynq.TaskID(credentialProbeTaskID), asynq.ProcessIn(r.cfg.CredentialProbeInterval),
+		asynq.MaxRetry(MaxRetry), asynq.Timeout(r.cfg.AttemptTimeout))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		r.log.Warn().Err(err).Msg("cannot schedule the credentials probe")
+	}
+}
+
+// processCredentialProbe is the handler of TypeCredentialProbe.
+func (r *Relay) processCredentialProbe(ctx context.Context, _ *asynq.Task) error {
+	c, err := r.credentialsState(ctx)
+	if err != nil {
+		return Wait(r.cfg.CredentialProbeInterval, err)
+	}
+	if c.State != CredentialsUnauthorized {
+		return nil
+	}
+	if _, err := zdCall(ctx, r, "me", r.zdMe); err != nil {
+		return Wait(r.cfg.CredentialProbeInterval, fmt.Errorf("credentials probe: %w", err))
+	}
+	if err := r.rdb.Del(ctx, keys.OutboundCredentials).Err(); err != nil {
+		return Wait(r.cfg.CredentialProbeInterval, err)
+	}
+	r.log.Info().Dur("unauthorized_for", r.cfg.Now().Sub(c.Since)).Msg("Zendesk accepts deskrelay's credentials again")
+	if !r.cfg.AutoReplay {
+		r.log.Info().Msg("messages failed as unauthorized wait for `deskrelay replay --reason unauthorized` (DESKRELAY_AUTO_REPLAY is off)")
+		return nil
+	}
+	sum, err := r.Replay(ctx, ReplayOptions{Reason: ReasonUnauthorized})
+	if err != nil {
+		return fmt.Errorf("auto replay: %w", err)
+	}
+	r.log.Info().Int("replayed", sum.Replayed).Msg("auto replay of messages failed as unauthorized")
+	return nil
+}
+
+func (r *Relay) zdMe(ctx context.Context) (struct{}, error) {
+	_, err := r.zd.Me(ctx)
+	return struct{}{}, err
+}
