@@ -243,7 +243,9 @@ func (d *demo) setUp(ctx context.Context) error {
 
 	zd, err := zendesktest.Start(zendesktest.Config{
 		Email: "demo@example.com", APIToken: "demo-api-token",
-		RateLimit: 600, ExportLag: d.t.exportLag, Window: time.Minute,
+		// The fake's minute shrinks to the demo's export window, so that the
+		// export's 10 requests per window match what the reconciler expects.
+		RateLimit: 600, ExportLag: d.t.exportLag, Window: d.t.exportWindow,
 		NotifyAPIWrites: true, // Zendesk's triggers also fire on deskrelay's own comments: no echo must reach the platform
 	})
 	if err != nil {

@@ -88,7 +88,8 @@ func cmdReconcile(ctx context.Context, env *environment, args []string) error {
 		}
 	}
 	rep, err := p.reconciler.Backfill(ctx, w, reconcile.Options{DryRun: *dry, Progress: env.stdout})
-	printReconcileReport(env, rep)
+	fmt.Fprintln(env.stdout)
+	rep.WriteSummary(env.stdout)
 	if err != nil {
 		return err
 	}
@@ -96,31 +97,6 @@ func cmdReconcile(ctx context.Context, env *environment, args []string) error {
 		return exitCode(1)
 	}
 	return nil
-}
-
-func printReconcileReport(env *environment, rep reconcile.Report) {
-	w := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
-	verb := "enqueued now"
-	if rep.DryRun {
-		verb = "would be enqueued (dry run: nothing changed)"
-	}
-	fmt.Fprintf(w, "\nwindow\t%s … %s\n", rep.Window.Since.UTC().Format(time.RFC3339), rep.Window.Until.UTC().Format(time.RFC3339))
-	fmt.Fprintf(w, "pages read\t%d\n", rep.Pages)
-	fmt.Fprintf(w, "tickets scanned\t%d\n", rep.TicketsScanned)
-	fmt.Fprintf(w, "tickets skipped (not ours)\t%d\n", rep.TicketsSkipped)
-	fmt.Fprintf(w, "events found\t%d\n", rep.EventsFound)
-	fmt.Fprintf(w, "already delivered\t%d\n", rep.AlreadyDelivered)
-	fmt.Fprintf(w, "%s\t%d\n", verb, rep.Enqueued)
-	for reason, n := range rep.Filtered {
-		fmt.Fprintf(w, "not forwarded (%s)\t%d\n", reason, n)
-	}
-	fmt.Fprintf(w, "Zendesk requests\t%d (%d answered 429)\n", rep.ZendeskRequests, rep.RateLimited)
-	fmt.Fprintf(w, "waited on rate limits\t%s\n", rep.RateLimitWait.Round(time.Millisecond))
-	fmt.Fprintf(w, "took\t%s\n", rep.Duration.Round(time.Millisecond))
-	for _, e := range rep.Errors {
-		fmt.Fprintf(w, "error\t%s\n", e)
-	}
-	_ = w.Flush()
 }
 
 func cmdReplay(ctx context.Context, env *environment, args []string) error {
@@ -259,6 +235,10 @@ func printWatchState(env *environment, st reconcile.WatchState) {
 	}
 	if st.Action != "" {
 		fmt.Fprintf(w, "action\t%s\n", st.Action)
+	}
+	if !st.GapSince.IsZero() {
+		fmt.Fprintf(w, "gap to backfill since\t%s (the next scheduled run covers it; without a schedule: deskrelay reconcile --since %s)\n",
+			st.GapSince.Format(time.RFC3339), st.GapSince.UTC().Format(time.RFC3339))
 	}
 	if st.Reason != "" {
 		fmt.Fprintf(w, "reason\t%s\n", strings.TrimSpace(st.Reason))
