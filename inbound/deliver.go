@@ -59,6 +59,14 @@ func (r *Receiver) handleDeliver(ctx context.Context, t *asynq.Task) error {
 		return relay.Wait(r.cfg.OrderPoll, errNotMyTurn)
 	}
 
+	if skip, err := r.pub.StatusGate(ctx, ev); err != nil {
+		return err
+	} else if skip != "" {
+		r.m.deliveries.WithLabelValues("dropped").Inc()
+		log.Debug().Str("reason", skip).Msg("status change not delivered")
+		return r.finish(ctx, ev)
+	}
+
 	status, retryAfter, err := r.post(ctx, ev)
 	switch {
 	case err != nil:
@@ -67,7 +75,7 @@ func (r *Receiver) handleDeliver(ctx context.Context, t *asynq.Task) error {
 		return err
 	case status >= 200 && status < 300:
 		r.m.deliveries.WithLabelValues("delivered").Inc()
-		if err := r.finish(ctx, ev); err != nil {
+		if err := errors.Join(r.pub.StatusDelivered(ctx, ev), r.finish(ctx, ev)); err != nil {
 			log.Warn().Err(err).Msg("delivered, bookkeeping failed")
 		}
 		log.Debug().Msg("delivered to sink")

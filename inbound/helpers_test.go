@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -344,4 +345,22 @@ func (h *harness) metric(name, label string) float64 {
 		}
 	}
 	return 0
+}
+
+// queueState describes the inbound queue and the order sets, for failures.
+func (h *harness) queueState() string {
+	insp := asynq.NewInspectorFromRedisClient(h.rdb)
+	var b strings.Builder
+	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){insp.ListPendingTasks, insp.ListActiveTasks, insp.ListScheduledTasks, insp.ListRetryTasks, insp.ListArchivedTasks} {
+		tasks, _ := list(relay.QueueInbound)
+		for _, ti := range tasks {
+			fmt.Fprintf(&b, "\n  %s %s %s retried=%d err=%q", ti.State, ti.Type, ti.ID, ti.Retried, ti.LastErr)
+		}
+	}
+	keys, _ := h.rdb.Keys(context.Background(), "deskrelay:inbound:order:*").Result()
+	for _, k := range keys {
+		m, _ := h.rdb.ZRangeWithScores(context.Background(), k, 0, -1).Result()
+		fmt.Fprintf(&b, "\n  %s %v", k, m)
+	}
+	return b.String()
 }

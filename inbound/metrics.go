@@ -11,7 +11,7 @@ type metrics struct {
 	rejected   *prometheus.CounterVec // reason: signature, timestamp, too_large, malformed, unavailable
 	spoolFiles prometheus.Gauge
 	events     *prometheus.CounterVec // result: enqueued, duplicate, skipped; reason
-	deliveries *prometheus.CounterVec // outcome: delivered, retry, wait, failed
+	deliveries *prometheus.CounterVec // outcome: delivered, retry, wait, failed, dropped
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"result", "reason"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deskrelay_inbound_sink_deliveries_total",
-			Help: "Sink delivery attempts by outcome (delivered, retry, wait, failed).",
+			Help: "Sink delivery attempts by outcome (delivered, retry, wait, failed, dropped: a status change that is no longer news).",
 		}, []string{"outcome"}),
 	}
 	if reg != nil {

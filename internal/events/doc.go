@@ -10,7 +10,9 @@
 //   - the forward rules, in one place (Publisher.Check): managed tickets
 //     only, public agent comments only (unless ForwardPrivate), never a
 //     comment deskrelay wrote itself, status changes only when newer than
-//     and different from the last one forwarded for the ticket;
+//     and different from the last one delivered for the ticket (the half
+//     of that rule that needs delivery order is Publisher.StatusGate, called
+//     by the sink delivery task);
 //   - Ledger: the dedupe record in Redis, keyed by event id (and by webhook
 //     invocation id), kept for days;
 //   - Publisher: rules + ledger + a durable asynq task on the "inbound"

@@ -246,7 +246,25 @@ func TestPublishDedupe(t *testing.T) {
 	}
 }
 
-func TestPublishStatusGate(t *testing.T) {
+// deliver runs the delivery-time half of the status rule, as the sink
+// delivery task does, and says what happened.
+func deliver(t *testing.T, f *fixture, ev events.Event) string {
+	t.Helper()
+	ctx := context.Background()
+	skip, err := f.pub.StatusGate(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skip != "" {
+		return "dropped: " + skip
+	}
+	if err := f.pub.StatusDelivered(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	return "delivered"
+}
+
+func TestStatusRule(t *testing.T) {
 	f := newFixture(t, events.PublisherConfig{})
 	ctx := context.Background()
 	steps := []struct {
@@ -255,20 +273,46 @@ func TestPublishStatusGate(t *testing.T) {
 		at     time.Time
 		want   string
 	}{
-		{"FirstChangeEnqueued", "open", t0, "enqueued"},
-		{"SameStatusLaterUnchanged", "open", t0.Add(time.Minute), "skipped: unchanged_status"},
-		{"OlderChangeStale", "pending", t0.Add(30 * time.Second), "skipped: stale_status"},
-		{"NewerChangeEnqueued", "solved", t0.Add(2 * time.Minute), "enqueued"},
-		{"SameEventAgainDuplicate", "solved", t0.Add(2 * time.Minute), "skipped: unchanged_status"},
-		{"BackToOpenEnqueued", "open", t0.Add(3 * time.Minute), "enqueued"},
+		{"FirstChangeDelivered", "open", t0, "delivered"},
+		{"SameStatusLaterDropped", "open", t0.Add(time.Minute), "dropped: unchanged_status"},
+		{"OlderChangeSkippedStale", "pending", t0.Add(30 * time.Second), "skipped: stale_status"},
+		{"NewerChangeDelivered", "solved", t0.Add(2 * time.Minute), "delivered"},
+		{"SameEventAgainDuplicate", "solved", t0.Add(2 * time.Minute), "duplicate: ledger"},
+		{"BackToOpenDelivered", "open", t0.Add(3 * time.Minute), "delivered"},
 	}
 	for _, s := range steps {
-		out, err := f.pub.Publish(ctx, events.NewStatusEvent(1001, s.status, s.at, events.SourceReconcile))
+		ev := events.NewStatusEvent(1001, s.status, s.at, events.SourceReconcile)
+		out, err := f.pub.Publish(ctx, ev)
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		if out.String() != s.want {
-			t.Fatalf("%s: got %q, want %q", s.name, out, s.want)
+		got := out.String()
+		if out.Result == events.ResultEnqueued {
+			got = deliver(t, f, out.Event)
+		}
+		if got != s.want {
+			t.Fatalf("%s: got %q, want %q", s.name, got, s.want)
+		}
+	}
+}
+
+// TestStatusRuleInFlight: changes published before the earlier ones are
+// delivered are judged in delivery order, not in publishing order.
+func TestStatusRuleInFlight(t *testing.T) {
+	f := newFixture(t, events.PublisherConfig{})
+	ctx := context.Background()
+	pending := events.NewStatusEvent(1001, "pending", t0, events.SourceWebhook)
+	open := events.NewStatusEvent(1001, "open", t0.Add(time.Second), events.SourceWebhook)
+	pendingAgain := events.NewStatusEvent(1001, "pending", t0.Add(2*time.Second), events.SourceWebhook)
+	for _, ev := range []events.Event{pending, open, pendingAgain} {
+		out, err := f.pub.Publish(ctx, ev)
+		if err != nil || out.Result != events.ResultEnqueued {
+			t.Fatalf("publish %s: %v %v", ev.ID, out, err)
+		}
+	}
+	for _, ev := range []events.Event{pending, open, pendingAgain} {
+		if got := deliver(t, f, ev); got != "delivered" {
+			t.Fatalf("%s: %s, want delivered", ev.ID, got)
 		}
 	}
 }

@@ -137,8 +137,7 @@ func (p *Publisher) ForwardPrivate() bool { return p.cfg.ForwardPrivate }
 // Check applies the rules and the ledger to ev and says what Publish would
 // do, writing nothing (--dry-run).
 func (p *Publisher) Check(ctx context.Context, ev Event) (Outcome, error) {
-	out, _, err := p.decide(ctx, ev)
-	return out, err
+	return p.decide(ctx, ev)
 }
 
 // Publish applies the rules and the ledger to ev and, when it is new and
@@ -148,18 +147,11 @@ func (p *Publisher) Check(ctx context.Context, ev Event) (Outcome, error) {
 // conversation's delivery order and recorded as the ticket's last status.
 // An error means nothing may have been written: publishing again is safe.
 func (p *Publisher) Publish(ctx context.Context, ev Event) (Outcome, error) {
-	out, gate, err := p.decide(ctx, ev)
+	out, err := p.decide(ctx, ev)
 	if err != nil {
 		return out, err
 	}
 	ev = out.Event
-	if out.Result == ResultSkipped && gate.advance {
-		// the same status, seen later: remember the instant so that an
-		// older change found afterwards (reconciler) is recognised as stale
-		if err := p.advanceStatus(ctx, ev); err != nil {
-			return out, err
-		}
-	}
 	if out.Result != ResultEnqueued {
 		return out, nil
 	}
@@ -229,60 +221,115 @@ func (p *Publisher) afterEnqueue(ctx context.Context, ev Event) error {
 		pl.ZAddNX(ctx, keys.InboundOrder(ev.ConversationID), redis.Z{Score: OrderScore(ev), Member: ev.ID})
 		return nil
 	})
+	return err
+}
+
+// lastStatus reads the last status delivered for a ticket and the newest
+// instant seen for it (at = -1 when none).
+func (p *Publisher) lastStatus(ctx context.Context, ticketID int64) (status string, at int64, err error) {
+	last, err := p.rdb.HMGet(ctx, keys.TicketLastStatus(ticketID), "status", "at").Result()
 	if err != nil {
-		return err
+		return "", 0, fmt.Errorf("look up last status of ticket %d: %w", ticketID, err)
 	}
-	if ev.Type == TypeStatusChanged {
-		return p.advanceStatus(ctx, ev)
+	status, _ = last[0].(string)
+	at = -1
+	if s, ok := last[1].(string); ok {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			at = n
+		}
 	}
-	return nil
+	return status, at, nil
+}
+
+// StatusGate is the status rule at delivery time, when the events of a
+// conversation go out in occurred_at order: a status change is delivered
+// only if it is newer than the last one delivered for its ticket and
+// differs from it. It returns "" (deliver) or SkipStatusStale /
+// SkipStatusUnchanged (drop; an unchanged status seen later still moves the
+// ticket's instant forward, so that an older change found afterwards is
+// recognised as stale). Comment events always pass.
+func (p *Publisher) StatusGate(ctx context.Context, ev Event) (skip string, err error) {
+	if ev.Type != TypeStatusChanged {
+		return "", nil
+	}
+	status, at, err := p.lastStatus(ctx, ev.TicketID)
+	if err != nil {
+		return "", err
+	}
+	t := ev.OccurredAt.Unix()
+	switch {
+	case at >= 0 && t < at:
+		return SkipStatusStale, nil
+	case ev.Status == status:
+		if t > at {
+			return SkipStatusUnchanged, p.setStatus(ctx, ev, true)
+		}
+		return SkipStatusUnchanged, nil
+	}
+	return "", nil
+}
+
+// StatusDelivered records ev as the last status delivered for its ticket
+// (unless a newer one is recorded). Comment events are ignored.
+func (p *Publisher) StatusDelivered(ctx context.Context, ev Event) error {
+	if ev.Type != TypeStatusChanged {
+		return nil
+	}
+	return p.setStatus(ctx, ev, false)
 }
 
 // statusGate sets the ticket's last status to ARGV[1] at ARGV[2] (unix
-// seconds) unless a newer one is recorded; ARGV[3] is the retention.
+// seconds) unless a newer one is recorded; with ARGV[4] = "1" only the
+// instant moves. ARGV[3] is the retention in seconds.
 var statusGate = redis.NewScript(`
 local at = redis.call('HGET', KEYS[1], 'at')
 if at and tonumber(at) > tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'at', ARGV[2])
+if ARGV[4] == '1' then
+  redis.call('HSET', KEYS[1], 'at', ARGV[2])
+else
+  redis.call('HSET', KEYS[1], 'status', ARGV[1], 'at', ARGV[2])
+end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1`)
 
-func (p *Publisher) advanceStatus(ctx context.Context, ev Event) error {
+func (p *Publisher) setStatus(ctx context.Context, ev Event, onlyInstant bool) error {
+	flag := "0"
+	if onlyInstant {
+		flag = "1"
+	}
 	err := statusGate.Run(ctx, p.rdb, []string{keys.TicketLastStatus(ev.TicketID)},
-		ev.Status, ev.OccurredAt.Unix(), int64(p.ledger.retention/time.Second)).Err()
+		ev.Status, ev.OccurredAt.Unix(), int64(p.ledger.retention/time.Second), flag).Err()
 	if err != nil {
 		return fmt.Errorf("record status of ticket %d: %w", ev.TicketID, err)
 	}
 	return nil
 }
 
-type gateInfo struct{ advance bool }
-
-// decide holds every forward rule.
-func (p *Publisher) decide(ctx context.Context, ev Event) (Outcome, gateInfo, error) {
+// decide holds the forward rules that apply when an event is found; the
+// status rule that needs delivery order is StatusGate.
+func (p *Publisher) decide(ctx context.Context, ev Event) (Outcome, error) {
 	out := Outcome{Event: ev}
 	if err := ev.Validate(); err != nil {
-		return out, gateInfo{}, fmt.Errorf("event %q: %w", ev.ID, err)
+		return out, fmt.Errorf("event %q: %w", ev.ID, err)
 	}
 	conv, ok, err := p.tickets.ConversationOf(ctx, ev.TicketID)
 	if err != nil {
-		return out, gateInfo{}, err
+		return out, err
 	}
 	if !ok {
 		out.Result, out.Reason = ResultSkipped, SkipUnmanaged
-		return out, gateInfo{}, nil
+		return out, nil
 	}
 	out.Event.ConversationID = conv
-	skip := func(reason string) (Outcome, gateInfo, error) {
+	skip := func(reason string) (Outcome, error) {
 		out.Result, out.Reason = ResultSkipped, reason
-		return out, gateInfo{}, nil
+		return out, nil
 	}
-	var gate gateInfo
 	switch ev.Type {
 	case TypeCommentAdded:
 		own, err := p.tickets.IsOwnComment(ctx, ev.Comment.ID)
 		if err != nil {
-			return out, gateInfo{}, err
+			return out, err
 		}
 		switch {
 		case own:
@@ -293,35 +340,28 @@ func (p *Publisher) decide(ctx context.Context, ev Event) (Outcome, gateInfo, er
 			return skip(SkipPrivate)
 		}
 	case TypeStatusChanged:
-		last, err := p.rdb.HMGet(ctx, keys.TicketLastStatus(ev.TicketID), "status", "at").Result()
+		if ev.Status == "new" {
+			return skip(SkipStatusInitial)
+		}
+		// only what is certain now: older than a status already delivered.
+		// "Unchanged" needs delivery order (StatusGate): an event still on
+		// its way may change the status in between.
+		_, at, err := p.lastStatus(ctx, ev.TicketID)
 		if err != nil {
-			return out, gateInfo{}, fmt.Errorf("look up last status of ticket %d: %w", ev.TicketID, err)
+			return out, err
 		}
-		lastStatus, _ := last[0].(string)
-		var lastAt int64 = -1
-		if s, ok := last[1].(string); ok {
-			lastAt, _ = strconv.ParseInt(s, 10, 64)
-		}
-		at := ev.OccurredAt.Unix()
-		switch {
-		case lastAt >= 0 && at < lastAt:
+		if at >= 0 && ev.OccurredAt.Unix() < at {
 			return skip(SkipStatusStale)
-		case ev.Status == lastStatus:
-			out.Result, out.Reason = ResultSkipped, SkipStatusUnchanged
-			return out, gateInfo{advance: at > lastAt}, nil
-		case ev.Status == "new":
-			out.Result, out.Reason = ResultSkipped, SkipStatusInitial
-			return out, gateInfo{advance: true}, nil
 		}
 	}
 	seen, err := p.ledger.Seen(ctx, ev.ID)
 	if err != nil {
-		return out, gate, err
+		return out, err
 	}
 	if seen {
 		out.Result, out.Reason = ResultDuplicate, "ledger"
-		return out, gate, nil
+		return out, nil
 	}
 	out.Result = ResultEnqueued
-	return out, gate, nil
+	return out, nil
 }
