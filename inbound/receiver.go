@@ -46,7 +46,7 @@ type Deps struct {
 	// Publisher publishes events; default one built from Redis, Tickets and
 	// the Config. Pass the same Publisher to the reconciler.
 	Publisher *events.Publisher
-	// Log is the logger.
+	// Log is the logger (main gives it component=inbound).
 	Log zerolog.Logger
 	// Metrics registers the inbound metrics; nil registers nothing.
 	Metrics prometheus.Registerer
@@ -127,7 +127,7 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 		tickets: deps.Tickets,
 		zd:      deps.Zendesk,
 		pub:     deps.Publisher,
-		log:     deps.Log.With().Str("component", "inbound").Logger(),
+		log:     deps.Log,
 		m:       newMetrics(deps.Metrics),
 		spool:   sp,
 		signer:  signer,

@@ -105,3 +105,23 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestSpoolFullAnswers503(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	h := newHarness(t, harnessOptions{server: srv, noWorkers: true, cfg: func(c *inbound.Config) { c.SpoolMaxBytes = 900 }})
+	srv.Kill(t)
+	now := time.Now()
+	if r := h.send(commentBody(1001, 1, "conv", true, true, now), "a"); !strings.Contains(r.Body, "spooled") {
+		t.Fatalf("first answered %s", r.Body)
+	}
+	r := h.post(commentBody(1001, 2, "conv", true, true, now), webhookSecret, now, "b")
+	if r.Status != 503 || !strings.Contains(r.Body, "unavailable") {
+		t.Fatalf("full spool answered %d %s, want 503", r.Status, r.Body)
+	}
+	if got := h.metric("deskrelay_inbound_webhooks_rejected_total", "unavailable"); got != 1 {
+		t.Fatalf("rejected{unavailable} = %v", got)
+	}
+	if got := h.metric("deskrelay_inbound_spool_pending", ""); got != 1 {
+		t.Fatalf("spool_pending = %v", got)
+	}
+}
