@@ -88,7 +88,8 @@ const RateLimitPause = RateLimiter + "pause"
 
 // ---- shared ----
 
-// RateLimiter is the prefix redis_rate uses for the shared Zendesk limiter.
+// RateLimiter prefixes the shared Zendesk rate limiter's keys (relay.Limiter:
+// GCRA buckets and the account-wide pause).
 const RateLimiter = Prefix + "ratelimit:"
 
 // ---- inbound ----
