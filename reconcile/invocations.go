@@ -499,3 +499,21 @@ func (ru *runState) countDuplicate() {
 	ru.rep.AlreadyDelivered++
 	ru.mu.Unlock()
 }
+
+// dryOnce makes a dry run count an event once when both paths find it: the
+// real run's ledger would have it after the first.
+func (ru *runState) dryOnce(out events.Outcome) events.Outcome {
+	if out.Result != events.ResultEnqueued {
+		return out
+	}
+	ru.mu.Lock()
+	defer ru.mu.Unlock()
+	if ru.dryIDs[out.Event.ID] {
+		return events.Outcome{Result: events.ResultDuplicate, Reason: "ledger", Event: out.Event}
+	}
+	if ru.dryIDs == nil {
+		ru.dryIDs = map[string]bool{}
+	}
+	ru.dryIDs[out.Event.ID] = true
+	return out
+}

@@ -496,6 +496,7 @@ type runState struct {
 	managed map[int64]bool
 	status  map[int64]string
 	sim     map[int64]simStatus // dry run: the ticket's last status as the real run would have recorded it
+	dryIDs  map[string]bool     // dry run: the events this run would have enqueued (invocations.go)
 }
 
 type simStatus struct {
@@ -567,6 +568,9 @@ func (ru *runState) publish(ctx context.Context, ev events.Event) error {
 	var err error
 	if ru.dry {
 		out, err = ru.check(ctx, ev)
+		if err == nil {
+			out = ru.dryOnce(out)
+		}
 	} else {
 		out, err = ru.r.pub.Publish(ctx, ev)
 	}

@@ -1,0 +1,557 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/zendesk"
+	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
+)
+
+// smallBreaker is a circuit breaker that trips after a few failures, so
+// that a short outage of the receiver makes Zendesk drop events.
+var smallBreaker = zendesktest.Config{
+	CircuitWindow:       5 * time.Minute,
+	CircuitMinRequests:  10,
+	CircuitFailureRatio: 0.7,
+	CircuitMaxErrors:    1000,
+	CircuitPause:        20 * time.Second,
+	NotifyAPIWrites:     true, // deskrelay's own comments come back as webhook calls: the echo to suppress
+}
+
+// logBuffer collects a logger's JSON lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// lines returns the logged lines at level whose message contains msg.
+func (l *logBuffer) lines(level, msg string) []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(l.buf.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil {
+			continue
+		}
+		if m["level"] == level && strings.Contains(m["message"].(string), msg) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func withLog(l *logBuffer) func(*Deps) {
+	return func(d *Deps) { d.Log = zerolog.New(l).Level(zerolog.DebugLevel) }
+}
+
+// invocationRequests returns the recorded listings of a webhook's invocations.
+func invocationRequests(e *env, webhookID string) []zendesktest.RecordedRequest {
+	var out []zendesktest.RecordedRequest
+	for _, rq := range e.zd.Requests() {
+		if rq.Path == "/api/v2/webhooks/"+webhookID+"/invocations" {
+			out = append(out, rq)
+		}
+	}
+	return out
+}
+
+// forwardable returns the ids of the events in a payload that the sink
+// must get (managed ticket, agent, public, not deskrelay's own).
+func forwardable(t *testing.T, e *env, payload string) []string {
+	t.Helper()
+	pl, err := events.ParsePayload([]byte(payload), events.SourceInvocation)
+	if err != nil {
+		t.Fatalf("fake payload unreadable: %v", err)
+	}
+	var ids []string
+	for _, ev := range pl.Events {
+		out, err := e.pub.Check(context.Background(), ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Result != events.ResultSkipped {
+			ids = append(ids, ev.ID)
+		}
+	}
+	return ids
+}
+
+// drainSink deletes the pending delivery tasks, as if the sink had got
+// them: their ledger entries stay, as after a real delivery.
+func drainSink(t *testing.T, e *env) {
+	t.Helper()
+	if _, err := e.insp.DeleteAllPendingTasks(relay.QueueInbound); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInvocations(t *testing.T) {
+	t.Run("CircuitBrokenEventsRecoveredOnceInOneRun", func(t *testing.T) {
+		e := newEnv(t, smallBreaker)
+		rc := newReceiver(t, e.pub)
+		hook := e.zd.AddWebhook(rc.srv.URL+WebhookPath, "", zendesktest.EventCommentAdded, zendesktest.EventStatusChanged)
+		reg := prometheus.NewRegistry()
+		r := e.reconciler(t, Config{Interval: time.Minute, WebhookID: hook}, func(d *Deps) { d.Metrics = reg })
+
+		rc.down.Store(true) // the receiver is down long enough to trip the breaker
+		want := agentActivity(t, e)
+		e.zd.WaitDeliveries()
+		rc.down.Store(false)
+		if len(want) != 40 {
+			t.Fatalf("scenario made %d events, want 40", len(want))
+		}
+		byStatus := map[string]int{}
+		var brokenIDs []string
+		for _, inv := range e.zd.Invocations(hook) {
+			byStatus[inv.Status]++
+			if inv.Status == zendesktest.InvocationCircuitBroken {
+				for _, a := range e.zd.Attempts(hook, inv.ID)[:1] {
+					brokenIDs = append(brokenIDs, forwardable(t, e, a.Request.Payload)...)
+				}
+			}
+		}
+		if byStatus[zendesktest.InvocationCircuitBroken] == 0 || byStatus[zendesktest.InvocationFailed] == 0 || byStatus[zendesktest.InvocationSuccess] != 0 {
+			t.Fatalf("fake's invocations by status %v: want failed and circuit broken ones only", byStatus)
+		}
+		if len(brokenIDs) < 20 {
+			t.Fatalf("only %d forwardable events were circuit broken", len(brokenIDs))
+		}
+
+		e.clock.Advance(2 * time.Minute) // past the export's lag
+		dry, err := r.Backfill(context.Background(), Window{Since: e.clock.Now().Add(-time.Hour)}, Options{DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dry.FromInvocations != 40 || dry.FromTicketEvents != 0 || len(e.sink(t)) != 0 {
+			t.Fatalf("dry run: from invocations %d, from ticket events %d, sink %d; want 40, 0, 0", dry.FromInvocations, dry.FromTicketEvents, len(e.sink(t)))
+		}
+
+		rep, err := r.RunOnce(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := e.sink(t)
+		if !sameSet(got, want) {
+			t.Fatalf("sink has %d events %v, want the 40 %v", len(got), sortedKeys(got), want)
+		}
+		for _, id := range brokenIDs {
+			if _, ok := got[id]; !ok {
+				t.Errorf("circuit-broken event %s not recovered", id)
+			}
+		}
+		for id, ev := range got {
+			if ev.Source != events.SourceInvocation || ev.ConversationID == "" {
+				t.Errorf("event %s: source %q conversation %q, want invocation", id, ev.Source, ev.ConversationID)
+			}
+		}
+		ir := rep.Invocations
+		if rep.FromInvocations != 40 || rep.FromTicketEvents != 0 || rep.Enqueued != 40 || ir == nil ||
+			ir.ByStatus[zendesktest.InvocationCircuitBroken] != byStatus[zendesktest.InvocationCircuitBroken] || ir.Unparseable != 0 {
+			t.Fatalf("report: from invocations %d, from ticket events %d, enqueued %d, invocations %+v", rep.FromInvocations, rep.FromTicketEvents, rep.Enqueued, ir)
+		}
+		// the export found the same 40 in the same run: already delivered
+		if rep.AlreadyDelivered < 40 {
+			t.Errorf("already delivered %d, want the export's 40 at least", rep.AlreadyDelivered)
+		}
+		for _, reason := range []string{events.SkipOwnComment, events.SkipEndUser, events.SkipPrivate} {
+			if rep.Filtered[reason] == 0 {
+				t.Errorf("filtered %v, want some %s", rep.Filtered, reason)
+			}
+		}
+		var sum bytes.Buffer
+		rep.WriteSummary(&sum)
+		if !strings.Contains(sum.String(), "from invocations 40, from ticket events 0") {
+			t.Errorf("summary does not split the sources:\n%s", sum.String())
+		}
+		cp, ok, err := r.readUnix(context.Background(), keys.ReconcileInvocationsCheckpoint)
+		if err != nil || !ok || !cp.Equal(ir.Window.Until) {
+			t.Errorf("invocations checkpoint %v %v %v, want %v", cp, ok, err, ir.Window.Until)
+		}
+		if v := gather(t, reg)[`deskrelay_reconcile_invocations_total{result="recovered"}`]; v != float64(ir.Recovered) || v == 0 {
+			t.Errorf("recovered metric %v, report %d", v, ir.Recovered)
+		}
+
+		// delivered; a backfill over the same hours finds both paths done
+		drainSink(t, e)
+		attemptsBefore := e.zd.CountRequests("GET", "/api/v2/webhooks/"+hook+"/invocations/")
+		again, err := r.Backfill(context.Background(), Window{Since: e.clock.Now().Add(-time.Hour)}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Enqueued != 0 || len(e.sink(t)) != 0 || again.Invocations.AlreadyProcessed != ir.Recovered+ir.NoPayload {
+			t.Errorf("backfill after delivery: enqueued %d, sink %d, invocations %+v", again.Enqueued, len(e.sink(t)), again.Invocations)
+		}
+		if n := e.zd.CountRequests("GET", "/api/v2/webhooks/"+hook+"/invocations/") - attemptsBefore; n != 0 {
+			t.Errorf("%d attempts read again for processed invocations", n)
+		}
+	})
+
+	t.Run("TicketEventsFirstThenInvocationsNotTwice", func(t *testing.T) {
+		e := newEnv(t, smallBreaker)
+		rc := newReceiver(t, e.pub)
+		hook := e.zd.AddWebhook(rc.srv.URL+WebhookPath, "", zendesktest.EventCommentAdded, zendesktest.EventStatusChanged)
+		rc.down.Store(true)
+		want := agentActivity(t, e)
+		e.zd.WaitDeliveries()
+		e.clock.Advance(2 * time.Minute)
+		// a reconciler without the webhook (the export only) runs first
+		export := e.reconciler(t, Config{})
+		rep, err := export.Backfill(context.Background(), Window{Since: e.clock.Now().Add(-time.Hour)}, Options{})
+		if err != nil || rep.FromTicketEvents != 40 || rep.Invocations != nil {
+			t.Fatalf("export: %v, from ticket events %d, invocations %+v", err, rep.FromTicketEvents, rep.Invocations)
+		}
+		drainSink(t, e)
+		r := e.reconciler(t, Config{WebhookID: hook})
+		rep, err = r.RunOnce(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Enqueued != 0 || len(e.sink(t)) != 0 || rep.Invocations.Recovered == 0 || rep.AlreadyDelivered < len(want) {
+			t.Errorf("invocations after the export: enqueued %d, sink %d, already delivered %d, invocations %+v",
+				rep.Enqueued, len(e.sink(t)), rep.AlreadyDelivered, rep.Invocations)
+		}
+	})
+
+	t.Run("OlderThanSevenDaysNotRequested", func(t *testing.T) {
+		e := newEnv(t, smallBreaker)
+		rc := newReceiver(t, e.pub)
+		hook := e.zd.AddWebhook(rc.srv.URL+WebhookPath, "", zendesktest.EventCommentAdded)
+		ticket := e.managedTicket(t)
+		rc.down.Store(true)
+		e.clock.Advance(-8 * 24 * time.Hour)
+		old := e.zd.AgentComment(ticket, "eight days ago", true)
+		e.clock.Advance(8 * 24 * time.Hour)
+		recent := e.zd.AgentComment(ticket, "just now", true)
+		invs := e.zd.Invocations(hook)
+		if len(invs) != 1 {
+			t.Fatalf("fake keeps %d invocations, want the recent one", len(invs))
+		}
+		e.clock.Advance(2 * time.Minute)
+		r := e.reconciler(t, Config{WebhookID: hook})
+		// both checkpoints are 9 days old
+		nineDays := e.clock.Now().Add(-9 * 24 * time.Hour).Unix()
+		for _, k := range []string{keys.ReconcileCheckpoint, keys.ReconcileInvocationsCheckpoint} {
+			if err := e.rdb.Set(context.Background(), k, nineDays, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rep, err := r.RunOnce(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		floor := e.clock.Now().Add(-InvocationRetention)
+		reqs := invocationRequests(e, hook)
+		if len(reqs) == 0 {
+			t.Fatal("invocations not listed")
+		}
+		for _, rq := range reqs {
+			from, err := time.Parse(time.RFC3339, rq.Query.Get("filter[from_ts]"))
+			if err != nil || from.Before(floor) {
+				t.Errorf("listing asked from %q, before the 7-day window (%s)", rq.Query.Get("filter[from_ts]"), floor.Format(time.RFC3339))
+			}
+		}
+		if !rep.Invocations.Clamped {
+			t.Errorf("report does not say the window was clamped: %+v", rep.Invocations)
+		}
+		got := e.sink(t)
+		if got[events.CommentEventID(recent)].Source != events.SourceInvocation {
+			t.Errorf("recent comment not recovered from its invocation: %v", sortedKeys(got))
+		}
+		// the export, not bound by 7 days, still finds the old one
+		if got[events.CommentEventID(old)].Source != events.SourceReconcile {
+			t.Errorf("old comment not found by the export: %v", sortedKeys(got))
+		}
+	})
+
+	t.Run("UnparseablePayloadCountedLoggedNotRetried", func(t *testing.T) {
+		e := newEnv(t, smallBreaker)
+		rc := newReceiver(t, e.pub)
+		hook := e.zd.AddWebhook(rc.srv.URL+WebhookPath, "", zendesktest.EventCommentAdded)
+		ticket := e.managedTicket(t)
+		rc.down.Store(true)
+		bad := e.zd.AgentComment(ticket, "an admin's custom body", true)
+		badInv := e.zd.Invocations(hook)[0].ID
+		good := e.zd.AgentComment(ticket, "a real one", true)
+		e.clock.Advance(2 * time.Minute)
+		logs := &logBuffer{}
+		reg := prometheus.NewRegistry()
+		zd := &corruptingZendesk{Client: e.zc, invocationID: badInv, payload: `{"say": "hello"}`}
+		r := e.reconciler(t, Config{WebhookID: hook}, withLog(logs), func(d *Deps) { d.Zendesk = zd; d.Metrics = reg })
+		rep, err := r.RunOnce(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Invocations.Unparseable != 1 || rep.FromInvocations != 1 {
+			t.Fatalf("report: from invocations %d, invocations %+v; want 1 unparseable and 1 recovered", rep.FromInvocations, rep.Invocations)
+		}
+		got := e.sink(t)
+		if got[events.CommentEventID(good)].Source != events.SourceInvocation || got[events.CommentEventID(bad)].Source != events.SourceReconcile {
+			t.Errorf("sink %v: want the good one from its invocation, the other from the export", got)
+		}
+		lines := logs.lines("error", "unreadable")
+		if len(lines) != 1 || lines[0]["invocation_id"] != badInv || strings.Contains(lines[0]["error"].(string), "hello") {
+			t.Errorf("error log lines %v: want one naming invocation %s, without the body", lines, badInv)
+		}
+		if v := gather(t, reg)[`deskrelay_reconcile_invocations_total{result="unparseable"}`]; v != 1 {
+			t.Errorf("unparseable metric %v, want 1", v)
+		}
+		// a later run over the same invocations does not read it again
+		if err := e.rdb.Set(context.Background(), keys.ReconcileInvocationsCheckpoint, e.clock.Now().Add(-time.Hour).Unix(), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		before := zd.reads.Load()
+		e.clock.Advance(time.Minute)
+		rep, err = r.RunOnce(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if zd.reads.Load() != before || rep.Invocations.Unparseable != 0 || rep.Invocations.AlreadyProcessed != 2 {
+			t.Errorf("second run read attempts %d times, invocations %+v", zd.reads.Load()-before, rep.Invocations)
+		}
+	})
+
+	t.Run("MaxPerRunDefersTheRestToTheNextRun", func(t *testing.T) {
+		e := newEnv(t, zendesktest.Config{})
+		e.zd.DropWebhooks(true) // Zendesk's own incident: every invocation failed, payloads kept
+		hook := e.zd.AddWebhook("http://127.0.0.1:1"+WebhookPath, "", zendesktest.EventCommentAdded)
+		ticket := e.managedTicket(t)
+		var want []string
+		for range 12 {
+			e.clock.Advance(time.Second)
+			want = append(want, events.CommentEventID(e.zd.AgentComment(ticket, "reply", true)))
+		}
+		e.clock.Advance(2 * time.Minute)
+		r := e.reconciler(t, Config{WebhookID: hook, Invocations: InvocationsConfig{MaxPerRun: 5, PageSize: 4}})
+		var from []int
+		for run := 0; run < 4; run++ {
+			rep, err := r.RunOnce(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// the first run's export finds all 12 too: count what each run read
+			from = append(from, rep.Invocations.Recovered)
+			drainSink(t, e)
+			e.clock.Advance(time.Second)
+		}
+		total := 0
+		for _, n := range from {
+			total += n
+		}
+		if from[0] != 5 || from[1] != 5 || from[2] != 2 || total != 12 {
+			t.Errorf("recovered per run %v, want [5 5 2 0]", from)
+		}
+		for _, id := range want {
+			if ok, _ := e.pub.Ledger().Seen(context.Background(), id); !ok {
+				t.Errorf("%s not delivered", id)
+			}
+		}
+		if cp, _, _ := r.readUnix(context.Background(), keys.ReconcileInvocationsCheckpoint); cp.Before(e.clock.Now().Add(-DefaultLag - 10*time.Second)) {
+			t.Errorf("invocations checkpoint %v did not catch up", cp)
+		}
+	})
+}
+
+// corruptingZendesk serves one invocation's attempts with another payload
+// (an admin's trigger body that deskrelay cannot read) and counts the
+// attempt reads.
+type corruptingZendesk struct {
+	*zendesk.Client
+	invocationID, payload string
+	reads                 atomic.Int64
+}
+
+func (c *corruptingZendesk) InvocationAttempts(ctx context.Context, webhookID, invocationID string) ([]zendesk.Attempt, error) {
+	c.reads.Add(1)
+	as, err := c.Client.InvocationAttempts(ctx, webhookID, invocationID)
+	if invocationID == c.invocationID {
+		for i := range as {
+			as[i].Request.Payload = c.payload
+		}
+	}
+	return as, err
+}
+
+// scriptedReceiver answers webhook calls with the next status of a script
+// (200 after its end).
+type scriptedReceiver struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	codes []int
+}
+
+func newScriptedReceiver(tb testing.TB) *scriptedReceiver {
+	tb.Helper()
+	s := &scriptedReceiver{}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		code := http.StatusOK
+		if len(s.codes) > 0 {
+			code, s.codes = s.codes[0], s.codes[1:]
+		}
+		s.mu.Unlock()
+		w.WriteHeader(code)
+	}))
+	tb.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *scriptedReceiver) answer(codes ...int) {
+	s.mu.Lock()
+	s.codes = append(s.codes, codes...)
+	s.mu.Unlock()
+}
+
+func TestBreakerWarning(t *testing.T) {
+	t.Run("WarnsBeforeZendeskTripsNamingStatusCodes", func(t *testing.T) {
+		// Zendesk's documented breaker: 70 % of at least 100 requests
+		e := newEnv(t, zendesktest.Config{CircuitMinRequests: 100, CircuitFailureRatio: 0.7, CircuitMaxErrors: 1000, CircuitPause: time.Hour})
+		rc := newScriptedReceiver(t)
+		hook := e.zd.AddWebhook(rc.srv.URL+WebhookPath, "", zendesktest.EventCommentAdded)
+		ticket := e.managedTicket(t)
+		logs := &logBuffer{}
+		reg := prometheus.NewRegistry()
+		r := e.reconciler(t, Config{WebhookID: hook}, withLog(logs), func(d *Deps) { d.Metrics = reg })
+		warnedAt, trippedAt := -1, -1
+		var warned WatchState
+		for batch := 1; batch <= 12 && trippedAt < 0; batch++ {
+			for i := range 10 {
+				rc.answer([]int{500, 502}[i%2])
+				e.clock.Advance(time.Second)
+				e.zd.AgentComment(ticket, "reply", true)
+			}
+			st, err := r.guardian.check(context.Background(), &budget{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Breaker == nil {
+				t.Fatalf("batch %d: no breaker state in %+v", batch, st)
+			}
+			if st.Breaker.Warning && warnedAt < 0 {
+				warnedAt, warned = batch, st
+			}
+			if e.zd.CircuitOpen(hook) {
+				trippedAt = batch
+			}
+		}
+		if warnedAt < 0 || trippedAt < 0 || warnedAt >= trippedAt {
+			t.Fatalf("warned after batch %d, Zendesk tripped after batch %d: want a warning first", warnedAt, trippedAt)
+		}
+		bs := warned.Breaker
+		if warnedAt != 5 || bs.Requests != 50 || bs.Failed != 50 || bs.Tripped || bs.StatusCodes["500"] != 25 || bs.StatusCodes["502"] != 25 {
+			t.Errorf("warned after batch %d with %+v; want batch 5, 50 of 50 failed, 500 ×25, 502 ×25", warnedAt, bs)
+		}
+		for _, s := range []string{"500 ×25", "502 ×25", "70%"} {
+			if !strings.Contains(bs.Message, s) || !strings.Contains(warned.Reason, s) {
+				t.Errorf("message %q / reason %q does not say %q", bs.Message, warned.Reason, s)
+			}
+		}
+		lines := logs.lines("warn", "failing to deliver webhooks")
+		if len(lines) == 0 {
+			t.Fatal("no warning logged")
+		}
+		if codes, _ := lines[0]["status_codes"].(map[string]any); codes["500"] != float64(25) || codes["502"] != float64(25) {
+			t.Errorf("first warning's status codes %v", lines[0]["status_codes"])
+		}
+		m := gather(t, reg)
+		if m[`deskrelay_webhook_breaker_warnings_total`] == 0 || m[`deskrelay_webhook_failure_ratio`] != 1 || m[`deskrelay_webhook_recent_failures{zendesk_status="502"}`] == 0 {
+			t.Errorf("metrics %v", m)
+		}
+		// /v1/status shows the last check
+		last, ok, err := r.Guardian().LastCheck(context.Background())
+		if err != nil || !ok || last.Breaker == nil || !last.Breaker.Warning {
+			t.Errorf("last check %+v %v %v: want the breaker warning", last, ok, err)
+		}
+		// once tripped, events are dropped: an error, saying so
+		e.clock.Advance(time.Second)
+		e.zd.AgentComment(ticket, "dropped", true)
+		st, err := r.guardian.check(context.Background(), &budget{})
+		if err != nil || !st.Breaker.Tripped || st.Breaker.CircuitBroken == 0 {
+			t.Fatalf("after the trip: %v %+v", err, st.Breaker)
+		}
+		if len(logs.lines("error", "circuit breaker dropped")) == 0 {
+			t.Error("no error logged once the breaker dropped events")
+		}
+	})
+
+	tests := []struct {
+		name        string
+		codes       []int // one request each; 200 succeeds
+		wantWarning bool
+	}{
+		{name: "FewRequestsAllFailedDoNotWarn", codes: repeat(40, 503), wantWarning: false},
+		{name: "HalfOfFiftyFailedWarns", codes: append(repeat(25, 500), repeat(25, 200)...), wantWarning: true},
+		{name: "AThirdOfSixtyFailedDoesNotWarn", codes: append(repeat(20, 500), repeat(40, 200)...), wantWarning: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, zendesktest.Config{})
+			rc := newScriptedReceiver(t)
+			hook := e.zd.AddWebhook(rc.srv.URL+WebhookPath, "", zendesktest.EventCommentAdded)
+			ticket := e.managedTicket(t)
+			r := e.reconciler(t, Config{WebhookID: hook})
+			rc.answer(tt.codes...)
+			for range tt.codes {
+				e.clock.Advance(time.Second)
+				e.zd.AgentComment(ticket, "reply", true)
+			}
+			st, err := r.guardian.check(context.Background(), &budget{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Breaker.Requests != len(tt.codes) || st.Breaker.Warning != tt.wantWarning {
+				t.Errorf("breaker %+v, want %d requests, warning %v", st.Breaker, len(tt.codes), tt.wantWarning)
+			}
+		})
+	}
+
+	t.Run("OnlyTheLastFiveMinutesCount", func(t *testing.T) {
+		e := newEnv(t, zendesktest.Config{})
+		rc := newScriptedReceiver(t)
+		hook := e.zd.AddWebhook(rc.srv.URL+WebhookPath, "", zendesktest.EventCommentAdded)
+		ticket := e.managedTicket(t)
+		r := e.reconciler(t, Config{WebhookID: hook})
+		rc.answer(repeat(60, 500)...)
+		for range 60 {
+			e.clock.Advance(time.Second)
+			e.zd.AgentComment(ticket, "reply", true)
+		}
+		e.clock.Advance(6 * time.Minute)
+		st, err := r.guardian.check(context.Background(), &budget{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Breaker.Requests != 0 || st.Breaker.Warning {
+			t.Errorf("breaker %+v: failures older than 5 minutes counted", st.Breaker)
+		}
+	})
+}
+
+func repeat(n, code int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = code
+	}
+	return out
+}
