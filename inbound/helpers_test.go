@@ -153,6 +153,7 @@ type harnessOptions struct {
 	server    *redistest.Server // a private redis-server (restarts); default redistest.New
 	noWorkers bool
 	zendesk   *zendesk.Client
+	limiter   inbound.RateLimiter
 	cfg       func(*inbound.Config)
 }
 
@@ -182,7 +183,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		o.cfg(&h.cfg)
 	}
 	h.reg = prometheus.NewRegistry()
-	h.deps = inbound.Deps{Redis: h.rdb, Tickets: h.tickets, Zendesk: o.zendesk, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), Metrics: h.reg}
+	h.deps = inbound.Deps{Redis: h.rdb, Tickets: h.tickets, Zendesk: o.zendesk, Limiter: o.limiter, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), Metrics: h.reg}
 	h.start()
 	if !o.noWorkers {
 		mux := asynq.NewServeMux()

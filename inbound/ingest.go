@@ -3,12 +3,15 @@ package inbound
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -94,6 +97,19 @@ func (r *Receiver) resolveComment(ctx context.Context, pl *events.Payload, recei
 			Msg("trigger body names a comment but no Zendesk client is configured: comment not forwarded")
 		return events.Event{}, false, nil
 	}
+	if ref.AuthorID != 0 {
+		// an end user's comment (the requester's reply) needs no comment listing
+		u, err := r.user(ctx, ref.AuthorID)
+		if err != nil {
+			return events.Event{}, false, err
+		}
+		if u.role != events.RoleAgent {
+			return events.Event{}, false, nil
+		}
+	}
+	if err := r.allow(ctx); err != nil {
+		return events.Event{}, false, err
+	}
 	comments, err := r.zd.ListComments(ctx, pl.TicketID)
 	if err != nil {
 		if zendesk.KindOf(err) == zendesk.KindNotFound {
@@ -114,17 +130,11 @@ func (r *Receiver) resolveComment(ctx context.Context, pl *events.Payload, recei
 	}
 	author := events.Author{ID: c.AuthorID, Role: events.RoleEndUser}
 	if c.AuthorID != 0 {
-		u, err := r.zd.GetUser(ctx, c.AuthorID)
-		switch {
-		case err == nil:
-			author.Name = u.Name
-			if u.Role == "agent" || u.Role == "admin" {
-				author.Role = events.RoleAgent
-			}
-		case zendesk.KindOf(err) == zendesk.KindNotFound:
-		default:
-			return events.Event{}, false, fmt.Errorf("read author %d: %w", c.AuthorID, err)
+		u, err := r.user(ctx, c.AuthorID)
+		if err != nil {
+			return events.Event{}, false, err
 		}
+		author.Name, author.Role = u.name, u.role
 	}
 	created := c.CreatedAt
 	if created.IsZero() {
@@ -141,4 +151,83 @@ func (r *Receiver) resolveComment(ctx context.Context, pl *events.Payload, recei
 		Author:    author,
 		CreatedAt: created,
 	}, events.SourceWebhook), true, nil
+}
+
+// allow takes one request from the shared Zendesk budget, or asks asynq to
+// come back when there is one (not a failed attempt).
+func (r *Receiver) allow(ctx context.Context) error {
+	if r.limiter == nil {
+		return nil
+	}
+	ok, wait, err := r.limiter.Allow(ctx)
+	if err != nil {
+		return fmt.Errorf("rate limiter: %w", err)
+	}
+	if !ok {
+		return relay.Wait(wait, errors.New("zendesk request budget used up"))
+	}
+	return nil
+}
+
+// user returns a comment author's name and role (RoleAgent for agents and
+// admins), from a short-lived cache or the API; a deleted user is an end user.
+func (r *Receiver) user(ctx context.Context, id int64) (cachedUser, error) {
+	if u, ok := r.users.get(id, r.cfg.Now()); ok {
+		return u, nil
+	}
+	if err := r.allow(ctx); err != nil {
+		return cachedUser{}, err
+	}
+	u := cachedUser{role: events.RoleEndUser}
+	zu, err := r.zd.GetUser(ctx, id)
+	switch {
+	case err == nil:
+		u.name = zu.Name
+		if zu.Role == "agent" || zu.Role == "admin" {
+			u.role = events.RoleAgent
+		}
+	case zendesk.KindOf(err) == zendesk.KindNotFound:
+	default:
+		return cachedUser{}, fmt.Errorf("read user %d: %w", id, err)
+	}
+	r.users.put(id, u, r.cfg.Now())
+	return u, nil
+}
+
+type cachedUser struct {
+	name, role string
+	at         time.Time
+}
+
+// userCache remembers authors for a while: the trigger body names the
+// latest comment on every update, mostly by the same few people.
+type userCache struct {
+	mu   sync.Mutex
+	ttl  time.Duration
+	max  int
+	byID map[int64]cachedUser
+}
+
+func newUserCache(ttl time.Duration, max int) *userCache {
+	return &userCache{ttl: ttl, max: max, byID: map[int64]cachedUser{}}
+}
+
+func (c *userCache) get(id int64, now time.Time) (cachedUser, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u, ok := c.byID[id]
+	if !ok || now.Sub(u.at) > c.ttl {
+		return cachedUser{}, false
+	}
+	return u, true
+}
+
+func (c *userCache) put(id int64, u cachedUser, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.byID) >= c.max {
+		clear(c.byID)
+	}
+	u.at = now
+	c.byID[id] = u
 }

@@ -43,6 +43,9 @@ type Deps struct {
 	// the event-subscription envelope is used: trigger comments are then
 	// dropped with a warning.
 	Zendesk *zendesk.Client
+	// Limiter, when set, is asked before every Zendesk API call the
+	// trigger path makes (the account's shared budget; relay.Limiter).
+	Limiter RateLimiter
 	// Publisher publishes events; default one built from Redis, Tickets and
 	// the Config. Pass the same Publisher to the reconciler.
 	Publisher *events.Publisher
@@ -55,6 +58,12 @@ type Deps struct {
 	SinkClient *http.Client
 }
 
+// RateLimiter is the shared Zendesk request budget (relay.Limiter).
+type RateLimiter interface {
+	// Allow takes one request from the budget, or says how long to wait.
+	Allow(ctx context.Context) (ok bool, retryAfter time.Duration, err error)
+}
+
 // Receiver is the inbound path: the webhook endpoints, the spool mover and
 // the task handlers.
 type Receiver struct {
@@ -64,6 +73,8 @@ type Receiver struct {
 	insp    *asynq.Inspector
 	tickets *relay.Tickets
 	zd      *zendesk.Client
+	limiter RateLimiter
+	users   *userCache
 	pub     *events.Publisher
 	log     zerolog.Logger
 	m       *metrics
@@ -126,6 +137,8 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 		insp:    asynq.NewInspectorFromRedisClient(deps.Redis),
 		tickets: deps.Tickets,
 		zd:      deps.Zendesk,
+		limiter: deps.Limiter,
+		users:   newUserCache(10*time.Minute, 10000),
 		pub:     deps.Publisher,
 		log:     deps.Log,
 		m:       newMetrics(deps.Metrics),

@@ -157,3 +157,41 @@ func TestTriggerBody(t *testing.T) {
 		t.Fatalf("comment event %+v %+v", got[1], c)
 	}
 }
+
+// budget denies the first deny requests, then allows all.
+type budget struct {
+	mu           sync.Mutex
+	deny, denied int
+	allowed      int
+}
+
+func (b *budget) Allow(context.Context) (bool, time.Duration, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.denied < b.deny {
+		b.denied++
+		return false, 50 * time.Millisecond, nil
+	}
+	b.allowed++
+	return true, 0, nil
+}
+
+func TestTriggerRespectsRateLimit(t *testing.T) {
+	mz, zc := newMiniZendesk(t)
+	lim := &budget{deny: 3}
+	h := newHarness(t, harnessOptions{zendesk: zc, limiter: lim})
+	h.link("conv_42", 1001)
+	at := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	mz.users[9] = zendesk.User{ID: ptr(int64(9)), Name: "Agent Smith", Role: "agent"}
+	mz.comments[1001] = []zendesk.Comment{{ID: 702, AuthorID: 9, Body: "Hi", Public: true, CreatedAt: at}}
+	r := h.post(triggerBody(1001, "Open", at, 702, true, 9), webhookSecret, time.Now(), "")
+	if r.Status != http.StatusOK {
+		t.Fatalf("answered %d", r.Status)
+	}
+	waitFor(t, "the reply", 10*time.Second, func() bool { return len(h.sink.events()) == 2 })
+	lim.mu.Lock()
+	defer lim.mu.Unlock()
+	if lim.denied != 3 || lim.allowed != mz.callCount() {
+		t.Fatalf("denied %d, allowed %d for %d Zendesk calls", lim.denied, lim.allowed, mz.callCount())
+	}
+}
