@@ -101,10 +101,10 @@ func (r *Relay) processMessage(ctx context.Context, t *asynq.Task) error {
 	}
 	d, err := r.deliver(lctx, rec, log)
 	serr := r.settle(ctx, rec, d, err, log)
-	if k := kindOf(err); k == kindOK || (k != kindWait && errors.Is(serr, asynq.SkipRetry)) {
+	if serr == nil || errors.Is(serr, asynq.SkipRetry) {
 		// The conversation moved on: send the messages that were waiting
 		// for this one while the lock is held, then wake the next head.
-		if k == kindOK {
+		if serr == nil {
 			r.chain(lctx, rec.Conv)
 		}
 		r.wakeHead(ctx, rec.Conv)
@@ -119,7 +119,7 @@ const maxChain = 50
 // task would (its task later finds it delivered). It stops at the first
 // message that is not due, or that fails: that one's own task takes over.
 func (r *Relay) chain(ctx context.Context, conv string) {
-	deadline := time.Now().Add(r.cfg.AttemptTimeout / 2)
+	deadline := time.Now().Add(r.cfg.AttemptTimeout / 4)
 	for range maxChain {
 		if ctx.Err() != nil || time.Now().After(deadline) {
 			return

@@ -210,7 +210,9 @@ func (r *Relay) observe(op string, err error) {
 		r.gateSuccess(ctx)
 	case kindTemporary:
 		r.m.zendeskStatus.WithLabelValues(op, statusLabel(err)).Inc()
-		r.gateFailure(ctx)
+		if !errors.Is(err, context.Canceled) { // shutting down is no outage
+			r.gateFailure(ctx)
+		}
 	case kindRateLimited:
 		r.m.zendeskStatus.WithLabelValues(op, statusLabel(err)).Inc()
 		if ze := zendesk.AsError(err); ze != nil {
