@@ -92,6 +92,9 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 	if ra != "" {
 		w.Header().Set("Retry-After", ra)
 	}
+	if status/100 == 3 {
+		w.Header().Set("Location", "/moved") // a client that follows would GET it without the event
+	}
 	w.WriteHeader(status)
 }
 

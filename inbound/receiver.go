@@ -125,9 +125,14 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 	if hc == nil {
 		hc = &http.Client{}
 	}
-	if hc.Timeout == 0 {
+	{
 		c := *hc
-		c.Timeout = cfg.SinkTimeout
+		if c.Timeout == 0 {
+			c.Timeout = cfg.SinkTimeout
+		}
+		// a redirect would turn the POST into a GET without the event:
+		// a 3xx is a failed attempt, retried
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 		hc = &c
 	}
 	r := &Receiver{

@@ -191,6 +191,22 @@ func TestSinkFailures(t *testing.T) {
 		}
 	})
 
+	t.Run("SinkRedirectIsNotDelivery", func(t *testing.T) {
+		h := newHarness(t, harnessOptions{})
+		h.link("conv_42", 1001)
+		h.sink.setRespond(func(ev events.Event, attempt int) (int, string) {
+			if attempt == 1 {
+				return http.StatusFound, ""
+			}
+			return http.StatusOK, ""
+		})
+		h.send(commentBody(1001, 620, "conv_42", true, true, time.Now()), "")
+		waitFor(t, "delivery after the redirect", 10*time.Second, func() bool { return len(h.sink.events()) == 1 })
+		if n := h.sink.attemptsOf("zd:comment:620"); n != 2 {
+			t.Fatalf("attempts %d, want 2 (the 302, then the delivery)", n)
+		}
+	})
+
 	t.Run("Sink410FailedThenReplayed", func(t *testing.T) {
 		h := newHarness(t, harnessOptions{})
 		h.link("conv_42", 1001)
