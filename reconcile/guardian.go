@@ -87,9 +87,13 @@ type Guardian struct {
 // Status looks at the webhook or target in Zendesk and at the receiver's
 // health, and changes nothing (`deskrelay webhook status`).
 func (g *Guardian) Status(ctx context.Context) (WatchState, error) {
-	st, err := g.inspect(ctx, &budget{})
+	b := &budget{}
+	st, err := g.inspect(ctx, b)
 	if st.Kind != "" {
 		st.Action = ActionObserved
+	}
+	if err == nil && st.Kind == KindWebhook {
+		st.Breaker = g.breaker(ctx, b) // the failure ratio, without logging or metrics
 	}
 	return st, err
 }

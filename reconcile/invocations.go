@@ -517,3 +517,28 @@ func (ru *runState) dryOnce(out events.Outcome) events.Outcome {
 	ru.dryIDs[out.Event.ID] = true
 	return out
 }
+
+// invocationStep runs recoverInvocations for a scan and records its report.
+// Its error does not stop the scan (the export is the backstop, and a
+// webhook whose invocations cannot be read must not hold the export back):
+// it is logged and returned for the Report's Errors.
+func (r *Reconciler) invocationStep(ctx context.Context, ru *runState, w Window, o scanOptions) error {
+	ir, err := r.recoverInvocations(ctx, ru, w, o)
+	if ir == nil {
+		ir = &InvocationsReport{}
+	}
+	if err != nil {
+		err = fmt.Errorf("recover webhook invocations: %w", err)
+		ir.Error = err.Error()
+		if ctx.Err() == nil {
+			r.log.Error().Err(err).Str("webhook_id", r.cfg.WebhookID).Msg("reconcile: dropped webhook events not recovered from invocations this run (the ticket events export still runs)")
+		}
+	}
+	if len(ir.ByStatus) == 0 {
+		ir.ByStatus = nil
+	}
+	ru.mu.Lock()
+	ru.rep.Invocations = ir
+	ru.mu.Unlock()
+	return err
+}

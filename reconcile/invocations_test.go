@@ -555,3 +555,89 @@ func repeat(n, code int) []int {
 	}
 	return out
 }
+
+func TestInvocationsTriggerWebhook(t *testing.T) {
+	t.Run("CommentNamedByTheTriggerBodyIsReadThroughTheAPI", func(t *testing.T) {
+		e := newEnv(t, smallBreaker)
+		rc := newReceiver(t, e.pub)
+		hook := e.zd.AddWebhook(rc.srv.URL+WebhookPath, "") // a trigger webhook: TriggerBody
+		ticket := e.managedTicket(t)
+		rc.down.Store(true)
+		e.clock.Advance(time.Second)
+		reply := e.zd.AgentReply(ticket, "we are on it", true, "pending")
+		e.clock.Advance(time.Second)
+		note := e.zd.AgentComment(ticket, "internal", false)
+		e.clock.Advance(time.Second)
+		own := e.ownComment(t, ticket)
+		e.zd.WaitDeliveries()
+		e.clock.Advance(2 * time.Minute)
+		r := e.reconciler(t, Config{WebhookID: hook})
+		rep, err := r.RunOnce(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := e.sink(t)
+		status := e.statusEventIDs(ticket)
+		change := status[len(status)-1]
+		if _, ok := got[change]; !ok {
+			t.Errorf("sink %v lacks the status change %s", sortedKeys(got), change)
+		}
+		// every trigger body repeats the ticket's status: the later ones are
+		// queued too and dropped as unchanged in delivery order (StatusGate)
+		for id, ev := range got {
+			if ev.Type == events.TypeStatusChanged && (ev.Status != "pending" || ev.TicketID != ticket) {
+				t.Errorf("unexpected status event %s", id)
+			}
+		}
+		for _, id := range []int64{note, own} {
+			if _, ok := got[events.CommentEventID(id)]; ok {
+				t.Errorf("comment %d (a private note or deskrelay's own) forwarded", id)
+			}
+		}
+		c := got[events.CommentEventID(reply)]
+		if c.Source != events.SourceInvocation || c.Comment.Body != "we are on it" || c.Comment.Author.Role != events.RoleAgent || c.Comment.Author.Name == "" {
+			t.Errorf("recovered comment %+v", c)
+		}
+		if rep.FromInvocations != len(got) || rep.Invocations.Recovered != 3 || rep.FromTicketEvents != 0 {
+			t.Errorf("from invocations %d, invocations %+v", rep.FromInvocations, rep.Invocations)
+		}
+	})
+}
+
+// forbiddenInvocations answers every invocations listing 403, as Zendesk
+// does for a token that may not read webhooks.
+type forbiddenInvocations struct{ *zendesk.Client }
+
+func (forbiddenInvocations) ListInvocations(context.Context, string, zendesk.InvocationFilter) (*zendesk.InvocationsPage, error) {
+	return nil, &zendesk.Error{Op: "list webhook invocations", Status: http.StatusForbidden, Kind: zendesk.KindUnauthorized, Message: "Forbidden"}
+}
+
+func TestInvocationsUnreadable(t *testing.T) {
+	t.Run("ExportStillRunsAndTheRunSaysWhy", func(t *testing.T) {
+		e := newEnv(t, smallBreaker)
+		rc := newReceiver(t, e.pub)
+		hook := e.zd.AddWebhook(rc.srv.URL+WebhookPath, "", zendesktest.EventCommentAdded)
+		ticket := e.managedTicket(t)
+		rc.down.Store(true)
+		c := e.zd.AgentComment(ticket, "reply", true)
+		e.clock.Advance(2 * time.Minute)
+		r := e.reconciler(t, Config{WebhookID: hook}, func(d *Deps) { d.Zendesk = forbiddenInvocations{e.zc} })
+		rep, err := r.RunOnce(context.Background())
+		if err != nil {
+			t.Fatalf("run failed: %v (the export should have run)", err)
+		}
+		if got := e.sink(t)[events.CommentEventID(c)]; got.Source != events.SourceReconcile {
+			t.Errorf("comment not delivered by the export: %+v", got)
+		}
+		if len(rep.Errors) != 1 || !strings.Contains(rep.Errors[0], "recover webhook invocations") || rep.Invocations.Error == "" {
+			t.Errorf("errors %v, invocations %+v: want the invocations error", rep.Errors, rep.Invocations)
+		}
+		if _, ok, _ := r.readUnix(context.Background(), keys.ReconcileInvocationsCheckpoint); ok {
+			t.Error("invocations checkpoint moved though nothing was read")
+		}
+		st, err := r.Guardian().Status(context.Background())
+		if err != nil || st.Breaker == nil || !strings.Contains(st.Breaker.Error, "403") {
+			t.Errorf("status %v %+v: want the breaker's error", err, st.Breaker)
+		}
+	})
+}

@@ -270,26 +270,21 @@ func (r *Reconciler) scan(ctx context.Context, w Window, o scanOptions) (Report,
 		status:  map[int64]string{},
 		sim:     map[int64]simStatus{},
 	}
-	var err error
+	var ierr error
 	if r.cfg.WebhookID != "" && !r.cfg.Invocations.Disabled {
 		// first the webhook's own record of what it failed to deliver
-		// (invocations.go), then the export: the ledger drops what both find
-		ir, ierr := r.recoverInvocations(ctx, ru, w, o)
-		if ierr != nil && ir != nil {
-			ir.Error = ierr.Error()
-		}
-		ru.mu.Lock()
-		ru.rep.Invocations = ir
-		ru.mu.Unlock()
-		err = ierr
+		// (invocations.go), then the export: the ledger drops what both
+		// find; a failure here is reported, and the export still runs
+		ierr = r.invocationStep(ctx, ru, w, o)
 	}
-	if werr := r.walk(ctx, ru, w, o); werr != nil {
-		err = werr
-	}
+	err := r.walk(ctx, ru, w, o)
 	rep := ru.report()
 	rep.Duration = time.Since(started)
 	if err != nil {
 		rep.Errors = append(rep.Errors, err.Error())
+	}
+	if ierr != nil {
+		rep.Errors = append(rep.Errors, ierr.Error())
 	}
 	r.m.report(rep)
 	return rep, err
