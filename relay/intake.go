@@ -30,9 +30,14 @@ func (r *Relay) Enqueue(ctx context.Context, m Message) (Status, bool, error) {
 		r.m.intake.WithLabelValues("invalid").Inc()
 		return Status{}, false, err
 	}
+	// Normalize what may be written two ways, so that a retry by the
+	// platform hashes the same.
 	if m.CreatedAt != nil {
 		t := m.CreatedAt.UTC()
 		m.CreatedAt = &t
+	}
+	if m.Account == "default" {
+		m.Account = ""
 	}
 	hash, msgJSON, err := m.contentHash()
 	if err != nil {

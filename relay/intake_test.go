@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deskrelay/deskrelay/internal/httpx"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/redistest"
 	"github.com/deskrelay/deskrelay/relay"
 )
@@ -235,5 +238,47 @@ func TestIntakeUnavailable(t *testing.T) {
 			t.Fatalf("post with asynq down = %d %s, want 503 unavailable", a.status, a.raw)
 		}
 		nothingKept(t, db.Client, db.AsynqOpt())
+	})
+}
+
+func TestIntakeInterrupted(t *testing.T) {
+	// A crash between the asynq task and marking the record "queued" leaves
+	// a record in "accepting" whose conversation does not know it yet.
+	interrupt := func(t *testing.T, e *env, m relay.Message) {
+		t.Helper()
+		ctx := context.Background()
+		mustEnqueue(t, e.relay, m)
+		if err := e.rdb.HSet(ctx, keys.Message(m.ID), "state", "accepting").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.rdb.Del(ctx, keys.ConversationPending(m.ConversationID), keys.ConversationOrder(m.ConversationID)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.relay.Status(ctx, m.ID); !errors.Is(err, relay.ErrNotFound) {
+			t.Fatalf("status of an unfinished intake = %v, want ErrNotFound (not acknowledged)", err)
+		}
+	}
+	t.Run("PlatformRetryCompletesIt", func(t *testing.T) {
+		e := newEnv(t, envOptions{noWorkers: true})
+		m := msg("interrupted", 1)
+		interrupt(t, e, m)
+		st, created, err := e.relay.Enqueue(context.Background(), m)
+		if err != nil || !created || st.Status != "queued" {
+			t.Fatalf("retry = %+v created=%v err=%v; want accepted", st, created, err)
+		}
+		if n := queueSize(t, e.insp); n != 1 {
+			t.Fatalf("outbound queue holds %d tasks, want 1", n)
+		}
+		startWorkers(t, e.opt, e.relay, 2, time.Second)
+		waitStatus(t, e.relay, []string{m.ID}, "delivered", 20*time.Second)
+		checkExactlyOnce(t, e.fake, map[string][]string{"interrupted": {m.Body}})
+	})
+	t.Run("TaskCompletesItWithoutRetry", func(t *testing.T) {
+		e := newEnv(t, envOptions{noWorkers: true})
+		m := msg("interrupted", 1)
+		interrupt(t, e, m)
+		startWorkers(t, e.opt, e.relay, 2, time.Second)
+		waitStatus(t, e.relay, []string{m.ID}, "delivered", 20*time.Second)
+		checkExactlyOnce(t, e.fake, map[string][]string{"interrupted": {m.Body}})
 	})
 }
