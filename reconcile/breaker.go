@@ -193,7 +193,7 @@ func newInvMetrics(reg prometheus.Registerer) (*invMetrics, error) {
 	m := &invMetrics{
 		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deskrelay_reconcile_invocations_total",
-			Help: "Non-success webhook invocations the reconciler read, by result (recovered, already_processed, unparseable, no_payload, deferred).",
+			Help: "Non-success webhook invocations the reconciler read, by result (recovered, already_processed, unparseable, no_payload, left_to_export).",
 		}, []string{"result"}),
 		ratio: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "deskrelay_webhook_failure_ratio",
@@ -235,7 +235,7 @@ func (m *invMetrics) recovered(ir *InvocationsReport) {
 	m.invocations.WithLabelValues("recovered").Add(float64(ir.Recovered))
 	m.invocations.WithLabelValues("already_processed").Add(float64(ir.AlreadyProcessed))
 	m.invocations.WithLabelValues("no_payload").Add(float64(ir.NoPayload))
-	m.invocations.WithLabelValues("deferred").Add(float64(ir.Deferred))
+	m.invocations.WithLabelValues("left_to_export").Add(float64(ir.LeftToExport))
 }
 
 func (m *invMetrics) unparseable() {

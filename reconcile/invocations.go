@@ -25,7 +25,7 @@ const invocationRetentionMargin = 10 * time.Minute
 // Defaults for InvocationsConfig.
 const (
 	DefaultInvocationsPageSize  = 100
-	DefaultInvocationsMaxPerRun = 1000
+	DefaultInvocationsMaxPerRun = 200
 	DefaultBreakerWindow        = 5 * time.Minute
 	DefaultBreakerWarnRatio     = 0.5
 	DefaultBreakerWarnRequests  = 50
@@ -61,9 +61,11 @@ type InvocationsConfig struct {
 	// PageSize is page[size] of the invocations listing (1–100). Default 100.
 	PageSize int
 	// MaxPerRun bounds how many non-success invocations one run reads the
-	// attempts of (one Zendesk request each, under the account's rate
-	// limit); the rest wait for the next run, whose checkpoint stops before
-	// them (DESKRELAY_INVOCATIONS_MAX_PER_RUN). Default 1000.
+	// attempts of (one Zendesk request each, under the account's shared
+	// rate limit), the oldest first; the rest of a large outage is left to
+	// the ticket events export of the same run, which covers the same
+	// window at 1,000 events a request (DESKRELAY_INVOCATIONS_MAX_PER_RUN).
+	// Default 200.
 	MaxPerRun int
 
 	// BreakerWindow is the look-back of the failure ratio: Zendesk's breaker
@@ -169,8 +171,9 @@ type InvocationsReport struct {
 	Ignored     int `json:"ignored,omitempty"`
 	Unparseable int `json:"unparseable,omitempty"`
 	NoPayload   int `json:"no_payload,omitempty"`
-	// Deferred is the number left for the next run (over MaxPerRun).
-	Deferred int `json:"deferred,omitempty"`
+	// LeftToExport is the number over MaxPerRun, not read: the ticket
+	// events export of the same run delivers their events.
+	LeftToExport int `json:"left_to_export,omitempty"`
 	// Error is why the step stopped early, if it did.
 	Error string `json:"error,omitempty"`
 }
@@ -267,30 +270,15 @@ func (r *Reconciler) recoverInvocations(ctx context.Context, ru *runState, w Win
 	}
 	// oldest first: a capped run leaves the newest for the next one
 	slices.SortStableFunc(failed, func(a, b zendesk.Invocation) int { return a.LatestCompletedAt.Compare(b.LatestCompletedAt) })
-	upTo := iw.Until
 	if len(failed) > cfg.MaxPerRun {
-		// stop at a whole second: the next run starts at that second again
-		// (from_ts is inclusive) and the ledger skips what this one did
-		cut := failed[cfg.MaxPerRun].LatestCompletedAt.UTC().Truncate(time.Second)
-		n := cfg.MaxPerRun
-		for n > 0 && !failed[n-1].LatestCompletedAt.Before(cut) {
-			n--
-		}
-		if n == 0 { // one second holds more than MaxPerRun: take it whole
-			n = cfg.MaxPerRun
-			for n < len(failed) && failed[n].LatestCompletedAt.UTC().Truncate(time.Second).Equal(cut) {
-				n++
-			}
-			if n < len(failed) {
-				cut = failed[n].LatestCompletedAt.UTC().Truncate(time.Second)
-			} else {
-				cut = iw.Until
-			}
-		}
-		ir.Deferred = len(failed) - n
-		failed, upTo = failed[:n], cut
-		log.Warn().Int("deferred", ir.Deferred).Int("max_per_run", cfg.MaxPerRun).Time("up_to", upTo).
-			Msg("reconcile: more failed webhook invocations than one run reads: the rest wait for the next run")
+		// the export of this same scan covers the whole window (and the
+		// export's checkpoint never skips): the rest is left to it rather
+		// than spend one request per invocation on events it delivers
+		// with 1,000 a page
+		ir.LeftToExport = len(failed) - cfg.MaxPerRun
+		failed = failed[:cfg.MaxPerRun]
+		log.Warn().Int("left_to_export", ir.LeftToExport).Int("max_per_run", cfg.MaxPerRun).
+			Msg("reconcile: more failed webhook invocations than one run reads: the rest are left to the ticket events export, which covers the same window")
 	}
 
 	// 2. read the payloads of the ones not processed yet
@@ -352,7 +340,7 @@ func (r *Reconciler) recoverInvocations(ctx context.Context, ru *runState, w Win
 		}
 	}
 	if o.lease != nil {
-		n, err := advanceScript.Run(ctx, r.rdb, []string{keys.ReconcileLease, keys.ReconcileInvocationsCheckpoint}, o.lease.token, upTo.Unix()).Int()
+		n, err := advanceScript.Run(ctx, r.rdb, []string{keys.ReconcileLease, keys.ReconcileInvocationsCheckpoint}, o.lease.token, iw.Until.Unix()).Int()
 		if err != nil {
 			return ir, fmt.Errorf("move invocations checkpoint: %w", err)
 		}

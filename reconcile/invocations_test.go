@@ -332,7 +332,7 @@ func TestInvocations(t *testing.T) {
 		}
 	})
 
-	t.Run("MaxPerRunDefersTheRestToTheNextRun", func(t *testing.T) {
+	t.Run("OverMaxPerRunTheRestIsLeftToTheExport", func(t *testing.T) {
 		e := newEnv(t, zendesktest.Config{})
 		e.zd.DropWebhooks(true) // Zendesk's own incident: every invocation failed, payloads kept
 		hook := e.zd.AddWebhook("http://127.0.0.1:1"+WebhookPath, "", zendesktest.EventCommentAdded)
@@ -344,31 +344,23 @@ func TestInvocations(t *testing.T) {
 		}
 		e.clock.Advance(2 * time.Minute)
 		r := e.reconciler(t, Config{WebhookID: hook, Invocations: InvocationsConfig{MaxPerRun: 5, PageSize: 4}})
-		var from []int
-		for run := 0; run < 4; run++ {
-			rep, err := r.RunOnce(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			// the first run's export finds all 12 too: count what each run read
-			from = append(from, rep.Invocations.Recovered)
-			drainSink(t, e)
-			e.clock.Advance(time.Second)
+		rep, err := r.RunOnce(context.Background())
+		if err != nil {
+			t.Fatal(err)
 		}
-		total := 0
-		for _, n := range from {
-			total += n
+		ir := rep.Invocations
+		if ir.Listed != 12 || ir.Pages != 3 || ir.Recovered != 5 || ir.LeftToExport != 7 || rep.FromInvocations != 5 || rep.FromTicketEvents != 7 {
+			t.Errorf("from invocations %d, from ticket events %d, invocations %+v; want 5 read (3 pages of 4), 7 left to the export", rep.FromInvocations, rep.FromTicketEvents, ir)
 		}
-		if from[0] != 5 || from[1] != 5 || from[2] != 2 || total != 12 {
-			t.Errorf("recovered per run %v, want [5 5 2 0]", from)
+		if got := e.sink(t); !sameSet(got, want) {
+			t.Errorf("sink %v, want %v", sortedKeys(got), want)
 		}
-		for _, id := range want {
-			if ok, _ := e.pub.Ledger().Seen(context.Background(), id); !ok {
-				t.Errorf("%s not delivered", id)
-			}
+		if got := e.zd.CountRequests("GET", "/api/v2/webhooks/"+hook+"/invocations/"); got != 5 {
+			t.Errorf("%d attempts read, want 5", got)
 		}
-		if cp, _, _ := r.readUnix(context.Background(), keys.ReconcileInvocationsCheckpoint); cp.Before(e.clock.Now().Add(-DefaultLag - 10*time.Second)) {
-			t.Errorf("invocations checkpoint %v did not catch up", cp)
+		cp, _, _ := r.readUnix(context.Background(), keys.ReconcileInvocationsCheckpoint)
+		if !cp.Equal(ir.Window.Until) {
+			t.Errorf("invocations checkpoint %v, want the window's end %v", cp, ir.Window.Until)
 		}
 	})
 }
@@ -640,4 +632,88 @@ func TestInvocationsUnreadable(t *testing.T) {
 			t.Errorf("status %v %+v: want the breaker's error", err, st.Breaker)
 		}
 	})
+}
+
+func TestInvocationsConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  InvocationsConfig
+		want string // substring of the error; "" means valid
+	}{
+		{name: "ZeroIsValid", cfg: InvocationsConfig{}},
+		{name: "RatioAboveOneNamesTheSetting", cfg: InvocationsConfig{BreakerWarnRatio: 1.5}, want: "DESKRELAY_WEBHOOK_FAILURE_WARN_RATIO"},
+		{name: "NegativeRatioNamesTheSetting", cfg: InvocationsConfig{BreakerWarnRatio: -0.1}, want: "DESKRELAY_WEBHOOK_FAILURE_WARN_RATIO"},
+		{name: "NegativeMinRequestsNamesTheSetting", cfg: InvocationsConfig{BreakerWarnRequests: -1}, want: "DESKRELAY_WEBHOOK_FAILURE_WARN_MIN_REQUESTS"},
+		{name: "NegativeErrorsNamesTheSetting", cfg: InvocationsConfig{BreakerWarnErrors: -1}, want: "DESKRELAY_WEBHOOK_FAILURE_WARN_ERRORS"},
+		{name: "NegativeMaxPerRunNamesTheSetting", cfg: InvocationsConfig{MaxPerRun: -1}, want: "DESKRELAY_INVOCATIONS_MAX_PER_RUN"},
+		{name: "PageSizeOverZendesksLimit", cfg: InvocationsConfig{PageSize: 101}, want: "PageSize"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Config{Invocations: tt.cfg}.withDefaults().validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("validate: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("validate = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// BenchmarkInvocationRecovery recovers the events of a webhook whose every
+// call was dropped (circuit broken or failed) during an outage: N agent
+// replies on 50 managed tickets, each an invocation whose payload is read
+// back (one attempts request each, plus one listing per 100). It reports
+// the Zendesk requests per recovered event and the time per event against
+// the local fake (no network latency, no account rate limit), and the
+// floor that Zendesk's account rate limit sets (at 200 and 700 requests a
+// minute, the Team and Enterprise plans) when the reconciler has the whole
+// budget.
+//
+//	go test -run '^$' -bench InvocationRecovery -benchtime 1x ./reconcile/
+func BenchmarkInvocationRecovery(b *testing.B) {
+	n := 2000
+	if testing.Short() {
+		n = 200
+	}
+	for b.Loop() {
+		b.StopTimer()
+		e := newEnv(b, zendesktest.Config{})
+		e.zd.DropWebhooks(true)
+		hook := e.zd.AddWebhook("http://127.0.0.1:1"+WebhookPath, "", zendesktest.EventCommentAdded)
+		r := e.reconciler(b, Config{WebhookID: hook, Invocations: InvocationsConfig{MaxPerRun: n}})
+		var managed []int64
+		for range 50 {
+			managed = append(managed, e.managedTicket(b))
+		}
+		start := e.clock.Now()
+		for i := range n {
+			e.clock.Advance(time.Second)
+			e.zd.AgentComment(managed[i%len(managed)], "reply", true)
+		}
+		e.clock.Advance(2 * time.Minute)
+		e.zd.ResetRequests()
+		b.StartTimer()
+
+		t0 := time.Now()
+		rep, err := r.Backfill(context.Background(), Window{Since: start}, Options{})
+		took := time.Since(t0)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.FromInvocations != n {
+			b.Fatalf("recovered %d of %d: %+v", rep.FromInvocations, n, rep.Invocations)
+		}
+		invReqs := e.zd.CountRequests("GET", "/api/v2/webhooks/")
+		b.ReportMetric(float64(n), "events")
+		b.ReportMetric(float64(invReqs)/float64(n), "inv_requests/event")
+		b.ReportMetric(float64(took.Microseconds())/float64(n), "us/event")
+		b.ReportMetric(took.Seconds(), "backfill_s")
+		b.ReportMetric(float64(invReqs)/200, "floor_team_min")
+		b.ReportMetric(float64(invReqs)/700, "floor_enterprise_min")
+		b.ReportMetric(0, "ns/op")
+		b.StartTimer()
+	}
 }
