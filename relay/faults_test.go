@@ -119,6 +119,35 @@ func TestRateLimitStorm(t *testing.T) {
 	})
 }
 
+func TestSharedLimiter(t *testing.T) {
+	t.Parallel()
+	t.Run("WaitsAreNotAttempts", func(t *testing.T) {
+		e := newEnv(t, envOptions{rateLimit: 120}) // 2/s, burst 12
+		want, all := wantBodies(10, 2, "paced")
+		start := time.Now()
+		enqueueAll(t, e.relay, all)
+		maxRetried, waited := 0, false
+		waitFor(t, 60*time.Second, "every message delivered at the limiter's pace", func() bool {
+			tasks, _ := e.insp.ListRetryTasks(relay.QueueOutbound)
+			for _, ti := range tasks {
+				waited = true
+				maxRetried = max(maxRetried, ti.Retried)
+			}
+			return delivered(e.relay, ids(all)) == len(all)
+		})
+		checkExactlyOnce(t, e.fake, want)
+		if elapsed := time.Since(start); elapsed < 3*time.Second {
+			t.Errorf("20 requests at 2/s after a burst of 12 took %s, want at least 3s", elapsed)
+		}
+		if !waited || maxRetried != 0 {
+			t.Errorf("waited=%v, max asynq Retried=%d; want waits that count no attempt", waited, maxRetried)
+		}
+		if got := counterValue(t, e, "deskrelay_outbound_deliveries_total", "delivered"); got != float64(len(all)) {
+			t.Errorf("delivered metric = %v, want %d", got, len(all))
+		}
+	})
+}
+
 func TestAmbiguousFailures(t *testing.T) {
 	t.Run("TwentyPercentLostResponsesGiveNoDuplicates", func(t *testing.T) {
 		e := newEnv(t, envOptions{})
