@@ -83,6 +83,7 @@ type Receiver struct {
 	http    *http.Client
 
 	downUntil     atomic.Int64 // unix nanos until which the ack path spools without trying Redis
+	slow          atomic.Bool  // an enqueue is taking long: spool without trying Redis
 	lastSeenWrite atomic.Int64 // unix nanos of the last WebhookLastReceived write
 	busyReceived  atomic.Bool
 
@@ -265,7 +266,7 @@ func (r *Receiver) accept(w http.ResponseWriter, req *http.Request, kind, invoca
 		return
 	}
 	status := "accepted"
-	if r.spool.Pending() > 0 || now.UnixNano() < r.downUntil.Load() {
+	if r.spool.Pending() > 0 || now.UnixNano() < r.downUntil.Load() || r.slow.Load() {
 		status = "spooled" // keep arrival order while the spool drains
 	} else {
 		err = r.enqueueWithin(payload, invocationID)
@@ -308,13 +309,30 @@ func (r *Receiver) enqueueWithin(payload []byte, invocationID string) error {
 	}()
 	timer := time.NewTimer(r.cfg.EnqueueTimeout)
 	defer timer.Stop()
+	slow := time.NewTimer(slowEnqueue)
+	defer slow.Stop()
 	select {
 	case err := <-done:
+		return err
+	case <-slow.C:
+		// Redis is slow or gone: requests arriving meanwhile spool at once
+		// instead of piling up behind this one
+		r.slow.Store(true)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			r.slow.Store(false)
+		}
 		return err
 	case <-timer.C:
 		return errEnqueueSlow
 	}
 }
+
+// slowEnqueue is how long an enqueue may take before the next requests
+// stop waiting for Redis and spool.
+const slowEnqueue = 20 * time.Millisecond
 
 // background runs a best-effort Redis write off the request path, one at
 // a time per kind (busy is its flag); it is skipped while Redis is down.
@@ -384,6 +402,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 			}
 			backoff = 100 * time.Millisecond
 			r.downUntil.Store(0)
+			r.slow.Store(false)
 			continue
 		}
 		select {
