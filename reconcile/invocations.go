@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -268,31 +269,31 @@ func (r *Reconciler) recoverInvocations(ctx context.Context, ru *runState, w Win
 			return ir, context.Cause(ctx)
 		}
 	}
-	// oldest first: a capped run leaves the newest for the next one
+	// oldest first: a capped run reads the oldest, the export covers the rest
 	slices.SortStableFunc(failed, func(a, b zendesk.Invocation) int { return a.LatestCompletedAt.Compare(b.LatestCompletedAt) })
-	if len(failed) > cfg.MaxPerRun {
-		// the export of this same scan covers the whole window (and the
-		// export's checkpoint never skips): the rest is left to it rather
-		// than spend one request per invocation on events it delivers
-		// with 1,000 a page
-		ir.LeftToExport = len(failed) - cfg.MaxPerRun
-		failed = failed[:cfg.MaxPerRun]
-		log.Warn().Int("left_to_export", ir.LeftToExport).Int("max_per_run", cfg.MaxPerRun).
-			Msg("reconcile: more failed webhook invocations than one run reads: the rest are left to the ticket events export, which covers the same window")
-	}
 
-	// 2. read the payloads of the ones not processed yet
+	// 2. read the payloads of the ones not processed yet, up to MaxPerRun:
+	// the export of this same scan covers the whole window (and its
+	// checkpoint never skips), so the rest of a large outage is left to it
+	// rather than spend one request per invocation on events it delivers
+	// at 1,000 a request
 	var recs []recovered
 	var toMark []string
+	read := 0
 	for i, inv := range failed {
 		seen, err := r.pub.Ledger().InvocationSeen(ctx, inv.ID)
 		if err != nil {
 			return ir, err
 		}
-		if seen {
+		switch {
+		case seen:
 			ir.AlreadyProcessed++
 			continue
+		case read == cfg.MaxPerRun:
+			ir.LeftToExport++
+			continue
 		}
+		read++
 		evs, done, err := r.readInvocation(ctx, ru, ir, inv)
 		if err != nil {
 			return ir, err
@@ -303,6 +304,10 @@ func (r *Reconciler) recoverInvocations(ctx context.Context, ru *runState, w Win
 		if done {
 			toMark = append(toMark, inv.ID)
 		}
+	}
+	if ir.LeftToExport > 0 {
+		log.Warn().Int("left_to_export", ir.LeftToExport).Int("max_per_run", cfg.MaxPerRun).
+			Msg("reconcile: more failed webhook invocations than one run reads: the rest are left to the ticket events export, which covers the same window")
 	}
 
 	// 3. publish in the order things happened: a status change recovered
@@ -529,4 +534,39 @@ func (r *Reconciler) invocationStep(ctx context.Context, ru *runState, w Window,
 	ru.rep.Invocations = ir
 	ru.mu.Unlock()
 	return err
+}
+
+// Summary is one line for people: what the run read of the webhook's
+// invocations (`deskrelay reconcile` prints it after the counts).
+func (ir *InvocationsReport) Summary() string {
+	if ir == nil {
+		return "not read (no webhook configured)"
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%d listed since %s", ir.Listed, ir.Window.Since.UTC().Format(time.RFC3339))
+	if ir.Clamped {
+		sb.WriteString(" (Zendesk keeps 7 days)")
+	}
+	fmt.Fprintf(&sb, ", %d did not succeed", ir.NotSucceeded)
+	if len(ir.ByStatus) > 0 {
+		parts := make([]string, 0, len(ir.ByStatus))
+		for _, k := range slices.Sorted(maps.Keys(ir.ByStatus)) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, ir.ByStatus[k]))
+		}
+		fmt.Fprintf(&sb, " (%s)", strings.Join(parts, ", "))
+	}
+	fmt.Fprintf(&sb, "; %d recovered, %d already processed", ir.Recovered, ir.AlreadyProcessed)
+	if ir.LeftToExport > 0 {
+		fmt.Fprintf(&sb, ", %d left to the export", ir.LeftToExport)
+	}
+	if ir.Unparseable > 0 {
+		fmt.Fprintf(&sb, ", %d unreadable (dropped)", ir.Unparseable)
+	}
+	if ir.NoPayload > 0 {
+		fmt.Fprintf(&sb, ", %d without payload", ir.NoPayload)
+	}
+	if ir.Error != "" {
+		sb.WriteString("; stopped: " + ir.Error)
+	}
+	return sb.String()
 }

@@ -182,7 +182,7 @@ func TestInvocations(t *testing.T) {
 		}
 		var sum bytes.Buffer
 		rep.WriteSummary(&sum)
-		if !strings.Contains(sum.String(), "from invocations 40, from ticket events 0") {
+		if !strings.Contains(sum.String(), "from invocations 40, from ticket events 0") || !strings.Contains(sum.String(), "circuit broken ") {
 			t.Errorf("summary does not split the sources:\n%s", sum.String())
 		}
 		cp, ok, err := r.readUnix(context.Background(), keys.ReconcileInvocationsCheckpoint)

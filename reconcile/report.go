@@ -89,6 +89,9 @@ func (r Report) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "already delivered %d\n", r.AlreadyDelivered)
 	fmt.Fprintf(w, "%-17s %d\n", verb, r.Enqueued)
 	fmt.Fprintf(w, "  from invocations %d, from ticket events %d\n", r.FromInvocations, r.FromTicketEvents)
+	if r.Invocations != nil {
+		fmt.Fprintf(w, "invocations       %s\n", r.Invocations.Summary())
+	}
 	if n := r.filteredTotal(); n > 0 {
 		var parts []string
 		for _, k := range slices.Sorted(maps.Keys(r.Filtered)) {
