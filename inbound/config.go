@@ -46,6 +46,9 @@ type Config struct {
 	// EnqueueTimeout is how long the webhook answer waits for Redis before
 	// it spools the request instead. Default 300ms.
 	EnqueueTimeout time.Duration
+	// SlowEnqueue is how long one enqueue may take before the requests
+	// arriving meanwhile stop waiting for Redis and spool. Default 20ms.
+	SlowEnqueue time.Duration
 	// SinkTimeout bounds one HTTP request to the sink. Default 10s; must be
 	// below TaskTimeout.
 	SinkTimeout time.Duration
@@ -89,6 +92,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.EnqueueTimeout <= 0 {
 		c.EnqueueTimeout = 300 * time.Millisecond
+	}
+	if c.SlowEnqueue <= 0 {
+		c.SlowEnqueue = 20 * time.Millisecond
+	}
+	if c.SlowEnqueue > c.EnqueueTimeout {
+		c.SlowEnqueue = c.EnqueueTimeout
 	}
 	if c.SinkTimeout <= 0 {
 		c.SinkTimeout = 10 * time.Second

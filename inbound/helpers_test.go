@@ -178,6 +178,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		WebhookSecret: webhookSecret,
 		SpoolDir:      h.spool,
 		SinkTimeout:   2 * time.Second,
+		SlowEnqueue:   150 * time.Millisecond, // -race on a busy machine
 		TaskTimeout:   10 * time.Second,
 		OrderSettle:   150 * time.Millisecond,
 		OrderPoll:     50 * time.Millisecond,

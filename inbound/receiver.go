@@ -309,7 +309,7 @@ func (r *Receiver) enqueueWithin(payload []byte, invocationID string) error {
 	}()
 	timer := time.NewTimer(r.cfg.EnqueueTimeout)
 	defer timer.Stop()
-	slow := time.NewTimer(slowEnqueue)
+	slow := time.NewTimer(r.cfg.SlowEnqueue)
 	defer slow.Stop()
 	select {
 	case err := <-done:
@@ -330,9 +330,6 @@ func (r *Receiver) enqueueWithin(payload []byte, invocationID string) error {
 	}
 }
 
-// slowEnqueue is how long an enqueue may take before the next requests
-// stop waiting for Redis and spool.
-const slowEnqueue = 20 * time.Millisecond
 
 // background runs a best-effort Redis write off the request path, one at
 // a time per kind (busy is its flag); it is skipped while Redis is down.
