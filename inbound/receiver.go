@@ -330,7 +330,6 @@ func (r *Receiver) enqueueWithin(payload []byte, invocationID string) error {
 	}
 }
 
-
 // background runs a best-effort Redis write off the request path, one at
 // a time per kind (busy is its flag); it is skipped while Redis is down.
 func (r *Receiver) background(busy *atomic.Bool, f func(ctx context.Context)) {
