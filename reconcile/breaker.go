@@ -175,6 +175,36 @@ func (g *Guardian) checkBreaker(ctx context.Context, b *budget, log zerolog.Logg
 	}
 }
 
+// CheckBreaker is the early warning on its own, for a schedule tighter
+// than the reconcile interval (Zendesk's breaker looks at 5 minutes; the
+// guardian's check runs once per reconcile run): it reads the failure
+// ratio, logs and sets the metrics as the guardian's check does, and
+// records it in the guardian's last state (/v1/status). Nil, nil when no
+// webhook is configured.
+func (g *Guardian) CheckBreaker(ctx context.Context) (*BreakerState, error) {
+	r := g.r
+	if r.cfg.WebhookID == "" {
+		return nil, nil
+	}
+	st, ok, err := g.LastCheck(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		st = WatchState{Kind: KindWebhook, ID: r.cfg.WebhookID, State: "unknown", ReceiverHealthy: true, Ours: true}
+	}
+	if st.Reason != "" && st.Breaker != nil && st.Reason == st.Breaker.Message {
+		st.Reason = "" // the last warning: replaced by this one
+	}
+	log := r.log.With().Str("kind", KindWebhook).Str("webhook_id", r.cfg.WebhookID).Logger()
+	g.checkBreaker(ctx, &budget{}, log, &st)
+	g.save(st)
+	if st.Breaker != nil && st.Breaker.Error != "" {
+		return st.Breaker, errors.New(st.Breaker.Error)
+	}
+	return st.Breaker, nil
+}
+
 // invMetrics are the metrics of the recovery from invocations and of the
 // breaker's early warning; a nil *invMetrics records nothing.
 type invMetrics struct {

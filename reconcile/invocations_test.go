@@ -717,3 +717,36 @@ func BenchmarkInvocationRecovery(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+func TestCheckBreaker(t *testing.T) {
+	t.Run("RecordsTheWarningForStatusBetweenRuns", func(t *testing.T) {
+		e := newEnv(t, zendesktest.Config{})
+		rc := newScriptedReceiver(t)
+		hook := e.zd.AddWebhook(rc.srv.URL+WebhookPath, "", zendesktest.EventCommentAdded)
+		ticket := e.managedTicket(t)
+		r := e.reconciler(t, Config{WebhookID: hook})
+		if _, err := r.guardian.check(context.Background(), &budget{}); err != nil {
+			t.Fatal(err)
+		}
+		rc.answer(repeat(60, 503)...)
+		for range 60 {
+			e.clock.Advance(time.Second)
+			e.zd.AgentComment(ticket, "reply", true)
+		}
+		bs, err := r.Guardian().CheckBreaker(context.Background())
+		if err != nil || bs == nil || !bs.Warning || bs.StatusCodes["503"] != 60 {
+			t.Fatalf("CheckBreaker = %+v, %v; want a warning naming 503 ×60", bs, err)
+		}
+		last, ok, err := r.Guardian().LastCheck(context.Background())
+		if err != nil || !ok || last.State != "active" || last.Breaker == nil || !last.Breaker.Warning || !strings.Contains(last.Reason, "503 ×60") {
+			t.Errorf("last check %+v (%v, %v): want the guardian's state with the warning", last, ok, err)
+		}
+	})
+	t.Run("NoWebhookNothingToCheck", func(t *testing.T) {
+		e := newEnv(t, zendesktest.Config{})
+		bs, err := e.reconciler(t, Config{}).Guardian().CheckBreaker(context.Background())
+		if bs != nil || err != nil {
+			t.Errorf("CheckBreaker without a webhook = %+v, %v", bs, err)
+		}
+	})
+}
