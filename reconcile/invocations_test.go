@@ -741,6 +741,15 @@ func TestCheckBreaker(t *testing.T) {
 		if err != nil || !ok || last.State != "active" || last.Breaker == nil || !last.Breaker.Warning || !strings.Contains(last.Reason, "503 ×60") {
 			t.Errorf("last check %+v (%v, %v): want the guardian's state with the warning", last, ok, err)
 		}
+		// what GET /v1/status shows under "reconcile"
+		st, err := r.Status(context.Background())
+		if err != nil || st.Webhook == nil || st.Webhook.Breaker == nil || !st.Webhook.Breaker.Warning {
+			t.Errorf("status %+v, %v: want webhook.breaker with the warning", st, err)
+		}
+		b, _ := json.Marshal(st)
+		if !strings.Contains(string(b), `"breaker":{`) || !strings.Contains(string(b), `"status_codes":{"503":60}`) {
+			t.Errorf("status JSON lacks the breaker: %s", b)
+		}
 	})
 	t.Run("NoWebhookNothingToCheck", func(t *testing.T) {
 		e := newEnv(t, zendesktest.Config{})
