@@ -47,6 +47,9 @@ type Config struct {
 	// GateParkTime is how long parked work waits before it looks at the gate
 	// again when no probe released it. Default 1m.
 	GateParkTime time.Duration
+	// UpdateRateLimit is Zendesk's account-wide Update Ticket budget per
+	// minute. Default 100 (300 with the High Volume add-on).
+	UpdateRateLimit int
 	// TicketUpdateLimit is Zendesk's per-ticket update budget: updates per
 	// TicketUpdateWindow. Defaults 30 per 10m (ZENDESK.md).
 	TicketUpdateLimit  int
@@ -93,6 +96,9 @@ func (c Config) withDefaults() Config {
 	if c.GateParkTime == 0 {
 		c.GateParkTime = time.Minute
 	}
+	if c.UpdateRateLimit == 0 {
+		c.UpdateRateLimit = 100
+	}
 	if c.TicketUpdateLimit == 0 {
 		c.TicketUpdateLimit = 30
 	}
@@ -127,8 +133,8 @@ func (c Config) validate() error {
 		return errors.New("relay.Config: TurnPoll, GateProbeInterval, GateParkTime, CredentialProbeInterval must be positive and LockTTL at least 1s")
 	case c.GateThreshold < 1:
 		return fmt.Errorf("relay.Config.GateThreshold: must be at least 1, got %d", c.GateThreshold)
-	case c.TicketUpdateLimit < 1 || c.TicketUpdateWindow <= 0:
-		return errors.New("relay.Config: TicketUpdateLimit and TicketUpdateWindow must be positive")
+	case c.TicketUpdateLimit < 1 || c.TicketUpdateWindow <= 0 || c.UpdateRateLimit < 1:
+		return errors.New("relay.Config: UpdateRateLimit, TicketUpdateLimit and TicketUpdateWindow must be positive")
 	}
 	return nil
 }

@@ -320,13 +320,16 @@ func (r *Relay) comment(ctx context.Context, rec *record, ticket int64) (deliver
 		Metadata: map[string]any{MetadataKey: rec.ID},
 	}
 	perTicket := func() error {
-		ok, d, err := r.lim.AllowTicketUpdate(ctx, ticket, r.cfg.TicketUpdateLimit, r.cfg.TicketUpdateWindow)
+		ok, d, err := r.lim.AllowUpdate(ctx, r.cfg.UpdateRateLimit)
+		if err == nil && ok {
+			ok, d, err = r.lim.AllowTicketUpdate(ctx, ticket, r.cfg.TicketUpdateLimit, r.cfg.TicketUpdateWindow)
+		}
 		if err != nil {
 			return err
 		}
 		if !ok {
 			r.m.rateLimitWaits.Inc()
-			return Wait(jitter(d), fmt.Errorf("ticket %d update limit", ticket))
+			return Wait(jitter(d), fmt.Errorf("ticket %d: Zendesk's update limit", ticket))
 		}
 		return nil
 	}

@@ -60,6 +60,12 @@ func (l *Limiter) Allow(ctx context.Context) (ok bool, retryAfter time.Duration,
 	return l.allow(ctx, "account", l.perMinute, time.Minute, l.burst)
 }
 
+// AllowUpdate takes one request from the account's Update Ticket budget
+// (Zendesk: 100 a minute, 300 with High Volume), shared like the rest.
+func (l *Limiter) AllowUpdate(ctx context.Context, perMinute int) (bool, time.Duration, error) {
+	return l.allow(ctx, "updates", perMinute, time.Minute, max(1, perMinute/10))
+}
+
 // AllowTicketUpdate takes one update from a ticket's own budget (Zendesk
 // allows limit updates per ticket per window).
 func (l *Limiter) AllowTicketUpdate(ctx context.Context, ticketID int64, limit int, window time.Duration) (bool, time.Duration, error) {
