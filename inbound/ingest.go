@@ -73,84 +73,43 @@ func (r *Receiver) handleWebhookTask(ctx context.Context, t *asynq.Task) error {
 	return nil
 }
 
-// resolveComment reads a trigger body's comment through the API, after the
-// checks that need no API call; ok is false when there is nothing to publish.
+// resolveComment reads a trigger body's comment through the API (after
+// the rules that need no API call; events.Publisher.ResolveComment).
 func (r *Receiver) resolveComment(ctx context.Context, pl *events.Payload, receivedAt time.Time) (events.Event, bool, error) {
-	ref := pl.Comment
-	_, managed, err := r.tickets.ConversationOf(ctx, pl.TicketID)
-	if err != nil || !managed {
-		return events.Event{}, false, err
-	}
-	own, err := r.tickets.IsOwnComment(ctx, ref.ID)
-	if err != nil || own {
-		return events.Event{}, false, err
-	}
-	if ref.Public != nil && !*ref.Public && !r.pub.ForwardPrivate() {
-		return events.Event{}, false, nil
-	}
-	seen, err := r.pub.Ledger().Seen(ctx, events.CommentEventID(ref.ID))
-	if err != nil || seen {
-		return events.Event{}, false, err
-	}
 	if r.zd == nil {
-		r.log.Warn().Int64("ticket_id", pl.TicketID).Int64("comment_id", ref.ID).
-			Msg("trigger body names a comment but no Zendesk client is configured: comment not forwarded")
+		if pl.Comment != nil {
+			r.log.Warn().Int64("ticket_id", pl.TicketID).Int64("comment_id", pl.Comment.ID).
+				Msg("trigger body names a comment but no Zendesk client is configured: comment not forwarded")
+		}
 		return events.Event{}, false, nil
 	}
-	if ref.AuthorID != 0 {
-		// an end user's comment (the requester's reply) needs no comment listing
-		u, err := r.user(ctx, ref.AuthorID)
-		if err != nil {
-			return events.Event{}, false, err
+	ev, reason, err := r.pub.ResolveComment(ctx, pl, commentReader{r}, events.SourceWebhook, receivedAt)
+	if err != nil || ev == nil {
+		if reason != "" {
+			r.m.events.WithLabelValues(string(events.ResultSkipped), reason).Inc()
 		}
-		if u.role != events.RoleAgent {
-			return events.Event{}, false, nil
-		}
-	}
-	if err := r.allow(ctx); err != nil {
 		return events.Event{}, false, err
 	}
-	comments, err := r.zd.ListComments(ctx, pl.TicketID)
+	return *ev, true, nil
+}
+
+// commentReader reads through the receiver's Zendesk client, within the
+// shared budget, with authors cached.
+type commentReader struct{ r *Receiver }
+
+func (c commentReader) Comments(ctx context.Context, ticketID int64) ([]zendesk.Comment, error) {
+	if err := c.r.allow(ctx); err != nil {
+		return nil, err
+	}
+	return c.r.zd.ListComments(ctx, ticketID)
+}
+
+func (c commentReader) Author(ctx context.Context, userID int64) (events.Author, error) {
+	u, err := c.r.user(ctx, userID)
 	if err != nil {
-		if zendesk.KindOf(err) == zendesk.KindNotFound {
-			return events.Event{}, false, nil // ticket deleted meanwhile
-		}
-		return events.Event{}, false, fmt.Errorf("read comments of ticket %d: %w", pl.TicketID, err)
+		return events.Author{}, err
 	}
-	var c *zendesk.Comment
-	for i := range comments {
-		if comments[i].ID == ref.ID {
-			c = &comments[i]
-			break
-		}
-	}
-	if c == nil {
-		r.log.Warn().Int64("ticket_id", pl.TicketID).Int64("comment_id", ref.ID).Msg("comment named by the trigger not found on the ticket")
-		return events.Event{}, false, nil
-	}
-	author := events.Author{ID: c.AuthorID, Role: events.RoleEndUser}
-	if c.AuthorID != 0 {
-		u, err := r.user(ctx, c.AuthorID)
-		if err != nil {
-			return events.Event{}, false, err
-		}
-		author.Name, author.Role = u.name, u.role
-	}
-	created := c.CreatedAt
-	if created.IsZero() {
-		created = pl.UpdatedAt
-	}
-	if created.IsZero() {
-		created = receivedAt
-	}
-	return events.NewCommentEvent(pl.TicketID, pl.Status, events.Comment{
-		ID:        c.ID,
-		Body:      c.Body,
-		HTMLBody:  c.HTMLBody,
-		Public:    c.Public,
-		Author:    author,
-		CreatedAt: created,
-	}, events.SourceWebhook), true, nil
+	return events.Author{ID: userID, Name: u.name, Role: u.role}, nil
 }
 
 // allow takes one request from the shared Zendesk budget, or asks asynq to
@@ -182,10 +141,8 @@ func (r *Receiver) user(ctx context.Context, id int64) (cachedUser, error) {
 	zu, err := r.zd.GetUser(ctx, id)
 	switch {
 	case err == nil:
-		u.name = zu.Name
-		if zu.Role == "agent" || zu.Role == "admin" {
-			u.role = events.RoleAgent
-		}
+		a := events.AuthorOf(zu)
+		u.name, u.role = a.Name, a.Role
 	case zendesk.KindOf(err) == zendesk.KindNotFound:
 	default:
 		return cachedUser{}, fmt.Errorf("read user %d: %w", id, err)
