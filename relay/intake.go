@@ -160,26 +160,12 @@ func (r *Relay) PostMessage() http.Handler {
 			httpx.WriteError(w, http.StatusBadRequest, "bad_request", "cannot read body")
 			return
 		}
-		var wm wireMessage
-		dec := json.NewDecoder(bytes.NewReader(body))
-		if err := dec.Decode(&wm); err != nil {
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &te) && te.Field != "" {
+		m, perr := decodeMessage(body)
+		if perr != nil {
+			if perr.status == http.StatusUnprocessableEntity {
 				r.m.intake.WithLabelValues("invalid").Inc()
-				httpx.WriteError(w, http.StatusUnprocessableEntity, "invalid_field", te.Field+": wrong type")
-				return
 			}
-			httpx.WriteError(w, http.StatusBadRequest, "malformed_json", "body is not a JSON object: "+err.Error())
-			return
-		}
-		if dec.More() || !onlyWhitespaceLeft(dec) {
-			httpx.WriteError(w, http.StatusBadRequest, "malformed_json", "trailing data after the JSON object")
-			return
-		}
-		m, err := wm.message()
-		if err != nil {
-			r.m.intake.WithLabelValues("invalid").Inc()
-			httpx.WriteError(w, http.StatusUnprocessableEntity, "invalid_field", err.Error())
+			httpx.WriteError(w, perr.status, perr.code, perr.message)
 			return
 		}
 		st, created, err := r.Enqueue(req.Context(), m)
@@ -217,6 +203,37 @@ func (r *Relay) GetMessage() http.Handler {
 			httpx.WriteJSON(w, http.StatusOK, st)
 		}
 	})
+}
+
+// decodeError is why a body is not a message: an HTTP status, code and text.
+type decodeError struct {
+	status        int
+	code, message string
+}
+
+// decodeMessage reads a POST /v1/messages body: 400 when it is not one JSON
+// object, 422 naming the field when a field is missing or invalid.
+func decodeMessage(body []byte) (Message, *decodeError) {
+	var wm wireMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&wm); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return Message{}, &decodeError{http.StatusUnprocessableEntity, "invalid_field", te.Field + ": wrong type"}
+		}
+		return Message{}, &decodeError{http.StatusBadRequest, "malformed_json", "body is not a JSON object: " + err.Error()}
+	}
+	if !onlyWhitespaceLeft(dec) {
+		return Message{}, &decodeError{http.StatusBadRequest, "malformed_json", "trailing data after the JSON object"}
+	}
+	m, err := wm.message()
+	if err == nil {
+		err = m.Validate()
+	}
+	if err != nil {
+		return Message{}, &decodeError{http.StatusUnprocessableEntity, "invalid_field", err.Error()}
+	}
+	return m, nil
 }
 
 func isJSON(ct string) bool {
