@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/zendesk"
@@ -277,9 +279,7 @@ func (r *Reconciler) recoverInvocations(ctx context.Context, ru *runState, w Win
 	// checkpoint never skips), so the rest of a large outage is left to it
 	// rather than spend one request per invocation on events it delivers
 	// at 1,000 a request
-	var recs []recovered
-	var toMark []string
-	read := 0
+	var toRead []int
 	for i, inv := range failed {
 		seen, err := r.pub.Ledger().InvocationSeen(ctx, inv.ID)
 		if err != nil {
@@ -288,13 +288,36 @@ func (r *Reconciler) recoverInvocations(ctx context.Context, ru *runState, w Win
 		switch {
 		case seen:
 			ir.AlreadyProcessed++
-			continue
-		case read == cfg.MaxPerRun:
+		case len(toRead) == cfg.MaxPerRun:
 			ir.LeftToExport++
-			continue
+		default:
+			toRead = append(toRead, i)
 		}
-		read++
-		evs, done, err := r.readInvocation(ctx, ru, ir, inv)
+	}
+	// the attempts in parallel (one request each, under the shared limiter)
+	attempts := make([][]zendesk.Attempt, len(failed))
+	errs := make([]error, len(failed))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.Concurrency)
+	for _, i := range toRead {
+		id := failed[i].ID
+		g.Go(func() error {
+			attempts[i], errs[i] = call(gctx, r, ru.b, false, func(ctx context.Context) ([]zendesk.Attempt, error) {
+				return r.zd.InvocationAttempts(ctx, r.cfg.WebhookID, id)
+			})
+			if errs[i] != nil && zendesk.KindOf(errs[i]) != zendesk.KindNotFound {
+				return fmt.Errorf("read attempts of invocation %s: %w", id, errs[i])
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return ir, err
+	}
+	var recs []recovered
+	var toMark []string
+	for _, i := range toRead {
+		evs, done, err := r.readInvocation(ctx, ru, ir, failed[i], attempts[i], errs[i])
 		if err != nil {
 			return ir, err
 		}
@@ -302,7 +325,7 @@ func (r *Reconciler) recoverInvocations(ctx context.Context, ru *runState, w Win
 			recs = append(recs, recovered{ev: ev, inv: i, seq: j})
 		}
 		if done {
-			toMark = append(toMark, inv.ID)
+			toMark = append(toMark, failed[i].ID)
 		}
 	}
 	if ir.LeftToExport > 0 {
@@ -357,23 +380,17 @@ func (r *Reconciler) recoverInvocations(ctx context.Context, ru *runState, w Win
 	return ir, nil
 }
 
-// readInvocation reads one invocation's stored payload and parses it as
-// the receiver does. done is true when the invocation needs no further
+// readInvocation parses one invocation's stored payload (from its
+// attempts, or their error: not found) as the receiver does. done is true when the invocation needs no further
 // look (its events are returned, or its payload is unusable: counted and
 // logged, never retried).
-func (r *Reconciler) readInvocation(ctx context.Context, ru *runState, ir *InvocationsReport, inv zendesk.Invocation) ([]events.Event, bool, error) {
+func (r *Reconciler) readInvocation(ctx context.Context, ru *runState, ir *InvocationsReport, inv zendesk.Invocation, attempts []zendesk.Attempt, err error) ([]events.Event, bool, error) {
 	log := r.log.With().Str("webhook_id", r.cfg.WebhookID).Str("invocation_id", inv.ID).
 		Str("invocation_status", inv.Status).Int("zendesk_status", inv.StatusCode).Logger()
-	attempts, err := call(ctx, r, ru.b, false, func(ctx context.Context) ([]zendesk.Attempt, error) {
-		return r.zd.InvocationAttempts(ctx, r.cfg.WebhookID, inv.ID)
-	})
-	if zendesk.KindOf(err) == zendesk.KindNotFound {
+	if err != nil { // not found: the only error the caller passes on
 		ir.NoPayload++
 		log.Warn().Msg("reconcile: webhook invocation gone from Zendesk (older than 7 days?): its events are left to the ticket events export")
 		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("read attempts of invocation %s: %w", inv.ID, err)
 	}
 	body := ""
 	for i := len(attempts) - 1; i >= 0; i-- { // every attempt sends the same body; take the latest
