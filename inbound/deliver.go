@@ -50,13 +50,13 @@ func (r *Receiver) handleDeliver(ctx context.Context, t *asynq.Task) error {
 	if wait := r.cfg.OrderSettle - r.cfg.Now().Sub(pl.PublishedAt); wait > 0 {
 		return relay.Wait(wait, errSettling)
 	}
-	turn, err := r.myTurn(ctx, ev)
+	turn, wait, err := r.myTurn(ctx, ev)
 	if err != nil {
 		return err
 	}
 	if !turn {
 		r.m.deliveries.WithLabelValues("wait").Inc()
-		return relay.Wait(r.cfg.OrderPoll, errNotMyTurn)
+		return relay.Wait(wait, errNotMyTurn)
 	}
 
 	if skip, err := r.pub.StatusGate(ctx, ev); err != nil {
@@ -103,37 +103,46 @@ func (r *Receiver) handleDeliver(ctx context.Context, t *asynq.Task) error {
 	}
 }
 
+// maxTurnWait caps how long an event waits before it looks at its
+// conversation's order again.
+const maxTurnWait = 5 * time.Minute
+
 // myTurn reports whether ev is the oldest undelivered event of its
-// conversation. A head whose task no longer exists (deleted, or archived by
-// hand) is dropped from the order so that it cannot block the rest.
-func (r *Receiver) myTurn(ctx context.Context, ev events.Event) (bool, error) {
+// conversation; if not, wait is how long to wait before looking again (until
+// the head's next attempt, at least OrderPoll, at most maxTurnWait). A head
+// whose task no longer exists (deleted, or archived by hand) is dropped from
+// the order so that it cannot block the rest.
+func (r *Receiver) myTurn(ctx context.Context, ev events.Event) (turn bool, wait time.Duration, err error) {
 	key := keys.InboundOrder(ev.ConversationID)
 	if err := r.rdb.ZAddNX(ctx, key, redis.Z{Score: events.OrderScore(ev), Member: ev.ID}).Err(); err != nil {
-		return false, fmt.Errorf("order of %s: %w", ev.ConversationID, err)
+		return false, 0, fmt.Errorf("order of %s: %w", ev.ConversationID, err)
 	}
 	for range 10 {
 		head, err := r.rdb.ZRange(ctx, key, 0, 0).Result()
 		if err != nil {
-			return false, fmt.Errorf("order of %s: %w", ev.ConversationID, err)
+			return false, 0, fmt.Errorf("order of %s: %w", ev.ConversationID, err)
 		}
 		if len(head) == 0 || head[0] == ev.ID {
-			return true, nil
+			return true, 0, nil
 		}
 		info, err := r.insp.GetTaskInfo(relay.QueueInbound, events.DeliverTaskID(head[0]))
-		alive := err == nil && info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted
 		if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-			return false, fmt.Errorf("order of %s: %w", ev.ConversationID, err)
+			return false, 0, fmt.Errorf("order of %s: %w", ev.ConversationID, err)
 		}
-		if alive {
-			return false, nil
+		if err == nil && info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted {
+			wait := r.cfg.OrderPoll
+			if info.State == asynq.TaskStateRetry || info.State == asynq.TaskStateScheduled {
+				wait = max(wait, min(time.Until(info.NextProcessAt), maxTurnWait))
+			}
+			return false, wait, nil
 		}
 		r.log.Warn().Str("event_id", head[0]).Str("conversation_id", ev.ConversationID).
 			Msg("event without a delivery task dropped from the conversation's order")
 		if err := r.rdb.ZRem(ctx, key, head[0]).Err(); err != nil {
-			return false, fmt.Errorf("order of %s: %w", ev.ConversationID, err)
+			return false, 0, fmt.Errorf("order of %s: %w", ev.ConversationID, err)
 		}
 	}
-	return false, nil
+	return false, r.cfg.OrderPoll, nil
 }
 
 // post sends ev to the sink, signed with Standard Webhooks.

@@ -301,4 +301,12 @@ func TestOrderPerConversation(t *testing.T) {
 	if h.sink.attemptsOf("zd:comment:900") == 0 {
 		t.Fatal("conv_b's event was never attempted")
 	}
+	// conv_b's next event waits behind the stuck one, then both go, in order
+	h.send(commentBody(1002, 901, "conv_b", true, true, base.Add(time.Second)), "")
+	h.sink.setRespond(nil)
+	waitFor(t, "conv_b's events", 15*time.Second, func() bool { return len(h.sink.events()) == len(want)+2 })
+	got = h.sink.ids()[len(want):]
+	if fmt.Sprint(got) != "[zd:comment:900 zd:comment:901]" {
+		t.Fatalf("conv_b at the sink: %v", got)
+	}
 }
