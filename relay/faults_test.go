@@ -419,3 +419,37 @@ func TestSelfHealing(t *testing.T) {
 		checkExactlyOnce(t, e.fake, map[string][]string{"heal": {m1.Body, m2.Body}})
 	})
 }
+
+// TestChaos mixes every fault at once across two relays: lost responses,
+// an outage, a 429 storm and closed tickets; the guarantees still hold.
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("mixed-fault run")
+	}
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	other := e.newRelay(envOptions{})
+	e.fake.SetLatency(2 * time.Millisecond)
+	e.fake.LoseResponses(0.15)
+	want, all := wantBodies(10, 8, "chaos")
+	half := len(all) / 2
+	parallel(8, half, func(i int) {
+		r := e.relay
+		if i%2 == 1 {
+			r = other
+		}
+		mustEnqueue(t, r, all[i])
+	})
+	waitFor(t, 30*time.Second, "some deliveries", func() bool { return delivered(e.relay, ids(all)) >= 10 })
+	e.fake.Down()
+	parallel(8, len(all)-half, func(i int) { mustEnqueue(t, other, all[half+i]) })
+	waitFor(t, 20*time.Second, "the outage gate to close", func() bool {
+		rep, err := e.relay.Report(context.Background())
+		return err == nil && rep.Gate.State == relay.GateClosed
+	})
+	e.fake.FailNext(10, http.StatusTooManyRequests, zendesktest.RetryAfter(time.Second))
+	e.fake.Up()
+	waitStatus(t, e.relay, ids(all), "delivered", 90*time.Second)
+	e.fake.LoseResponses(0)
+	checkExactlyOnce(t, e.fake, want)
+}
