@@ -29,6 +29,7 @@ const invocationRetentionMargin = 10 * time.Minute
 const (
 	DefaultInvocationsPageSize  = 100
 	DefaultInvocationsMaxPerRun = 200
+	DefaultInvocationsListPages = 10
 	DefaultBreakerWindow        = 5 * time.Minute
 	DefaultBreakerWarnRatio     = 0.5
 	DefaultBreakerWarnRequests  = 50
@@ -63,6 +64,11 @@ type InvocationsConfig struct {
 	Disabled bool
 	// PageSize is page[size] of the invocations listing (1–100). Default 100.
 	PageSize int
+	// ListPages is how many pages of a window's invocations (successes
+	// included) are read before listing only the failed ones, status by
+	// status (filter[status], FailureStatuses): a busy webhook's successes
+	// would cost a request per PageSize. Default 10.
+	ListPages int
 	// MaxPerRun bounds how many non-success invocations one run reads the
 	// attempts of (one Zendesk request each, under the account's shared
 	// rate limit), the oldest first; the rest of a large outage is left to
@@ -98,6 +104,9 @@ func (c InvocationsConfig) withDefaults() InvocationsConfig {
 	if c.MaxPerRun == 0 {
 		c.MaxPerRun = DefaultInvocationsMaxPerRun
 	}
+	if c.ListPages == 0 {
+		c.ListPages = DefaultInvocationsListPages
+	}
 	if c.BreakerWindow == 0 {
 		c.BreakerWindow = DefaultBreakerWindow
 	}
@@ -122,6 +131,8 @@ func (c InvocationsConfig) validate() error {
 		return errors.New("reconcile Config.Invocations.PageSize: between 1 and 100 (Zendesk's page[size])")
 	case c.MaxPerRun < 1:
 		return errors.New("DESKRELAY_INVOCATIONS_MAX_PER_RUN: at least 1")
+	case c.ListPages < 1:
+		return errors.New("reconcile Config.Invocations.ListPages: at least 1")
 	case c.BreakerWindow < time.Second || c.BreakerWindow > InvocationRetention:
 		return errors.New("reconcile Config.Invocations.BreakerWindow: between 1s and 7 days")
 	case c.BreakerWarnRatio <= 0 || c.BreakerWarnRatio > 1:
@@ -154,6 +165,10 @@ type InvocationsReport struct {
 	Clamped bool `json:"clamped,omitempty"`
 	// Pages is the number of listing pages read.
 	Pages int `json:"pages"`
+	// ByStatusOnly is true when the window held more than ListPages pages
+	// of invocations: only the failed ones were listed, status by status
+	// (FailureStatuses), and Listed counts those.
+	ByStatusOnly bool `json:"by_status_only,omitempty"`
 	// Listed is the number of invocations in the window; NotSucceeded of
 	// them did not succeed (ByStatus counts them by status).
 	Listed       int            `json:"listed"`
@@ -237,39 +252,9 @@ func (r *Reconciler) recoverInvocations(ctx context.Context, ru *runState, w Win
 	enqueuedBefore := ru.enqueued()
 
 	// 1. list the window, keep what did not succeed
-	var failed []zendesk.Invocation
-	seenInv := map[string]bool{}
-	after := ""
-	for {
-		page, err := call(ctx, r, ru.b, false, func(ctx context.Context) (*zendesk.InvocationsPage, error) {
-			return r.zd.ListInvocations(ctx, r.cfg.WebhookID, zendesk.InvocationFilter{
-				From: iw.Since, To: iw.Until, After: after, PageSize: cfg.PageSize,
-			})
-		})
-		if err != nil {
-			return ir, fmt.Errorf("list invocations of webhook %s: %w", r.cfg.WebhookID, err)
-		}
-		ir.Pages++
-		for _, inv := range page.Invocations {
-			if seenInv[inv.ID] {
-				continue
-			}
-			seenInv[inv.ID] = true
-			ir.Listed++
-			if strings.EqualFold(inv.Status, InvocationSuccess) {
-				continue
-			}
-			ir.NotSucceeded++
-			ir.ByStatus[inv.Status]++
-			failed = append(failed, inv)
-		}
-		if !page.HasMore || page.AfterCursor == "" || page.AfterCursor == after {
-			break
-		}
-		after = page.AfterCursor
-		if err := ctx.Err(); err != nil {
-			return ir, context.Cause(ctx)
-		}
+	failed, err := r.listFailed(ctx, ru, ir, iw)
+	if err != nil {
+		return ir, err
 	}
 	// oldest first: a capped run reads the oldest, the export covers the rest
 	slices.SortStableFunc(failed, func(a, b zendesk.Invocation) int { return a.LatestCompletedAt.Compare(b.LatestCompletedAt) })
@@ -378,6 +363,79 @@ func (r *Reconciler) recoverInvocations(ctx context.Context, ru *runState, w Win
 	}
 	r.im.recovered(ir)
 	return ir, nil
+}
+
+// FailureStatuses are the invocation statuses listed one by one
+// (filter[status]) when a window holds too many invocations to list whole.
+var FailureStatuses = []string{"failed", "timeout", "terminated", "throttled", InvocationCircuitBroken}
+
+// listFailed lists the invocations of iw that did not succeed: the whole
+// listing when it takes at most ListPages pages, else (a busy webhook, a
+// long window) one filtered listing per status in FailureStatuses, so that
+// the successes of a busy webhook do not cost a request per 100.
+func (r *Reconciler) listFailed(ctx context.Context, ru *runState, ir *InvocationsReport, iw Window) ([]zendesk.Invocation, error) {
+	var failed []zendesk.Invocation
+	seen := map[string]bool{}
+	keep := func(inv zendesk.Invocation) {
+		if seen[inv.ID] {
+			return
+		}
+		seen[inv.ID] = true
+		ir.Listed++
+		if strings.EqualFold(inv.Status, InvocationSuccess) {
+			return
+		}
+		ir.NotSucceeded++
+		ir.ByStatus[inv.Status]++
+		failed = append(failed, inv)
+	}
+	complete, err := r.listPages(ctx, ru, ir, iw, "", r.cfg.Invocations.ListPages, keep)
+	if err != nil || complete {
+		return failed, err
+	}
+	ir.ByStatusOnly = true
+	r.log.Info().Str("webhook_id", r.cfg.WebhookID).Int("pages", ir.Pages).Time("since", iw.Since).
+		Msg("reconcile: many webhook invocations in the window: listing the failed ones by status")
+	failed, ir.Listed, ir.NotSucceeded = nil, 0, 0
+	clear(seen)
+	clear(ir.ByStatus)
+	for _, st := range FailureStatuses {
+		if _, err := r.listPages(ctx, ru, ir, iw, st, 0, keep); err != nil {
+			return nil, err
+		}
+	}
+	return failed, nil
+}
+
+// listPages reads the listing of iw (filtered by status when not empty),
+// at most maxPages pages (0: all), calling fn with each invocation;
+// complete is false when it stopped at maxPages.
+func (r *Reconciler) listPages(ctx context.Context, ru *runState, ir *InvocationsReport, iw Window, status string, maxPages int, fn func(zendesk.Invocation)) (complete bool, err error) {
+	after := ""
+	for n := 0; ; n++ {
+		if maxPages > 0 && n == maxPages {
+			return false, nil
+		}
+		page, err := call(ctx, r, ru.b, false, func(ctx context.Context) (*zendesk.InvocationsPage, error) {
+			return r.zd.ListInvocations(ctx, r.cfg.WebhookID, zendesk.InvocationFilter{
+				From: iw.Since, To: iw.Until, Status: status, After: after, PageSize: r.cfg.Invocations.PageSize,
+			})
+		})
+		if err != nil {
+			return false, fmt.Errorf("list invocations of webhook %s: %w", r.cfg.WebhookID, err)
+		}
+		ir.Pages++
+		for _, inv := range page.Invocations {
+			fn(inv)
+		}
+		if !page.HasMore || page.AfterCursor == "" || page.AfterCursor == after {
+			return true, nil
+		}
+		after = page.AfterCursor
+		if err := ctx.Err(); err != nil {
+			return false, context.Cause(ctx)
+		}
+	}
 }
 
 // readInvocation parses one invocation's stored payload (from its
@@ -563,6 +621,9 @@ func (ir *InvocationsReport) Summary() string {
 	fmt.Fprintf(&sb, "%d listed since %s", ir.Listed, ir.Window.Since.UTC().Format(time.RFC3339))
 	if ir.Clamped {
 		sb.WriteString(" (Zendesk keeps 7 days)")
+	}
+	if ir.ByStatusOnly {
+		sb.WriteString(" (a busy window: the failed ones listed by status)")
 	}
 	fmt.Fprintf(&sb, ", %d did not succeed", ir.NotSucceeded)
 	if len(ir.ByStatus) > 0 {

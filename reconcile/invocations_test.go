@@ -363,6 +363,52 @@ func TestInvocations(t *testing.T) {
 			t.Errorf("invocations checkpoint %v, want the window's end %v", cp, ir.Window.Until)
 		}
 	})
+
+	t.Run("BusyWebhookListsOnlyTheFailedByStatus", func(t *testing.T) {
+		e := newEnv(t, zendesktest.Config{})
+		rc := newScriptedReceiver(t)
+		hook := e.zd.AddWebhook(rc.srv.URL+WebhookPath, "", zendesktest.EventCommentAdded)
+		ticket := e.managedTicket(t)
+		var want []string
+		for i := range 40 {
+			code := http.StatusOK
+			if i%10 == 3 {
+				code = http.StatusBadGateway
+			}
+			rc.answer(code)
+			e.clock.Advance(time.Second)
+			c := e.zd.AgentComment(ticket, "reply", true)
+			if code != http.StatusOK {
+				want = append(want, events.CommentEventID(c))
+			}
+		}
+		e.clock.Advance(2 * time.Minute)
+		r := e.reconciler(t, Config{WebhookID: hook, Invocations: InvocationsConfig{PageSize: 5, ListPages: 2}})
+		e.zd.ResetRequests()
+		rep, err := r.RunOnce(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ir := rep.Invocations
+		if !ir.ByStatusOnly || ir.NotSucceeded != 4 || ir.Recovered != 4 || rep.FromInvocations != 4 {
+			t.Errorf("invocations %+v, from invocations %d: want 4 failed found by status", ir, rep.FromInvocations)
+		}
+		byStatus := map[string]int{}
+		for _, rq := range invocationRequests(e, hook) {
+			if rq.Query.Get("filter[to_ts]") != "" { // not the guardian's look at the last 5 minutes
+				byStatus[rq.Query.Get("filter[status]")]++
+			}
+		}
+		if byStatus[""] != 2 || byStatus["failed"] != 1 || byStatus[zendesktest.InvocationCircuitBroken] != 1 {
+			t.Errorf("listings by filter[status] %v: want 2 unfiltered pages, then one per failure status", byStatus)
+		}
+		got := e.sink(t)
+		for _, id := range want {
+			if got[id].Source != events.SourceInvocation {
+				t.Errorf("%s not recovered from its invocation", id)
+			}
+		}
+	})
 }
 
 // corruptingZendesk serves one invocation's attempts with another payload
