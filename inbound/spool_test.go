@@ -125,3 +125,33 @@ func TestSpoolFullAnswers503(t *testing.T) {
 		t.Fatalf("spool_pending = %v", got)
 	}
 }
+
+// TestSpoolCrashBeforeRemove: a crash after a spooled request was moved
+// into Redis but before its file was removed moves it again after the
+// restart; the event still reaches the sink once.
+func TestSpoolCrashBeforeRemove(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{AppendOnly: true})
+	h := newHarness(t, harnessOptions{server: srv})
+	h.link("conv_42", 1001)
+	srv.Kill(t)
+	h.send(commentBody(1001, 1500, "conv_42", true, true, time.Now()), "")
+	files, _ := filepath.Glob(filepath.Join(h.spool, "*.req"))
+	if len(files) != 1 {
+		t.Fatalf("spool holds %d files", len(files))
+	}
+	saved, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start(t)
+	waitFor(t, "the delivery", 15*time.Second, func() bool { return len(h.sink.events()) == 1 })
+	if err := os.WriteFile(files[0], saved, 0o600); err != nil { // the file the crash left behind
+		t.Fatal(err)
+	}
+	h.start()
+	waitFor(t, "the spool to drain again", 10*time.Second, func() bool { return h.recv.SpoolPending() == 0 })
+	h.idle(10 * time.Second)
+	if ids := h.sink.ids(); len(ids) != 1 {
+		t.Fatalf("sink got %v, want one delivery", ids)
+	}
+}
