@@ -189,6 +189,9 @@ type Publisher interface {
 	Publish(ctx context.Context, ev events.Event) (events.Outcome, error)
 	Check(ctx context.Context, ev events.Event) (events.Outcome, error)
 	Ledger() *events.Ledger
+	// ResolveComment reads the comment a recovered trigger body names
+	// (invocations.go), as the webhook worker does.
+	ResolveComment(ctx context.Context, pl *events.Payload, zd events.CommentReader, src events.Source, fallback time.Time) (*events.Event, string, error)
 }
 
 // Tickets is the part of *relay.Tickets the reconciler reads (which tickets

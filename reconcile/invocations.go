@@ -479,7 +479,7 @@ func (r *Reconciler) readInvocation(ctx context.Context, ru *runState, ir *Invoc
 	}
 	evs := pl.Events
 	if pl.Comment != nil {
-		ev, ok, err := r.resolveTriggerComment(ctx, ru, pl)
+		ev, ok, err := r.resolveTriggerComment(ctx, ru, pl, inv.LatestCompletedAt)
 		if err != nil {
 			return nil, false, err
 		}
@@ -493,58 +493,47 @@ func (r *Reconciler) readInvocation(ctx context.Context, ru *runState, ir *Invoc
 }
 
 // resolveTriggerComment reads the comment a trigger body names through the
-// API, as inbound's worker does for a live call; ok is false when there is
-// nothing to publish (not a managed ticket, deskrelay's own comment, a
-// private note, delivered already, or gone).
-// TODO(events): this mirrors inbound.resolveComment; both belong in
-// internal/events (see the report of issue 8).
-func (r *Reconciler) resolveTriggerComment(ctx context.Context, ru *runState, pl *events.Payload) (events.Event, bool, error) {
-	ref := pl.Comment
+// API with the webhook worker's implementation (Publisher.ResolveComment),
+// the reconciler's user cache and its request accounting; ok is false when
+// there is nothing to publish (counted as the export path counts it).
+func (r *Reconciler) resolveTriggerComment(ctx context.Context, ru *runState, pl *events.Payload, fallback time.Time) (events.Event, bool, error) {
 	managed, err := ru.isManaged(ctx, pl.TicketID)
 	if err != nil || !managed {
 		return events.Event{}, false, err
 	}
-	own, err := r.tickets.IsOwnComment(ctx, ref.ID)
-	if err != nil || own {
-		return events.Event{}, false, err
-	}
-	seen, err := r.pub.Ledger().Seen(ctx, events.CommentEventID(ref.ID))
-	if err != nil || seen {
-		if seen {
-			ru.countDuplicate()
-		}
-		return events.Event{}, false, err
-	}
-	comments, err := call(ctx, r, ru.b, false, func(ctx context.Context) ([]zendesk.Comment, error) {
-		return r.zd.ListComments(ctx, pl.TicketID)
-	})
-	if zendesk.KindOf(err) == zendesk.KindNotFound {
-		return events.Event{}, false, nil // ticket deleted meanwhile
-	}
+	ev, reason, err := r.pub.ResolveComment(ctx, pl, commentReader{r: r, ru: ru}, events.SourceInvocation, fallback)
 	if err != nil {
-		return events.Event{}, false, fmt.Errorf("read comments of ticket %d: %w", pl.TicketID, err)
+		return events.Event{}, false, err
 	}
-	i := slices.IndexFunc(comments, func(c zendesk.Comment) bool { return c.ID == ref.ID })
-	if i < 0 {
-		r.log.Warn().Int64("ticket_id", pl.TicketID).Int64("comment_id", ref.ID).Msg("comment named by a recovered trigger body not found on the ticket")
+	if ev == nil {
+		ru.countSkip(reason)
+		if reason == events.SkipGone {
+			r.log.Warn().Int64("ticket_id", pl.TicketID).Int64("comment_id", pl.Comment.ID).Msg("comment named by a recovered trigger body no longer exists")
+		}
 		return events.Event{}, false, nil
 	}
-	c := comments[i]
-	author := events.Author{ID: c.AuthorID, Role: events.RoleEndUser}
-	if c.AuthorID != 0 {
-		u, err := r.user(ctx, ru, c.AuthorID)
-		if err != nil {
-			return events.Event{}, false, err
-		}
-		author.Name, author.Role = u.name, u.role
+	return *ev, true, nil
+}
+
+// commentReader is events.CommentReader on the reconciler's client, rate
+// limits and user cache.
+type commentReader struct {
+	r  *Reconciler
+	ru *runState
+}
+
+func (c commentReader) Comments(ctx context.Context, ticketID int64) ([]zendesk.Comment, error) {
+	return call(ctx, c.r, c.ru.b, false, func(ctx context.Context) ([]zendesk.Comment, error) {
+		return c.r.zd.ListComments(ctx, ticketID)
+	})
+}
+
+func (c commentReader) Author(ctx context.Context, userID int64) (events.Author, error) {
+	u, err := c.r.user(ctx, c.ru, userID)
+	if err != nil {
+		return events.Author{}, err
 	}
-	created := c.CreatedAt
-	if created.IsZero() {
-		created = pl.UpdatedAt
-	}
-	return events.NewCommentEvent(pl.TicketID, pl.Status, events.Comment{
-		ID: c.ID, Body: c.Body, HTMLBody: c.HTMLBody, Public: c.Public, Author: author, CreatedAt: created,
-	}, events.SourceInvocation), true, nil
+	return events.Author{ID: userID, Name: u.name, Role: u.role}, nil
 }
 
 func (ru *runState) enqueued() int {
@@ -559,13 +548,20 @@ func (ru *runState) addFromInvocations(n int) {
 	ru.mu.Unlock()
 }
 
-// countDuplicate counts a recovered comment the ledger had before it was
-// read through the API.
-func (ru *runState) countDuplicate() {
+// countSkip counts a recovered trigger comment that was not read: the
+// ledger had it (already delivered), or a forward rule drops it.
+func (ru *runState) countSkip(reason string) {
+	if reason == events.SkipUnmanaged {
+		return // not an event of a managed ticket: not counted, as in the export path
+	}
 	ru.mu.Lock()
+	defer ru.mu.Unlock()
 	ru.rep.EventsFound++
-	ru.rep.AlreadyDelivered++
-	ru.mu.Unlock()
+	if reason == events.ResolvedDuplicate {
+		ru.rep.AlreadyDelivered++
+		return
+	}
+	ru.rep.Filtered[reason]++
 }
 
 // dryOnce makes a dry run count an event once when both paths find it: the
