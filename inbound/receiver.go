@@ -255,6 +255,7 @@ func (r *Receiver) accept(w http.ResponseWriter, req *http.Request, kind, invoca
 		httpx.WriteError(w, http.StatusBadRequest, "malformed", err.Error())
 		return
 	}
+	r.noteReceived(now)
 	if pl.Ignored {
 		r.m.webhooks.WithLabelValues("ignored").Inc()
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ignored", "type": pl.Type})
@@ -272,7 +273,6 @@ func (r *Receiver) accept(w http.ResponseWriter, req *http.Request, kind, invoca
 		err = r.enqueueWithin(payload, invocationID)
 		switch {
 		case err == nil:
-			r.noteReceived(now)
 		case errors.Is(err, asynq.ErrTaskIDConflict):
 			status = "duplicate"
 		default:
@@ -358,7 +358,9 @@ func (r *Receiver) enqueueReceived(ctx context.Context, payload []byte, invocati
 	return err
 }
 
-// Run moves spooled requests into Redis until ctx ends.
+// Run moves spooled requests into Redis until ctx ends. It must run while
+// the receiver takes requests: after an outage it is what lets the
+// receiver use Redis directly again.
 func (r *Receiver) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
