@@ -236,6 +236,9 @@ func printWatchState(env *environment, st reconcile.WatchState) {
 	if st.Action != "" {
 		fmt.Fprintf(w, "action\t%s\n", st.Action)
 	}
+	if st.Breaker != nil && st.Breaker.Message != "" {
+		fmt.Fprintf(w, "recent deliveries\t%s\n", st.Breaker.Message)
+	}
 	if !st.GapSince.IsZero() {
 		fmt.Fprintf(w, "gap to backfill since\t%s (the next scheduled run covers it; without a schedule: deskrelay reconcile --since %s)\n",
 			st.GapSince.Format(time.RFC3339), st.GapSince.UTC().Format(time.RFC3339))
