@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
 
 // syncBuffer is a bytes.Buffer safe for a daemon writing and a test reading.
@@ -301,4 +303,87 @@ func TestREADMESettings(t *testing.T) {
 	if len(settings) < 30 {
 		t.Fatalf("settings list unexpectedly short: %d", len(settings))
 	}
+}
+
+func doJSON(t *testing.T, method, url, auth string, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// TestServeEndToEnd drives the daemon through its routes: intake with the
+// ingest token, forwarding to (fake) Zendesk, status, metrics and the admin
+// routes' auth, and checks that no secret reaches the logs.
+func TestServeEndToEnd(t *testing.T) {
+	db := redistest.New(t)
+	zd := zendesktest.NewServer(t, zendesktest.Config{Email: "agent@example.com", APIToken: "zd-api-token-SECRET1"})
+	env := daemonEnv(t, db.URL(), zd.URL())
+	base, logs, stop := startDaemon(t, env)
+	bearer := "Bearer " + env["DESKRELAY_INGEST_TOKEN"]
+
+	msg := `{"id":"msg_e2e_1","conversation_id":"conv_e2e","sequence":1,"author":{"name":"Ann","email":"ann@example.com"},"body":"The app crashes on Save"}`
+	if code, body := doJSON(t, http.MethodPost, base+"/v1/messages", "Bearer wrong", msg); code != http.StatusUnauthorized || body["error"] == nil {
+		t.Fatalf("wrong token: %d %v", code, body)
+	}
+	if code, body := doJSON(t, http.MethodPost, base+"/v1/messages", bearer, msg); code != http.StatusAccepted || body["status"] != "queued" {
+		t.Fatalf("post: %d %v", code, body)
+	}
+	waitFor(t, 20*time.Second, "the message delivered", func() bool {
+		_, st := doJSON(t, http.MethodGet, base+"/v1/messages/msg_e2e_1", bearer, "")
+		return st["status"] == "delivered"
+	})
+	if got := zd.TicketsByExternalID("conv_e2e"); len(got) != 1 {
+		t.Fatalf("tickets for conv_e2e = %d, want 1", len(got))
+	}
+	if code, _ := doJSON(t, http.MethodPost, base+"/v1/messages", bearer, msg); code != http.StatusOK {
+		t.Fatalf("the same message again = %d, want 200", code)
+	}
+
+	if code, _ := doJSON(t, http.MethodGet, base+"/v1/status", "", ""); code != http.StatusUnauthorized {
+		t.Fatalf("/v1/status without auth = %d, want 401", code)
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/status", nil)
+	req.SetBasicAuth("admin", env["DESKRELAY_ADMIN_PASSWORD"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st statusReport
+	_ = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || st.Redis != "ok" || st.Credentials.Mode != "api-token" || st.Credentials.APITokenRetiresAt == nil {
+		t.Fatalf("/v1/status = %d %+v", resp.StatusCode, st)
+	}
+	if code, _ := doJSON(t, http.MethodGet, base+"/monitoring/", "", ""); code != http.StatusUnauthorized {
+		t.Fatalf("/monitoring/ without auth = %d, want 401", code)
+	}
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(raw), `deskrelay_queue_size{queue="outbound"}`) {
+		t.Fatalf("/metrics lacks the queue gauge")
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	assertNoSecrets(t, env, logs.String())
 }
