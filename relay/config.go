@@ -64,6 +64,11 @@ type Config struct {
 	// CredentialProbeInterval is how often, after a 401/403, one task asks
 	// Zendesk whether the credentials work again. Default 30s.
 	CredentialProbeInterval time.Duration
+	// AmbiguousSettle is how long after a write that got no answer at all
+	// (timeout, cut connection) the relay waits before it checks Zendesk
+	// for it, so that a request Zendesk is still working on is not sent
+	// twice. Default 10s.
+	AmbiguousSettle time.Duration
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 }
@@ -111,6 +116,9 @@ func (c Config) withDefaults() Config {
 	if c.CredentialProbeInterval == 0 {
 		c.CredentialProbeInterval = 30 * time.Second
 	}
+	if c.AmbiguousSettle == 0 {
+		c.AmbiguousSettle = 10 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -131,6 +139,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("relay.Config.AttemptTimeout: must be at least 5s, got %s", c.AttemptTimeout)
 	case c.TurnPoll <= 0 || c.GateProbeInterval <= 0 || c.GateParkTime <= 0 || c.CredentialProbeInterval <= 0 || c.LockTTL < time.Second:
 		return errors.New("relay.Config: TurnPoll, GateProbeInterval, GateParkTime, CredentialProbeInterval must be positive and LockTTL at least 1s")
+	case c.AmbiguousSettle < 0:
+		return fmt.Errorf("relay.Config.AmbiguousSettle: must not be negative, got %s", c.AmbiguousSettle)
 	case c.GateThreshold < 1:
 		return fmt.Errorf("relay.Config.GateThreshold: must be at least 1, got %d", c.GateThreshold)
 	case c.TicketUpdateLimit < 1 || c.TicketUpdateWindow <= 0 || c.UpdateRateLimit < 1:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -191,8 +192,10 @@ func (r *Relay) settle(ctx context.Context, rec *record, d delivery, err error, 
 		return Fail(reason, err)
 	default:
 		ze := zendesk.AsError(err)
-		settled := ze != nil && !ze.Ambiguous && (ze.Status != 0 || k != kindTemporary)
-		if rerr := r.st.attemptFailed(ctx, rec.ID, truncate(err.Error(), 1000), settled); rerr != nil {
+		// The write mark stays: only write() knows whether the error was
+		// the write's own (and clears it then); a failed check or read
+		// proves nothing about an earlier write.
+		if rerr := r.st.attemptFailed(ctx, rec.ID, truncate(err.Error(), 1000)); rerr != nil {
 			log.Warn().Err(rerr).Msg("cannot record failed attempt")
 		}
 		r.m.deliveries.WithLabelValues("retry").Inc()
@@ -214,6 +217,15 @@ func (r *Relay) deliver(ctx context.Context, rec *record, log zerolog.Logger) (d
 	if rec.Write != "" {
 		// An earlier attempt sent a write whose outcome is unknown (a
 		// timeout, a cut connection, a crash): look before sending again.
+		// When no answer came at all, Zendesk may still be working on it:
+		// give it AmbiguousSettle before looking.
+		if _, at, ok := strings.Cut(rec.Write, "@"); ok {
+			if ms, err := strconv.ParseInt(at, 10, 64); err == nil {
+				if left := r.cfg.AmbiguousSettle - r.cfg.Now().Sub(time.UnixMilli(ms)); left > 0 {
+					return delivery{}, Wait(left, errors.New("letting an unanswered write settle before checking it"))
+				}
+			}
+		}
 		d, found, err := r.findApplied(ctx, rec, cur, haveTicket)
 		if err != nil {
 			return delivery{}, fmt.Errorf("check earlier attempt of %s: %w", rec.ID, err)
@@ -260,8 +272,13 @@ func write[T any](ctx context.Context, r *Relay, rec *record, op string, pre fun
 	v, err := f(ctx)
 	r.observe(op, err)
 	if err != nil {
-		if ze := zendesk.AsError(err); ze != nil && !ze.Ambiguous && ze.Status != 0 {
+		switch ze := zendesk.AsError(err); {
+		case ze != nil && !ze.Ambiguous && ze.Status != 0:
+			// Zendesk answered and did not apply it.
 			_ = r.st.clearWrite(ctx, rec.ID)
+		case ze != nil && ze.Ambiguous && ze.Status == 0:
+			// No answer at all: note when, so that the check waits.
+			_ = r.st.markWrite(context.WithoutCancel(ctx), rec.ID, op+"@"+strconv.FormatInt(r.cfg.Now().UnixMilli(), 10))
 		}
 		return zero, fmt.Errorf("%s: %w", op, err)
 	}

@@ -69,6 +69,9 @@ func fastConfig(c relay.Config) relay.Config {
 	if c.LockTTL == 0 {
 		c.LockTTL = 3 * time.Second
 	}
+	if c.AmbiguousSettle == 0 {
+		c.AmbiguousSettle = 300 * time.Millisecond
+	}
 	if c.UpdateRateLimit == 0 {
 		c.UpdateRateLimit = 100000
 	}

@@ -208,13 +208,10 @@ func (s *store) finish(ctx context.Context, r *record, f finish, now time.Time, 
 }
 
 // attemptFailed records a failed attempt that will be retried.
-func (s *store) attemptFailed(ctx context.Context, id string, lastErr string, clearWrite bool) error {
+func (s *store) attemptFailed(ctx context.Context, id string, lastErr string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HIncrBy(ctx, keys.Message(id), "attempts", 1)
 		p.HSet(ctx, keys.Message(id), "last_error", lastErr)
-		if clearWrite {
-			p.HDel(ctx, keys.Message(id), "write")
-		}
 		return nil
 	})
 	return err
