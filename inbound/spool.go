@@ -1,12 +1,19 @@
 package inbound
 
 import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,111 +21,238 @@ import (
 )
 
 // spool keeps verified webhook requests on local disk while Redis is
-// unreachable: one file per request, written to a temporary name, fsynced,
-// renamed to "<unix nanos>-<seq>.req" and the directory fsynced, so a file
-// with the final name is always complete. Names sort in arrival order. The
-// mover enqueues each file in name order and removes it after Redis
-// accepted it; a crash between the two enqueues it again after the restart,
-// which the task id ("spool:<name>") and the event ledger turn into a
-// duplicate that is dropped.
+// unreachable, in append-only segment files ("<seq>.seg") of records
+// [length uint32][crc32 uint32][payload]. An append returns only after the
+// segment is fsynced; appends that arrive together share one fsync (group
+// commit). The mover reads records in order from the cursor ("cursor":
+// segment and offset, replaced atomically) and advances it after Redis took
+// them; consumed segments are deleted. A crash between a move and the
+// cursor update moves those records again after the restart: the task id
+// ("spool:<hash of the record>") and the event ledger drop the duplicates. A torn
+// record at the end of the last segment (a crash mid-append, never
+// acknowledged) is cut off at start.
 type spool struct {
 	dir      string
 	maxBytes int64
 
-	mu    sync.Mutex // serialises names and the size count
-	seq   uint64
-	last  int64
-	bytes int64
-	files atomic.Int64
-	wake  chan struct{}
+	mu      sync.Mutex // guards the fields below
+	seg     *os.File   // active segment, append only
+	segSeq  uint64
+	segSize int64
+	written int64 // bytes appended since start, all segments
+	bytes   int64 // bytes not yet moved
+	curSeq  uint64
+	curOff  int64
+
+	syncMu sync.Mutex // one fsync at a time; the others ride along
+	synced int64      // written bytes known durable
+
+	records atomic.Int64 // records not yet moved
+	wake    chan struct{}
 }
 
-const spoolExt = ".req"
+const (
+	segExt        = ".seg"
+	cursorFile    = "cursor"
+	recordHeader  = 8
+	maxRecord     = 16 << 20
+	segmentTarget = 8 << 20 // rotate the active segment beyond this size
+)
 
 var errSpoolFull = errors.New("spool is full")
+
+func segName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, segExt) }
 
 func openSpool(dir string, maxBytes int64) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("DESKRELAY_SPOOL_DIR: %w", err)
 	}
 	s := &spool{dir: dir, maxBytes: maxBytes, wake: make(chan struct{}, 1)}
-	entries, err := os.ReadDir(dir)
+	seqs, err := s.segments()
 	if err != nil {
 		return nil, fmt.Errorf("DESKRELAY_SPOOL_DIR: %w", err)
 	}
-	for _, e := range entries {
-		name := e.Name()
-		switch {
-		case strings.HasSuffix(name, ".tmp"):
-			_ = os.Remove(filepath.Join(dir, name)) // never acknowledged
-		case strings.HasSuffix(name, spoolExt):
-			if info, err := e.Info(); err == nil {
-				s.bytes += info.Size()
+	s.curSeq, s.curOff = s.readCursor()
+	if len(seqs) == 0 {
+		seqs = []uint64{max(s.curSeq, 1)}
+	}
+	if s.curSeq < seqs[0] || !contains(seqs, s.curSeq) {
+		// the cursor's segment was consumed and deleted: start at the next one
+		next := seqs[len(seqs)-1]
+		for _, q := range seqs {
+			if q > s.curSeq {
+				next = q
+				break
 			}
-			s.files.Add(1)
+		}
+		s.curSeq, s.curOff = next, 0
+	}
+	for _, q := range seqs {
+		if q < s.curSeq {
+			_ = os.Remove(filepath.Join(dir, segName(q))) // consumed
 		}
 	}
-	// prove the directory is writable now rather than on the first outage
-	probe := filepath.Join(dir, ".probe.tmp")
-	if err := os.WriteFile(probe, nil, 0o600); err != nil {
+	// count what is left; cut a torn tail off the last segment
+	for i, q := range seqs {
+		if q < s.curSeq {
+			continue
+		}
+		from := int64(0)
+		if q == s.curSeq {
+			from = s.curOff
+		}
+		n, b, end, err := scanSegment(filepath.Join(dir, segName(q)), from)
+		if err != nil {
+			return nil, fmt.Errorf("DESKRELAY_SPOOL_DIR: %w", err)
+		}
+		s.records.Add(n)
+		s.bytes += b
+		if i == len(seqs)-1 {
+			if err := os.Truncate(filepath.Join(dir, segName(q)), end); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("DESKRELAY_SPOOL_DIR: %w", err)
+			}
+			if q == s.curSeq && s.curOff > end {
+				s.curOff = end
+			}
+		}
+	}
+	last := seqs[len(seqs)-1]
+	f, err := os.OpenFile(filepath.Join(dir, segName(last)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
 		return nil, fmt.Errorf("DESKRELAY_SPOOL_DIR: not writable: %w", err)
 	}
-	_ = os.Remove(probe)
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("DESKRELAY_SPOOL_DIR: %w", err)
+	}
+	s.seg, s.segSeq, s.segSize = f, last, info.Size()
+	if err := syncDir(dir); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("DESKRELAY_SPOOL_DIR: %w", err)
+	}
 	return s, nil
 }
 
-// Pending is the number of spooled requests.
-func (s *spool) Pending() int64 { return s.files.Load() }
-
-// Append stores one request durably.
-func (s *spool) Append(payload []byte, now time.Time) error {
-	s.mu.Lock()
-	if s.bytes+int64(len(payload)) > s.maxBytes {
-		s.mu.Unlock()
-		return errSpoolFull
+func contains(s []uint64, v uint64) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
 	}
-	ts := now.UnixNano()
-	if ts <= s.last {
-		ts = s.last + 1
-	}
-	s.last = ts
-	s.seq++
-	name := fmt.Sprintf("%020d-%08d%s", ts, s.seq%100000000, spoolExt)
-	s.bytes += int64(len(payload))
-	s.mu.Unlock()
-
-	if err := s.write(name, payload); err != nil {
-		s.mu.Lock()
-		s.bytes -= int64(len(payload))
-		s.mu.Unlock()
-		return err
-	}
-	s.files.Add(1)
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-	return nil
+	return false
 }
 
-func (s *spool) write(name string, payload []byte) error {
-	tmp := filepath.Join(s.dir, name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+// segments lists the segment numbers in order.
+func (s *spool) segments() ([]uint64, error) {
+	entries, err := os.ReadDir(s.dir)
 	if err != nil {
-		return fmt.Errorf("spool: %w", err)
+		return nil, err
 	}
-	_, werr := f.Write(payload)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("spool: write: %w", err)
+	var seqs []uint64
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasSuffix(name, ".tmp") {
+			_ = os.Remove(filepath.Join(s.dir, name))
+			continue
+		}
+		if !strings.HasSuffix(name, segExt) || !e.Type().IsRegular() {
+			continue
+		}
+		q, err := strconv.ParseUint(strings.TrimSuffix(name, segExt), 10, 64)
+		if err == nil {
+			seqs = append(seqs, q)
+		}
 	}
-	if err := os.Rename(tmp, filepath.Join(s.dir, name)); err != nil {
-		_ = os.Remove(tmp)
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	return seqs, nil
+}
+
+// scanSegment counts the complete records from offset from and returns
+// where the last complete one ends.
+func scanSegment(path string, from int64) (n, bytes, end int64, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return 0, 0, 0, err
+	}
+	rd := bufio.NewReader(f)
+	end = from
+	for {
+		p, err := readRecord(rd)
+		if err != nil {
+			return n, bytes, end, nil
+		}
+		n++
+		bytes += int64(len(p))
+		end += recordHeader + int64(len(p))
+	}
+}
+
+var errIncomplete = errors.New("incomplete record")
+
+func readRecord(rd io.Reader) ([]byte, error) {
+	var h [recordHeader]byte
+	if _, err := io.ReadFull(rd, h[:]); err != nil {
+		return nil, errIncomplete
+	}
+	n := binary.BigEndian.Uint32(h[:4])
+	if n > maxRecord {
+		return nil, errIncomplete
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(rd, p); err != nil {
+		return nil, errIncomplete
+	}
+	if crc32.ChecksumIEEE(p) != binary.BigEndian.Uint32(h[4:]) {
+		return nil, errIncomplete
+	}
+	return p, nil
+}
+
+// readCursor returns the saved cursor, or (0, 0) when there is none.
+func (s *spool) readCursor() (uint64, int64) {
+	b, err := os.ReadFile(filepath.Join(s.dir, cursorFile))
+	if err != nil {
+		return 0, 0
+	}
+	var seq uint64
+	var off int64
+	if _, err := fmt.Sscanf(string(b), "%d %d", &seq, &off); err != nil || off < 0 {
+		return 0, 0
+	}
+	return seq, off
+}
+
+func (s *spool) saveCursor(seq uint64, off int64) error {
+	tmp := filepath.Join(s.dir, cursorFile+".tmp")
+	if err := writeSynced(tmp, []byte(fmt.Sprintf("%d %d\n", seq, off))); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(s.dir, cursorFile)); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	return syncDir(s.dir)
+}
+
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	_, werr := f.Write(b)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
 }
 
 func syncDir(dir string) error {
@@ -133,44 +267,186 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// Drain hands each spooled request, oldest first, to move, and removes it
-// once move returned nil. It stops at the first error.
-func (s *spool) Drain(move func(name string, payload []byte) error) (int, error) {
-	entries, err := os.ReadDir(s.dir)
-	if err != nil {
-		return 0, fmt.Errorf("spool: %w", err)
+// Pending is the number of spooled requests not yet moved.
+func (s *spool) Pending() int64 { return s.records.Load() }
+
+// Append stores one request durably: it returns after an fsync that
+// covers it.
+func (s *spool) Append(payload []byte, _ time.Time) error {
+	if len(payload) > maxRecord {
+		return errSpoolFull
 	}
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), spoolExt) && e.Type().IsRegular() {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Strings(names)
-	n := 0
-	for _, name := range names {
-		path := filepath.Join(s.dir, name)
-		b, err := os.ReadFile(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return n, fmt.Errorf("spool: %w", err)
-		}
-		if err := move(name, b); err != nil {
-			return n, err
-		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return n, fmt.Errorf("spool: %w", err)
-		}
-		s.mu.Lock()
-		s.bytes -= int64(len(b))
+	rec := make([]byte, recordHeader+len(payload))
+	binary.BigEndian.PutUint32(rec[:4], uint32(len(payload)))
+	binary.BigEndian.PutUint32(rec[4:8], crc32.ChecksumIEEE(payload))
+	copy(rec[recordHeader:], payload)
+
+	s.mu.Lock()
+	if s.bytes+int64(len(payload)) > s.maxBytes {
 		s.mu.Unlock()
-		s.files.Add(-1)
+		return errSpoolFull
+	}
+	if s.segSize >= segmentTarget {
+		if err := s.rotateLocked(); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+	}
+	if _, err := s.seg.Write(rec); err != nil {
+		// a partial write is cut off by the next start; this one is not acknowledged
+		s.mu.Unlock()
+		return fmt.Errorf("spool: write: %w", err)
+	}
+	s.segSize += int64(len(rec))
+	s.written += int64(len(rec))
+	s.bytes += int64(len(payload))
+	s.records.Add(1) // the mover may take it before the fsync: harmless, a duplicate at worst
+	end := s.written
+	s.mu.Unlock()
+
+	if err := s.syncUpTo(end); err != nil {
+		return err
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// syncUpTo makes sure the first end written bytes are durable: one caller
+// fsyncs for everyone who wrote before it started.
+func (s *spool) syncUpTo(end int64) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.synced >= end {
+		return nil
+	}
+	s.mu.Lock()
+	f, target := s.seg, s.written
+	s.mu.Unlock()
+	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) { // closed: rotation synced it
+		return fmt.Errorf("spool: fsync: %w", err)
+	}
+	s.synced = target
+	return nil
+}
+
+// rotateLocked closes the active segment (fsynced) and starts the next.
+func (s *spool) rotateLocked() error {
+	if err := s.seg.Sync(); err != nil {
+		return fmt.Errorf("spool: fsync: %w", err)
+	}
+	next := s.segSeq + 1
+	f, err := os.OpenFile(filepath.Join(s.dir, segName(next)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		f.Close()
+		return err
+	}
+	_ = s.seg.Close()
+	s.seg, s.segSeq, s.segSize = f, next, 0
+	return nil
+}
+
+// Drain hands each spooled request, oldest first, to move, and advances the
+// cursor past it once move returned nil. It stops at the first error.
+func (s *spool) Drain(move func(name string, payload []byte) error) (int, error) {
+	moved := 0
+	for {
+		s.mu.Lock()
+		seq, off, active := s.curSeq, s.curOff, s.segSeq
+		s.mu.Unlock()
+		n, next, err := s.drainSegment(seq, off, move)
+		moved += n
+		if err != nil {
+			return moved, err
+		}
+		if seq >= active {
+			s.maybeRecycle(seq, next)
+			return moved, nil
+		}
+		// a closed segment is done: go on with the next and delete it
+		if err := s.advance(seq+1, 0); err != nil {
+			return moved, err
+		}
+		_ = os.Remove(filepath.Join(s.dir, segName(seq)))
+	}
+}
+
+// drainSegment moves the records of segment seq from off on.
+func (s *spool) drainSegment(seq uint64, off int64, move func(string, []byte) error) (int, int64, error) {
+	f, err := os.Open(filepath.Join(s.dir, segName(seq)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, off, nil
+	}
+	if err != nil {
+		return 0, off, fmt.Errorf("spool: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return 0, off, fmt.Errorf("spool: %w", err)
+	}
+	rd := bufio.NewReader(f)
+	n, since := 0, 0
+	for {
+		p, err := readRecord(rd)
+		if err != nil {
+			break // the end, or a record still being written
+		}
+		if err := move(recordName(p), p); err != nil {
+			return n, off, errors.Join(err, s.advance(seq, off))
+		}
+		off += recordHeader + int64(len(p))
 		n++
+		since++
+		s.mu.Lock()
+		s.curSeq, s.curOff = seq, off
+		s.bytes -= int64(len(p))
+		s.mu.Unlock()
+		s.records.Add(-1)
+		if since >= 100 {
+			if err := s.advance(seq, off); err != nil {
+				return n, off, err
+			}
+			since = 0
+		}
 	}
-	if n > 0 {
-		_ = syncDir(s.dir)
+	return n, off, s.advance(seq, off)
+}
+
+// recordName identifies a record by its content (which holds the receive
+// time in nanoseconds): the same name is the same request, also after the
+// spool directory was recreated.
+func recordName(p []byte) string {
+	h := sha256.Sum256(p)
+	return hex.EncodeToString(h[:16])
+}
+
+// advance saves the cursor.
+func (s *spool) advance(seq uint64, off int64) error {
+	s.mu.Lock()
+	s.curSeq, s.curOff = seq, off
+	s.mu.Unlock()
+	return s.saveCursor(seq, off)
+}
+
+// maybeRecycle starts a fresh segment once the active one is fully moved,
+// so that the disk space is given back.
+func (s *spool) maybeRecycle(seq uint64, off int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq != s.segSeq || off != s.segSize || s.segSize == 0 {
+		return
 	}
-	return n, nil
+	if err := s.rotateLocked(); err != nil {
+		return
+	}
+	if err := s.saveCursor(s.segSeq, 0); err != nil {
+		return
+	}
+	s.curSeq, s.curOff = s.segSeq, 0
+	_ = os.Remove(filepath.Join(s.dir, segName(seq)))
 }

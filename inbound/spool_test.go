@@ -34,9 +34,8 @@ func TestRedisOutage(t *testing.T) {
 			t.Fatalf("request %d took %s with Redis down", i, d)
 		}
 	}
-	files, _ := filepath.Glob(filepath.Join(h.spool, "*.req"))
-	if len(files) != 15 {
-		t.Fatalf("spool holds %d files, want 15", len(files))
+	if n := h.recv.SpoolPending(); n != 15 {
+		t.Fatalf("spool holds %d requests, want 15", n)
 	}
 
 	// deskrelay restarts while Redis is still down; Zendesk retries one
@@ -59,8 +58,13 @@ func TestRedisOutage(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("sink got (in order) %v\nwant %v", got, want)
 	}
-	if files, _ := filepath.Glob(filepath.Join(h.spool, "*.req")); len(files) != 0 {
-		t.Fatalf("spool still holds %d files", len(files))
+	if n := h.recv.SpoolPending(); n != 0 {
+		t.Fatalf("spool still holds %d requests", n)
+	}
+	if segs, _ := filepath.Glob(filepath.Join(h.spool, "*.seg")); len(segs) != 1 {
+		t.Fatalf("spool keeps %d segments, want the one fresh segment", len(segs))
+	} else if info, err := os.Stat(segs[0]); err != nil || info.Size() != 0 {
+		t.Fatalf("the segment left holds %d bytes (%v), want a recycled empty one", info.Size(), err)
 	}
 	// Redis is back: requests go straight in again
 	if r := h.send(body(20), "inv-20"); !strings.Contains(r.Body, "accepted") {
@@ -135,23 +139,76 @@ func TestSpoolCrashBeforeRemove(t *testing.T) {
 	h.link("conv_42", 1001)
 	srv.Kill(t)
 	h.send(commentBody(1001, 1500, "conv_42", true, true, time.Now()), "")
-	files, _ := filepath.Glob(filepath.Join(h.spool, "*.req"))
-	if len(files) != 1 {
-		t.Fatalf("spool holds %d files", len(files))
+	h.send(commentBody(1001, 1501, "conv_42", true, true, time.Now()), "")
+	saved := copyDir(t, h.spool) // what a crash before the cursor update leaves
+	srv.Start(t)
+	waitFor(t, "the deliveries", 15*time.Second, func() bool { return len(h.sink.events()) == 2 })
+	h.stopRun()
+	<-h.runDone
+	restoreDir(t, saved, h.spool)
+	h.start()
+	if n := h.recv.SpoolPending(); n != 2 {
+		t.Fatalf("restarted receiver sees %d spooled, want 2", n)
 	}
-	saved, err := os.ReadFile(files[0])
+	waitFor(t, "the spool to drain again", 10*time.Second, func() bool { return h.recv.SpoolPending() == 0 })
+	h.idle(10 * time.Second)
+	if ids := h.sink.ids(); len(ids) != 2 {
+		t.Fatalf("sink got %v, want two deliveries", ids)
+	}
+}
+
+// TestSpoolTornTail: a record cut short by a crash mid-append (never
+// acknowledged) is dropped at start; the records before it are kept.
+func TestSpoolTornTail(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{AppendOnly: true})
+	h := newHarness(t, harnessOptions{server: srv})
+	h.link("conv_42", 1001)
+	srv.Kill(t)
+	h.send(commentBody(1001, 1600, "conv_42", true, true, time.Now()), "")
+	h.stopRun()
+	<-h.runDone
+	segs, _ := filepath.Glob(filepath.Join(h.spool, "*.seg"))
+	f, err := os.OpenFile(segs[len(segs)-1], os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, _ = f.Write([]byte{0, 0, 1, 0, 9, 9}) // half a header
+	f.Close()
+	h.start()
+	if n := h.recv.SpoolPending(); n != 1 {
+		t.Fatalf("spool holds %d after a torn append, want 1", n)
+	}
+	h.send(commentBody(1001, 1601, "conv_42", true, true, time.Now()), "")
 	srv.Start(t)
-	waitFor(t, "the delivery", 15*time.Second, func() bool { return len(h.sink.events()) == 1 })
-	if err := os.WriteFile(files[0], saved, 0o600); err != nil { // the file the crash left behind
+	waitFor(t, "both deliveries", 15*time.Second, func() bool { return len(h.sink.events()) == 2 })
+}
+
+func copyDir(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	h.start()
-	waitFor(t, "the spool to drain again", 10*time.Second, func() bool { return h.recv.SpoolPending() == 0 })
-	h.idle(10 * time.Second)
-	if ids := h.sink.ids(); len(ids) != 1 {
-		t.Fatalf("sink got %v, want one delivery", ids)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = b
+	}
+	return out
+}
+
+func restoreDir(t *testing.T, files map[string][]byte, dir string) {
+	t.Helper()
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		_ = os.Remove(filepath.Join(dir, e.Name()))
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
