@@ -34,6 +34,7 @@ import (
 type spool struct {
 	dir      string
 	maxBytes int64
+	target   int64 // rotate the active segment beyond this size
 
 	mu      sync.Mutex // guards the fields below
 	seg     *os.File   // active segment, append only
@@ -56,7 +57,7 @@ const (
 	cursorFile    = "cursor"
 	recordHeader  = 8
 	maxRecord     = 16 << 20
-	segmentTarget = 8 << 20 // rotate the active segment beyond this size
+	segmentTarget = 8 << 20
 )
 
 var errSpoolFull = errors.New("spool is full")
@@ -67,7 +68,7 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("DESKRELAY_SPOOL_DIR: %w", err)
 	}
-	s := &spool{dir: dir, maxBytes: maxBytes, wake: make(chan struct{}, 1)}
+	s := &spool{dir: dir, maxBytes: maxBytes, target: segmentTarget, wake: make(chan struct{}, 1)}
 	seqs, err := s.segments()
 	if err != nil {
 		return nil, fmt.Errorf("DESKRELAY_SPOOL_DIR: %w", err)
@@ -286,7 +287,7 @@ func (s *spool) Append(payload []byte, _ time.Time) error {
 		s.mu.Unlock()
 		return errSpoolFull
 	}
-	if s.segSize >= segmentTarget {
+	if s.segSize >= s.target {
 		if err := s.rotateLocked(); err != nil {
 			s.mu.Unlock()
 			return err
