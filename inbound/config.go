@@ -44,7 +44,7 @@ type Config struct {
 	// MaxBodyBytes limits a webhook body (413 beyond). Default 1 MiB.
 	MaxBodyBytes int64
 	// EnqueueTimeout is how long the webhook answer waits for Redis before
-	// it spools the request instead. Default 300ms.
+	// it spools the request instead. Default 100ms.
 	EnqueueTimeout time.Duration
 	// SlowEnqueue is how long one enqueue may take before the requests
 	// arriving meanwhile stop waiting for Redis and spool. Default 20ms.
@@ -91,7 +91,7 @@ func (c Config) withDefaults() Config {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if c.EnqueueTimeout <= 0 {
-		c.EnqueueTimeout = 300 * time.Millisecond
+		c.EnqueueTimeout = 100 * time.Millisecond
 	}
 	if c.SlowEnqueue <= 0 {
 		c.SlowEnqueue = 20 * time.Millisecond

@@ -173,15 +173,16 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	}
 	h.tickets = relay.NewTickets(h.rdb)
 	h.cfg = inbound.Config{
-		SinkURL:       h.sink.srv.URL + "/events",
-		SinkSecret:    sinkSecret,
-		WebhookSecret: webhookSecret,
-		SpoolDir:      h.spool,
-		SinkTimeout:   2 * time.Second,
-		SlowEnqueue:   150 * time.Millisecond, // -race on a busy machine
-		TaskTimeout:   10 * time.Second,
-		OrderSettle:   150 * time.Millisecond,
-		OrderPoll:     50 * time.Millisecond,
+		SinkURL:        h.sink.srv.URL + "/events",
+		SinkSecret:     sinkSecret,
+		WebhookSecret:  webhookSecret,
+		SpoolDir:       h.spool,
+		SinkTimeout:    2 * time.Second,
+		SlowEnqueue:    150 * time.Millisecond, // -race on a busy machine
+		EnqueueTimeout: time.Second,
+		TaskTimeout:    10 * time.Second,
+		OrderSettle:    150 * time.Millisecond,
+		OrderPoll:      50 * time.Millisecond,
 	}
 	if o.cfg != nil {
 		o.cfg(&h.cfg)
