@@ -14,7 +14,7 @@ import (
 
 func TestRedisOutage(t *testing.T) {
 	srv := redistest.StartServer(t, redistest.ServerOptions{AppendOnly: true})
-	h := newHarness(t, harnessOptions{server: srv})
+	h := newHarness(t, harnessOptions{server: srv, cfg: func(c *inbound.Config) { c.EnqueueTimeout = 300 * time.Millisecond }})
 	h.link("conv_42", 1001)
 	base := time.Now().Add(-time.Minute).Truncate(time.Second)
 	var want []string
