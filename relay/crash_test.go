@@ -94,6 +94,7 @@ func delivered(r *relay.Relay, all []string) int {
 }
 
 func TestCrashSafety(t *testing.T) {
+	t.Parallel()
 	t.Run("RedisRestartWithAOFLosesAndDuplicatesNothing", func(t *testing.T) {
 		s := redistest.StartServer(t, redistest.ServerOptions{AppendOnly: true})
 		e := newEnv(t, envOptions{rdb: s.Client(t), opt: s.AsynqOpt()})

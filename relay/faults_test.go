@@ -149,6 +149,7 @@ func TestSharedLimiter(t *testing.T) {
 }
 
 func TestAmbiguousFailures(t *testing.T) {
+	t.Parallel()
 	t.Run("TwentyPercentLostResponsesGiveNoDuplicates", func(t *testing.T) {
 		e := newEnv(t, envOptions{})
 		e.fake.LoseResponses(0.2)
@@ -177,6 +178,7 @@ func TestAmbiguousFailures(t *testing.T) {
 }
 
 func TestUnauthorized(t *testing.T) {
+	t.Parallel()
 	t.Run("FailedThenReplayedInOrder", func(t *testing.T) {
 		e := newEnv(t, envOptions{})
 		ctx := context.Background()
@@ -228,6 +230,7 @@ func TestUnauthorized(t *testing.T) {
 }
 
 func TestAutoReplay(t *testing.T) {
+	t.Parallel()
 	t.Run("FixedCredentialsReplayFailedMessages", func(t *testing.T) {
 		e := newEnv(t, envOptions{cfg: relay.Config{AutoReplay: true}})
 		e.fake.RevokeCredentials()
@@ -241,6 +244,7 @@ func TestAutoReplay(t *testing.T) {
 }
 
 func TestTicketLifecycle(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	deliverOne := func(t *testing.T, e *env, m relay.Message) relay.Status {
 		t.Helper()
@@ -325,6 +329,7 @@ func commentBodies(e *env, ticket int64) []string {
 }
 
 func TestOrder(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	t.Run("InvalidMessageFailsAndConversationMovesOn", func(t *testing.T) {
 		e := newEnv(t, envOptions{})
@@ -384,6 +389,7 @@ func TestOrder(t *testing.T) {
 }
 
 func TestTwoRelaysRaceOneConversation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	other := e.newRelay(envOptions{})
 	e.fake.SetLatency(5 * time.Millisecond)
@@ -406,6 +412,7 @@ func TestTwoRelaysRaceOneConversation(t *testing.T) {
 }
 
 func TestSelfHealing(t *testing.T) {
+	t.Parallel()
 	t.Run("LostTaskOfTheHeadIsRecreated", func(t *testing.T) {
 		e := newEnv(t, envOptions{noWorkers: true})
 		m1, m2 := msg("heal", 1), msg("heal", 2)

@@ -212,6 +212,7 @@ func TestIntakeIdempotency(t *testing.T) {
 }
 
 func TestIntakeUnavailable(t *testing.T) {
+	t.Parallel()
 	t.Run("RedisDownIs503", func(t *testing.T) {
 		s := redistest.StartServer(t, redistest.ServerOptions{})
 		rdb := s.Client(t)
@@ -242,6 +243,7 @@ func TestIntakeUnavailable(t *testing.T) {
 }
 
 func TestIntakeInterrupted(t *testing.T) {
+	t.Parallel()
 	// A crash between the asynq task and marking the record "queued" leaves
 	// a record in "accepting" whose conversation does not know it yet.
 	interrupt := func(t *testing.T, e *env, m relay.Message) {
