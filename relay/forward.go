@@ -266,6 +266,9 @@ func write[T any](ctx context.Context, r *Relay, rec *record, op string, pre fun
 			return zero, err
 		}
 	}
+	if err := stillHeld(ctx, r.cfg.LockTTL); err != nil {
+		return zero, err
+	}
 	if err := r.st.markWrite(ctx, rec.ID, op); err != nil {
 		return zero, err
 	}

@@ -178,7 +178,7 @@ func (r *Relay) lock(ctx context.Context, conv string) (*convLock, context.Conte
 	if !ok {
 		return nil, nil, errLockBusy
 	}
-	lctx, cancel := context.WithCancel(ctx)
+	lctx, cancel := context.WithCancel(context.WithValue(ctx, lockKey{}, l))
 	l.cancel = cancel
 	ttl := r.cfg.LockTTL
 	go func() {
@@ -204,6 +204,28 @@ func (r *Relay) lock(ctx context.Context, conv string) (*convLock, context.Conte
 	}()
 	return l, lctx, nil
 }
+
+type lockKey struct{}
+
+// stillHeld renews the lock of ctx's conversation and reports whether this
+// worker still holds it: checked right before every write, so that a worker
+// that stalled past LockTTL never writes after another took over.
+func stillHeld(ctx context.Context, ttl time.Duration) error {
+	l, _ := ctx.Value(lockKey{}).(*convLock)
+	if l == nil {
+		return nil
+	}
+	n, err := renewScript.Run(ctx, l.rdb, []string{l.key}, l.token, ttl.Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("conversation lock: %w", err)
+	}
+	if n == 0 {
+		return errLockLost
+	}
+	return nil
+}
+
+var errLockLost = errors.New("conversation lock lost")
 
 func (l *convLock) release() {
 	l.cancel()
