@@ -114,6 +114,7 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 			Redis:   rdb,
 			Tickets: p.relay.Tickets(),
 			Zendesk: zd,
+			Limiter: p.limiter,
 			Log:     log.With().Str("component", "inbound").Logger(),
 			Metrics: metrics,
 		})
