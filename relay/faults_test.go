@@ -148,6 +148,26 @@ func TestSharedLimiter(t *testing.T) {
 	})
 }
 
+func TestPerTicketLimit(t *testing.T) {
+	t.Parallel()
+	t.Run("UpdatesPacedPerTicketInOrder", func(t *testing.T) {
+		e := newEnv(t, envOptions{cfg: relay.Config{TicketUpdateLimit: 3, TicketUpdateWindow: 3 * time.Second}})
+		want, all := wantBodies(1, 8, "perticket") // 1 create, 7 updates: 3 at once, then 1/s
+		start := time.Now()
+		enqueueAll(t, e.relay, all)
+		waitStatus(t, e.relay, ids(all), "delivered", 30*time.Second)
+		if elapsed := time.Since(start); elapsed < 3*time.Second {
+			t.Errorf("7 updates of one ticket at 3 per 3s took %s, want at least 3s", elapsed)
+		}
+		checkExactlyOnce(t, e.fake, want)
+		for _, id := range ids(all) {
+			if st, _ := e.relay.Status(context.Background(), id); st.Attempts != 1 {
+				t.Errorf("%s attempts = %d, want 1 (waits are not attempts)", id, st.Attempts)
+			}
+		}
+	})
+}
+
 func TestAmbiguousFailures(t *testing.T) {
 	t.Parallel()
 	t.Run("TwentyPercentLostResponsesGiveNoDuplicates", func(t *testing.T) {
