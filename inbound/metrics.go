@@ -1,9 +1,9 @@
 package inbound
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/deskrelay/deskrelay/internal/promx"
 )
 
 type metrics struct {
@@ -38,25 +38,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"outcome"}),
 	}
 	if reg != nil {
-		m.webhooks = register(reg, m.webhooks)
-		m.rejected = register(reg, m.rejected)
-		m.spoolFiles = register(reg, m.spoolFiles)
-		m.events = register(reg, m.events)
-		m.deliveries = register(reg, m.deliveries)
+		m.webhooks, _ = promx.Register(reg, m.webhooks)
+		m.rejected, _ = promx.Register(reg, m.rejected)
+		m.spoolFiles, _ = promx.Register(reg, m.spoolFiles)
+		m.events, _ = promx.Register(reg, m.events)
+		m.deliveries, _ = promx.Register(reg, m.deliveries)
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// its name (a Receiver recreated in the same process).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/deskrelay/deskrelay/internal/promx"
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/zendesk"
@@ -246,14 +248,15 @@ func newInvMetrics(reg prometheus.Registerer) (*invMetrics, error) {
 			Help: "Guardian checks that warned of the webhook's failure ratio before (or after) Zendesk's circuit breaker tripped.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.invocations, m.ratio, m.requests, m.failed, m.broken, m.warnings} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				continue // a second Reconciler on the same registry (tests)
-			}
-			return nil, err
-		}
+	var errs [6]error
+	m.invocations, errs[0] = promx.Register(reg, m.invocations)
+	m.ratio, errs[1] = promx.Register(reg, m.ratio)
+	m.requests, errs[2] = promx.Register(reg, m.requests)
+	m.failed, errs[3] = promx.Register(reg, m.failed)
+	m.broken, errs[4] = promx.Register(reg, m.broken)
+	m.warnings, errs[5] = promx.Register(reg, m.warnings)
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/deskrelay/deskrelay/internal/promx"
 )
 
 // metrics are the reconciler's Prometheus metrics; a nil *metrics records
@@ -75,14 +77,18 @@ func newMetrics(reg prometheus.Registerer, r *Reconciler) (*metrics, error) {
 		}
 		return 0
 	})
-	for _, c := range []prometheus.Collector{m.runs, m.events, m.missing, m.requests, m.waited, m.reenables, m.webhookUp, m.failures, age} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				continue // a second Reconciler on the same registry (tests): keep the first
-			}
-			return nil, err
-		}
+	var errs [9]error
+	m.runs, errs[0] = promx.Register(reg, m.runs)
+	m.events, errs[1] = promx.Register(reg, m.events)
+	m.missing, errs[2] = promx.Register(reg, m.missing)
+	m.requests, errs[3] = promx.Register(reg, m.requests)
+	m.waited, errs[4] = promx.Register(reg, m.waited)
+	m.reenables, errs[5] = promx.Register(reg, m.reenables)
+	m.webhookUp, errs[6] = promx.Register(reg, m.webhookUp)
+	m.failures, errs[7] = promx.Register(reg, m.failures)
+	_, errs[8] = promx.Register(reg, age)
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

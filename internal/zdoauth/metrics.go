@@ -1,9 +1,9 @@
 package zdoauth
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/deskrelay/deskrelay/internal/promx"
 )
 
 type metrics struct {
@@ -35,23 +35,9 @@ func newMetrics(reg prometheus.Registerer, account string) *metrics {
 		m.refreshes.WithLabelValues(o)
 	}
 	if reg != nil {
-		m.refreshes = register(reg, m.refreshes)
-		m.waits = register(reg, m.waits)
-		m.expiry = register(reg, m.expiry)
+		m.refreshes, _ = promx.Register(reg, m.refreshes)
+		m.waits, _ = promx.Register(reg, m.waits)
+		m.expiry, _ = promx.Register(reg, m.expiry)
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// its name (two Sources for one account in one process share metrics).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
