@@ -84,7 +84,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
-	// Background work (spool mover, reconcile schedule, auto-replay) stops
+	// Background work (spool mover, reconcile schedule) stops
 	// last, after intake and workers.
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
@@ -94,9 +94,6 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	}
 	if d.reconciler != nil && cfg.reconcileInterval > 0 {
 		bg.Go(func() error { return ignoreCanceled(d.reconciler.Schedule(bgctx)) })
-	}
-	if cfg.autoReplay {
-		bg.Go(func() error { d.autoReplay(bgctx); return nil })
 	}
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -76,6 +76,7 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 		OrderGapTimeout:   cfg.orderGapTimeout,
 		RateLimit:         cfg.rateLimit,
 		GateProbeInterval: cfg.tuning.gateProbe,
+		AutoReplay:        cfg.autoReplay,
 	}, relay.Deps{
 		Redis:   rdb,
 		Asynq:   cfg.redis,
