@@ -1,6 +1,7 @@
 package inbound
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
@@ -75,9 +76,7 @@ const (
 )
 
 func (c Config) withDefaults() Config {
-	if c.SpoolDir == "" {
-		c.SpoolDir = DefaultSpoolDir
-	}
+	c.SpoolDir = cmp.Or(c.SpoolDir, DefaultSpoolDir)
 	if c.SpoolMaxBytes <= 0 {
 		c.SpoolMaxBytes = DefaultSpoolMaxBytes
 	}
@@ -105,9 +104,7 @@ func (c Config) withDefaults() Config {
 	if c.TaskTimeout <= 0 {
 		c.TaskTimeout = time.Minute
 	}
-	if c.OrderSettle == 0 {
-		c.OrderSettle = time.Second
-	}
+	c.OrderSettle = cmp.Or(c.OrderSettle, time.Second)
 	if c.OrderSettle < 0 {
 		c.OrderSettle = 0
 	}

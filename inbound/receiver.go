@@ -1,6 +1,7 @@
 package inbound
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,9 +129,7 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 	}
 	{
 		c := *hc
-		if c.Timeout == 0 {
-			c.Timeout = cfg.SinkTimeout
-		}
+		c.Timeout = cmp.Or(c.Timeout, cfg.SinkTimeout)
 		// a redirect would turn the POST into a GET without the event:
 		// a 3xx is a failed attempt, retried
 		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

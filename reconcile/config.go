@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -104,28 +105,18 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	setDur := func(p *time.Duration, d time.Duration) {
-		if *p == 0 {
-			*p = d
-		}
-	}
-	setInt := func(p *int, d int) {
-		if *p == 0 {
-			*p = d
-		}
-	}
-	setDur(&c.Lag, DefaultLag)
-	setDur(&c.InitialLookback, DefaultInitialLookback)
-	setInt(&c.ExportLimit, DefaultExportLimit)
-	setDur(&c.ExportWindow, DefaultExportWindow)
-	setDur(&c.LeaseTTL, DefaultLeaseTTL)
-	setDur(&c.RunTimeout, DefaultRunTimeout)
-	setInt(&c.Concurrency, DefaultConcurrency)
-	setInt(&c.MaxAttempts, DefaultMaxAttempts)
-	setDur(&c.RetryBaseDelay, DefaultRetryBaseDelay)
-	setInt(&c.FailureWarn, DefaultFailureWarn)
-	setInt(&c.SignatureFailureRun, DefaultSignatureRun)
-	setDur(&c.MaxRewind, DefaultMaxRewind)
+	c.Lag = cmp.Or(c.Lag, DefaultLag)
+	c.InitialLookback = cmp.Or(c.InitialLookback, DefaultInitialLookback)
+	c.ExportLimit = cmp.Or(c.ExportLimit, DefaultExportLimit)
+	c.ExportWindow = cmp.Or(c.ExportWindow, DefaultExportWindow)
+	c.LeaseTTL = cmp.Or(c.LeaseTTL, DefaultLeaseTTL)
+	c.RunTimeout = cmp.Or(c.RunTimeout, DefaultRunTimeout)
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, DefaultMaxAttempts)
+	c.RetryBaseDelay = cmp.Or(c.RetryBaseDelay, DefaultRetryBaseDelay)
+	c.FailureWarn = cmp.Or(c.FailureWarn, DefaultFailureWarn)
+	c.SignatureFailureRun = cmp.Or(c.SignatureFailureRun, DefaultSignatureRun)
+	c.MaxRewind = cmp.Or(c.MaxRewind, DefaultMaxRewind)
 	c.Invocations = c.Invocations.withDefaults()
 	c.PublicURL = strings.TrimRight(strings.TrimSpace(c.PublicURL), "/")
 	c.WebhookID = strings.TrimSpace(c.WebhookID)

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -98,30 +99,14 @@ type InvocationsConfig struct {
 }
 
 func (c InvocationsConfig) withDefaults() InvocationsConfig {
-	if c.PageSize == 0 {
-		c.PageSize = DefaultInvocationsPageSize
-	}
-	if c.MaxPerRun == 0 {
-		c.MaxPerRun = DefaultInvocationsMaxPerRun
-	}
-	if c.ListPages == 0 {
-		c.ListPages = DefaultInvocationsListPages
-	}
-	if c.BreakerWindow == 0 {
-		c.BreakerWindow = DefaultBreakerWindow
-	}
-	if c.BreakerWarnRatio == 0 {
-		c.BreakerWarnRatio = DefaultBreakerWarnRatio
-	}
-	if c.BreakerWarnRequests == 0 {
-		c.BreakerWarnRequests = DefaultBreakerWarnRequests
-	}
-	if c.BreakerWarnErrors == 0 {
-		c.BreakerWarnErrors = DefaultBreakerWarnErrors
-	}
-	if c.BreakerMaxPages == 0 {
-		c.BreakerMaxPages = DefaultBreakerMaxPages
-	}
+	c.PageSize = cmp.Or(c.PageSize, DefaultInvocationsPageSize)
+	c.MaxPerRun = cmp.Or(c.MaxPerRun, DefaultInvocationsMaxPerRun)
+	c.ListPages = cmp.Or(c.ListPages, DefaultInvocationsListPages)
+	c.BreakerWindow = cmp.Or(c.BreakerWindow, DefaultBreakerWindow)
+	c.BreakerWarnRatio = cmp.Or(c.BreakerWarnRatio, DefaultBreakerWarnRatio)
+	c.BreakerWarnRequests = cmp.Or(c.BreakerWarnRequests, DefaultBreakerWarnRequests)
+	c.BreakerWarnErrors = cmp.Or(c.BreakerWarnErrors, DefaultBreakerWarnErrors)
+	c.BreakerMaxPages = cmp.Or(c.BreakerMaxPages, DefaultBreakerMaxPages)
 	return c
 }
 

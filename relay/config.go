@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -74,51 +75,21 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.RetryMaxDelay == 0 {
-		c.RetryMaxDelay = time.Hour
-	}
-	if c.OrderGapTimeout == 0 {
-		c.OrderGapTimeout = 5 * time.Minute
-	}
-	if c.RateLimit == 0 {
-		c.RateLimit = 200
-	}
-	if c.Retention == 0 {
-		c.Retention = 30 * 24 * time.Hour
-	}
-	if c.AttemptTimeout == 0 {
-		c.AttemptTimeout = 2 * time.Minute
-	}
-	if c.TurnPoll == 0 {
-		c.TurnPoll = 5 * time.Second
-	}
-	if c.GateThreshold == 0 {
-		c.GateThreshold = 5
-	}
-	if c.GateProbeInterval == 0 {
-		c.GateProbeInterval = 2 * time.Second
-	}
-	if c.GateParkTime == 0 {
-		c.GateParkTime = time.Minute
-	}
-	if c.UpdateRateLimit == 0 {
-		c.UpdateRateLimit = 100
-	}
-	if c.TicketUpdateLimit == 0 {
-		c.TicketUpdateLimit = 30
-	}
-	if c.TicketUpdateWindow == 0 {
-		c.TicketUpdateWindow = 10 * time.Minute
-	}
-	if c.LockTTL == 0 {
-		c.LockTTL = 10 * time.Second
-	}
-	if c.CredentialProbeInterval == 0 {
-		c.CredentialProbeInterval = 30 * time.Second
-	}
-	if c.AmbiguousSettle == 0 {
-		c.AmbiguousSettle = 10 * time.Second
-	}
+	c.RetryMaxDelay = cmp.Or(c.RetryMaxDelay, time.Hour)
+	c.OrderGapTimeout = cmp.Or(c.OrderGapTimeout, 5*time.Minute)
+	c.RateLimit = cmp.Or(c.RateLimit, 200)
+	c.Retention = cmp.Or(c.Retention, 30*24*time.Hour)
+	c.AttemptTimeout = cmp.Or(c.AttemptTimeout, 2*time.Minute)
+	c.TurnPoll = cmp.Or(c.TurnPoll, 5*time.Second)
+	c.GateThreshold = cmp.Or(c.GateThreshold, 5)
+	c.GateProbeInterval = cmp.Or(c.GateProbeInterval, 2*time.Second)
+	c.GateParkTime = cmp.Or(c.GateParkTime, time.Minute)
+	c.UpdateRateLimit = cmp.Or(c.UpdateRateLimit, 100)
+	c.TicketUpdateLimit = cmp.Or(c.TicketUpdateLimit, 30)
+	c.TicketUpdateWindow = cmp.Or(c.TicketUpdateWindow, 10*time.Minute)
+	c.LockTTL = cmp.Or(c.LockTTL, 10*time.Second)
+	c.CredentialProbeInterval = cmp.Or(c.CredentialProbeInterval, 30*time.Second)
+	c.AmbiguousSettle = cmp.Or(c.AmbiguousSettle, 10*time.Second)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

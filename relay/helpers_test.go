@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -54,33 +55,15 @@ func testLogger(tb testing.TB) zerolog.Logger {
 
 // fastConfig is a relay Config with timings for tests.
 func fastConfig(c relay.Config) relay.Config {
-	if c.TurnPoll == 0 {
-		c.TurnPoll = 300 * time.Millisecond
-	}
-	if c.GateProbeInterval == 0 {
-		c.GateProbeInterval = 200 * time.Millisecond
-	}
-	if c.GateParkTime == 0 {
-		c.GateParkTime = 20 * time.Second
-	}
-	if c.RetryMaxDelay == 0 {
-		c.RetryMaxDelay = 2 * time.Second
-	}
-	if c.LockTTL == 0 {
-		c.LockTTL = 3 * time.Second
-	}
-	if c.AmbiguousSettle == 0 {
-		c.AmbiguousSettle = 300 * time.Millisecond
-	}
-	if c.UpdateRateLimit == 0 {
-		c.UpdateRateLimit = 100000
-	}
-	if c.CredentialProbeInterval == 0 {
-		c.CredentialProbeInterval = 300 * time.Millisecond
-	}
-	if c.AttemptTimeout == 0 {
-		c.AttemptTimeout = 30 * time.Second
-	}
+	c.TurnPoll = cmp.Or(c.TurnPoll, 300*time.Millisecond)
+	c.GateProbeInterval = cmp.Or(c.GateProbeInterval, 200*time.Millisecond)
+	c.GateParkTime = cmp.Or(c.GateParkTime, 20*time.Second)
+	c.RetryMaxDelay = cmp.Or(c.RetryMaxDelay, 2*time.Second)
+	c.LockTTL = cmp.Or(c.LockTTL, 3*time.Second)
+	c.AmbiguousSettle = cmp.Or(c.AmbiguousSettle, 300*time.Millisecond)
+	c.UpdateRateLimit = cmp.Or(c.UpdateRateLimit, 100000)
+	c.CredentialProbeInterval = cmp.Or(c.CredentialProbeInterval, 300*time.Millisecond)
+	c.AttemptTimeout = cmp.Or(c.AttemptTimeout, 30*time.Second)
 	return c
 }
 

@@ -1,6 +1,7 @@
 package zendesk
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -73,12 +74,8 @@ type Client struct {
 var subdomainRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 func (c Config) withDefaults() Config {
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.UserAgent == "" {
-		c.UserAgent = DefaultUserAgent
-	}
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	c.UserAgent = cmp.Or(c.UserAgent, DefaultUserAgent)
 	c.BaseURL = strings.TrimSpace(c.BaseURL)
 	c.Subdomain = strings.ToLower(strings.TrimSpace(c.Subdomain))
 	return c

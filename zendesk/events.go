@@ -2,6 +2,7 @@ package zendesk
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,9 +26,7 @@ func (c *ChildEvent) UnmarshalJSON(b []byte) error {
 	*c = ChildEvent{Raw: raw}
 	c.ID = anyInt(raw["id"])
 	c.EventType = anyString(raw["event_type"])
-	if c.EventType == "" {
-		c.EventType = anyString(raw["type"])
-	}
+	c.EventType = cmp.Or(c.EventType, anyString(raw["type"]))
 	c.Body = anyString(raw["body"])
 	c.HTMLBody = anyString(raw["html_body"])
 	if p, ok := anyBool(raw["public"]); ok {

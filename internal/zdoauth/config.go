@@ -1,6 +1,7 @@
 package zdoauth
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
 	"net/url"
@@ -75,20 +76,13 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	set := func(p *time.Duration, d time.Duration) {
-		if *p == 0 {
-			*p = d
-		}
-	}
-	if c.Account == "" {
-		c.Account = DefaultAccount
-	}
-	set(&c.Timeout, DefaultTimeout)
-	set(&c.RefreshBefore, DefaultRefreshBefore)
-	set(&c.LockTTL, DefaultLockTTL)
-	set(&c.WaitTimeout, DefaultWaitTimeout)
-	set(&c.PollInterval, DefaultPollInterval)
-	set(&c.RetryEarly, DefaultRetryEarly)
+	c.Account = cmp.Or(c.Account, DefaultAccount)
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	c.RefreshBefore = cmp.Or(c.RefreshBefore, DefaultRefreshBefore)
+	c.LockTTL = cmp.Or(c.LockTTL, DefaultLockTTL)
+	c.WaitTimeout = cmp.Or(c.WaitTimeout, DefaultWaitTimeout)
+	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
+	c.RetryEarly = cmp.Or(c.RetryEarly, DefaultRetryEarly)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

@@ -1,6 +1,7 @@
 package zendesktest
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 )
@@ -118,51 +119,35 @@ func (c Config) withDefaults() Config {
 	if c.Email == "" && c.APIToken == "" {
 		c.Email, c.APIToken = DefaultEmail, DefaultAPIToken
 	}
-	if c.AccountID == 0 {
-		c.AccountID = DefaultAccountID
-	}
-	if c.Subdomain == "" {
-		c.Subdomain = "fake"
-	}
-	setInt := func(p *int, d int) {
-		if *p == 0 {
-			*p = d
-		}
-	}
-	setDur := func(p *time.Duration, d time.Duration) {
-		if *p == 0 {
-			*p = d
-		}
-	}
-	setInt(&c.RateLimit, 200)
-	setInt(&c.UpdateTicketLimit, 100)
-	setInt(&c.ExportLimit, 10)
-	setInt(&c.UserCreateLimit, 5)
-	setInt(&c.PerTicketUpdateLimit, 30)
-	setDur(&c.PerTicketWindow, 10*time.Minute)
-	setDur(&c.Window, time.Minute)
-	setDur(&c.ExportLag, 60*time.Second)
+	c.AccountID = cmp.Or(c.AccountID, DefaultAccountID)
+	c.Subdomain = cmp.Or(c.Subdomain, "fake")
+	c.RateLimit = cmp.Or(c.RateLimit, 200)
+	c.UpdateTicketLimit = cmp.Or(c.UpdateTicketLimit, 100)
+	c.ExportLimit = cmp.Or(c.ExportLimit, 10)
+	c.UserCreateLimit = cmp.Or(c.UserCreateLimit, 5)
+	c.PerTicketUpdateLimit = cmp.Or(c.PerTicketUpdateLimit, 30)
+	c.PerTicketWindow = cmp.Or(c.PerTicketWindow, 10*time.Minute)
+	c.Window = cmp.Or(c.Window, time.Minute)
+	c.ExportLag = cmp.Or(c.ExportLag, 60*time.Second)
 	if c.ExportLag < 0 {
 		c.ExportLag = 0
 	}
-	setInt(&c.ExportPageSize, 1000)
-	setInt(&c.MaxComments, 5000)
+	c.ExportPageSize = cmp.Or(c.ExportPageSize, 1000)
+	c.MaxComments = cmp.Or(c.MaxComments, 5000)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	setDur(&c.IdempotencyTTL, 2*time.Hour)
-	setDur(&c.AccessTokenTTL, time.Hour)
-	setDur(&c.WebhookTimeout, 10*time.Second)
-	setDur(&c.WebhookMaxRetryWait, time.Second)
-	setDur(&c.CircuitWindow, 5*time.Minute)
-	setInt(&c.CircuitMinRequests, 100)
-	if c.CircuitFailureRatio == 0 {
-		c.CircuitFailureRatio = 0.7
-	}
-	setInt(&c.CircuitMaxErrors, 1000)
-	setDur(&c.CircuitPause, 5*time.Second)
-	setInt(&c.TargetMaxFailures, 21)
-	setInt(&c.RecordLimit, 100000)
+	c.IdempotencyTTL = cmp.Or(c.IdempotencyTTL, 2*time.Hour)
+	c.AccessTokenTTL = cmp.Or(c.AccessTokenTTL, time.Hour)
+	c.WebhookTimeout = cmp.Or(c.WebhookTimeout, 10*time.Second)
+	c.WebhookMaxRetryWait = cmp.Or(c.WebhookMaxRetryWait, time.Second)
+	c.CircuitWindow = cmp.Or(c.CircuitWindow, 5*time.Minute)
+	c.CircuitMinRequests = cmp.Or(c.CircuitMinRequests, 100)
+	c.CircuitFailureRatio = cmp.Or(c.CircuitFailureRatio, 0.7)
+	c.CircuitMaxErrors = cmp.Or(c.CircuitMaxErrors, 1000)
+	c.CircuitPause = cmp.Or(c.CircuitPause, 5*time.Second)
+	c.TargetMaxFailures = cmp.Or(c.TargetMaxFailures, 21)
+	c.RecordLimit = cmp.Or(c.RecordLimit, 100000)
 	return c
 }
 
