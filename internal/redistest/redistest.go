@@ -92,14 +92,39 @@ func New(tb testing.TB) *DB {
 	}
 	tb.Logf("redistest: no Redis at %s and no redis-server binary: using embedded miniredis", opt.Addr)
 	m := miniredis.RunT(tb)
+	stop := runClock(m)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	tb.Cleanup(func() { _ = c.Close() })
+	tb.Cleanup(func() { _ = c.Close(); stop() })
 	return &DB{Addr: m.Addr(), Client: c, Embedded: true, Mini: m}
 }
 
 var (
 	sharedOnce sync.Map // addr -> bool
 )
+
+// runClock makes miniredis keep time like a server: it expires keys (leases,
+// locks, TTLs) only when told that time has passed, so tell it every 10ms.
+func runClock(m *miniredis.Miniredis) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				m.SetTime(now)
+				m.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
 
 func sharedAnswers(addr string) bool {
 	if v, ok := sharedOnce.Load(addr); ok {
