@@ -379,8 +379,10 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(raw), `deskrelay_queue_size{queue="outbound"}`) {
-		t.Fatalf("/metrics lacks the queue gauge")
+	for _, want := range []string{`deskrelay_queue_size{queue="outbound"}`, `deskrelay_zendesk_auth_mode{mode="api_token",retires="2027-04-30"} 1`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("stop: %v", err)

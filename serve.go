@@ -176,6 +176,7 @@ func newDaemon(ctx context.Context, cfg *config, log zerolog.Logger) (*daemon, e
 		insp:    asynq.NewInspector(cfg.redis),
 	}
 	reg.MustRegister(newQueueCollector(d.insp, log))
+	reg.MustRegister(authModeGauge(cfg))
 	d.asynqSrv = relay.NewServer(cfg.redis, relay.ServerConfig{
 		Concurrency:     cfg.concurrency,
 		Policy:          relay.Policy{MaxDelay: cfg.retryMaxDelay},
@@ -189,4 +190,22 @@ func newDaemon(ctx context.Context, cfg *config, log zerolog.Logger) (*daemon, e
 func (d *daemon) close() {
 	_ = d.insp.Close()
 	d.parts.close()
+}
+
+// authModeGauge exports which way deskrelay authenticates with Zendesk, so
+// that an alert can fire while the retiring API-token auth is still in use.
+func authModeGauge(cfg *config) prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "deskrelay_zendesk_auth_mode",
+		Help: "1 for the way deskrelay authenticates with Zendesk (api_token retires on 2027-04-30).",
+	}, []string{"mode", "retires"})
+	switch {
+	case cfg.oauth.set():
+		g.WithLabelValues("oauth_refresh", "").Set(1)
+	case cfg.zendesk.OAuthToken != "":
+		g.WithLabelValues("oauth_token", "").Set(1)
+	default:
+		g.WithLabelValues("api_token", apiTokenRetirement.Format("2006-01-02")).Set(1)
+	}
+	return g
 }
