@@ -68,7 +68,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'deskrelay <command> -h' for a command's flags. Every setting is also an environment variable (DESKRELAY_…).")
@@ -127,15 +127,48 @@ func exitStatus(err error) int {
 	return 1
 }
 
-// newFlagSet returns a flag set for a subcommand whose -h prints its usage to stdout.
+// newFlagSet returns a flag set for a subcommand whose -h prints its usage
+// to stdout: the command's own flags first, then the settings it takes.
 func newFlagSet(env *environment, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	fs.Usage = func() {
-		fs.SetOutput(env.stdout)
-		fmt.Fprintf(env.stdout, "Usage: deskrelay %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
-		fs.SetOutput(env.stderr)
+		w := env.stdout
+		fmt.Fprintf(w, "Usage: deskrelay %s\n", synopsis)
+		var own, sets []*flag.Flag
+		fs.VisitAll(func(f *flag.Flag) {
+			if settingFlag(f.Name) {
+				sets = append(sets, f)
+			} else {
+				own = append(own, f)
+			}
+		})
+		if len(own) > 0 {
+			fmt.Fprintln(w, "\nFlags:")
+			for _, f := range own {
+				def := ""
+				if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+					def = " (default " + f.DefValue + ")"
+				}
+				fmt.Fprintf(w, "  -%s\n      %s%s\n", f.Name, f.Usage, def)
+			}
+		}
+		if len(sets) > 0 {
+			fmt.Fprintln(w, "\nSettings (each a flag or its environment variable; the flag wins):")
+			for _, f := range sets {
+				fmt.Fprintf(w, "  -%s\n      %s\n", f.Name, f.Usage)
+			}
+		}
 	}
 	return fs
+}
+
+// settingFlag reports whether a flag name is one of the DESKRELAY_* settings.
+func settingFlag(name string) bool {
+	for _, s := range settings {
+		if s.flagName() == name {
+			return true
+		}
+	}
+	return false
 }
