@@ -5,10 +5,14 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/deskrelay .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/deskrelay . \
+ && mkdir -p /out/spool
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/deskrelay /usr/local/bin/deskrelay
+# The spool must be writable by the nonroot user the image runs as; a named
+# volume mounted here takes this directory's owner.
+COPY --from=build --chown=nonroot:nonroot /out/spool /var/lib/deskrelay/spool
 WORKDIR /var/lib/deskrelay
 # The inbound spool (verified webhooks waiting for Redis) lives here: keep it on a volume.
 VOLUME ["/var/lib/deskrelay/spool"]
