@@ -255,7 +255,7 @@ func (d *demo) setUp(ctx context.Context) error {
 	d.say("Zendesk sandbox (the fake from zendesk/zendesktest) on %s", zd.URL())
 
 	d.sink = newDemoSink(d)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
@@ -319,7 +319,8 @@ func (d *demo) setUp(ctx context.Context) error {
 	d.daemonDone = make(chan error, 1)
 	go func() { d.daemonDone <- serve(dctx, cfg, log) }()
 	if err := d.waitFor(ctx, "deskrelay ready", func() bool {
-		resp, err := http.Get(d.base + "/readyz")
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.base+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return false
 		}
@@ -338,8 +339,12 @@ func (d *demo) shutdown() {
 	if d.stopDaemon != nil {
 		d.stopDaemon()
 		select {
-		case <-d.daemonDone:
+		case err := <-d.daemonDone:
+			if err != nil {
+				fmt.Fprintln(d.env.stderr, "deskrelay stopped with an error:", err)
+			}
 		case <-time.After(15 * time.Second):
+			fmt.Fprintln(d.env.stderr, "deskrelay did not stop within 15s")
 		}
 	}
 	if d.proxy != nil {

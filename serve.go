@@ -63,7 +63,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 
 	ln := cfg.tuning.listener
 	if ln == nil {
-		if ln, err = net.Listen("tcp", cfg.listen); err != nil {
+		if ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.listen); err != nil {
 			return fmt.Errorf("DESKRELAY_LISTEN: %w", err)
 		}
 	}

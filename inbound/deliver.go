@@ -40,7 +40,7 @@ const maxRetryAfter = time.Hour
 func (r *Receiver) handleDeliver(ctx context.Context, t *asynq.Task) error {
 	var pl events.DeliverPayload
 	if err := json.Unmarshal(t.Payload(), &pl); err != nil {
-		return fmt.Errorf("deliver task: corrupt payload: %v: %w", err, asynq.SkipRetry)
+		return fmt.Errorf("deliver task: corrupt payload: %w: %w", err, asynq.SkipRetry)
 	}
 	ev := pl.Event
 	attempt, _ := asynq.GetRetryCount(ctx)

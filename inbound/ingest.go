@@ -21,7 +21,7 @@ import (
 func (r *Receiver) handleWebhookTask(ctx context.Context, t *asynq.Task) error {
 	var rec received
 	if err := json.Unmarshal(t.Payload(), &rec); err != nil {
-		return fmt.Errorf("webhook task: corrupt payload: %v: %w", err, asynq.SkipRetry)
+		return fmt.Errorf("webhook task: corrupt payload: %w: %w", err, asynq.SkipRetry)
 	}
 	log := r.log.With().Str("kind", rec.Kind).Logger()
 	if id, ok := asynq.GetTaskID(ctx); ok {
@@ -165,8 +165,8 @@ type userCache struct {
 	byID map[int64]cachedUser
 }
 
-func newUserCache(ttl time.Duration, max int) *userCache {
-	return &userCache{ttl: ttl, max: max, byID: map[int64]cachedUser{}}
+func newUserCache(ttl time.Duration, limit int) *userCache {
+	return &userCache{ttl: ttl, max: limit, byID: map[int64]cachedUser{}}
 }
 
 func (c *userCache) get(id int64, now time.Time) (cachedUser, bool) {

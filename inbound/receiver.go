@@ -246,7 +246,7 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request) ([]byte, b
 
 // accept parses the verified body (400 when unreadable), then makes it
 // durable: a TaskWebhook task, or a spool file when Redis does not answer.
-func (r *Receiver) accept(w http.ResponseWriter, req *http.Request, kind, invocationID string, body []byte, now time.Time) {
+func (r *Receiver) accept(w http.ResponseWriter, _ *http.Request, kind, invocationID string, body []byte, now time.Time) {
 	pl, err := events.ParsePayload(body, events.SourceWebhook)
 	if err != nil {
 		r.m.rejected.WithLabelValues("malformed").Inc()
@@ -428,7 +428,7 @@ func (r *Receiver) noteReceived(now time.Time) {
 // noteSignatureFailure counts a failure in the current run (written to
 // Redis off the request path) and logs it, as an error when the run looks
 // like a wrong DESKRELAY_WEBHOOK_SECRET.
-func (r *Receiver) noteSignatureFailure(now time.Time, cause error) {
+func (r *Receiver) noteSignatureFailure(_ time.Time, cause error) {
 	r.sigMu.Lock()
 	r.sigRun++
 	n := r.sigRun

@@ -278,7 +278,7 @@ func (s *spool) Append(payload []byte, _ time.Time) error {
 		return errSpoolFull
 	}
 	rec := make([]byte, recordHeader+len(payload))
-	binary.BigEndian.PutUint32(rec[:4], uint32(len(payload)))
+	binary.BigEndian.PutUint32(rec[:4], uint32(len(payload))) //nolint:gosec // len(payload) <= maxRecord, checked above
 	binary.BigEndian.PutUint32(rec[4:8], crc32.ChecksumIEEE(payload))
 	copy(rec[recordHeader:], payload)
 

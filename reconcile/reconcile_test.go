@@ -185,24 +185,24 @@ func TestBackfill(t *testing.T) {
 		if !strings.Contains(progress.String(), "page 1:") {
 			t.Errorf("progress %q", progress.String())
 		}
-		real, err := r.Backfill(context.Background(), w, Options{})
+		realRun, err := r.Backfill(context.Background(), w, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if dry.Enqueued != real.Enqueued || dry.EventsFound != real.EventsFound || dry.AlreadyDelivered != real.AlreadyDelivered ||
-			dry.TicketsSkipped != real.TicketsSkipped || len(dry.Filtered) != len(real.Filtered) {
-			t.Fatalf("dry run %+v\nreal run %+v", dry, real)
+		if dry.Enqueued != realRun.Enqueued || dry.EventsFound != realRun.EventsFound || dry.AlreadyDelivered != realRun.AlreadyDelivered ||
+			dry.TicketsSkipped != realRun.TicketsSkipped || len(dry.Filtered) != len(realRun.Filtered) {
+			t.Fatalf("dry run %+v\nreal run %+v", dry, realRun)
 		}
-		for k, v := range real.Filtered {
+		for k, v := range realRun.Filtered {
 			if dry.Filtered[k] != v {
-				t.Errorf("filtered %s: dry %d, real %d", k, dry.Filtered[k], v)
+				t.Errorf("filtered %s: dry %d, realRun %d", k, dry.Filtered[k], v)
 			}
 		}
-		if n := len(e.sink(t)); n != real.Enqueued || n != len(want)+4 { // pending, open, pending, solved: the repeated pending is no change
-			t.Errorf("sink %d, real enqueued %d, want %d", n, real.Enqueued, len(want)+4)
+		if n := len(e.sink(t)); n != realRun.Enqueued || n != len(want)+4 { // pending, open, pending, solved: the repeated pending is no change
+			t.Errorf("sink %d, realRun enqueued %d, want %d", n, realRun.Enqueued, len(want)+4)
 		}
 		var sum bytes.Buffer
-		real.WriteSummary(&sum)
+		realRun.WriteSummary(&sum)
 		if !strings.Contains(sum.String(), "enqueued now") {
 			t.Errorf("summary %q", sum.String())
 		}

@@ -28,7 +28,7 @@ func (r *Reconciler) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TaskRun, r.handleRun)
 }
 
-func (r *Reconciler) handleRun(ctx context.Context, t *asynq.Task) error {
+func (r *Reconciler) handleRun(ctx context.Context, _ *asynq.Task) error {
 	rep, err := r.RunOnce(ctx)
 	switch {
 	case errors.Is(err, ErrBusy):

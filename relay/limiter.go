@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -156,7 +157,7 @@ type LimiterState struct {
 func (l *Limiter) State(ctx context.Context) (LimiterState, error) {
 	s := LimiterState{PerMinute: l.perMinute}
 	v, err := l.rdb.Get(ctx, keys.RateLimitPause).Int64()
-	if err != nil && err != redis.Nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return s, fmt.Errorf("rate limiter state: %w", err)
 	}
 	if v > 0 && time.UnixMilli(v).After(time.Now()) {

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func TestConversationLock(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer l.release()
-		if _, _, err := r.lock(ctx, "c1"); err != errLockBusy {
+		if _, _, err := r.lock(ctx, "c1"); !errors.Is(err, errLockBusy) {
 			t.Fatalf("second lock = %v, want errLockBusy", err)
 		}
 	})

@@ -23,20 +23,20 @@ import (
 type Kind int
 
 const (
-	// KindTemporary: retry later with backoff (5xx, 423, 409, timeouts,
+	// KindTemporary means: retry later with backoff (5xx, 423, 409, timeouts,
 	// connection errors). Error.Ambiguous says whether a write may already
 	// have been applied.
 	KindTemporary Kind = iota + 1
-	// KindRateLimited: wait Error.RetryAfter, then retry; not a failure.
+	// KindRateLimited means: wait Error.RetryAfter, then retry; not a failure.
 	KindRateLimited
-	// KindUnauthorized: stop; the account no longer authorizes us (401/403).
+	// KindUnauthorized means: stop; the account no longer authorizes us (401/403).
 	KindUnauthorized
-	// KindNotFound: the resource does not exist (404), e.g. a deleted ticket.
+	// KindNotFound means: the resource does not exist (404), e.g. a deleted ticket.
 	KindNotFound
-	// KindUnprocessable: 422; Zendesk's error body is kept. Error.Closed
+	// KindUnprocessable means: 422; Zendesk's error body is kept. Error.Closed
 	// reports the "closed prevents ticket update" case.
 	KindUnprocessable
-	// KindInvalid: give up; the request will never succeed (other 4xx).
+	// KindInvalid means: give up; the request will never succeed (other 4xx).
 	KindInvalid
 )
 

@@ -40,8 +40,17 @@ type Asynq struct{ L zerolog.Logger }
 
 var _ asynq.Logger = Asynq{}
 
+// Debug logs an asynq message at debug level.
 func (a Asynq) Debug(args ...any) { a.L.Debug().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
-func (a Asynq) Info(args ...any)  { a.L.Info().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
-func (a Asynq) Warn(args ...any)  { a.L.Warn().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+
+// Info logs an asynq message at info level.
+func (a Asynq) Info(args ...any) { a.L.Info().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+
+// Warn logs an asynq message at warn level.
+func (a Asynq) Warn(args ...any) { a.L.Warn().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+
+// Error logs an asynq message at error level.
 func (a Asynq) Error(args ...any) { a.L.Error().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+
+// Fatal logs an asynq message at error level (asynq calls it before it gives up; deskrelay logs it as an error and lets its owner decide).
 func (a Asynq) Fatal(args ...any) { a.L.Error().Str("component", "asynq").Msg(fmt.Sprint(args...)) }

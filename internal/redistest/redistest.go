@@ -252,7 +252,7 @@ func (s *Server) Start(tb testing.TB) {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
-	cmd := exec.Command("redis-server", args...)
+	cmd := exec.CommandContext(context.Background(), "redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("redistest: start redis-server: %v", err)
 	}
@@ -278,7 +278,7 @@ func (s *Server) Start(tb testing.TB) {
 }
 
 // Kill stops the process at once (SIGKILL), as a crash would.
-func (s *Server) Kill(tb testing.TB) {
+func (s *Server) Kill(_ testing.TB) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil {
@@ -299,7 +299,7 @@ func (s *Server) Restart(tb testing.TB) {
 
 func freePort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatalf("redistest: free port: %v", err)
 	}

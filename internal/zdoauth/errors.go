@@ -121,7 +121,7 @@ func scrub(s string, secrets []string) string {
 }
 
 // oneLine collapses whitespace, drops control characters and truncates.
-func oneLine(s string, max int) string {
+func oneLine(s string, limit int) string {
 	s = strings.ToValidUTF8(s, "?")
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
@@ -130,8 +130,8 @@ func oneLine(s string, max int) string {
 		return r
 	}, s)
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > max {
-		s = strings.ToValidUTF8(s[:max], "") + "…"
+	if len(s) > limit {
+		s = strings.ToValidUTF8(s[:limit], "") + "…"
 	}
 	return s
 }

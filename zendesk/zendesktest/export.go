@@ -100,8 +100,8 @@ func (s *Server) ticketEventJSON(a *audit, withComments bool) map[string]any {
 	via := viaString(a.channel)
 	children := []map[string]any{}
 	for _, e := range a.events {
-		switch {
-		case e.typ == "Comment":
+		switch e.typ {
+		case "Comment":
 			if !withComments {
 				continue
 			}
@@ -112,7 +112,7 @@ func (s *Server) ticketEventJSON(a *audit, withComments bool) map[string]any {
 				"public": c.public, "attachments": []any{}, "audit_id": a.id,
 				"created_at": rfc3339(c.createdAt), "event_type": "Comment",
 			})
-		case e.typ == "Create":
+		case "Create":
 			children = append(children, map[string]any{
 				"id": e.id, "via": via, "via_reference_id": nil, e.field: e.value, "event_type": "Create",
 			})

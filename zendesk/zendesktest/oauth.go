@@ -1,6 +1,7 @@
 package zendesktest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -117,7 +118,7 @@ func handleOAuthToken(s *Server, r *request, w *resp) {
 		in.RefreshToken, in.Scope = v.Get("refresh_token"), v.Get("scope")
 	}
 	if in.ClientID == "" {
-		if hr, err := http.NewRequest("POST", "/", nil); err == nil {
+		if hr, err := http.NewRequestWithContext(context.Background(), http.MethodPost, "/", nil); err == nil {
 			hr.Header.Set("Authorization", r.header.Get("Authorization"))
 			if u, p, ok := hr.BasicAuth(); ok {
 				in.ClientID, in.ClientSecret = u, p

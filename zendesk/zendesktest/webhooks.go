@@ -2,6 +2,7 @@ package zendesktest
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -535,7 +536,7 @@ func (s *Server) run(jobs []job) {
 
 // send makes one HTTP attempt and classifies it.
 func (s *Server) send(url string, headers []zendesk.Header, body []byte, user, pass string) (status string, code int, retryAfter time.Duration, hasRA bool, respHeaders []zendesk.Header, respBody string) {
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return InvocationFailed, 0, 0, false, nil, err.Error()
 	}
@@ -942,7 +943,7 @@ func handleUpdateTarget(s *Server, r *request, w *resp) {
 	w.json(http.StatusOK, map[string]any{"target": s.targetJSON(t)})
 }
 
-func handleTargetFailures(s *Server, r *request, w *resp) {
+func handleTargetFailures(s *Server, _ *request, w *resp) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := []map[string]any{}

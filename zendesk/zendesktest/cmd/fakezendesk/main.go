@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *oauthToken != "" {
 		cfg.OAuthTokens = []string{*oauthToken}
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", *listen)
 	if err != nil {
 		return err
 	}
@@ -132,15 +132,15 @@ func handler(srv *zendesktest.Server) http.Handler {
 	mux.HandleFunc("POST /_fake/agent_comment", func(w http.ResponseWriter, r *http.Request) {
 		id, _ := strconv.ParseInt(r.FormValue("ticket_id"), 10, 64)
 		cid := srv.AgentReply(id, r.FormValue("body"), r.FormValue("public") != "false", r.FormValue("status"))
-		fmt.Fprintf(w, "{\"comment_id\":%d}\n", cid)
+		fmt.Fprintf(w, "{\"comment_id\":%d}\n", cid) //nolint:gosec // an integer, not a reflected string
 	})
 	mux.HandleFunc("POST /_fake/status", func(w http.ResponseWriter, r *http.Request) {
 		id, _ := strconv.ParseInt(r.FormValue("ticket_id"), 10, 64)
 		srv.SetStatus(id, r.FormValue("status"))
 		w.WriteHeader(http.StatusNoContent)
 	})
-	mux.HandleFunc("POST /_fake/down", func(w http.ResponseWriter, r *http.Request) { srv.Down(); w.WriteHeader(http.StatusNoContent) })
-	mux.HandleFunc("POST /_fake/up", func(w http.ResponseWriter, r *http.Request) { srv.Up(); w.WriteHeader(http.StatusNoContent) })
+	mux.HandleFunc("POST /_fake/down", func(w http.ResponseWriter, _ *http.Request) { srv.Down(); w.WriteHeader(http.StatusNoContent) })
+	mux.HandleFunc("POST /_fake/up", func(w http.ResponseWriter, _ *http.Request) { srv.Up(); w.WriteHeader(http.StatusNoContent) })
 	mux.Handle("/", srv)
 	return mux
 }
