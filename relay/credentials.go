@@ -2,9 +2,7 @@ package relay
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -37,16 +35,13 @@ type CredentialsReport struct {
 }
 
 func (r *Relay) credentialsState(ctx context.Context) (CredentialsReport, error) {
-	h, err := r.rdb.HGetAll(ctx, keys.OutboundCredentials).Result()
+	h, since, err := r.watchState(ctx, keys.OutboundCredentials)
 	if err != nil {
 		return CredentialsReport{}, fmt.Errorf("credentials state: %w", err)
 	}
-	c := CredentialsReport{State: CredentialsOK}
+	c := CredentialsReport{State: CredentialsOK, Since: since}
 	if h["state"] == CredentialsUnauthorized {
 		c.State = CredentialsUnauthorized
-	}
-	if ms, err := strconv.ParseInt(h["since"], 10, 64); err == nil && ms > 0 {
-		c.Since = time.UnixMilli(ms).UTC()
 	}
 	return c, nil
 }
@@ -64,12 +59,7 @@ func (r *Relay) credentialsRejected(ctx context.Context) {
 	if set {
 		r.log.Error().Msg("Zendesk rejects deskrelay's credentials (401/403): outbound messages fail as unauthorized until they are fixed")
 	}
-	_, err = r.client.EnqueueContext(ctx, asynq.NewTask(TypeCredentialProbe, nil), asynq.Queue(QueueOutbound),
-		asynq.TaskID(credentialProbeTaskID), asynq.ProcessIn(r.cfg.CredentialProbeInterval),
-		asynq.MaxRetry(MaxRetry), asynq.Timeout(r.cfg.AttemptTimeout))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		r.log.Warn().Err(err).Msg("cannot schedule the credentials probe")
-	}
+	r.scheduleProbe(ctx, TypeCredentialProbe, credentialProbeTaskID, r.cfg.CredentialProbeInterval)
 }
 
 // processCredentialProbe is the handler of TypeCredentialProbe.

@@ -65,19 +65,40 @@ type GateReport struct {
 }
 
 func (r *Relay) gateState(ctx context.Context) (GateReport, error) {
-	h, err := r.rdb.HGetAll(ctx, keys.OutboundGate).Result()
+	h, since, err := r.watchState(ctx, keys.OutboundGate)
 	if err != nil {
 		return GateReport{}, fmt.Errorf("outage gate: %w", err)
 	}
-	g := GateReport{State: GateOpen}
+	g := GateReport{State: GateOpen, Since: since}
 	if h["state"] == GateClosed {
 		g.State = GateClosed
 	}
 	g.Failures, _ = strconv.Atoi(h["failures"])
-	if ms, err := strconv.ParseInt(h["since"], 10, 64); err == nil && ms > 0 {
-		g.Since = time.UnixMilli(ms).UTC()
-	}
 	return g, nil
+}
+
+// watchState reads one of the relay's watch hashes (the outage gate, the
+// credentials): its fields and when the current state began.
+func (r *Relay) watchState(ctx context.Context, key string) (map[string]string, time.Time, error) {
+	h, err := r.rdb.HGetAll(ctx, key).Result()
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var since time.Time
+	if ms, err := strconv.ParseInt(h["since"], 10, 64); err == nil && ms > 0 {
+		since = time.UnixMilli(ms).UTC()
+	}
+	return h, since, nil
+}
+
+// scheduleProbe makes sure one probe task of typ is scheduled in the
+// outbound queue, across all replicas (a fixed task id).
+func (r *Relay) scheduleProbe(ctx context.Context, typ, id string, in time.Duration) {
+	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(typ, nil), asynq.Queue(QueueOutbound), asynq.TaskID(id),
+		asynq.ProcessIn(in), asynq.MaxRetry(MaxRetry), asynq.Timeout(r.cfg.AttemptTimeout))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		r.log.Warn().Err(err).Str("probe", typ).Msg("cannot schedule probe")
+	}
 }
 
 // gateAdmit lets a task through when the gate is open; otherwise it makes
@@ -98,12 +119,7 @@ func (r *Relay) gateAdmit(ctx context.Context) error {
 var errGateClosed = errors.New("zendesk outage: gate closed, parked")
 
 func (r *Relay) ensureProbe(ctx context.Context) {
-	t := asynq.NewTask(TypeGateProbe, nil)
-	_, err := r.client.EnqueueContext(ctx, t, asynq.Queue(QueueOutbound), asynq.TaskID(gateProbeTaskID),
-		asynq.ProcessIn(r.cfg.GateProbeInterval), asynq.MaxRetry(MaxRetry), asynq.Timeout(r.cfg.AttemptTimeout))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		r.log.Warn().Err(err).Msg("outage gate: cannot schedule probe")
-	}
+	r.scheduleProbe(ctx, TypeGateProbe, gateProbeTaskID, r.cfg.GateProbeInterval)
 }
 
 // gateFailure counts a temporary Zendesk failure.

@@ -829,12 +829,16 @@ func handleListAudits(s *Server, r *request, w *resp) {
 
 // ---- inspection ----
 
-func toTicket(m map[string]any) zendesk.Ticket {
-	b, _ := json.Marshal(m)
-	var t zendesk.Ticket
-	_ = json.Unmarshal(b, &t)
-	return t
+// asClient turns the fake's wire JSON into the client's type, exactly as the
+// client would read it off the wire.
+func asClient[T any](wire map[string]any) T {
+	b, _ := json.Marshal(wire)
+	var v T
+	_ = json.Unmarshal(b, &v)
+	return v
 }
+
+func toTicket(m map[string]any) zendesk.Ticket { return asClient[zendesk.Ticket](m) }
 
 // Tickets returns every ticket that is not deleted, by id.
 func (s *Server) Tickets() []zendesk.Ticket {
@@ -879,10 +883,7 @@ func (s *Server) Comments(ticketID int64) []zendesk.Comment {
 	}
 	out := make([]zendesk.Comment, 0, len(t.comments))
 	for _, c := range t.comments {
-		b, _ := json.Marshal(commentJSON(c))
-		var zc zendesk.Comment
-		_ = json.Unmarshal(b, &zc)
-		out = append(out, zc)
+		out = append(out, asClient[zendesk.Comment](commentJSON(c)))
 	}
 	return out
 }
@@ -897,10 +898,7 @@ func (s *Server) Audits(ticketID int64) []zendesk.Audit {
 	}
 	out := make([]zendesk.Audit, 0, len(t.audits))
 	for _, a := range t.audits {
-		b, _ := json.Marshal(auditJSON(a))
-		var za zendesk.Audit
-		_ = json.Unmarshal(b, &za)
-		out = append(out, za)
+		out = append(out, asClient[zendesk.Audit](auditJSON(a)))
 	}
 	return out
 }
