@@ -421,7 +421,8 @@ func TestServeStopWithWorkInFlightLosesNothing(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("serve returned %v on SIGTERM, want nil\n%s", err, logs.String())
 	}
-	if _, err := http.Get(base + "/healthz"); err == nil {
+	if resp, err := http.Get(base + "/healthz"); err == nil {
+		resp.Body.Close()
 		t.Fatalf("intake still answers after shutdown")
 	}
 
