@@ -1,9 +1,7 @@
 package reconcile
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -26,19 +24,7 @@ const InvocationRetention = 7 * 24 * time.Hour
 // find its first invocations expired.
 const invocationRetentionMargin = 10 * time.Minute
 
-// Defaults for InvocationsConfig.
-const (
-	DefaultInvocationsPageSize  = 100
-	DefaultInvocationsMaxPerRun = 200
-	DefaultInvocationsListPages = 10
-	DefaultBreakerWindow        = 5 * time.Minute
-	DefaultBreakerWarnRatio     = 0.5
-	DefaultBreakerWarnRequests  = 50
-	DefaultBreakerWarnErrors    = 500
-	DefaultBreakerMaxPages      = 20
-)
-
-// Zendesk's documented circuit breaker (ZENDESK.md "Webhooks"): it trips
+// Zendesk's documented circuit breaker for webhooks: it trips
 // when 70 % of at least 100 requests in 5 minutes failed, or on more than
 // 1,000 errors in 5 minutes.
 const (
@@ -47,90 +33,13 @@ const (
 	ZendeskBreakerMaxErrors   = 1000
 )
 
-// Invocation statuses (ZENDESK.md "Webhooks"); every status but success is
-// recovered.
+// Invocation statuses as Zendesk's webhook invocations report them; every
+// status but success is recovered.
 const (
 	InvocationSuccess       = "success"
 	InvocationCircuitBroken = "circuit broken"
 	InvocationThrottled     = "throttled"
 )
-
-// InvocationsConfig configures the recovery of webhook events from the
-// webhook's invocations (Zendesk keeps their exact payloads for 7 days) and
-// the early warning before Zendesk's circuit breaker trips. Both need
-// Config.WebhookID; the zero value means the defaults.
-type InvocationsConfig struct {
-	// Disabled turns the recovery from invocations off: the ticket events
-	// export alone backfills. The early warning stays on.
-	Disabled bool
-	// PageSize is page[size] of the invocations listing (1–100). Default 100.
-	PageSize int
-	// ListPages is how many pages of a window's invocations (successes
-	// included) are read before listing only the failed ones, status by
-	// status (filter[status], FailureStatuses): a busy webhook's successes
-	// would cost a request per PageSize. Default 10.
-	ListPages int
-	// MaxPerRun bounds how many non-success invocations one run reads the
-	// attempts of (one Zendesk request each, under the account's shared
-	// rate limit), the oldest first; the rest of a large outage is left to
-	// the ticket events export of the same run, which covers the same
-	// window at 1,000 events a request (DESKRELAY_INVOCATIONS_MAX_PER_RUN).
-	// Default 200.
-	MaxPerRun int
-
-	// BreakerWindow is the look-back of the failure ratio: Zendesk's breaker
-	// looks at 5 minutes. Default 5m.
-	BreakerWindow time.Duration
-	// BreakerWarnRatio is the share of failed requests in BreakerWindow at
-	// which the guardian warns, before Zendesk's 70 %
-	// (DESKRELAY_WEBHOOK_FAILURE_WARN_RATIO). Default 0.5.
-	BreakerWarnRatio float64
-	// BreakerWarnRequests is the number of requests in BreakerWindow below
-	// which the ratio does not warn, before Zendesk's 100
-	// (DESKRELAY_WEBHOOK_FAILURE_WARN_MIN_REQUESTS). Default 50.
-	BreakerWarnRequests int
-	// BreakerWarnErrors is the number of failed requests in BreakerWindow
-	// at which the guardian warns whatever the ratio, before Zendesk's 1,000
-	// (DESKRELAY_WEBHOOK_FAILURE_WARN_ERRORS). Default 500.
-	BreakerWarnErrors int
-	// BreakerMaxPages bounds the invocation pages read for the ratio (the
-	// most recent first). Default 20.
-	BreakerMaxPages int
-}
-
-func (c InvocationsConfig) withDefaults() InvocationsConfig {
-	c.PageSize = cmp.Or(c.PageSize, DefaultInvocationsPageSize)
-	c.MaxPerRun = cmp.Or(c.MaxPerRun, DefaultInvocationsMaxPerRun)
-	c.ListPages = cmp.Or(c.ListPages, DefaultInvocationsListPages)
-	c.BreakerWindow = cmp.Or(c.BreakerWindow, DefaultBreakerWindow)
-	c.BreakerWarnRatio = cmp.Or(c.BreakerWarnRatio, DefaultBreakerWarnRatio)
-	c.BreakerWarnRequests = cmp.Or(c.BreakerWarnRequests, DefaultBreakerWarnRequests)
-	c.BreakerWarnErrors = cmp.Or(c.BreakerWarnErrors, DefaultBreakerWarnErrors)
-	c.BreakerMaxPages = cmp.Or(c.BreakerMaxPages, DefaultBreakerMaxPages)
-	return c
-}
-
-func (c InvocationsConfig) validate() error {
-	switch {
-	case c.PageSize < 1 || c.PageSize > 100:
-		return errors.New("reconcile Config.Invocations.PageSize: between 1 and 100 (Zendesk's page[size])")
-	case c.MaxPerRun < 1:
-		return errors.New("DESKRELAY_INVOCATIONS_MAX_PER_RUN: at least 1")
-	case c.ListPages < 1:
-		return errors.New("reconcile Config.Invocations.ListPages: at least 1")
-	case c.BreakerWindow < time.Second || c.BreakerWindow > InvocationRetention:
-		return errors.New("reconcile Config.Invocations.BreakerWindow: between 1s and 7 days")
-	case c.BreakerWarnRatio <= 0 || c.BreakerWarnRatio > 1:
-		return errors.New("DESKRELAY_WEBHOOK_FAILURE_WARN_RATIO: above 0 and at most 1 (Zendesk's breaker trips at 0.7)")
-	case c.BreakerWarnRequests < 1:
-		return errors.New("DESKRELAY_WEBHOOK_FAILURE_WARN_MIN_REQUESTS: at least 1 (Zendesk's breaker needs 100)")
-	case c.BreakerWarnErrors < 1:
-		return errors.New("DESKRELAY_WEBHOOK_FAILURE_WARN_ERRORS: at least 1 (Zendesk's breaker trips over 1000)")
-	case c.BreakerMaxPages < 1:
-		return errors.New("reconcile Config.Invocations.BreakerMaxPages: at least 1")
-	}
-	return nil
-}
 
 // Invocations is the part of *zendesk.Client the recovery from invocations
 // uses: the invocations listing, an invocation's attempts with their
