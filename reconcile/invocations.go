@@ -3,7 +3,6 @@ package reconcile
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/deskrelay/deskrelay/internal/events"
-	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -50,46 +48,6 @@ type Invocations interface {
 	ListComments(ctx context.Context, ticketID int64) ([]zendesk.Comment, error)
 }
 
-// InvocationsReport is what a run recovered from the webhook's invocations.
-type InvocationsReport struct {
-	// Window is the span of latest_completed_at read (both ends inclusive).
-	Window Window `json:"window"`
-	// Clamped is true when the window was moved up to Zendesk's 7-day
-	// retention: invocations older than that are gone.
-	Clamped bool `json:"clamped,omitempty"`
-	// Pages is the number of listing pages read.
-	Pages int `json:"pages"`
-	// ByStatusOnly is true when the window held more than ListPages pages
-	// of invocations: only the failed ones were listed, status by status
-	// (FailureStatuses), and Listed counts those.
-	ByStatusOnly bool `json:"by_status_only,omitempty"`
-	// Listed is the number of invocations in the window; NotSucceeded of
-	// them did not succeed (ByStatus counts them by status).
-	Listed       int            `json:"listed"`
-	NotSucceeded int            `json:"not_succeeded"`
-	ByStatus     map[string]int `json:"by_status,omitempty"`
-	// AlreadyProcessed is the number the ledger already had (the receiver
-	// got them after all, or an earlier run recovered them).
-	AlreadyProcessed int `json:"already_processed"`
-	// Recovered is the number whose payload was read and published now.
-	Recovered int `json:"recovered"`
-	// Events is the number of events those payloads held (the Report's
-	// FromInvocations of them were enqueued; the rest were delivered
-	// already or filtered).
-	Events int `json:"events"`
-	// Ignored is the number of payloads of event types deskrelay does not
-	// forward; Unparseable the number it could not read (logged, counted,
-	// never retried); NoPayload the number whose attempts held no body.
-	Ignored     int `json:"ignored,omitempty"`
-	Unparseable int `json:"unparseable,omitempty"`
-	NoPayload   int `json:"no_payload,omitempty"`
-	// LeftToExport is the number over MaxPerRun, not read: the ticket
-	// events export of the same run delivers their events.
-	LeftToExport int `json:"left_to_export,omitempty"`
-	// Error is why the step stopped early, if it did.
-	Error string `json:"error,omitempty"`
-}
-
 // recovered is one event read from an invocation's payload.
 type recovered struct {
 	ev  events.Event
@@ -104,7 +62,7 @@ type recovered struct {
 func (r *Reconciler) invocationWindow(ctx context.Context, w Window, scheduled bool) (Window, bool, error) {
 	iw := w
 	if scheduled {
-		cp, ok, err := r.readUnix(ctx, keys.ReconcileInvocationsCheckpoint)
+		cp, ok, err := r.readCheckpoint(ctx, invocationsCheckpoint)
 		if err != nil {
 			return iw, false, err
 		}
@@ -129,91 +87,122 @@ func (r *Reconciler) invocationWindow(ctx context.Context, w Window, scheduled b
 // marked in the ledger only after its events are durable, and the
 // invocations checkpoint (scheduled runs) moves only after that.
 func (r *Reconciler) recoverInvocations(ctx context.Context, ru *runState, w Window, o scanOptions) (*InvocationsReport, error) {
-	cfg := r.cfg.Invocations
-	iw, clamped, err := r.invocationWindow(ctx, w, o.lease != nil)
-	if err != nil {
-		return nil, err
-	}
-	ir := &InvocationsReport{Window: iw, Clamped: clamped, ByStatus: map[string]int{}}
-	log := r.log.With().Str("webhook_id", r.cfg.WebhookID).Logger()
-	if clamped {
-		log.Warn().Time("since", w.Since).Time("clamped_to", iw.Since).
-			Msg("reconcile: Zendesk keeps webhook invocations for 7 days: older ones are not requested (the ticket events export still covers them)")
-	}
-	if !iw.Since.Before(iw.Until) {
-		return ir, nil
+	ir, err := r.startInvocations(ctx, w, o.lease != nil)
+	if err != nil || !ir.Window.Since.Before(ir.Window.Until) {
+		return ir, err
 	}
 	enqueuedBefore := ru.enqueued()
-
-	// 1. list the window, keep what did not succeed
-	failed, err := r.listFailed(ctx, ru, ir, iw)
+	failed, err := r.listFailed(ctx, ru, ir, ir.Window)
 	if err != nil {
 		return ir, err
 	}
-	// oldest first: a capped run reads the oldest, the export covers the rest
-	slices.SortStableFunc(failed, func(a, b zendesk.Invocation) int { return a.LatestCompletedAt.Compare(b.LatestCompletedAt) })
+	toRead, err := r.selectUnprocessed(ctx, ir, failed)
+	if err != nil {
+		return ir, err
+	}
+	recs, done, err := r.readPayloads(ctx, ru, ir, toRead)
+	if err != nil {
+		return ir, err
+	}
+	if err := r.publishRecovered(ctx, ru, ir, recs); err != nil {
+		return ir, err
+	}
+	ru.addFromInvocations(ru.enqueued() - enqueuedBefore)
+	if ru.dry {
+		return ir, nil
+	}
+	if err := r.markRecovered(ctx, o.lease, done, ir.Window.Until); err != nil {
+		return ir, err
+	}
+	r.im.recovered(ir)
+	return ir, nil
+}
 
-	// 2. read the payloads of the ones not processed yet, up to MaxPerRun:
-	// the export of this same scan covers the whole window (and its
-	// checkpoint never skips), so the rest of a large outage is left to it
-	// rather than spend one request per invocation on events it delivers
-	// at 1,000 a request
-	var toRead []int
-	for i, inv := range failed {
+// startInvocations opens the step's report over its window
+// (invocationWindow), warning when Zendesk's retention cut the window short.
+func (r *Reconciler) startInvocations(ctx context.Context, w Window, scheduled bool) (*InvocationsReport, error) {
+	iw, clamped, err := r.invocationWindow(ctx, w, scheduled)
+	if err != nil {
+		return nil, err
+	}
+	if clamped {
+		r.log.Warn().Str("webhook_id", r.cfg.WebhookID).Time("since", w.Since).Time("clamped_to", iw.Since).
+			Msg("reconcile: Zendesk keeps webhook invocations for 7 days: older ones are not requested (the ticket events export still covers them)")
+	}
+	return &InvocationsReport{Window: iw, Clamped: clamped, ByStatus: map[string]int{}}, nil
+}
+
+// selectUnprocessed picks, oldest first, the failed invocations the ledger
+// does not have yet, up to MaxPerRun. The export of the same scan covers
+// the whole window (and its checkpoint never skips), so the rest of a large
+// outage is left to it rather than spend one request per invocation on
+// events it delivers at 1,000 a request.
+func (r *Reconciler) selectUnprocessed(ctx context.Context, ir *InvocationsReport, failed []zendesk.Invocation) ([]zendesk.Invocation, error) {
+	slices.SortStableFunc(failed, func(a, b zendesk.Invocation) int { return a.LatestCompletedAt.Compare(b.LatestCompletedAt) })
+	maxPerRun := r.cfg.Invocations.MaxPerRun
+	var toRead []zendesk.Invocation
+	for _, inv := range failed {
 		seen, err := r.pub.Ledger().InvocationSeen(ctx, inv.ID)
 		if err != nil {
-			return ir, err
+			return nil, err
 		}
 		switch {
 		case seen:
 			ir.AlreadyProcessed++
-		case len(toRead) == cfg.MaxPerRun:
+		case len(toRead) == maxPerRun:
 			ir.LeftToExport++
 		default:
-			toRead = append(toRead, i)
+			toRead = append(toRead, inv)
 		}
 	}
-	// the attempts in parallel (one request each, under the shared limiter)
-	attempts := make([][]zendesk.Attempt, len(failed))
-	errs := make([]error, len(failed))
+	if ir.LeftToExport > 0 {
+		r.log.Warn().Str("webhook_id", r.cfg.WebhookID).Int("left_to_export", ir.LeftToExport).Int("max_per_run", maxPerRun).
+			Msg("reconcile: more failed webhook invocations than one run reads: the rest are left to the ticket events export, which covers the same window")
+	}
+	return toRead, nil
+}
+
+// readPayloads reads the attempts of each invocation in parallel (one
+// request each, under the shared limiter) and parses their payloads
+// (readInvocation). done lists the invocations that need no further look.
+func (r *Reconciler) readPayloads(ctx context.Context, ru *runState, ir *InvocationsReport, invs []zendesk.Invocation) (recs []recovered, done []string, err error) {
+	attempts := make([][]zendesk.Attempt, len(invs))
+	errs := make([]error, len(invs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Concurrency)
-	for _, i := range toRead {
-		id := failed[i].ID
+	for i, inv := range invs {
 		g.Go(func() error {
 			attempts[i], errs[i] = call(gctx, r, ru.b, false, func(ctx context.Context) ([]zendesk.Attempt, error) {
-				return r.zd.InvocationAttempts(ctx, r.cfg.WebhookID, id)
+				return r.zd.InvocationAttempts(ctx, r.cfg.WebhookID, inv.ID)
 			})
 			if errs[i] != nil && zendesk.KindOf(errs[i]) != zendesk.KindNotFound {
-				return fmt.Errorf("read attempts of invocation %s: %w", id, errs[i])
+				return fmt.Errorf("read attempts of invocation %s: %w", inv.ID, errs[i])
 			}
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return ir, err
+		return nil, nil, err
 	}
-	var recs []recovered
-	var toMark []string
-	for _, i := range toRead {
-		evs, done, err := r.readInvocation(ctx, ru, ir, failed[i], attempts[i], errs[i])
+	for i, inv := range invs {
+		evs, ok, err := r.readInvocation(ctx, ru, ir, inv, attempts[i], errs[i])
 		if err != nil {
-			return ir, err
+			return nil, nil, err
 		}
 		for j, ev := range evs {
 			recs = append(recs, recovered{ev: ev, inv: i, seq: j})
 		}
-		if done {
-			toMark = append(toMark, failed[i].ID)
+		if ok {
+			done = append(done, inv.ID)
 		}
 	}
-	if ir.LeftToExport > 0 {
-		log.Warn().Int("left_to_export", ir.LeftToExport).Int("max_per_run", cfg.MaxPerRun).
-			Msg("reconcile: more failed webhook invocations than one run reads: the rest are left to the ticket events export, which covers the same window")
-	}
+	return recs, done, nil
+}
 
-	// 3. publish in the order things happened: a status change recovered
-	// after a newer one would be dropped as stale
+// publishRecovered publishes the recovered events of managed tickets in the
+// order things happened: a status change recovered after a newer one would
+// be dropped as stale.
+func (r *Reconciler) publishRecovered(ctx context.Context, ru *runState, ir *InvocationsReport, recs []recovered) error {
 	slices.SortStableFunc(recs, func(a, b recovered) int {
 		if c := a.ev.OccurredAt.Compare(b.ev.OccurredAt); c != 0 {
 			return c
@@ -226,37 +215,32 @@ func (r *Reconciler) recoverInvocations(ctx context.Context, ru *runState, w Win
 	for _, rc := range recs {
 		managed, err := ru.isManaged(ctx, rc.ev.TicketID)
 		if err != nil {
-			return ir, err
+			return err
 		}
 		if !managed {
 			continue
 		}
 		ir.Events++
 		if err := ru.publish(ctx, rc.ev); err != nil {
-			return ir, err
+			return err
 		}
 	}
-	ru.addFromInvocations(ru.enqueued() - enqueuedBefore)
-	if ru.dry {
-		return ir, nil
-	}
-	// 4. the events are durable: mark the invocations, then move the checkpoint
-	for _, id := range toMark {
+	return nil
+}
+
+// markRecovered runs once the recovered events are durable: it marks the
+// invocations in the ledger, then (a scheduled run, holding lease l) moves
+// the invocations checkpoint to until.
+func (r *Reconciler) markRecovered(ctx context.Context, l *lease, ids []string, until time.Time) error {
+	for _, id := range ids {
 		if err := r.pub.Ledger().MarkInvocation(ctx, id); err != nil {
-			return ir, err
+			return err
 		}
 	}
-	if o.lease != nil {
-		n, err := advanceScript.Run(ctx, r.rdb, []string{keys.ReconcileLease, keys.ReconcileInvocationsCheckpoint}, o.lease.token, iw.Until.Unix()).Int()
-		if err != nil {
-			return ir, fmt.Errorf("move invocations checkpoint: %w", err)
-		}
-		if n < 0 {
-			return ir, errLeaseLost
-		}
+	if l == nil {
+		return nil
 	}
-	r.im.recovered(ir)
-	return ir, nil
+	return r.advanceCheckpoint(ctx, l, invocationsCheckpoint, until)
 }
 
 // FailureStatuses are the invocation statuses listed one by one
@@ -430,52 +414,6 @@ func (c commentReader) Author(ctx context.Context, userID int64) (events.Author,
 	return events.Author{ID: userID, Name: u.name, Role: u.role}, nil
 }
 
-func (ru *runState) enqueued() int {
-	ru.mu.Lock()
-	defer ru.mu.Unlock()
-	return ru.rep.Enqueued
-}
-
-func (ru *runState) addFromInvocations(n int) {
-	ru.mu.Lock()
-	ru.rep.FromInvocations += n
-	ru.mu.Unlock()
-}
-
-// countSkip counts a recovered trigger comment that was not read: the
-// ledger had it (already delivered), or a forward rule drops it.
-func (ru *runState) countSkip(reason string) {
-	if reason == events.SkipUnmanaged {
-		return // not an event of a managed ticket: not counted, as in the export path
-	}
-	ru.mu.Lock()
-	defer ru.mu.Unlock()
-	ru.rep.EventsFound++
-	if reason == events.ResolvedDuplicate {
-		ru.rep.AlreadyDelivered++
-		return
-	}
-	ru.rep.Filtered[reason]++
-}
-
-// dryOnce makes a dry run count an event once when both paths find it: the
-// real run's ledger would have it after the first.
-func (ru *runState) dryOnce(out events.Outcome) events.Outcome {
-	if out.Result != events.ResultEnqueued {
-		return out
-	}
-	ru.mu.Lock()
-	defer ru.mu.Unlock()
-	if ru.dryIDs[out.Event.ID] {
-		return events.Outcome{Result: events.ResultDuplicate, Reason: "ledger", Event: out.Event}
-	}
-	if ru.dryIDs == nil {
-		ru.dryIDs = map[string]bool{}
-	}
-	ru.dryIDs[out.Event.ID] = true
-	return out
-}
-
 // invocationStep runs recoverInvocations for a scan and records its report.
 // Its error does not stop the scan (the export is the backstop, and a
 // webhook whose invocations cannot be read must not hold the export back):
@@ -499,42 +437,4 @@ func (r *Reconciler) invocationStep(ctx context.Context, ru *runState, w Window,
 	ru.rep.Invocations = ir
 	ru.mu.Unlock()
 	return err
-}
-
-// Summary is one line for people: what the run read of the webhook's
-// invocations (`deskrelay reconcile` prints it after the counts).
-func (ir *InvocationsReport) Summary() string {
-	if ir == nil {
-		return "not read (no webhook configured)"
-	}
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "%d listed since %s", ir.Listed, ir.Window.Since.UTC().Format(time.RFC3339))
-	if ir.Clamped {
-		sb.WriteString(" (Zendesk keeps 7 days)")
-	}
-	if ir.ByStatusOnly {
-		sb.WriteString(" (a busy window: the failed ones listed by status)")
-	}
-	fmt.Fprintf(&sb, ", %d did not succeed", ir.NotSucceeded)
-	if len(ir.ByStatus) > 0 {
-		parts := make([]string, 0, len(ir.ByStatus))
-		for _, k := range slices.Sorted(maps.Keys(ir.ByStatus)) {
-			parts = append(parts, fmt.Sprintf("%s %d", k, ir.ByStatus[k]))
-		}
-		fmt.Fprintf(&sb, " (%s)", strings.Join(parts, ", "))
-	}
-	fmt.Fprintf(&sb, "; %d recovered, %d already processed", ir.Recovered, ir.AlreadyProcessed)
-	if ir.LeftToExport > 0 {
-		fmt.Fprintf(&sb, ", %d left to the export", ir.LeftToExport)
-	}
-	if ir.Unparseable > 0 {
-		fmt.Fprintf(&sb, ", %d unreadable (dropped)", ir.Unparseable)
-	}
-	if ir.NoPayload > 0 {
-		fmt.Fprintf(&sb, ", %d without payload", ir.NoPayload)
-	}
-	if ir.Error != "" {
-		sb.WriteString("; stopped: " + ir.Error)
-	}
-	return sb.String()
 }

@@ -226,3 +226,49 @@ func (ru *runState) check(ctx context.Context, ev events.Event) (events.Outcome,
 	}
 	return out, nil
 }
+
+func (ru *runState) enqueued() int {
+	ru.mu.Lock()
+	defer ru.mu.Unlock()
+	return ru.rep.Enqueued
+}
+
+func (ru *runState) addFromInvocations(n int) {
+	ru.mu.Lock()
+	ru.rep.FromInvocations += n
+	ru.mu.Unlock()
+}
+
+// countSkip counts a recovered trigger comment that was not read: the
+// ledger had it (already delivered), or a forward rule drops it.
+func (ru *runState) countSkip(reason string) {
+	if reason == events.SkipUnmanaged {
+		return // not an event of a managed ticket: not counted, as in the export path
+	}
+	ru.mu.Lock()
+	defer ru.mu.Unlock()
+	ru.rep.EventsFound++
+	if reason == events.ResolvedDuplicate {
+		ru.rep.AlreadyDelivered++
+		return
+	}
+	ru.rep.Filtered[reason]++
+}
+
+// dryOnce makes a dry run count an event once when both paths find it: the
+// real run's ledger would have it after the first.
+func (ru *runState) dryOnce(out events.Outcome) events.Outcome {
+	if out.Result != events.ResultEnqueued {
+		return out
+	}
+	ru.mu.Lock()
+	defer ru.mu.Unlock()
+	if ru.dryIDs[out.Event.ID] {
+		return events.Outcome{Result: events.ResultDuplicate, Reason: "ledger", Event: out.Event}
+	}
+	if ru.dryIDs == nil {
+		ru.dryIDs = map[string]bool{}
+	}
+	ru.dryIDs[out.Event.ID] = true
+	return out
+}
