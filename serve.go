@@ -94,9 +94,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	}
 	if d.reconciler != nil && cfg.reconcileInterval > 0 {
 		bg.Go(func() error { return ignoreCanceled(d.reconciler.Schedule(bgctx)) })
-		if cfg.webhookID != "" {
-			bg.Go(func() error { d.watchBreaker(bgctx); return nil })
-		}
+		bg.Go(func() error { return ignoreCanceled(d.reconciler.WatchBreaker(bgctx)) })
 	}
 
 	g, gctx := errgroup.WithContext(ctx)

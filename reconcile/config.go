@@ -88,6 +88,11 @@ type Config struct {
 	// re-enables a webhook (the gap since the last event received). Default 24h.
 	MaxRewind time.Duration
 
+	// BreakerCheckInterval is how often the breaker watch (WatchBreaker)
+	// runs the webhook's early warning between reconcile runs. Default
+	// DefaultBreakerCheckInterval; shorter values are for tests.
+	BreakerCheckInterval time.Duration
+
 	// Invocations configures the recovery of dropped webhook events from
 	// the webhook's invocations and the circuit-breaker early warning
 	// (invocations.go); both need WebhookID.
@@ -110,6 +115,7 @@ func (c Config) withDefaults() Config {
 	c.FailureWarn = cmp.Or(c.FailureWarn, DefaultFailureWarn)
 	c.SignatureFailureRun = cmp.Or(c.SignatureFailureRun, DefaultSignatureRun)
 	c.MaxRewind = cmp.Or(c.MaxRewind, DefaultMaxRewind)
+	c.BreakerCheckInterval = cmp.Or(c.BreakerCheckInterval, DefaultBreakerCheckInterval)
 	c.Invocations = c.Invocations.withDefaults()
 	c.PublicURL = strings.TrimRight(strings.TrimSpace(c.PublicURL), "/")
 	c.WebhookID = strings.TrimSpace(c.WebhookID)
@@ -131,6 +137,8 @@ func (c Config) validate() error {
 		return errors.New("reconcile: InitialLookback: must be >= 0")
 	case c.ExportWindow < 0:
 		return errors.New("reconcile: ExportWindow: must be >= 0")
+	case c.BreakerCheckInterval < 0:
+		return errors.New("reconcile: BreakerCheckInterval: must be >= 0")
 	case c.LeaseTTL < 100*time.Millisecond:
 		return errors.New("reconcile: LeaseTTL: at least 100ms")
 	case c.RunTimeout < 0 || c.Concurrency < 0 || c.MaxAttempts < 0 || c.RetryBaseDelay < 0:

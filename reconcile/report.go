@@ -1,12 +1,16 @@
 package reconcile
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/deskrelay/deskrelay/internal/keys"
 )
 
 // Report is what one run (scheduled or Backfill) did.
@@ -182,4 +186,17 @@ func (ir *InvocationsReport) Summary() string {
 		sb.WriteString("; stopped: " + ir.Error)
 	}
 	return sb.String()
+}
+
+// saveLastRun records a scheduled run's report for /v1/status (Status.LastRun).
+func (r *Reconciler) saveLastRun(rep Report) {
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := r.rdb.Set(ctx, keys.ReconcileLastRun, b, 0).Err(); err != nil {
+		r.log.Warn().Err(err).Msg("save last reconcile run")
+	}
 }

@@ -170,7 +170,3 @@ func OAuthToken(account string) string { return Prefix + "oauth:" + account + ":
 // OAuthRefreshLock is the lock held by the one replica that is refreshing an
 // account's access token (value: a random owner id; PX-bounded).
 func OAuthRefreshLock(account string) string { return Prefix + "oauth:" + account + ":lock" }
-
-// BreakerCheck is held for a minute by the replica that runs the webhook's
-// early-warning check, so that one replica spends the requests.
-const BreakerCheck = Prefix + "reconcile:breaker-check"
