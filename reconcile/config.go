@@ -10,7 +10,6 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultInterval        = 5 * time.Minute
 	DefaultLag             = 90 * time.Second
 	DefaultInitialLookback = time.Hour
 	DefaultExportLimit     = 10

@@ -60,4 +60,3 @@ func (r *Reconciler) Status(ctx context.Context) (Status, error) {
 	}
 	return s, nil
 }
-
