@@ -189,7 +189,7 @@ func (g *Guardian) reenable(ctx context.Context, b *budget, log zerolog.Logger, 
 	r.m.reenabled(st.Kind)
 	ev := log.Warn().Str("endpoint", st.Endpoint)
 	if !st.GapSince.IsZero() {
-		ev = ev.Time("gap_since", st.GapSince).Dur("gap", now.Sub(st.GapSince).Round(time.Second))
+		ev = ev.Time("gap_since", st.GapSince).Dur("gap_ms", now.Sub(st.GapSince).Round(time.Second))
 	}
 	ev.Msg("zendesk " + st.Kind + " was inactive: re-enabled; the next reconcile run covers the gap")
 	return nil
@@ -225,44 +225,12 @@ func (g *Guardian) inspect(ctx context.Context, b *budget) (WatchState, error) {
 		return st, nil
 	}
 	g.counters(ctx, &st)
-	if last, err := r.receiver.LastReceived(ctx); err == nil {
-		st.LastReceived = last
-	}
-	if st.Kind == KindWebhook {
-		if n, err := r.receiver.SignatureFailures(ctx); err != nil {
-			st.ReceiverHealthy, st.ReceiverProblem = false, "receiver state unreadable: "+err.Error()
-		} else if n >= r.cfg.SignatureFailureRun {
-			st.ReceiverHealthy = false
-			st.ReceiverProblem = fmt.Sprintf("deskrelay's receiver rejected the last %d webhook calls for a bad signature (check DESKRELAY_WEBHOOK_SECRET): re-enabling would only make Zendesk count more failures", n)
-		}
-	}
+	g.receiverHealth(ctx, &st)
 	var err error
 	if st.Kind == KindWebhook {
-		var wh *zendesk.Webhook
-		wh, err = call(ctx, r, b, false, func(ctx context.Context) (*zendesk.Webhook, error) { return r.zd.GetWebhook(ctx, st.ID) })
-		if err == nil {
-			st.Name, st.Endpoint = wh.Name, redactURL(wh.Endpoint)
-			st.State = "inactive"
-			if strings.EqualFold(wh.Status, "active") {
-				st.State = "active"
-			}
-		}
+		err = g.readWebhook(ctx, b, &st)
 	} else {
-		var t *zendesk.Target
-		t, err = call(ctx, r, b, false, func(ctx context.Context) (*zendesk.Target, error) { return r.zd.GetTarget(ctx, r.cfg.TargetID) })
-		if err == nil {
-			st.Name, st.Endpoint = t.Title, redactURL(t.TargetURL)
-			st.State = "inactive"
-			if t.Active {
-				st.State = "active"
-			}
-			fails, ferr := call(ctx, r, b, false, func(ctx context.Context) ([]zendesk.TargetFailure, error) { return r.zd.TargetFailures(ctx) })
-			if ferr == nil {
-				st.ConsecutiveFailures = latestFailures(fails, t.Title, st.CheckedAt, st.LastReenable)
-			} else {
-				r.log.Warn().Err(ferr).Msg("read target failures")
-			}
-		}
+		err = g.readTarget(ctx, b, &st)
 	}
 	if err != nil {
 		st.Error = err.Error()
@@ -277,6 +245,61 @@ func (g *Guardian) inspect(ctx context.Context, b *budget) (WatchState, error) {
 		st.Ours = sameEndpoint(st.Endpoint, st.ExpectedEndpoint)
 	}
 	return st, nil
+}
+
+// receiverHealth reads when the receiver last got an event and, for a
+// webhook, whether a run of bad signatures makes it unhealthy.
+func (g *Guardian) receiverHealth(ctx context.Context, st *WatchState) {
+	r := g.r
+	if last, err := r.receiver.LastReceived(ctx); err == nil {
+		st.LastReceived = last
+	}
+	if st.Kind != KindWebhook {
+		return
+	}
+	if n, err := r.receiver.SignatureFailures(ctx); err != nil {
+		st.ReceiverHealthy, st.ReceiverProblem = false, "receiver state unreadable: "+err.Error()
+	} else if n >= r.cfg.SignatureFailureRun {
+		st.ReceiverHealthy = false
+		st.ReceiverProblem = fmt.Sprintf("deskrelay's receiver rejected the last %d webhook calls for a bad signature (check DESKRELAY_WEBHOOK_SECRET): re-enabling would only make Zendesk count more failures", n)
+	}
+}
+
+// readWebhook reads the webhook's name, endpoint and status.
+func (g *Guardian) readWebhook(ctx context.Context, b *budget, st *WatchState) error {
+	r := g.r
+	wh, err := call(ctx, r, b, false, func(ctx context.Context) (*zendesk.Webhook, error) { return r.zd.GetWebhook(ctx, st.ID) })
+	if err != nil {
+		return err
+	}
+	st.Name, st.Endpoint = wh.Name, redactURL(wh.Endpoint)
+	st.State = "inactive"
+	if strings.EqualFold(wh.Status, "active") {
+		st.State = "active"
+	}
+	return nil
+}
+
+// readTarget reads the target's title, URL and active flag, and its recent
+// consecutive failures (unknown failures are logged, not an error).
+func (g *Guardian) readTarget(ctx context.Context, b *budget, st *WatchState) error {
+	r := g.r
+	t, err := call(ctx, r, b, false, func(ctx context.Context) (*zendesk.Target, error) { return r.zd.GetTarget(ctx, r.cfg.TargetID) })
+	if err != nil {
+		return err
+	}
+	st.Name, st.Endpoint = t.Title, redactURL(t.TargetURL)
+	st.State = "inactive"
+	if t.Active {
+		st.State = "active"
+	}
+	fails, err := call(ctx, r, b, false, func(ctx context.Context) ([]zendesk.TargetFailure, error) { return r.zd.TargetFailures(ctx) })
+	if err != nil {
+		r.log.Warn().Err(err).Msg("read target failures")
+		return nil
+	}
+	st.ConsecutiveFailures = latestFailures(fails, t.Title, st.CheckedAt, st.LastReenable)
+	return nil
 }
 
 // latestFailures is the consecutive failure count of the target's most
