@@ -15,6 +15,15 @@ import (
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
+// Zendesk's documented circuit breaker for webhooks: it trips
+// when 70 % of at least 100 requests in 5 minutes failed, or on more than
+// 1,000 errors in 5 minutes.
+const (
+	ZendeskBreakerRatio       = 0.7
+	ZendeskBreakerMinRequests = 100
+	ZendeskBreakerMaxErrors   = 1000
+)
+
 // BreakerState is the webhook's recent delivery record, read from its
 // invocations: the guardian's early warning before Zendesk's circuit
 // breaker trips (70 % of at least 100 requests failed in 5 minutes, or over

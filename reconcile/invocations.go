@@ -22,15 +22,6 @@ const InvocationRetention = 7 * 24 * time.Hour
 // find its first invocations expired.
 const invocationRetentionMargin = 10 * time.Minute
 
-// Zendesk's documented circuit breaker for webhooks: it trips
-// when 70 % of at least 100 requests in 5 minutes failed, or on more than
-// 1,000 errors in 5 minutes.
-const (
-	ZendeskBreakerRatio       = 0.7
-	ZendeskBreakerMinRequests = 100
-	ZendeskBreakerMaxErrors   = 1000
-)
-
 // Invocation statuses as Zendesk's webhook invocations report them; every
 // status but success is recovered.
 const (
@@ -39,14 +30,9 @@ const (
 	InvocationThrottled     = "throttled"
 )
 
-// Invocations is the part of *zendesk.Client the recovery from invocations
-// uses: the invocations listing, an invocation's attempts with their
-// payloads, and a ticket's comments (a trigger body names its comment only).
-type Invocations interface {
-	ListInvocations(ctx context.Context, webhookID string, f zendesk.InvocationFilter) (*zendesk.InvocationsPage, error)
-	InvocationAttempts(ctx context.Context, webhookID, invocationID string) ([]zendesk.Attempt, error)
-	ListComments(ctx context.Context, ticketID int64) ([]zendesk.Comment, error)
-}
+// FailureStatuses are the invocation statuses listed one by one
+// (filter[status]) when a window holds too many invocations to list whole.
+var FailureStatuses = []string{"failed", "timeout", "terminated", "throttled", InvocationCircuitBroken}
 
 // recovered is one event read from an invocation's payload.
 type recovered struct {
@@ -55,27 +41,29 @@ type recovered struct {
 	seq int // position in its payload (the comment before the status it sets)
 }
 
-// invocationWindow is the span of invocations a scan reads: for a
-// scheduled run from the invocations checkpoint to the export window's end
-// (never ahead of what the export covers in the same run), for a Backfill
-// the backfill's window; clamped to Zendesk's retention.
-func (r *Reconciler) invocationWindow(ctx context.Context, w Window, scheduled bool) (Window, bool, error) {
-	iw := w
-	if scheduled {
-		cp, ok, err := r.readCheckpoint(ctx, invocationsCheckpoint)
-		if err != nil {
-			return iw, false, err
-		}
-		if ok {
-			iw.Since = cp
+// invocationStep runs recoverInvocations for a scan and records its report.
+// Its error does not stop the scan (the export is the backstop, and a
+// webhook whose invocations cannot be read must not hold the export back):
+// it is logged and returned for the Report's Errors.
+func (r *Reconciler) invocationStep(ctx context.Context, ru *runState, w Window, o scanOptions) error {
+	ir, err := r.recoverInvocations(ctx, ru, w, o)
+	if ir == nil {
+		ir = &InvocationsReport{}
+	}
+	if err != nil {
+		err = fmt.Errorf("recover webhook invocations: %w", err)
+		ir.Error = err.Error()
+		if ctx.Err() == nil {
+			r.log.Error().Err(err).Str("webhook_id", r.cfg.WebhookID).Msg("reconcile: dropped webhook events not recovered from invocations this run (the ticket events export still runs)")
 		}
 	}
-	floor := r.cfg.Now().Add(-InvocationRetention + invocationRetentionMargin).UTC().Truncate(time.Second).Add(time.Second)
-	clamped := false
-	if iw.Since.Before(floor) {
-		iw.Since, clamped = floor, true
+	if len(ir.ByStatus) == 0 {
+		ir.ByStatus = nil
 	}
-	return iw, clamped, nil
+	ru.mu.Lock()
+	ru.rep.Invocations = ir
+	ru.mu.Unlock()
+	return err
 }
 
 // recoverInvocations is the scan's first step when a webhook is
@@ -132,120 +120,28 @@ func (r *Reconciler) startInvocations(ctx context.Context, w Window, scheduled b
 	return &InvocationsReport{Window: iw, Clamped: clamped, ByStatus: map[string]int{}}, nil
 }
 
-// selectUnprocessed picks, oldest first, the failed invocations the ledger
-// does not have yet, up to MaxPerRun. The export of the same scan covers
-// the whole window (and its checkpoint never skips), so the rest of a large
-// outage is left to it rather than spend one request per invocation on
-// events it delivers at 1,000 a request.
-func (r *Reconciler) selectUnprocessed(ctx context.Context, ir *InvocationsReport, failed []zendesk.Invocation) ([]zendesk.Invocation, error) {
-	slices.SortStableFunc(failed, func(a, b zendesk.Invocation) int { return a.LatestCompletedAt.Compare(b.LatestCompletedAt) })
-	maxPerRun := r.cfg.Invocations.MaxPerRun
-	var toRead []zendesk.Invocation
-	for _, inv := range failed {
-		seen, err := r.pub.Ledger().InvocationSeen(ctx, inv.ID)
+// invocationWindow is the span of invocations a scan reads: for a
+// scheduled run from the invocations checkpoint to the export window's end
+// (never ahead of what the export covers in the same run), for a Backfill
+// the backfill's window; clamped to Zendesk's retention.
+func (r *Reconciler) invocationWindow(ctx context.Context, w Window, scheduled bool) (Window, bool, error) {
+	iw := w
+	if scheduled {
+		cp, ok, err := r.readCheckpoint(ctx, invocationsCheckpoint)
 		if err != nil {
-			return nil, err
-		}
-		switch {
-		case seen:
-			ir.AlreadyProcessed++
-		case len(toRead) == maxPerRun:
-			ir.LeftToExport++
-		default:
-			toRead = append(toRead, inv)
-		}
-	}
-	if ir.LeftToExport > 0 {
-		r.log.Warn().Str("webhook_id", r.cfg.WebhookID).Int("left_to_export", ir.LeftToExport).Int("max_per_run", maxPerRun).
-			Msg("reconcile: more failed webhook invocations than one run reads: the rest are left to the ticket events export, which covers the same window")
-	}
-	return toRead, nil
-}
-
-// readPayloads reads the attempts of each invocation in parallel (one
-// request each, under the shared limiter) and parses their payloads
-// (readInvocation). done lists the invocations that need no further look.
-func (r *Reconciler) readPayloads(ctx context.Context, ru *runState, ir *InvocationsReport, invs []zendesk.Invocation) (recs []recovered, done []string, err error) {
-	attempts := make([][]zendesk.Attempt, len(invs))
-	errs := make([]error, len(invs))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.cfg.Concurrency)
-	for i, inv := range invs {
-		g.Go(func() error {
-			attempts[i], errs[i] = call(gctx, r, ru.b, false, func(ctx context.Context) ([]zendesk.Attempt, error) {
-				return r.zd.InvocationAttempts(ctx, r.cfg.WebhookID, inv.ID)
-			})
-			if errs[i] != nil && zendesk.KindOf(errs[i]) != zendesk.KindNotFound {
-				return fmt.Errorf("read attempts of invocation %s: %w", inv.ID, errs[i])
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, nil, err
-	}
-	for i, inv := range invs {
-		evs, ok, err := r.readInvocation(ctx, ru, ir, inv, attempts[i], errs[i])
-		if err != nil {
-			return nil, nil, err
-		}
-		for j, ev := range evs {
-			recs = append(recs, recovered{ev: ev, inv: i, seq: j})
+			return iw, false, err
 		}
 		if ok {
-			done = append(done, inv.ID)
+			iw.Since = cp
 		}
 	}
-	return recs, done, nil
+	floor := r.cfg.Now().Add(-InvocationRetention + invocationRetentionMargin).UTC().Truncate(time.Second).Add(time.Second)
+	clamped := false
+	if iw.Since.Before(floor) {
+		iw.Since, clamped = floor, true
+	}
+	return iw, clamped, nil
 }
-
-// publishRecovered publishes the recovered events of managed tickets in the
-// order things happened: a status change recovered after a newer one would
-// be dropped as stale.
-func (r *Reconciler) publishRecovered(ctx context.Context, ru *runState, ir *InvocationsReport, recs []recovered) error {
-	slices.SortStableFunc(recs, func(a, b recovered) int {
-		if c := a.ev.OccurredAt.Compare(b.ev.OccurredAt); c != 0 {
-			return c
-		}
-		if a.inv != b.inv {
-			return a.inv - b.inv
-		}
-		return a.seq - b.seq
-	})
-	for _, rc := range recs {
-		managed, err := ru.isManaged(ctx, rc.ev.TicketID)
-		if err != nil {
-			return err
-		}
-		if !managed {
-			continue
-		}
-		ir.Events++
-		if err := ru.publish(ctx, rc.ev); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// markRecovered runs once the recovered events are durable: it marks the
-// invocations in the ledger, then (a scheduled run, holding lease l) moves
-// the invocations checkpoint to until.
-func (r *Reconciler) markRecovered(ctx context.Context, l *lease, ids []string, until time.Time) error {
-	for _, id := range ids {
-		if err := r.pub.Ledger().MarkInvocation(ctx, id); err != nil {
-			return err
-		}
-	}
-	if l == nil {
-		return nil
-	}
-	return r.advanceCheckpoint(ctx, l, invocationsCheckpoint, until)
-}
-
-// FailureStatuses are the invocation statuses listed one by one
-// (filter[status]) when a window holds too many invocations to list whole.
-var FailureStatuses = []string{"failed", "timeout", "terminated", "throttled", InvocationCircuitBroken}
 
 // listFailed lists the invocations of iw that did not succeed: the whole
 // listing when it takes at most ListPages pages, else (a busy webhook, a
@@ -314,6 +210,73 @@ func (r *Reconciler) listPages(ctx context.Context, ru *runState, ir *Invocation
 			return false, context.Cause(ctx)
 		}
 	}
+}
+
+// selectUnprocessed picks, oldest first, the failed invocations the ledger
+// does not have yet, up to MaxPerRun. The export of the same scan covers
+// the whole window (and its checkpoint never skips), so the rest of a large
+// outage is left to it rather than spend one request per invocation on
+// events it delivers at 1,000 a request.
+func (r *Reconciler) selectUnprocessed(ctx context.Context, ir *InvocationsReport, failed []zendesk.Invocation) ([]zendesk.Invocation, error) {
+	slices.SortStableFunc(failed, func(a, b zendesk.Invocation) int { return a.LatestCompletedAt.Compare(b.LatestCompletedAt) })
+	maxPerRun := r.cfg.Invocations.MaxPerRun
+	var toRead []zendesk.Invocation
+	for _, inv := range failed {
+		seen, err := r.pub.Ledger().InvocationSeen(ctx, inv.ID)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case seen:
+			ir.AlreadyProcessed++
+		case len(toRead) == maxPerRun:
+			ir.LeftToExport++
+		default:
+			toRead = append(toRead, inv)
+		}
+	}
+	if ir.LeftToExport > 0 {
+		r.log.Warn().Str("webhook_id", r.cfg.WebhookID).Int("left_to_export", ir.LeftToExport).Int("max_per_run", maxPerRun).
+			Msg("reconcile: more failed webhook invocations than one run reads: the rest are left to the ticket events export, which covers the same window")
+	}
+	return toRead, nil
+}
+
+// readPayloads reads the attempts of each invocation in parallel (one
+// request each, under the shared limiter) and parses their payloads
+// (readInvocation). done lists the invocations that need no further look.
+func (r *Reconciler) readPayloads(ctx context.Context, ru *runState, ir *InvocationsReport, invs []zendesk.Invocation) (recs []recovered, done []string, err error) {
+	attempts := make([][]zendesk.Attempt, len(invs))
+	errs := make([]error, len(invs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.Concurrency)
+	for i, inv := range invs {
+		g.Go(func() error {
+			attempts[i], errs[i] = call(gctx, r, ru.b, false, func(ctx context.Context) ([]zendesk.Attempt, error) {
+				return r.zd.InvocationAttempts(ctx, r.cfg.WebhookID, inv.ID)
+			})
+			if errs[i] != nil && zendesk.KindOf(errs[i]) != zendesk.KindNotFound {
+				return fmt.Errorf("read attempts of invocation %s: %w", inv.ID, errs[i])
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	for i, inv := range invs {
+		evs, ok, err := r.readInvocation(ctx, ru, ir, inv, attempts[i], errs[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		for j, ev := range evs {
+			recs = append(recs, recovered{ev: ev, inv: i, seq: j})
+		}
+		if ok {
+			done = append(done, inv.ID)
+		}
+	}
+	return recs, done, nil
 }
 
 // readInvocation parses one invocation's stored payload (from its
@@ -414,27 +377,46 @@ func (c commentReader) Author(ctx context.Context, userID int64) (events.Author,
 	return events.Author{ID: userID, Name: u.name, Role: u.role}, nil
 }
 
-// invocationStep runs recoverInvocations for a scan and records its report.
-// Its error does not stop the scan (the export is the backstop, and a
-// webhook whose invocations cannot be read must not hold the export back):
-// it is logged and returned for the Report's Errors.
-func (r *Reconciler) invocationStep(ctx context.Context, ru *runState, w Window, o scanOptions) error {
-	ir, err := r.recoverInvocations(ctx, ru, w, o)
-	if ir == nil {
-		ir = &InvocationsReport{}
-	}
-	if err != nil {
-		err = fmt.Errorf("recover webhook invocations: %w", err)
-		ir.Error = err.Error()
-		if ctx.Err() == nil {
-			r.log.Error().Err(err).Str("webhook_id", r.cfg.WebhookID).Msg("reconcile: dropped webhook events not recovered from invocations this run (the ticket events export still runs)")
+// publishRecovered publishes the recovered events of managed tickets in the
+// order things happened: a status change recovered after a newer one would
+// be dropped as stale.
+func (r *Reconciler) publishRecovered(ctx context.Context, ru *runState, ir *InvocationsReport, recs []recovered) error {
+	slices.SortStableFunc(recs, func(a, b recovered) int {
+		if c := a.ev.OccurredAt.Compare(b.ev.OccurredAt); c != 0 {
+			return c
+		}
+		if a.inv != b.inv {
+			return a.inv - b.inv
+		}
+		return a.seq - b.seq
+	})
+	for _, rc := range recs {
+		managed, err := ru.isManaged(ctx, rc.ev.TicketID)
+		if err != nil {
+			return err
+		}
+		if !managed {
+			continue
+		}
+		ir.Events++
+		if err := ru.publish(ctx, rc.ev); err != nil {
+			return err
 		}
 	}
-	if len(ir.ByStatus) == 0 {
-		ir.ByStatus = nil
+	return nil
+}
+
+// markRecovered runs once the recovered events are durable: it marks the
+// invocations in the ledger, then (a scheduled run, holding lease l) moves
+// the invocations checkpoint to until.
+func (r *Reconciler) markRecovered(ctx context.Context, l *lease, ids []string, until time.Time) error {
+	for _, id := range ids {
+		if err := r.pub.Ledger().MarkInvocation(ctx, id); err != nil {
+			return err
+		}
 	}
-	ru.mu.Lock()
-	ru.rep.Invocations = ir
-	ru.mu.Unlock()
-	return err
+	if l == nil {
+		return nil
+	}
+	return r.advanceCheckpoint(ctx, l, invocationsCheckpoint, until)
 }

@@ -91,6 +91,15 @@ type Zendesk interface {
 	Invocations
 }
 
+// Invocations is the part of *zendesk.Client the recovery from invocations
+// uses: the invocations listing, an invocation's attempts with their
+// payloads, and a ticket's comments (a trigger body names its comment only).
+type Invocations interface {
+	ListInvocations(ctx context.Context, webhookID string, f zendesk.InvocationFilter) (*zendesk.InvocationsPage, error)
+	InvocationAttempts(ctx context.Context, webhookID, invocationID string) ([]zendesk.Attempt, error)
+	ListComments(ctx context.Context, ticketID int64) ([]zendesk.Comment, error)
+}
+
 // Publisher is the part of *events.Publisher the reconciler uses: the same
 // rules, ledger and delivery tasks as the webhook path.
 type Publisher interface {

@@ -24,7 +24,9 @@ type scanOptions struct {
 	lease *lease
 }
 
-// scan reads the export over w and publishes (or checks) the events.
+// scan is the work of one run (scheduled or Backfill) over w: the
+// webhook's invocations first (when a webhook is configured), then the
+// ticket events export; it publishes (a dry run: checks) the events.
 func (r *Reconciler) scan(ctx context.Context, w Window, o scanOptions) (Report, error) {
 	started := time.Now()
 	if o.budget == nil {
