@@ -268,7 +268,8 @@ func (c *Client) exchange(ctx context.Context, cl call, payload []byte, bearer s
 	if bearer != "" {
 		secrets = append(secrets[:len(secrets):len(secrets)], bearer)
 	}
-	x := exchangeResult{op: cl.op, method: cl.method, secrets: secrets, timeout: c.cfg.Timeout}
+	x := exchangeResult{op: cl.op, method: cl.method, secrets: secrets, timeout: c.cfg.Timeout,
+		rule: Classify(cl.method, cl.path)}
 
 	rctx, cancel := context.WithTimeoutCause(ctx, c.cfg.Timeout, errRequestTimeout)
 	defer cancel()
@@ -333,10 +334,12 @@ func (c *Client) exchange(ctx context.Context, cl call, payload []byte, bearer s
 	}
 	ze := checkResponse(&x)
 	if c.cfg.OnResponse != nil {
-		r := Response{Op: cl.op, StatusCode: x.status, Duration: time.Since(start)}
+		r := Response{Op: cl.op, StatusCode: x.status, Duration: time.Since(start),
+			Family: x.rule.Family, SpendsAccount: x.rule.SpendsAccount}
 		if x.header != nil {
-			r.RateLimit = ParseRateLimit(x.header)
+			r.RateLimit, r.Account = ParseRateLimits(x.header, x.rule)
 			r.RequestID = requestID(x.header)
+			r.RetryAfter, _ = ParseRetryAfter(x.header.Get("Retry-After"), time.Now())
 		}
 		c.cfg.OnResponse(r)
 	}

@@ -75,7 +75,10 @@ type Error struct {
 	// Name is Zendesk's "error" field (e.g. "RecordInvalid").
 	Name string
 	// Details is Zendesk's "details" object, raw.
-	Details   []byte
+	Details []byte
+	// Family is the rate-limit budget the request belongs to; RateLimit is
+	// that budget as the response reported it (see Response).
+	Family    Family
 	RateLimit RateLimit
 	Err       error // the underlying transport error, if any
 }
@@ -140,6 +143,7 @@ var errRequestTimeout = errors.New("request timeout")
 // exchange; checkResponse classifies it.
 type exchangeResult struct {
 	op, method string
+	rule       FamilyRule  // the request's rate-limit family
 	status     int         // 0 when no response arrived
 	header     http.Header // nil when no response arrived
 	body       []byte      // the (limited) body
@@ -161,10 +165,18 @@ func checkResponse(x *exchangeResult) *Error {
 		return nil
 	}
 	write := x.method == http.MethodPost || x.method == http.MethodPut || x.method == http.MethodPatch
-	e := &Error{Op: x.op, Status: x.status}
+	e := &Error{Op: x.op, Status: x.status, Family: x.rule.Family}
+	if e.Family == "" {
+		e.Family = FamilyAccount
+	}
+	var account RateLimit
 	if x.header != nil {
 		e.RequestID = requestID(x.header)
-		e.RateLimit = ParseRateLimit(x.header)
+		rule := x.rule
+		if rule.Family == "" {
+			rule = accountRule
+		}
+		e.RateLimit, account = ParseRateLimits(x.header, rule)
 	}
 	now := x.now
 	if now.IsZero() {
@@ -210,6 +222,8 @@ func checkResponse(x *exchangeResult) *Error {
 			e.RetryAfter = ra
 		case e.RateLimit.Reset > 0:
 			e.RetryAfter = min(e.RateLimit.Reset, MaxRetryAfter)
+		case account.Reset > 0:
+			e.RetryAfter = min(account.Reset, MaxRetryAfter)
 		default:
 			e.RetryAfter = DefaultRetryAfter
 		}

@@ -297,9 +297,8 @@ type TargetFailure struct {
 	CreatedAt               time.Time `json:"created_at"`
 }
 
-// RateLimit is what Zendesk's rate-limit headers said on one response. The
-// most specific header wins (Zendesk-RateLimit-<endpoint>, then ratelimit-*,
-// then X-Rate-Limit*). Zero values mean "not sent".
+// RateLimit is what Zendesk's rate-limit headers said about one budget on
+// one response (see ParseRateLimits). Zero values mean "not sent".
 type RateLimit struct {
 	Limit     int
 	Remaining int
@@ -311,7 +310,19 @@ type RateLimit struct {
 type Response struct {
 	Op         string
 	StatusCode int // 0 when no response arrived
-	RateLimit  RateLimit
+	// Family is the rate-limit budget the request belongs to (Classify);
+	// SpendsAccount says whether it also spent the account's budget.
+	Family        Family
+	SpendsAccount bool
+	// RateLimit is Family's budget as the response reported it (for
+	// FamilyAccount, the account's).
+	RateLimit RateLimit
+	// Account is the account's budget as the response reported it; not
+	// Known when the family does not spend the account (the Webhooks API)
+	// or the headers were absent.
+	Account RateLimit
+	// RetryAfter is the response's Retry-After (429, 503), 0 when absent.
+	RetryAfter time.Duration
 	RequestID  string
 	Duration   time.Duration
 }
