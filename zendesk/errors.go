@@ -34,7 +34,8 @@ const (
 	// KindNotFound means: the resource does not exist (404), e.g. a deleted ticket.
 	KindNotFound
 	// KindUnprocessable means: 422; Zendesk's error body is kept. Error.Closed
-	// reports the "closed prevents ticket update" case.
+	// reports the "closed prevents ticket update" case, Error.CommentLimit
+	// a ticket at its maximum of comments.
 	KindUnprocessable
 	// KindInvalid means: give up; the request will never succeed (other 4xx).
 	KindInvalid
@@ -284,6 +285,21 @@ func (e *Error) Closed() bool {
 	}
 	return strings.Contains(strings.ToLower(e.Message), "closed prevents ticket update") ||
 		strings.Contains(strings.ToLower(string(e.Details)), "closed prevents ticket update")
+}
+
+// CommentLimit reports whether the error is Zendesk's 422 for a comment
+// added to a ticket that already holds the maximum number of comments
+// (5,000): like a closed ticket, such a ticket takes no more comments and
+// the conversation continues on a follow-up. Zendesk documents the 422 but
+// not its text (docs/zendesk.md), so any 422 whose message or details speak
+// of comments and a limit or maximum counts.
+func (e *Error) CommentLimit() bool {
+	if e == nil || e.Kind != KindUnprocessable || e.Closed() {
+		return false
+	}
+	text := strings.ToLower(e.Message + " " + string(e.Details))
+	return strings.Contains(text, "comment") &&
+		(strings.Contains(text, "limit") || strings.Contains(text, "maximum") || strings.Contains(text, "5000") || strings.Contains(text, "5,000"))
 }
 
 // parseErrorBody reads Zendesk's error body leniently: {"error": "Name",

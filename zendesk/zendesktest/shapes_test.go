@@ -54,7 +54,7 @@ func TestAnswersLikeZendesk(t *testing.T) {
 		r := addComment(t, srv, id, "2")
 		wantStatus(t, r, http.StatusUnprocessableEntity)
 		var b struct {
-			Error   string                                   `json:"error"`
+			Error   string                                    `json:"error"`
 			Details map[string][]struct{ Description string } `json:"details"`
 		}
 		r.decode(t, &b)
