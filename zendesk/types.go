@@ -114,7 +114,7 @@ type Metadata struct {
 }
 
 // CustomString returns the custom metadata value for key, looking both at
-// custom[key] and at custom["custom"][key] (ZENDESK.md: a request that nests
+// custom[key] and at custom["custom"][key] (docs/zendesk.md: a request that nests
 // "custom" itself may end up doubly nested).
 func (m Metadata) CustomString(key string) string {
 	if v, ok := m.Custom[key].(string); ok {
