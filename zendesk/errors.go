@@ -166,17 +166,14 @@ func checkResponse(x *exchangeResult) *Error {
 		return nil
 	}
 	write := x.method == http.MethodPost || x.method == http.MethodPut || x.method == http.MethodPatch
-	e := &Error{Op: x.op, Status: x.status, Family: x.rule.Family}
-	if e.Family == "" {
-		e.Family = FamilyAccount
+	rule := x.rule
+	if rule.Family == "" {
+		rule = accountRule
 	}
+	e := &Error{Op: x.op, Status: x.status, Family: rule.Family}
 	var account RateLimit
 	if x.header != nil {
 		e.RequestID = requestID(x.header)
-		rule := x.rule
-		if rule.Family == "" {
-			rule = accountRule
-		}
 		e.RateLimit, account = ParseRateLimits(x.header, rule)
 	}
 	now := x.now
@@ -185,29 +182,7 @@ func checkResponse(x *exchangeResult) *Error {
 	}
 
 	if x.err != nil {
-		// Transport failure, or a 2xx whose body could not be read: the
-		// change may have been applied unless nothing was sent at all.
-		e.Kind = KindTemporary
-		e.Err = unwrapURLError(x.err)
-		switch {
-		case x.parentErr != nil:
-			e.Message = "canceled: " + x.parentErr.Error()
-			e.Err = x.parentErr
-		case x.timedOut:
-			e.Message = fmt.Sprintf("timeout after %s", x.timeout)
-			if !errors.Is(e.Err, context.DeadlineExceeded) {
-				e.Err = fmt.Errorf("%w: %w", context.DeadlineExceeded, e.Err)
-			}
-		default:
-			e.Message = e.Err.Error()
-		}
-		if x.status != 0 {
-			e.Message = fmt.Sprintf("%s after status %d", e.Message, x.status)
-		}
-		nothingSent := x.status == 0 && (isDialError(e.Err) || (x.traced && !x.wrote))
-		e.Ambiguous = write && !nothingSent
-		e.Message = scrub(e.Message, x.secrets)
-		return e
+		return transportError(x, e, write)
 	}
 
 	e.Name, e.Message, e.Details = parseErrorBody(x.header, x.body)
@@ -262,6 +237,32 @@ func checkResponse(x *exchangeResult) *Error {
 	if e.Details != nil {
 		e.Details = []byte(scrub(string(e.Details), x.secrets))
 	}
+	return e
+}
+
+// transportError fills e for a transport failure, or a 2xx whose body could
+// not be read: the change may have been applied unless nothing was sent.
+func transportError(x *exchangeResult, e *Error, write bool) *Error {
+	e.Kind = KindTemporary
+	e.Err = unwrapURLError(x.err)
+	switch {
+	case x.parentErr != nil:
+		e.Message = "canceled: " + x.parentErr.Error()
+		e.Err = x.parentErr
+	case x.timedOut:
+		e.Message = fmt.Sprintf("timeout after %s", x.timeout)
+		if !errors.Is(e.Err, context.DeadlineExceeded) {
+			e.Err = fmt.Errorf("%w: %w", context.DeadlineExceeded, e.Err)
+		}
+	default:
+		e.Message = e.Err.Error()
+	}
+	if x.status != 0 {
+		e.Message = fmt.Sprintf("%s after status %d", e.Message, x.status)
+	}
+	nothingSent := x.status == 0 && (isDialError(e.Err) || (x.traced && !x.wrote))
+	e.Ambiguous = write && !nothingSent
+	e.Message = scrub(e.Message, x.secrets)
 	return e
 }
 

@@ -483,6 +483,84 @@ func (s *Server) applyLocked(t *ticket, ch change, now time.Time) (*audit, []not
 	return a, notes
 }
 
+// newTicketLocked stores a new ticket built from a create request.
+func (s *Server) newTicketLocked(r *request, ti *ticketIn, requester *user, parent *ticket, now time.Time) *ticket {
+	s.nextTicket++
+	t := &ticket{
+		id: s.nextTicket, status: "new", requesterID: requester.id, submitterID: r.user.id,
+		createdAt: now, updatedAt: now, via: viaJSON("api"), firstPublic: true,
+	}
+	if ti.Comment.Public != nil {
+		t.firstPublic = *ti.Comment.Public
+	}
+	if ti.Subject != nil {
+		t.subject = *ti.Subject
+	}
+	if ti.ExternalID != nil {
+		t.externalID = *ti.ExternalID
+	}
+	switch {
+	case ti.Tags != nil:
+		t.tags = normTags(*ti.Tags)
+	case parent != nil:
+		t.tags = slices.Clone(parent.tags)
+	}
+	t.customFields = ti.CustomFields
+	t.description = ti.Comment.Body
+	if t.description == "" {
+		t.description = ti.Comment.HTMLBody
+	}
+	if parent != nil {
+		t.via = map[string]any{"channel": "api", "source": map[string]any{"from": map[string]any{"ticket_id": parent.id, "subject": parent.subject}, "to": map[string]any{}, "rel": "follow_up"}}
+		parent.followupIDs = append(parent.followupIDs, t.id)
+	}
+	s.tickets[t.id] = t
+	return t
+}
+
+// validNewTicket answers 400 or 422 for a create request Zendesk refuses
+// before looking anything up.
+func validNewTicket(w *resp, ti *ticketIn) bool {
+	switch {
+	case ti == nil:
+		w.errorJSON(http.StatusBadRequest, "InvalidValue", "ticket parameter missing", nil)
+	case ti.Comment == nil || (ti.Comment.Body == "" && ti.Comment.HTMLBody == ""):
+		validation(w, "description", "Description: cannot be blank")
+	case ti.Status != "" && !validStatuses[ti.Status]:
+		validation(w, "status", "Status: is not valid")
+	default:
+		return true
+	}
+	return false
+}
+
+// requesterLocked finds (or, by e-mail, creates) a new ticket's requester,
+// or answers 422 and returns nil.
+func (s *Server) requesterLocked(r *request, w *resp, ti *ticketIn, now time.Time) *user {
+	switch {
+	case ti.Requester != nil && ti.Requester.Email != "":
+		if u := s.usersByEmail[strings.ToLower(ti.Requester.Email)]; u != nil {
+			return u
+		}
+		name := ti.Requester.Name
+		if name == "" {
+			name, _, _ = strings.Cut(ti.Requester.Email, "@")
+		}
+		return s.addUserLocked(name, ti.Requester.Email, "", "end-user", now)
+	case ti.Requester != nil:
+		validation(w, "requester", "Requester: Email is required")
+		return nil
+	case ti.RequesterID != 0:
+		u := s.users[ti.RequesterID]
+		if u == nil {
+			validation(w, "requester", "Requester: is invalid")
+		}
+		return u
+	default:
+		return r.user
+	}
+}
+
 // createEventsLocked returns the Create events of a new ticket's fields.
 func (s *Server) createEventsLocked(t *ticket) []auditEvent {
 	tags := make([]any, 0, len(t.tags))
@@ -562,16 +640,7 @@ func (s *Server) createTicketLocked(r *request, w *resp, now time.Time) []notice
 		return nil
 	}
 	ti := in.Ticket
-	if ti == nil {
-		w.errorJSON(http.StatusBadRequest, "InvalidValue", "ticket parameter missing", nil)
-		return nil
-	}
-	if ti.Comment == nil || (ti.Comment.Body == "" && ti.Comment.HTMLBody == "") {
-		validation(w, "description", "Description: cannot be blank")
-		return nil
-	}
-	if ti.Status != "" && !validStatuses[ti.Status] {
-		validation(w, "status", "Status: is not valid")
+	if !validNewTicket(w, ti) {
 		return nil
 	}
 	var parent *ticket
@@ -582,28 +651,9 @@ func (s *Server) createTicketLocked(r *request, w *resp, now time.Time) []notice
 			return nil
 		}
 	}
-	var requester *user
-	switch {
-	case ti.Requester != nil && ti.Requester.Email != "":
-		requester = s.usersByEmail[strings.ToLower(ti.Requester.Email)]
-		if requester == nil {
-			name := ti.Requester.Name
-			if name == "" {
-				name, _, _ = strings.Cut(ti.Requester.Email, "@")
-			}
-			requester = s.addUserLocked(name, ti.Requester.Email, "", "end-user", now)
-		}
-	case ti.Requester != nil:
-		validation(w, "requester", "Requester: Email is required")
+	requester := s.requesterLocked(r, w, ti, now)
+	if requester == nil {
 		return nil
-	case ti.RequesterID != 0:
-		requester = s.users[ti.RequesterID]
-		if requester == nil {
-			validation(w, "requester", "Requester: is invalid")
-			return nil
-		}
-	default:
-		requester = r.user
 	}
 	if ti.Comment.AuthorID != 0 && s.users[ti.Comment.AuthorID] == nil {
 		validation(w, "author_id", "Author: is invalid")
@@ -614,36 +664,7 @@ func (s *Server) createTicketLocked(r *request, w *resp, now time.Time) []notice
 		c.AuthorID = requester.id // the description is the requester's
 		ti.Comment = &c
 	}
-	s.nextTicket++
-	t := &ticket{
-		id: s.nextTicket, status: "new", requesterID: requester.id, submitterID: r.user.id,
-		createdAt: now, updatedAt: now, via: viaJSON("api"), firstPublic: true,
-	}
-	if ti.Comment.Public != nil {
-		t.firstPublic = *ti.Comment.Public
-	}
-	if ti.Subject != nil {
-		t.subject = *ti.Subject
-	}
-	if ti.ExternalID != nil {
-		t.externalID = *ti.ExternalID
-	}
-	switch {
-	case ti.Tags != nil:
-		t.tags = normTags(*ti.Tags)
-	case parent != nil:
-		t.tags = slices.Clone(parent.tags)
-	}
-	t.customFields = ti.CustomFields
-	t.description = ti.Comment.Body
-	if t.description == "" {
-		t.description = ti.Comment.HTMLBody
-	}
-	if parent != nil {
-		t.via = map[string]any{"channel": "api", "source": map[string]any{"from": map[string]any{"ticket_id": parent.id, "subject": parent.subject}, "to": map[string]any{}, "rel": "follow_up"}}
-		parent.followupIDs = append(parent.followupIDs, t.id)
-	}
-	s.tickets[t.id] = t
+	t := s.newTicketLocked(r, ti, requester, parent, now)
 	status := "new"
 	if ti.Status != "" {
 		status = ti.Status

@@ -794,29 +794,37 @@ func parseTS(v string) (time.Time, bool) {
 	return t, err == nil
 }
 
-func handleInvocations(s *Server, r *request, w *resp) {
+// invocationQuery reads List Webhook Invocations' filters, or answers 400.
+func invocationQuery(r *request, w *resp) (from, to time.Time, size int, desc, ok bool) {
 	from, ok1 := parseTS(r.query.Get("filter[from_ts]"))
 	to, ok2 := parseTS(r.query.Get("filter[to_ts]"))
 	if !ok1 || !ok2 {
 		webhookError(w, http.StatusBadRequest, "InvalidFilter", "filter[from_ts] and filter[to_ts] must be ISO 8601 times")
-		return
+		return from, to, 0, false, false
 	}
-	size := 20
+	size = 20
 	if v := r.query.Get("page[size]"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
 			webhookError(w, http.StatusBadRequest, "InvalidPageSize", "page[size] must be between 1 and 100")
-			return
+			return from, to, 0, false, false
 		}
 		size = n
 	}
-	desc := true
 	switch r.query.Get("sort") {
 	case "", "-latest_completed_at":
+		desc = true
 	case "latest_completed_at":
-		desc = false
 	default:
 		webhookError(w, http.StatusBadRequest, "InvalidSort", "sort must be latest_completed_at or -latest_completed_at")
+		return from, to, 0, false, false
+	}
+	return from, to, size, desc, true
+}
+
+func handleInvocations(s *Server, r *request, w *resp) {
+	from, to, size, desc, ok := invocationQuery(r, w)
+	if !ok {
 		return
 	}
 	statusFilter := r.query.Get("filter[status]")
