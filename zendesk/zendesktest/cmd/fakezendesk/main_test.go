@@ -70,3 +70,27 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		t.Fatal("run did not return after cancel")
 	}
 }
+
+func TestHelpListsFlagsAndControls(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"-h"}, &out, &errOut); err != nil {
+		t.Fatalf("run -h = %v, want nil (exit 0)", err)
+	}
+	for _, want := range []string{"-listen", "-webhook-endpoint", "-rate-limit", "/_fake/agent_comment", "/_fake/status",
+		"/_fake/down", "/_fake/up", "/_fake/script_invocations"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("-h output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if errOut.Len() != 0 {
+		t.Errorf("-h wrote to stderr: %q", errOut.String())
+	}
+}
+
+func TestUnknownFlagFails(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(t.Context(), []string{"-no-such-flag"}, &out, &errOut)
+	if err == nil || !strings.Contains(errOut.String(), "-listen") {
+		t.Fatalf("run -no-such-flag = %v, stderr %q; want an error and the usage on stderr", err, errOut.String())
+	}
+}
