@@ -16,6 +16,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/keys"
+	redislease "github.com/deskrelay/deskrelay/internal/lease"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
@@ -198,7 +199,7 @@ func (r *Reconciler) runFrom(ctx context.Context, l *lease, b *budget) (Report, 
 		return rep, err
 	}
 	if hasRewind {
-		if err := compareAndDelete.Run(ctx, r.rdb, []string{keys.ReconcileRewind}, strconv.FormatInt(rewind.Unix(), 10)).Err(); err != nil {
+		if _, err := redislease.CompareAndDelete(ctx, r.rdb, keys.ReconcileRewind, strconv.FormatInt(rewind.Unix(), 10)); err != nil {
 			return rep, fmt.Errorf("clear rewind: %w", err)
 		}
 	}

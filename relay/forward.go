@@ -266,7 +266,7 @@ func write[T any](ctx context.Context, r *Relay, rec *record, op string, pre fun
 			return zero, err
 		}
 	}
-	if err := stillHeld(ctx, r.cfg.LockTTL); err != nil {
+	if err := stillHeld(ctx); err != nil {
 		return zero, err
 	}
 	if err := r.st.markWrite(ctx, rec.ID, op); err != nil {

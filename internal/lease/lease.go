@@ -54,6 +54,10 @@ func Acquire(ctx context.Context, rdb redis.Cmdable, key string, ttl time.Durati
 // Key is the leased key.
 func (l *Lease) Key() string { return l.key }
 
+// Token is the owner's token, for a caller's own script that writes only
+// while the key still holds it (a fenced write).
+func (l *Lease) Token() string { return l.token }
+
 // TTL is the lease's time to live, set again by every Extend.
 func (l *Lease) TTL() time.Duration { return l.ttl }
 
