@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
@@ -53,10 +54,10 @@ func TestWatchBreakerWarnsBetweenReconcileRuns(t *testing.T) {
 	go func() { d.watchBreaker(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	waitFor(t, 10*time.Second, "the early warning recorded", func() bool {
+	testutil.WaitFor(t, 10*time.Second, func() bool {
 		st, ok, err := d.reconciler.Guardian().LastCheck(context.Background())
 		return err == nil && ok && st.Breaker != nil && st.Breaker.Failed >= 50
-	})
+	}, "the early warning recorded")
 	st, _, _ := d.reconciler.Guardian().LastCheck(context.Background())
 	if !st.Breaker.Warning || st.Breaker.StatusCodes["500"] == 0 || st.Breaker.Message == "" {
 		t.Fatalf("60 failing calls of 60 did not warn, naming the 500s: %+v", st.Breaker)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/internal/zdoauth"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
@@ -28,12 +29,12 @@ type relayEnv struct {
 	db    *redistest.DB
 	fake  *zendesktest.Server
 	relay *relay.Relay
-	logs  *syncBuffer
+	logs  *testutil.SyncBuffer
 }
 
 func newRelayEnv(t *testing.T) *relayEnv {
 	t.Helper()
-	e := &relayEnv{db: redistest.New(t), logs: &syncBuffer{}}
+	e := &relayEnv{db: redistest.New(t), logs: &testutil.SyncBuffer{}}
 	e.fake = zendesktest.NewServer(t, zendesktest.Config{RateLimit: 100000, UpdateTicketLimit: 100000,
 		UserCreateLimit: 1000, Logf: func(string, ...any) {}})
 	e.fake.OAuthClient(fakeClientID, fakeClientSecret)
