@@ -334,7 +334,7 @@ func TestRefresh(t *testing.T) {
 		e.ts.setGate(gate)
 		done := make(chan error, 1)
 		go func() { _, err := a.Refresh(context.Background(), stale); done <- err }()
-		waitUntil(t, 10*time.Second, "the refresh request", func() bool { return e.ts.count() == 2 })
+		testutil.WaitFor(t, 10*time.Second, func() bool { return e.ts.count() == 2 }, "the refresh request")
 		// Meanwhile an operator configures a new refresh token.
 		newRT := e.ts.issue()
 		if err := e.mustSource(t, newRT).Init(context.Background()); err != nil {
