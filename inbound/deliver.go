@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -19,6 +18,7 @@ import (
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/zendesk"
 )
 
 // Failure reasons of sink deliveries.
@@ -31,9 +31,6 @@ var (
 	errSettling  = errors.New("waiting for events of the conversation that may still arrive")
 	errNotMyTurn = errors.New("an earlier event of the conversation is not delivered yet")
 )
-
-// maxRetryAfter caps a sink's Retry-After.
-const maxRetryAfter = time.Hour
 
 // handleDeliver delivers one event to the sink, after the earlier events of
 // its conversation (by occurred_at).
@@ -171,7 +168,8 @@ func (r *Receiver) post(ctx context.Context, ev events.Event) (status int, retry
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After"), now), nil
+	retryAfter, _ = zendesk.ParseRetryAfter(resp.Header.Get("Retry-After"), now) // 0 when absent or unreadable
+	return resp.StatusCode, retryAfter, nil
 }
 
 // redactURL keeps the sink URL (which may carry a token) out of errors.
@@ -181,28 +179,6 @@ func redactURL(err error) error {
 		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
 	}
 	return err
-}
-
-// parseRetryAfter reads Retry-After as seconds or an HTTP date; 0 when
-// absent or unreadable; capped at maxRetryAfter.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		if n > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), maxRetryAfter)
 }
 
 // finish records a delivered event: out of the conversation's order, in the

@@ -9,6 +9,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
@@ -152,7 +153,7 @@ func TestEndToEndNoEchoOfOwnWrites(t *testing.T) {
 	}
 	zd.WaitDeliveries()
 	reply := zd.AgentComment(ticket, "agent answer", true)
-	waitFor(t, "the agent's reply", 10*time.Second, func() bool { return len(h.sink.events()) >= 1 })
+	testutil.WaitFor(t, 10*time.Second, func() bool { return len(h.sink.events()) >= 1 }, "the agent's reply")
 	h.idle(10 * time.Second)
 	if ids := h.sink.ids(); len(ids) != 1 || ids[0] != events.CommentEventID(reply) {
 		t.Fatalf("sink got %v, want only the agent's reply %d", ids, reply)

@@ -24,6 +24,7 @@ import (
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
@@ -122,18 +123,6 @@ func (s *sink) attemptsOf(id string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.attempts[id]
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 type harness struct {
@@ -285,7 +274,7 @@ func (h *harness) send(body []byte, invocation string) response {
 func (h *harness) idle(d time.Duration) {
 	h.t.Helper()
 	insp := asynq.NewInspectorFromRedisClient(h.rdb)
-	waitFor(h.t, "the inbound queue to drain", d, func() bool {
+	testutil.WaitFor(h.t, d, func() bool {
 		if h.recv.SpoolPending() > 0 {
 			return false
 		}
@@ -301,7 +290,7 @@ func (h *harness) idle(d time.Duration) {
 			return false
 		}
 		return q.Pending+q.Active+q.Scheduled+q.Retry == 0
-	})
+	}, "the inbound queue to drain")
 }
 
 func commentBody(ticket, comment int64, conv string, staff, public bool, at time.Time) []byte {

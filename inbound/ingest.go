@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -105,11 +104,7 @@ func (c commentReader) Comments(ctx context.Context, ticketID int64) ([]zendesk.
 }
 
 func (c commentReader) Author(ctx context.Context, userID int64) (events.Author, error) {
-	u, err := c.r.user(ctx, userID)
-	if err != nil {
-		return events.Author{}, err
-	}
-	return events.Author{ID: userID, Name: u.name, Role: u.role}, nil
+	return c.r.author(ctx, userID)
 }
 
 // allow takes one request from the shared Zendesk budget, or asks asynq to
@@ -128,63 +123,17 @@ func (r *Receiver) allow(ctx context.Context) error {
 	return nil
 }
 
-// user returns a comment author's name and role (RoleAgent for agents and
-// admins), from a short-lived cache or the API; a deleted user is an end user.
-func (r *Receiver) user(ctx context.Context, id int64) (cachedUser, error) {
-	if u, ok := r.users.get(id, r.cfg.Now()); ok {
-		return u, nil
-	}
-	if err := r.allow(ctx); err != nil {
-		return cachedUser{}, err
-	}
-	u := cachedUser{role: events.RoleEndUser}
-	zu, err := r.zd.GetUser(ctx, id)
-	switch {
-	case err == nil:
-		a := events.AuthorOf(zu)
-		u.name, u.role = a.Name, a.Role
-	case zendesk.KindOf(err) == zendesk.KindNotFound:
-	default:
-		return cachedUser{}, fmt.Errorf("read user %d: %w", id, err)
-	}
-	r.users.put(id, u, r.cfg.Now())
-	return u, nil
-}
-
-type cachedUser struct {
-	name, role string
-	at         time.Time
-}
-
-// userCache remembers authors for a while: the trigger body names the
-// latest comment on every update, mostly by the same few people.
-type userCache struct {
-	mu   sync.Mutex
-	ttl  time.Duration
-	max  int
-	byID map[int64]cachedUser
-}
-
-func newUserCache(ttl time.Duration, limit int) *userCache {
-	return &userCache{ttl: ttl, max: limit, byID: map[int64]cachedUser{}}
-}
-
-func (c *userCache) get(id int64, now time.Time) (cachedUser, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	u, ok := c.byID[id]
-	if !ok || now.Sub(u.at) > c.ttl {
-		return cachedUser{}, false
-	}
-	return u, true
-}
-
-func (c *userCache) put(id int64, u cachedUser, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.byID) >= c.max {
-		clear(c.byID)
-	}
-	u.at = now
-	c.byID[id] = u
+// author returns a comment author (RoleAgent for agents and admins), from
+// a short-lived cache or the API; a deleted user is an end user.
+func (r *Receiver) author(ctx context.Context, id int64) (events.Author, error) {
+	return r.users.Author(ctx, id, func(ctx context.Context, id int64) (*zendesk.User, error) {
+		if err := r.allow(ctx); err != nil {
+			return nil, err
+		}
+		zu, err := r.zd.GetUser(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("read user %d: %w", id, err)
+		}
+		return zu, nil
+	})
 }

@@ -75,7 +75,7 @@ type Receiver struct {
 	tickets *relay.Tickets
 	zd      *zendesk.Client
 	limiter RateLimiter
-	users   *userCache
+	users   *events.AuthorCache
 	pub     *events.Publisher
 	log     zerolog.Logger
 	m       *metrics
@@ -143,7 +143,7 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 		tickets: deps.Tickets,
 		zd:      deps.Zendesk,
 		limiter: deps.Limiter,
-		users:   newUserCache(10*time.Minute, 10000),
+		users:   events.NewAuthorCache(10*time.Minute, 10000, cfg.Now),
 		pub:     deps.Publisher,
 		log:     deps.Log,
 		m:       newMetrics(deps.Metrics),

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
@@ -59,10 +60,10 @@ func TestWatchBreaker(t *testing.T) {
 		e.startWorkers(t, r)
 		watch(t, r)
 
-		waitFor(t, 10*time.Second, "the early warning recorded", func() bool {
+		testutil.WaitFor(t, 10*time.Second, func() bool {
 			st, ok, err := r.Guardian().LastCheck(context.Background())
 			return err == nil && ok && st.Breaker != nil && st.Breaker.Failed >= 50
-		})
+		}, "the early warning recorded")
 		st, _, _ := r.Guardian().LastCheck(context.Background())
 		if !st.Breaker.Warning || st.Breaker.StatusCodes["500"] != 60 || st.Breaker.Message == "" {
 			t.Fatalf("60 failing calls of 60 did not warn, naming the 500s: %+v", st.Breaker)
@@ -87,7 +88,7 @@ func TestWatchBreaker(t *testing.T) {
 			stops = append(stops, watch(t, r))
 		}
 		listings := func() int { return e.zd.CountRequests("GET", "/api/v2/webhooks/"+hook+"/invocations") }
-		waitFor(t, 15*time.Second, "eight checks", func() bool { return listings() >= 8 })
+		testutil.WaitFor(t, 15*time.Second, func() bool { return listings() >= 8 }, "eight checks")
 		for _, stop := range stops {
 			stop()
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deskrelay/deskrelay/internal/keys"
+	redislease "github.com/deskrelay/deskrelay/internal/lease"
 )
 
 // checkpoint names one of the scheduled run's positions in Redis, kept as
@@ -92,18 +93,10 @@ func (r *Reconciler) rewind(ctx context.Context, since time.Time) error {
 	return nil
 }
 
-// clearRewindScript deletes KEYS[1] only if it still holds ARGV[1].
-var clearRewindScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0`)
-
 // clearRewind drops the rewind a run has covered, unless the guardian moved
 // it meanwhile (then the next run covers the new gap).
 func (r *Reconciler) clearRewind(ctx context.Context, covered time.Time) error {
-	err := clearRewindScript.Run(ctx, r.rdb, []string{keys.ReconcileRewind}, strconv.FormatInt(covered.Unix(), 10)).Err()
-	if err != nil {
+	if _, err := redislease.CompareAndDelete(ctx, r.rdb, keys.ReconcileRewind, strconv.FormatInt(covered.Unix(), 10)); err != nil {
 		return fmt.Errorf("clear rewind: %w", err)
 	}
 	return nil

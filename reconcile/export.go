@@ -201,6 +201,6 @@ func (r *Reconciler) comment(ctx context.Context, ru *runState, ev zendesk.Ticke
 	if err != nil {
 		return cm, err
 	}
-	cm.Author.Name, cm.Author.Role = u.name, u.role
+	cm.Author.Name, cm.Author.Role = u.Name, u.Role
 	return cm, nil
 }

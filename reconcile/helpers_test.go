@@ -273,18 +273,6 @@ func (g *gatedZendesk) TicketEvents(ctx context.Context, start time.Time) (*zend
 	return p, err
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // gather reads every metric of reg as "name{label="value",…}" → value.
 func gather(tb testing.TB, reg *prometheus.Registry) map[string]float64 {
 	tb.Helper()

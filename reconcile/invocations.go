@@ -370,11 +370,7 @@ func (c commentReader) Comments(ctx context.Context, ticketID int64) ([]zendesk.
 }
 
 func (c commentReader) Author(ctx context.Context, userID int64) (events.Author, error) {
-	u, err := c.r.user(ctx, c.ru, userID)
-	if err != nil {
-		return events.Author{}, err
-	}
-	return events.Author{ID: userID, Name: u.name, Role: u.role}, nil
+	return c.r.user(ctx, c.ru, userID)
 }
 
 // publishRecovered publishes the recovered events of managed tickets in the

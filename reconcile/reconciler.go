@@ -28,7 +28,7 @@ type Reconciler struct {
 	receiver Receiver
 	log      zerolog.Logger
 	m        *metrics
-	users    *userCache
+	users    *events.AuthorCache
 	client   *asynq.Client
 	guardian *Guardian
 	im       *invMetrics
@@ -52,7 +52,7 @@ func New(cfg Config, deps Deps) (*Reconciler, error) {
 		limiter:  deps.Limiter,
 		receiver: deps.Receiver,
 		log:      deps.Log.With().Str("component", "reconcile").Logger(),
-		users:    newUserCache(),
+		users:    events.NewAuthorCache(0, maxCachedUsers, nil),
 		client:   asynq.NewClientFromRedisClient(deps.Redis),
 	}
 	if r.tickets == nil {

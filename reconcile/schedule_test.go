@@ -12,6 +12,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
@@ -84,7 +85,7 @@ func TestSchedule(t *testing.T) {
 		}
 		started := time.Now()
 		before := c.calls.Load()
-		waitFor(t, 15*time.Second, "three scheduled runs", func() bool { return c.calls.Load()-before >= 3 })
+		testutil.WaitFor(t, 15*time.Second, func() bool { return c.calls.Load()-before >= 3 }, "three scheduled runs")
 		cancel()
 		sched.Wait()
 		slots := int32(time.Since(started)/time.Second) + 2
@@ -145,10 +146,10 @@ func TestSchedule(t *testing.T) {
 		if err := e.rdb.PExpire(ctx, keys.ReconcileLease, 20*time.Millisecond).Err(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, "the dead lease to expire", func() bool {
+		testutil.WaitFor(t, 5*time.Second, func() bool {
 			n, _ := e.rdb.Exists(ctx, keys.ReconcileLease).Result()
 			return n == 0
-		})
+		}, "the dead lease to expire")
 		rep, err = r.RunOnce(ctx)
 		if err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envChild) == "1" {
 		os.Exit(runChild())
 	}
-	os.Exit(m.Run())
+	testutil.VerifyTestMain(m)
 }
 
 // runChild is a relay worker process: it serves the outbound queue until
@@ -101,7 +102,7 @@ func TestCrashSafety(t *testing.T) {
 		e.fake.SetLatency(10 * time.Millisecond)
 		want, all := wantBodies(6, 8, "aof")
 		enqueueAll(t, e.relay, all)
-		waitFor(t, 30*time.Second, "a part of the burst delivered", func() bool { return delivered(e.relay, ids(all)) >= 8 })
+		testutil.WaitFor(t, 30*time.Second, func() bool { return delivered(e.relay, ids(all)) >= 8 }, "a part of the burst delivered")
 		s.Restart(t)
 		t.Logf("Redis restarted with %d of %d delivered", delivered(e.relay, ids(all)), len(all))
 		waitStatus(t, e.relay, ids(all), "delivered", 120*time.Second)
@@ -124,7 +125,7 @@ func TestSIGKILL(t *testing.T) {
 		want, all := wantBodies(10, 6, "kill")
 		enqueueAll(t, e.relay, all)
 		child := startChild(t, e, s.Addr)
-		waitFor(t, 30*time.Second, "a part of the burst delivered", func() bool { return delivered(e.relay, ids(all)) >= 10 })
+		testutil.WaitFor(t, 30*time.Second, func() bool { return delivered(e.relay, ids(all)) >= 10 }, "a part of the burst delivered")
 		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}

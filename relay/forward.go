@@ -176,7 +176,7 @@ func (r *Relay) settle(ctx context.Context, rec *record, d delivery, err error, 
 		if k == kindUnauthorized {
 			reason = ReasonUnauthorized
 		}
-		f := finish{state: StateFailed, reason: reason, lastError: truncate(err.Error(), 1000), ticketID: d.ticketID}
+		f := finish{state: StateFailed, reason: reason, lastError: lastError(err), ticketID: d.ticketID}
 		if ferr := r.st.finish(ctx, rec, f, now, r.cfg.Retention); ferr != nil {
 			return fmt.Errorf("record failure of %s: %w", rec.ID, ferr)
 		}
@@ -195,7 +195,7 @@ func (r *Relay) settle(ctx context.Context, rec *record, d delivery, err error, 
 		// The write mark stays: only write() knows whether the error was
 		// the write's own (and clears it then); a failed check or read
 		// proves nothing about an earlier write.
-		if rerr := r.st.attemptFailed(ctx, rec.ID, truncate(err.Error(), 1000)); rerr != nil {
+		if rerr := r.st.attemptFailed(ctx, rec.ID, lastError(err)); rerr != nil {
 			log.Warn().Err(rerr).Msg("cannot record failed attempt")
 		}
 		r.m.deliveries.WithLabelValues("retry").Inc()
@@ -266,7 +266,7 @@ func write[T any](ctx context.Context, r *Relay, rec *record, op string, pre fun
 			return zero, err
 		}
 	}
-	if err := stillHeld(ctx, r.cfg.LockTTL); err != nil {
+	if err := stillHeld(ctx); err != nil {
 		return zero, err
 	}
 	if err := r.st.markWrite(ctx, rec.ID, op); err != nil {

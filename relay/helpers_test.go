@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
@@ -164,23 +165,11 @@ func mustEnqueue(tb testing.TB, r *relay.Relay, m relay.Message) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitStatus waits until every message has the given status.
 func waitStatus(tb testing.TB, r *relay.Relay, ids []string, status string, d time.Duration) {
 	tb.Helper()
 	left := slices.Clone(ids)
-	waitFor(tb, d, fmt.Sprintf("%d messages %s", len(ids), status), func() bool {
+	testutil.WaitFor(tb, d, func() bool {
 		var still []string
 		for _, id := range left {
 			st, err := r.Status(context.Background(), id)
@@ -190,7 +179,7 @@ func waitStatus(tb testing.TB, r *relay.Relay, ids []string, status string, d ti
 		}
 		left = still
 		return len(left) == 0
-	})
+	}, fmt.Sprintf("%d messages %s", len(ids), status))
 }
 
 // conversationBodies returns, per external_id (conversation), the bodies of

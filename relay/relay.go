@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/deskrelay/deskrelay/internal/textx"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -243,12 +244,10 @@ func randInt64N(n int64) int64 {
 	return rand.Int64N(n)
 }
 
-func truncate(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
+// lastError is err as stored with a message: at most 1000 bytes (and a
+// mark), never a character cut in two.
+func lastError(err error) string {
+	return textx.Truncate(strings.TrimSpace(err.Error()), 1000)
 }
 
 // zdCall runs one Zendesk call under the limiter and observes its outcome.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/internal/zdoauth"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
@@ -28,12 +29,12 @@ type relayEnv struct {
 	db    *redistest.DB
 	fake  *zendesktest.Server
 	relay *relay.Relay
-	logs  *syncBuffer
+	logs  *testutil.SyncBuffer
 }
 
 func newRelayEnv(t *testing.T) *relayEnv {
 	t.Helper()
-	e := &relayEnv{db: redistest.New(t), logs: &syncBuffer{}}
+	e := &relayEnv{db: redistest.New(t), logs: &testutil.SyncBuffer{}}
 	e.fake = zendesktest.NewServer(t, zendesktest.Config{RateLimit: 100000, UpdateTicketLimit: 100000,
 		UserCreateLimit: 1000, Logf: func(string, ...any) {}})
 	e.fake.OAuthClient(fakeClientID, fakeClientSecret)
@@ -121,17 +122,6 @@ func (e *relayEnv) count(ms []relay.Message, status, reason string) int {
 	return n
 }
 
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // checkExactlyOnce asserts one ticket per conversation holding every
 // message's body exactly once, in order.
 func (e *relayEnv) checkExactlyOnce(t *testing.T, ms []relay.Message) {
@@ -166,10 +156,10 @@ func TestRelayWithOAuth(t *testing.T) {
 			}
 		}
 		e.enqueue(t, ms...)
-		waitUntil(t, 30*time.Second, "the first deliveries", func() bool { return e.count(ms, "delivered", "") >= 4 })
+		testutil.WaitFor(t, 30*time.Second, func() bool { return e.count(ms, "delivered", "") >= 4 }, "the first deliveries")
 		before := e.tokenRequests()
 		e.fake.ExpireAccessTokens() // mid-burst: every request with the old token now gets 401
-		waitUntil(t, 60*time.Second, "every message delivered", func() bool { return e.count(ms, "delivered", "") == len(ms) })
+		testutil.WaitFor(t, 60*time.Second, func() bool { return e.count(ms, "delivered", "") == len(ms) }, "every message delivered")
 		if n := e.count(ms, "failed", ""); n != 0 {
 			t.Fatalf("%d messages failed", n)
 		}
@@ -186,7 +176,7 @@ func TestRelayWithOAuth(t *testing.T) {
 		e := newRelayEnv(t)
 		first := relayMessage("rev00", 1)
 		e.enqueue(t, first)
-		waitUntil(t, 30*time.Second, "the first delivery", func() bool { return e.count([]relay.Message{first}, "delivered", "") == 1 })
+		testutil.WaitFor(t, 30*time.Second, func() bool { return e.count([]relay.Message{first}, "delivered", "") == 1 }, "the first delivery")
 
 		e.fake.RevokeRefreshTokens()
 		e.fake.ExpireAccessTokens()
@@ -199,9 +189,9 @@ func TestRelayWithOAuth(t *testing.T) {
 			later = append(later, relayMessage("rev01", i))
 		}
 		e.enqueue(t, later...)
-		waitUntil(t, 60*time.Second, "every later message failed as unauthorized", func() bool {
+		testutil.WaitFor(t, 60*time.Second, func() bool {
 			return e.count(later, "failed", relay.ReasonUnauthorized) == len(later)
-		})
+		}, "every later message failed as unauthorized")
 		if got := e.tokenRequests() - before; got != 1 {
 			t.Fatalf("token requests after the revocation = %d, want 1 (a rejected refresh token is not tried again)", got)
 		}
@@ -216,9 +206,9 @@ func TestRelayWithOAuth(t *testing.T) {
 			t.Fatalf("Replay = %+v, %v; want %d replayed", sum, err, len(later))
 		}
 		all := append([]relay.Message{first}, later...)
-		waitUntil(t, 60*time.Second, "every message delivered after the replay", func() bool {
+		testutil.WaitFor(t, 60*time.Second, func() bool {
 			return e.count(all, "delivered", "") == len(all)
-		})
+		}, "every message delivered after the replay")
 		e.checkExactlyOnce(t, all)
 
 		// No token or secret in the relay's or the source's logs, nor in a
