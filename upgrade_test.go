@@ -73,6 +73,7 @@ func TestUpgradeFromV0(t *testing.T) {
 	t.Run("FailedStayFailedAndReplayOnce", u.failedReplayed)
 	t.Run("StoredOAuthTokenUsed", u.oauthTokenUsed)
 	t.Run("ReconcileStartsAtCheckpoint", u.reconcileFromCheckpoint)
+	t.Run("InvocationsScanStartsAtCheckpoint", u.invocationsFromCheckpoint)
 	t.Run("PendingSinkDeliveryDelivered", u.pendingEventDelivered)
 	t.Run("LedgerDedupesKnownEvent", u.ledgerDedupes)
 	if err := stop(); err != nil {
@@ -308,6 +309,38 @@ func (u *upgradeRun) reconcileFromCheckpoint(t *testing.T) {
 	})
 	if starts[0] != want {
 		t.Errorf("the first export starts at %s, want the stored checkpoint %s", starts[0], want)
+	}
+}
+
+// invocationsFromCheckpoint: the scan of the webhook's invocations starts at
+// the stored invocations checkpoint, as long as Zendesk still keeps
+// invocations that old (7 days); beyond that the reconciler clamps it.
+func (u *upgradeRun) invocationsFromCheckpoint(t *testing.T) {
+	cp := time.Unix(u.man.Reconcile.InvocationsCheckpoint, 0).UTC()
+	if u.man.Reconcile.InvocationsCheckpoint == 0 {
+		t.Fatalf("the fixture has no invocations checkpoint")
+	}
+	if time.Since(cp) > 6*24*time.Hour {
+		t.Skipf("the invocations checkpoint (%s) is older than Zendesk's invocation retention; the reconciler clamps it", cp)
+	}
+	// The guardian's early warning also lists invocations (the last minutes);
+	// the scheduled scan is the request that starts at the checkpoint.
+	want := cp.Format(time.RFC3339)
+	var from []string
+	found := false
+	deadline := time.Now().Add(30 * time.Second)
+	for !found && time.Now().Before(deadline) {
+		from = from[:0]
+		for _, r := range u.zd.Requests() {
+			if strings.HasSuffix(r.Path, "/invocations") {
+				from = append(from, r.Query.Get("filter[from_ts]"))
+				found = found || r.Query.Get("filter[from_ts]") == want
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !found {
+		t.Errorf("no invocations request starts at the stored checkpoint %s; they start at %q", want, from)
 	}
 }
 
