@@ -6,10 +6,13 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -37,6 +40,15 @@ func TestUpgradeFromV0(t *testing.T) {
 	man := readUpgradeManifest(t)
 	rdb := startRedisFromDump(t, filepath.Join(upgradeFixtureDir, upgradeFixtureRDB))
 	zd := recreateFakeZendesk(t, man)
+	// OAuth refreshes go to a token endpoint that knows only the rotated
+	// refresh token stored in the fixture; the rest goes to the fake.
+	tokens := &upgradeTokenEndpoint{zd: zd, clientID: man.OAuth.ClientID, secret: man.OAuth.ClientSecret, refresh: man.OAuth.RefreshToken}
+	zdURL, _ := url.Parse(zd.URL())
+	front := http.NewServeMux()
+	front.Handle("POST /oauth/tokens", tokens)
+	front.Handle("/", httputil.NewSingleHostReverseProxy(zdURL))
+	frontSrv := httptest.NewServer(front)
+	t.Cleanup(frontSrv.Close)
 	sink := &upgradeSink{}
 	sinkSrv := httptest.NewServer(sink)
 	t.Cleanup(sinkSrv.Close)
@@ -47,7 +59,7 @@ func TestUpgradeFromV0(t *testing.T) {
 	env := map[string]string{
 		"DESKRELAY_LISTEN":             listen,
 		"DESKRELAY_REDIS_URL":          rdb.URL(),
-		"DESKRELAY_ZENDESK_URL":        zd.URL(),
+		"DESKRELAY_ZENDESK_URL":        frontSrv.URL,
 		"DESKRELAY_SINK_URL":           sinkSrv.URL + "/events",
 		"DESKRELAY_SPOOL_DIR":          t.TempDir(),
 		"DESKRELAY_ZENDESK_WEBHOOK_ID": webhookID,
@@ -66,12 +78,13 @@ func TestUpgradeFromV0(t *testing.T) {
 			t.Logf("deskrelay's log:\n%s", logs.String())
 		}
 	})
-	u := &upgradeRun{t: t, man: man, zd: zd, sink: sink, base: base, env: env,
+	u := &upgradeRun{t: t, man: man, zd: zd, tokens: tokens, sink: sink, base: base, env: env,
 		bearer: "Bearer " + man.Settings["DESKRELAY_INGEST_TOKEN"]}
 
 	t.Run("QueuedMessagesDeliveredOnceInOrder", u.queuedDelivered)
 	t.Run("FailedStayFailedAndReplayOnce", u.failedReplayed)
 	t.Run("StoredOAuthTokenUsed", u.oauthTokenUsed)
+	t.Run("StoredRefreshTokenRefreshes", u.storedRefreshTokenWorks)
 	t.Run("ReconcileStartsAtCheckpoint", u.reconcileFromCheckpoint)
 	t.Run("InvocationsScanStartsAtCheckpoint", u.invocationsFromCheckpoint)
 	t.Run("PendingSinkDeliveryDelivered", u.pendingEventDelivered)
@@ -171,6 +184,7 @@ type upgradeRun struct {
 	t      *testing.T
 	man    upgradeManifest
 	zd     *zendesktest.Server
+	tokens *upgradeTokenEndpoint
 	sink   *upgradeSink
 	base   string
 	bearer string
@@ -276,9 +290,9 @@ func (u *upgradeRun) failedReplayed(t *testing.T) {
 }
 
 func (u *upgradeRun) oauthTokenUsed(t *testing.T) {
-	if n := u.zd.Refreshes(); n != 0 {
-		t.Errorf("deskrelay refreshed the OAuth token %d times; the stored access token is valid until %s",
-			n, u.man.OAuth.AccessExpiry)
+	if n, bad := u.tokens.counts(); n+bad != 0 {
+		t.Errorf("deskrelay asked for %d OAuth refreshes (%d refused); the stored access token is valid until %s",
+			n+bad, bad, u.man.OAuth.AccessExpiry)
 	}
 	api := 0
 	for _, r := range u.zd.Requests() {
@@ -293,6 +307,60 @@ func (u *upgradeRun) oauthTokenUsed(t *testing.T) {
 	if api == 0 {
 		t.Errorf("no API request reached Zendesk")
 	}
+}
+
+// storedRefreshTokenWorks: when Zendesk rejects the access token, deskrelay
+// refreshes with the rotated refresh token it stored, and the message goes
+// through.
+func (u *upgradeRun) storedRefreshTokenWorks(t *testing.T) {
+	m := fixtureMessage{ID: "msg_refresh_1", ConversationID: "conv_refresh", Sequence: 1, AuthorName: "Fay",
+		AuthorEmail: "fay@example.com", Body: "Sent after the access token was rejected"}
+	u.zd.FailNext(1, http.StatusUnauthorized, zendesktest.Matching(http.MethodPost, "/api/v2/tickets"))
+	if code, body := doJSON(t, http.MethodPost, u.base+"/v1/messages", u.bearer, m.json()); code != http.StatusAccepted {
+		t.Fatalf("post %s: %d %v", m.ID, code, body)
+	}
+	u.waitDelivered(t, []fixtureMessage{m})
+	if n, bad := u.tokens.counts(); n != 1 || bad != 0 {
+		t.Errorf("token endpoint: %d refreshes with the stored refresh token, %d with another; want 1 and 0", n, bad)
+	}
+}
+
+// upgradeTokenEndpoint answers POST /oauth/tokens for one client and one
+// refresh token at a time (rotating it), issuing the fake's access tokens.
+type upgradeTokenEndpoint struct {
+	zd                        *zendesktest.Server
+	mu                        sync.Mutex
+	clientID, secret, refresh string
+	refreshes, refused        int
+}
+
+func (e *upgradeTokenEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		GrantType    string `json:"grant_type"`
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&in)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if in.GrantType != "refresh_token" || in.ClientID != e.clientID || in.ClientSecret != e.secret || in.RefreshToken != e.refresh {
+		e.refused++
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"error":"invalid_grant","error_description":"unknown client or refresh token"}`)
+		return
+	}
+	e.refreshes++
+	e.refresh = "rt_upgrade_" + strconv.Itoa(e.refreshes)
+	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": e.zd.IssueAccessToken(), "refresh_token": e.refresh,
+		"token_type": "bearer", "scope": "read write", "expires_in": 3600})
+}
+
+func (e *upgradeTokenEndpoint) counts() (refreshes, refused int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.refreshes, e.refused
 }
 
 func (u *upgradeRun) reconcileFromCheckpoint(t *testing.T) {
