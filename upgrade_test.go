@@ -205,9 +205,9 @@ func (u *upgradeRun) status(t *testing.T, id string) map[string]any {
 	return st
 }
 
-func (u *upgradeRun) waitDelivered(t *testing.T, ms []fixtureMessage) {
+func (u *upgradeRun) waitDelivered(t *testing.T, ms []fixtureMessage, within time.Duration) {
 	t.Helper()
-	waitFor(t, 60*time.Second, "every message delivered", func() bool {
+	waitFor(t, within, "every message delivered", func() bool {
 		for _, m := range ms {
 			if u.status(t, m.ID)["status"] != "delivered" {
 				return false
@@ -234,7 +234,10 @@ func (u *upgradeRun) commentBodies(t *testing.T, conv string) (int64, []string) 
 
 func (u *upgradeRun) queuedDelivered(t *testing.T) {
 	queued := u.man.Messages.Queued
-	u.waitDelivered(t, queued)
+	// The fixture's outage gate is closed. A task that looks at it just
+	// before the first probe opens it stays parked for the production
+	// park time (1m, plus up to 25% jitter): allow for that.
+	u.waitDelivered(t, queued, 3*time.Minute)
 	want := map[string][]string{}
 	for _, ft := range u.man.Tickets {
 		for _, c := range ft.Comments {
@@ -286,7 +289,7 @@ func (u *upgradeRun) failedReplayed(t *testing.T) {
 	if !strings.Contains(out.String(), "replayed "+strconv.Itoa(len(failed))) {
 		t.Errorf("replay says %q, want %d replayed", out.String(), len(failed))
 	}
-	u.waitDelivered(t, failed)
+	u.waitDelivered(t, failed, time.Minute)
 	for _, m := range failed {
 		if _, bodies := u.commentBodies(t, m.ConversationID); strings.Join(bodies, "|") != m.Body {
 			t.Errorf("conversation %s comments = %q, want %q once", m.ConversationID, bodies, m.Body)
@@ -324,7 +327,7 @@ func (u *upgradeRun) storedRefreshTokenWorks(t *testing.T) {
 	if code, body := doJSON(t, http.MethodPost, u.base+"/v1/messages", u.bearer, m.json()); code != http.StatusAccepted {
 		t.Fatalf("post %s: %d %v", m.ID, code, body)
 	}
-	u.waitDelivered(t, []fixtureMessage{m})
+	u.waitDelivered(t, []fixtureMessage{m}, time.Minute)
 	if n, bad := u.tokens.counts(); n != 1 || bad != 0 {
 		t.Errorf("token endpoint: %d refreshes with the stored refresh token, %d with another; want 1 and 0", n, bad)
 	}
