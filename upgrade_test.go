@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
@@ -207,14 +208,14 @@ func (u *upgradeRun) status(t *testing.T, id string) map[string]any {
 
 func (u *upgradeRun) waitDelivered(t *testing.T, ms []fixtureMessage, within time.Duration) {
 	t.Helper()
-	waitFor(t, within, "every message delivered", func() bool {
+	testutil.WaitFor(t, within, func() bool {
 		for _, m := range ms {
 			if u.status(t, m.ID)["status"] != "delivered" {
 				return false
 			}
 		}
 		return true
-	})
+	}, "every message delivered")
 }
 
 // commentBodies returns the bodies of the one ticket of conv; it fails
@@ -374,7 +375,7 @@ func (e *upgradeTokenEndpoint) counts() (refreshes, refused int) {
 func (u *upgradeRun) reconcileFromCheckpoint(t *testing.T) {
 	want := strconv.FormatInt(u.man.Reconcile.Checkpoint, 10)
 	var starts []string
-	waitFor(t, 30*time.Second, "the reconciler's first export request", func() bool {
+	testutil.WaitFor(t, 30*time.Second, func() bool {
 		starts = starts[:0]
 		for _, r := range u.zd.Requests() {
 			if strings.HasPrefix(r.Path, "/api/v2/incremental/") {
@@ -382,7 +383,7 @@ func (u *upgradeRun) reconcileFromCheckpoint(t *testing.T) {
 			}
 		}
 		return len(starts) > 0
-	})
+	}, "the reconciler's first export request")
 	if starts[0] != want {
 		t.Errorf("the first export starts at %s, want the stored checkpoint %s", starts[0], want)
 	}
@@ -422,7 +423,7 @@ func (u *upgradeRun) invocationsFromCheckpoint(t *testing.T) {
 
 func (u *upgradeRun) pendingEventDelivered(t *testing.T) {
 	for _, ev := range u.man.Events.Pending {
-		waitFor(t, 60*time.Second, "pending sink delivery "+ev.ID, func() bool { return u.sink.count(ev.ID) > 0 })
+		testutil.WaitFor(t, 60*time.Second, func() bool { return u.sink.count(ev.ID) > 0 }, "pending sink delivery "+ev.ID)
 		if n := u.sink.count(ev.ID); n != 1 {
 			t.Errorf("event %s delivered %d times, want once", ev.ID, n)
 		}
@@ -440,7 +441,7 @@ func (u *upgradeRun) ledgerDedupes(t *testing.T) {
 	}
 	cid := u.zd.AgentComment(old.TicketID, "A new reply after the upgrade", true)
 	fresh := "zd:comment:" + strconv.FormatInt(cid, 10)
-	waitFor(t, 60*time.Second, "the new event at the sink", func() bool { return u.sink.count(fresh) == 1 })
+	testutil.WaitFor(t, 60*time.Second, func() bool { return u.sink.count(fresh) == 1 }, "the new event at the sink")
 	if n := u.sink.count(old.ID); n != 0 {
 		t.Errorf("event %s, in the ledger before the upgrade, was delivered again %d times", old.ID, n)
 	}
