@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/inbound"
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/zdoauth"
 	"github.com/deskrelay/deskrelay/reconcile"
 	"github.com/deskrelay/deskrelay/relay"
@@ -21,7 +22,7 @@ import (
 // the one-shot commands (reconcile, replay, webhook) use the ones they need.
 type parts struct {
 	rdb        redis.UniversalClient
-	limiter    *relay.Limiter
+	limiter    *budget.Limiter
 	oauth      *zdoauth.Source // nil unless OAuth with refresh
 	zd         *zendesk.Client
 	relay      *relay.Relay
@@ -37,7 +38,7 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 		return nil, fmt.Errorf("DESKRELAY_REDIS_URL: unsupported connection kind")
 	}
 	p := &parts{rdb: rdb}
-	p.limiter = relay.NewLimiter(rdb, cfg.rateLimit)
+	p.limiter = budget.NewLimiter(rdb, cfg.rateLimit)
 
 	zcfg := cfg.zendesk
 	zcfg.OnResponse = p.limiter.Observe

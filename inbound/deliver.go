@@ -18,7 +18,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/keys"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
 // Failure reasons of sink deliveries.
@@ -45,10 +45,10 @@ func (r *Receiver) handleDeliver(ctx context.Context, t *asynq.Task) error {
 	ev := pl.Event
 	attempt, _ := asynq.GetRetryCount(ctx)
 	log := r.log.With().Str("event_id", ev.ID).Str("conversation_id", ev.ConversationID).
-		Int64("ticket_id", ev.TicketID).Int("attempt", attempt).Str("queue", relay.QueueInbound).Logger()
+		Int64("ticket_id", ev.TicketID).Int("attempt", attempt).Str("queue", queues.Inbound).Logger()
 
 	if wait := r.cfg.OrderSettle - r.cfg.Now().Sub(pl.PublishedAt); wait > 0 {
-		return relay.Wait(wait, errSettling)
+		return queues.Wait(wait, errSettling)
 	}
 	turn, wait, err := r.myTurn(ctx, ev)
 	if err != nil {
@@ -56,7 +56,7 @@ func (r *Receiver) handleDeliver(ctx context.Context, t *asynq.Task) error {
 	}
 	if !turn {
 		r.m.deliveries.WithLabelValues("wait").Inc()
-		return relay.Wait(wait, errNotMyTurn)
+		return queues.Wait(wait, errNotMyTurn)
 	}
 
 	if skip, err := r.pub.StatusGate(ctx, ev); err != nil {
@@ -91,11 +91,11 @@ func (r *Receiver) handleDeliver(ctx context.Context, t *asynq.Task) error {
 		}
 		r.m.deliveries.WithLabelValues("failed").Inc()
 		log.Error().Int("status", status).Str("reason", reason).Msg("sink refused the event: failed, kept for replay")
-		return relay.Fail(reason, cause)
+		return queues.Fail(reason, cause)
 	case (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && retryAfter > 0:
 		r.m.deliveries.WithLabelValues("wait").Inc()
 		log.Info().Int("status", status).Dur("retry_after", retryAfter).Msg("sink asks to wait")
-		return relay.Wait(retryAfter, fmt.Errorf("sink answered %d", status))
+		return queues.Wait(retryAfter, fmt.Errorf("sink answered %d", status))
 	default:
 		r.m.deliveries.WithLabelValues("retry").Inc()
 		log.Warn().Int("status", status).Msg("sink delivery failed: will retry")
@@ -125,7 +125,7 @@ func (r *Receiver) myTurn(ctx context.Context, ev events.Event) (turn bool, wait
 		if len(head) == 0 || head[0] == ev.ID {
 			return true, 0, nil
 		}
-		info, err := r.insp.GetTaskInfo(relay.QueueInbound, events.DeliverTaskID(head[0]))
+		info, err := r.insp.GetTaskInfo(queues.Inbound, events.DeliverTaskID(head[0]))
 		if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 			return false, 0, fmt.Errorf("order of %s: %w", ev.ConversationID, err)
 		}
@@ -226,7 +226,7 @@ func (r *Receiver) archive(ctx context.Context, ev events.Event, reason string, 
 	now := r.cfg.Now()
 	_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, keys.InboundFailedEvent(ev.ID), "event", b, "reason", reason, "error", cause.Error(), "failed_at", now.UnixMilli())
-		p.ZAdd(ctx, keys.Failed(relay.QueueInbound), redis.Z{Score: float64(now.UnixMilli()), Member: ev.ID})
+		p.ZAdd(ctx, keys.Failed(queues.Inbound), redis.Z{Score: float64(now.UnixMilli()), Member: ev.ID})
 		p.ZRem(ctx, keys.InboundOrder(ev.ConversationID), ev.ID)
 		p.Set(ctx, keys.EventLedger(ev.ID), now.Unix(), r.pub.Ledger().Retention())
 		return nil

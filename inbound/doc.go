@@ -14,7 +14,7 @@
 //     API, and publishes them (rules, ledger, delivery task).
 //   - The events.TaskDeliver handler POSTs each event to the sink, signed
 //     with Standard Webhooks, in occurred_at order per conversation, retried
-//     perpetually with relay's policy; 401/403/410 fail it for good, kept
+//     perpetually with the queues retry policy; 401/403/410 fail it for good, kept
 //     for Replay.
 //
 // It imports internal/events, relay, zendesk and internal helpers; it must

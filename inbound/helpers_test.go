@@ -23,8 +23,9 @@ import (
 
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/tickets"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -140,7 +141,7 @@ type harness struct {
 	t       testing.TB
 	rdb     redis.UniversalClient
 	opt     asynq.RedisConnOpt
-	tickets *relay.Tickets
+	tickets *tickets.Tickets
 	sink    *sink
 	recv    *inbound.Receiver
 	api     *httptest.Server
@@ -171,7 +172,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		db := redistest.New(t)
 		h.rdb, h.opt = db.Client, db.AsynqOpt()
 	}
-	h.tickets = relay.NewTickets(h.rdb)
+	h.tickets = tickets.New(h.rdb)
 	h.cfg = inbound.Config{
 		SinkURL:        h.sink.srv.URL + "/events",
 		SinkSecret:     sinkSecret,
@@ -193,9 +194,9 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	if !o.noWorkers {
 		mux := asynq.NewServeMux()
 		h.recv.Register(mux)
-		srv := relay.NewServer(h.opt, relay.ServerConfig{
+		srv := queues.NewServer(h.opt, queues.ServerConfig{
 			Concurrency:     6,
-			Policy:          relay.Policy{BaseDelay: 50 * time.Millisecond, MaxDelay: 300 * time.Millisecond},
+			Policy:          queues.Policy{BaseDelay: 50 * time.Millisecond, MaxDelay: 300 * time.Millisecond},
 			PollInterval:    50 * time.Millisecond,
 			ShutdownTimeout: 2 * time.Second,
 		}, zerolog.Nop())
@@ -293,10 +294,10 @@ func (h *harness) idle(d time.Duration) {
 		if err != nil {
 			return false
 		}
-		if !slices.Contains(qs, relay.QueueInbound) {
+		if !slices.Contains(qs, queues.Inbound) {
 			return true // nothing was ever enqueued
 		}
-		q, err := insp.GetQueueInfo(relay.QueueInbound)
+		q, err := insp.GetQueueInfo(queues.Inbound)
 		if err != nil {
 			return false
 		}
@@ -358,7 +359,7 @@ func (h *harness) queueState() string {
 	insp := asynq.NewInspectorFromRedisClient(h.rdb)
 	var b strings.Builder
 	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){insp.ListPendingTasks, insp.ListActiveTasks, insp.ListScheduledTasks, insp.ListRetryTasks, insp.ListArchivedTasks} {
-		tasks, _ := list(relay.QueueInbound)
+		tasks, _ := list(queues.Inbound)
 		for _, ti := range tasks {
 			fmt.Fprintf(&b, "\n  %s %s %s retried=%d err=%q", ti.State, ti.Type, ti.ID, ti.Retried, ti.LastErr)
 		}

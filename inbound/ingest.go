@@ -3,15 +3,15 @@ package inbound
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/events"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -98,10 +98,10 @@ func (r *Receiver) resolveComment(ctx context.Context, pl *events.Payload, recei
 type commentReader struct{ r *Receiver }
 
 func (c commentReader) Comments(ctx context.Context, ticketID int64) ([]zendesk.Comment, error) {
-	if err := c.r.allow(ctx); err != nil {
-		return nil, err
-	}
-	return c.r.zd.ListComments(ctx, ticketID)
+	cs, err := budget.Call(ctx, c.r.limiter, budget.Options{}, func(ctx context.Context) ([]zendesk.Comment, error) {
+		return c.r.zd.ListComments(ctx, ticketID)
+	})
+	return cs, spent(err)
 }
 
 func (c commentReader) Author(ctx context.Context, userID int64) (events.Author, error) {
@@ -112,20 +112,13 @@ func (c commentReader) Author(ctx context.Context, userID int64) (events.Author,
 	return events.Author{ID: userID, Name: u.name, Role: u.role}, nil
 }
 
-// allow takes one request from the shared Zendesk budget, or asks asynq to
-// come back when there is one (not a failed attempt).
-func (r *Receiver) allow(ctx context.Context) error {
-	if r.limiter == nil {
-		return nil
+// spent asks asynq to come back when the shared Zendesk budget has a
+// request again (not a failed attempt); the trigger path never waits inline.
+func spent(err error) error {
+	if d, ok := budget.Spent(err); ok {
+		return queues.Wait(d, err)
 	}
-	ok, wait, err := r.limiter.Allow(ctx)
-	if err != nil {
-		return fmt.Errorf("rate limiter: %w", err)
-	}
-	if !ok {
-		return relay.Wait(wait, errors.New("zendesk request budget used up"))
-	}
-	return nil
+	return err
 }
 
 // user returns a comment author's name and role (RoleAgent for agents and
@@ -134,11 +127,13 @@ func (r *Receiver) user(ctx context.Context, id int64) (cachedUser, error) {
 	if u, ok := r.users.get(id, r.cfg.Now()); ok {
 		return u, nil
 	}
-	if err := r.allow(ctx); err != nil {
+	u := cachedUser{role: events.RoleEndUser}
+	zu, err := budget.Call(ctx, r.limiter, budget.Options{}, func(ctx context.Context) (*zendesk.User, error) {
+		return r.zd.GetUser(ctx, id)
+	})
+	if err = spent(err); queues.IsWait(err) {
 		return cachedUser{}, err
 	}
-	u := cachedUser{role: events.RoleEndUser}
-	zu, err := r.zd.GetUser(ctx, id)
 	switch {
 	case err == nil:
 		a := events.AuthorOf(zu)

@@ -18,10 +18,12 @@ import (
 	"github.com/rs/zerolog"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/httpx"
 	"github.com/deskrelay/deskrelay/internal/keys"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/internal/tickets"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -38,14 +40,14 @@ type Deps struct {
 	// Redis is deskrelay's Redis (asynq shares it). Required.
 	Redis redis.UniversalClient
 	// Tickets is the record of managed tickets and own comments. Default
-	// relay.NewTickets(Redis).
-	Tickets *relay.Tickets
+	// tickets.New(Redis).
+	Tickets *tickets.Tickets
 	// Zendesk reads comments named by trigger bodies. May be nil when only
 	// the event-subscription envelope is used: trigger comments are then
 	// dropped with a warning.
 	Zendesk *zendesk.Client
 	// Limiter, when set, is asked before every Zendesk API call the
-	// trigger path makes (the account's shared budget; relay.Limiter).
+	// trigger path makes (the account's shared budget; budget.Limiter).
 	Limiter RateLimiter
 	// Publisher publishes events; default one built from Redis, Tickets and
 	// the Config. Pass the same Publisher to the reconciler.
@@ -59,11 +61,8 @@ type Deps struct {
 	SinkClient *http.Client
 }
 
-// RateLimiter is the shared Zendesk request budget (relay.Limiter).
-type RateLimiter interface {
-	// Allow takes one request from the budget, or says how long to wait.
-	Allow(ctx context.Context) (ok bool, retryAfter time.Duration, err error)
-}
+// RateLimiter is the shared Zendesk request budget (*budget.Limiter).
+type RateLimiter = budget.Account
 
 // Receiver is the inbound path: the webhook endpoints, the spool mover and
 // the task handlers.
@@ -72,7 +71,7 @@ type Receiver struct {
 	rdb     redis.UniversalClient
 	client  *asynq.Client
 	insp    *asynq.Inspector
-	tickets *relay.Tickets
+	tickets *tickets.Tickets
 	zd      *zendesk.Client
 	limiter RateLimiter
 	users   *userCache
@@ -105,7 +104,7 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 		return nil, errors.New("inbound: Deps.Redis is required")
 	}
 	if deps.Tickets == nil {
-		deps.Tickets = relay.NewTickets(deps.Redis)
+		deps.Tickets = tickets.New(deps.Redis)
 	}
 	if deps.Publisher == nil {
 		deps.Publisher = events.NewPublisher(deps.Redis, deps.Tickets, events.PublisherConfig{
@@ -346,7 +345,7 @@ func (r *Receiver) background(busy *atomic.Bool, f func(ctx context.Context)) {
 // enqueueReceived makes a TaskWebhook task. Its id dedupes one invocation
 // (while the task lives; the invocation ledger afterwards) and one spool file.
 func (r *Receiver) enqueueReceived(ctx context.Context, payload []byte, invocationID, spoolName string) error {
-	opts := []asynq.Option{asynq.Queue(relay.QueueInbound), asynq.MaxRetry(relay.MaxRetry), asynq.Timeout(r.cfg.TaskTimeout)}
+	opts := []asynq.Option{asynq.Queue(queues.Inbound), asynq.MaxRetry(queues.MaxRetry), asynq.Timeout(r.cfg.TaskTimeout)}
 	switch {
 	case invocationID != "":
 		opts = append(opts, asynq.TaskID("webhook:"+invocationID))

@@ -14,7 +14,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/keys"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
 // ReplayOptions selects failed sink deliveries to send again.
@@ -51,7 +51,7 @@ func Failed(ctx context.Context, rdb redis.UniversalClient, since time.Time) ([]
 	if !since.IsZero() {
 		lo = strconv.FormatInt(since.UnixMilli(), 10)
 	}
-	ids, err := rdb.ZRangeByScore(ctx, keys.Failed(relay.QueueInbound), &redis.ZRangeBy{Min: lo, Max: "+inf"}).Result()
+	ids, err := rdb.ZRangeByScore(ctx, keys.Failed(queues.Inbound), &redis.ZRangeBy{Min: lo, Max: "+inf"}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list failed sink deliveries: %w", err)
 	}
@@ -126,7 +126,7 @@ func Replay(ctx context.Context, rdb redis.UniversalClient, pub *events.Publishe
 			rep.Replayed++
 		}
 		if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.ZRem(ctx, keys.Failed(relay.QueueInbound), ev.ID)
+			p.ZRem(ctx, keys.Failed(queues.Inbound), ev.ID)
 			p.Del(ctx, keys.InboundFailedEvent(ev.ID))
 			return nil
 		}); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	zdbudget "github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
@@ -185,7 +186,7 @@ type Publisher interface {
 	ResolveComment(ctx context.Context, pl *events.Payload, zd events.CommentReader, src events.Source, fallback time.Time) (*events.Event, string, error)
 }
 
-// Tickets is the part of *relay.Tickets the reconciler reads (which tickets
+// Tickets is the part of *tickets.Tickets the reconciler reads (which tickets
 // deskrelay manages, which comments it wrote) before asking Zendesk who
 // wrote a comment.
 type Tickets interface {
@@ -193,11 +194,9 @@ type Tickets interface {
 	IsOwnComment(ctx context.Context, commentID int64) (bool, error)
 }
 
-// Limiter is the account-wide Zendesk rate limiter shared by every
-// replica (*relay.Limiter): Wait blocks until one request may be made.
-type Limiter interface {
-	Wait(ctx context.Context) error
-}
+// Limiter is the account-wide Zendesk budget shared by every replica
+// (*zdbudget.Limiter).
+type Limiter = zdbudget.Account
 
 // Receiver reports the health of deskrelay's own webhook receiver (inbound
 // implements it). When Deps.Receiver is nil the reconciler reads the same
@@ -220,7 +219,7 @@ type Deps struct {
 	Zendesk Zendesk
 	// Publisher makes events durable sink deliveries (required).
 	Publisher Publisher
-	// Tickets is the ticket record; default relay.NewTickets(Redis).
+	// Tickets is the ticket record; default tickets.New(Redis).
 	Tickets Tickets
 	// Limiter is the shared account limiter; nil means none.
 	Limiter Limiter

@@ -21,8 +21,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/tickets"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
@@ -49,7 +50,7 @@ type env struct {
 	zc      *zendesk.Client
 	db      *redistest.DB
 	rdb     redis.UniversalClient
-	tickets *relay.Tickets
+	tickets *tickets.Tickets
 	pub     *events.Publisher
 	insp    *asynq.Inspector
 	nconv   int
@@ -76,7 +77,7 @@ func newEnv(tb testing.TB, zcfg zendesktest.Config) *env {
 	e.zc = zc
 	e.db = redistest.New(tb)
 	e.rdb = e.db.Client
-	e.tickets = relay.NewTickets(e.rdb)
+	e.tickets = tickets.New(e.rdb)
 	e.pub = events.NewPublisher(e.rdb, e.tickets, events.PublisherConfig{Now: e.clock.Now})
 	e.insp = asynq.NewInspectorFromRedisClient(e.rdb)
 	return e
@@ -171,7 +172,7 @@ func (e *env) sink(tb testing.TB) map[string]events.Event {
 	tb.Helper()
 	out := map[string]events.Event{}
 	for page := 1; ; page++ {
-		tasks, err := e.insp.ListPendingTasks(relay.QueueInbound, asynq.PageSize(1000), asynq.Page(page))
+		tasks, err := e.insp.ListPendingTasks(queues.Inbound, asynq.PageSize(1000), asynq.Page(page))
 		if errors.Is(err, asynq.ErrQueueNotFound) {
 			return out
 		}

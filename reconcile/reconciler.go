@@ -16,7 +16,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/keys"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/tickets"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -78,7 +78,7 @@ func New(cfg Config, deps Deps) (*Reconciler, error) {
 		client:   asynq.NewClientFromRedisClient(deps.Redis),
 	}
 	if r.tickets == nil {
-		r.tickets = relay.NewTickets(deps.Redis)
+		r.tickets = tickets.New(deps.Redis)
 	}
 	if r.receiver == nil {
 		r.receiver = redisReceiver{rdb: deps.Redis}

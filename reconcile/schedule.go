@@ -11,7 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/deskrelay/deskrelay/internal/keys"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
 // TaskRun is the asynq task type of one scheduled run (queue "reconcile",
@@ -23,7 +23,7 @@ const TaskRun = "reconcile:run"
 func RunTaskID(slot time.Time) string { return "reconcile:" + strconv.FormatInt(slot.Unix(), 10) }
 
 // Register adds the scheduled run's handler to the mux of the one asynq
-// server (relay.NewServer).
+// server (queues.NewServer).
 func (r *Reconciler) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TaskRun, r.handleRun)
 }
@@ -75,7 +75,7 @@ func (r *Reconciler) Schedule(ctx context.Context) error {
 func (r *Reconciler) EnqueueRun(ctx context.Context, slot time.Time) error {
 	retention := max(2*r.cfg.Interval, time.Minute)
 	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(TaskRun, nil),
-		asynq.Queue(relay.QueueReconcile),
+		asynq.Queue(queues.Reconcile),
 		asynq.TaskID(RunTaskID(slot)),
 		asynq.MaxRetry(0),
 		asynq.Timeout(r.cfg.RunTimeout),

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -131,7 +132,7 @@ type Deps struct {
 	Zendesk *zendesk.Client
 	// Limiter is the shared Zendesk rate limiter. Default: NewLimiter(Redis,
 	// Config.RateLimit).
-	Limiter *Limiter
+	Limiter *budget.Limiter
 	// Log receives the relay's logs.
 	Log zerolog.Logger
 	// Metrics registers the relay's Prometheus collectors; nil: no metrics.

@@ -17,6 +17,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
@@ -108,7 +110,7 @@ func (e *env) newRelay(o envOptions) *relay.Relay {
 	if o.zdTimeout == 0 {
 		o.zdTimeout = 5 * time.Second
 	}
-	lim := relay.NewLimiter(e.rdb, o.rateLimit)
+	lim := budget.NewLimiter(e.rdb, o.rateLimit)
 	zd, err := zendesk.New(zendesk.Config{BaseURL: e.fake.URL(), Email: e.fake.Email(), APIToken: e.fake.APIToken(),
 		Timeout: o.zdTimeout, OnResponse: lim.Observe})
 	if err != nil {
@@ -130,9 +132,9 @@ func (e *env) newRelay(o envOptions) *relay.Relay {
 
 func startWorkers(tb testing.TB, opt asynq.RedisConnOpt, r *relay.Relay, n int, maxDelay time.Duration) *asynq.Server {
 	tb.Helper()
-	srv := relay.NewServer(opt, relay.ServerConfig{
+	srv := queues.NewServer(opt, queues.ServerConfig{
 		Concurrency:     n,
-		Policy:          relay.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: maxDelay},
+		Policy:          queues.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: maxDelay},
 		ShutdownTimeout: 5 * time.Second,
 		PollInterval:    100 * time.Millisecond,
 	}, testLogger(tb))

@@ -12,8 +12,9 @@ import (
 
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/tickets"
 )
 
 var t0 = time.Date(2026, 11, 24, 10, 5, 0, 0, time.UTC)
@@ -145,7 +146,7 @@ func TestParseEnvelopeComment(t *testing.T) {
 
 type fixture struct {
 	db      *redistest.DB
-	tickets *relay.Tickets
+	tickets *tickets.Tickets
 	pub     *events.Publisher
 	insp    *asynq.Inspector
 }
@@ -153,7 +154,7 @@ type fixture struct {
 func newFixture(t *testing.T, cfg events.PublisherConfig) *fixture {
 	t.Helper()
 	db := redistest.New(t)
-	tickets := relay.NewTickets(db.Client)
+	tickets := tickets.New(db.Client)
 	ctx := context.Background()
 	if err := tickets.Link(ctx, "conv_42", 1001); err != nil {
 		t.Fatal(err)
@@ -201,7 +202,7 @@ func TestPublishRules(t *testing.T) {
 			if out.String() != tt.want || check.String() != tt.want {
 				t.Fatalf("Publish %q, Check %q, want %q", out, check, tt.want)
 			}
-			_, err = f.insp.GetTaskInfo(relay.QueueInbound, events.DeliverTaskID(tt.ev.ID))
+			_, err = f.insp.GetTaskInfo(queues.Inbound, events.DeliverTaskID(tt.ev.ID))
 			if queued := err == nil; queued != (tt.want == "enqueued") {
 				t.Fatalf("task exists = %v (err %v), want %v", queued, err, tt.want == "enqueued")
 			}

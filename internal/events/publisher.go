@@ -12,11 +12,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deskrelay/deskrelay/internal/keys"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/internal/tickets"
 )
 
 // TaskDeliver is the asynq task type that delivers one Event to the sink
-// (payload DeliverPayload, queue relay.QueueInbound, id DeliverTaskID);
+// (payload DeliverPayload, queue queues.Inbound, id DeliverTaskID);
 // inbound registers its handler.
 const TaskDeliver = "inbound:deliver"
 
@@ -104,7 +105,7 @@ func (c PublisherConfig) withDefaults() PublisherConfig {
 // Safe for concurrent use.
 type Publisher struct {
 	rdb     redis.UniversalClient
-	tickets *relay.Tickets
+	tickets *tickets.Tickets
 	client  *asynq.Client
 	insp    *asynq.Inspector
 	ledger  *Ledger
@@ -113,7 +114,7 @@ type Publisher struct {
 
 // NewPublisher returns a Publisher on rdb (which it shares with asynq and
 // does not close).
-func NewPublisher(rdb redis.UniversalClient, tickets *relay.Tickets, cfg PublisherConfig) *Publisher {
+func NewPublisher(rdb redis.UniversalClient, tickets *tickets.Tickets, cfg PublisherConfig) *Publisher {
 	cfg = cfg.withDefaults()
 	return &Publisher{
 		rdb:     rdb,
@@ -129,7 +130,7 @@ func NewPublisher(rdb redis.UniversalClient, tickets *relay.Tickets, cfg Publish
 func (p *Publisher) Ledger() *Ledger { return p.ledger }
 
 // Tickets returns the ticket record the rules read.
-func (p *Publisher) Tickets() *relay.Tickets { return p.tickets }
+func (p *Publisher) Tickets() *tickets.Tickets { return p.tickets }
 
 // ForwardPrivate reports whether private notes are forwarded.
 func (p *Publisher) ForwardPrivate() bool { return p.cfg.ForwardPrivate }
@@ -174,10 +175,10 @@ func (p *Publisher) Publish(ctx context.Context, ev Event) (Outcome, error) {
 // delivery): it removes the archived task of the earlier attempt, if any.
 // It returns false when a delivery task for ev is already waiting.
 func (p *Publisher) Redeliver(ctx context.Context, ev Event) (bool, error) {
-	if err := p.insp.DeleteTask(relay.QueueInbound, DeliverTaskID(ev.ID)); err != nil &&
+	if err := p.insp.DeleteTask(queues.Inbound, DeliverTaskID(ev.ID)); err != nil &&
 		!errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
 		// an active or pending task cannot be deleted: it is on its way
-		if info, ierr := p.insp.GetTaskInfo(relay.QueueInbound, DeliverTaskID(ev.ID)); ierr == nil && info.State != asynq.TaskStateArchived {
+		if info, ierr := p.insp.GetTaskInfo(queues.Inbound, DeliverTaskID(ev.ID)); ierr == nil && info.State != asynq.TaskStateArchived {
 			return false, nil
 		}
 		return false, fmt.Errorf("replay %s: remove archived task: %w", ev.ID, err)
@@ -204,9 +205,9 @@ func (p *Publisher) enqueue(ctx context.Context, ev Event) error {
 		return fmt.Errorf("encode event %s: %w", ev.ID, err)
 	}
 	_, err = p.client.EnqueueContext(ctx, asynq.NewTask(TaskDeliver, b),
-		asynq.Queue(relay.QueueInbound),
+		asynq.Queue(queues.Inbound),
 		asynq.TaskID(DeliverTaskID(ev.ID)),
-		asynq.MaxRetry(relay.MaxRetry),
+		asynq.MaxRetry(queues.MaxRetry),
 		asynq.Timeout(p.cfg.TaskTimeout),
 	)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {

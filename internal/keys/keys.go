@@ -88,7 +88,7 @@ const RateLimitPause = RateLimiter + "pause"
 
 // ---- shared ----
 
-// RateLimiter prefixes the shared Zendesk rate limiter's keys (relay.Limiter:
+// RateLimiter prefixes the shared Zendesk rate limiter's keys (budget.Limiter:
 // GCRA buckets and the account-wide pause).
 const RateLimiter = Prefix + "ratelimit:"
 

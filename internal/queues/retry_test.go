@@ -1,4 +1,4 @@
-package relay
+package queues
 
 import (
 	"errors"
@@ -39,8 +39,8 @@ func TestRetryPolicy(t *testing.T) {
 		{name: "NegativeRetryCountIsFirst", err: temp, retried: -1, rand: top, wantDelay: time.Second, wantFail: true},
 		{name: "JitterHasAFloorOf100ms", err: temp, retried: 3, rand: bottom, wantDelay: 100 * time.Millisecond, wantFail: true},
 		{name: "OtherErrorBacksOff", err: errors.New("redis: connection refused"), retried: 1, rand: top, wantDelay: 2 * time.Second, wantFail: true},
-		{name: "FailUnauthorizedSkipsRetry", err: Fail(ReasonUnauthorized, &zendesk.Error{Kind: zendesk.KindUnauthorized, Status: 401}), rand: top, wantDelay: time.Second, wantFail: true, wantSkip: true},
-		{name: "FailInvalidSkipsRetry", err: Fail(ReasonInvalid, &zendesk.Error{Kind: zendesk.KindInvalid, Status: 400}), rand: top, wantDelay: time.Second, wantFail: true, wantSkip: true},
+		{name: "FailUnauthorizedSkipsRetry", err: Fail("unauthorized", &zendesk.Error{Kind: zendesk.KindUnauthorized, Status: 401}), rand: top, wantDelay: time.Second, wantFail: true, wantSkip: true},
+		{name: "FailInvalidSkipsRetry", err: Fail("invalid", &zendesk.Error{Kind: zendesk.KindInvalid, Status: 400}), rand: top, wantDelay: time.Second, wantFail: true, wantSkip: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,8 +67,8 @@ func TestBackoffStaysWithinCeiling(t *testing.T) {
 			ceiling = 500 * time.Millisecond << n
 		}
 		for range 50 {
-			if d := p.Backoff(n); d < minDelay || d > ceiling {
-				t.Fatalf("Backoff(%d) = %s, want within [%s, %s]", n, d, minDelay, ceiling)
+			if d := p.Backoff(n); d < MinDelay || d > ceiling {
+				t.Fatalf("Backoff(%d) = %s, want within [%s, %s]", n, d, MinDelay, ceiling)
 			}
 		}
 	}
