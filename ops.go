@@ -11,9 +11,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/logging"
 	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/reconcile"
 	"github.com/deskrelay/deskrelay/relay"
 )
@@ -144,7 +144,7 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 			sum.Selected, sum.Conversations, verb, sum.Replayed, sum.Skipped)
 	case queues.Inbound:
 		switch *reason {
-		case "", inbound.ReasonUnauthorized, inbound.ReasonGone:
+		case "", sink.ReasonUnauthorized, sink.ReasonGone:
 		default:
 			fmt.Fprintf(env.stderr, "--reason: %q is not a reason sink deliveries fail for (unauthorized, gone)\n", *reason)
 			return exitCode(2)
@@ -153,7 +153,7 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 			fmt.Fprintln(env.stderr, "DESKRELAY_SINK_URL: required to replay sink deliveries")
 			return exitCode(2)
 		}
-		rep, err := p.receiver.Replay(ctx, inbound.ReplayOptions{Reason: *reason, Since: sinceT, DryRun: *dry, Out: env.stdout})
+		rep, err := p.receiver.Replay(ctx, sink.ReplayOptions{Reason: *reason, Since: sinceT, DryRun: *dry, Out: env.stdout})
 		if err != nil {
 			return err
 		}

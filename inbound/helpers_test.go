@@ -36,7 +36,7 @@ const (
 
 // sink is a test sink that verifies every delivery with the Standard
 // Webhooks library and answers what respond says.
-type sink struct {
+type fakeSink struct {
 	t   testing.TB
 	srv *httptest.Server
 	wh  *standardwebhooks.Webhook
@@ -48,19 +48,19 @@ type sink struct {
 	changed  chan struct{}
 }
 
-func newSink(t testing.TB) *sink {
+func newSink(t testing.TB) *fakeSink {
 	t.Helper()
 	wh, err := standardwebhooks.NewWebhook(sinkSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sink{t: t, wh: wh, attempts: map[string]int{}, changed: make(chan struct{}, 1)}
+	s := &fakeSink{t: t, wh: wh, attempts: map[string]int{}, changed: make(chan struct{}, 1)}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.srv.Close)
 	return s
 }
 
-func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
+func (s *fakeSink) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	if err := s.wh.Verify(body, r.Header); err != nil {
 		s.t.Errorf("sink: delivery does not verify: %v", err)
@@ -99,19 +99,19 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(status)
 }
 
-func (s *sink) setRespond(f func(ev events.Event, attempt int) (int, string)) {
+func (s *fakeSink) setRespond(f func(ev events.Event, attempt int) (int, string)) {
 	s.mu.Lock()
 	s.respond = f
 	s.mu.Unlock()
 }
 
-func (s *sink) events() []events.Event {
+func (s *fakeSink) events() []events.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]events.Event(nil), s.got...)
 }
 
-func (s *sink) ids() []string {
+func (s *fakeSink) ids() []string {
 	var ids []string
 	for _, ev := range s.events() {
 		ids = append(ids, ev.ID)
@@ -119,7 +119,7 @@ func (s *sink) ids() []string {
 	return ids
 }
 
-func (s *sink) attemptsOf(id string) int {
+func (s *fakeSink) attemptsOf(id string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.attempts[id]
@@ -142,7 +142,7 @@ type harness struct {
 	rdb     redis.UniversalClient
 	opt     asynq.RedisConnOpt
 	tickets *tickets.Tickets
-	sink    *sink
+	sink    *fakeSink
 	recv    *inbound.Receiver
 	api     *httptest.Server
 	spool   string

@@ -74,7 +74,7 @@ func (r *Receiver) handleWebhookTask(ctx context.Context, t *asynq.Task) error {
 }
 
 // resolveComment reads a trigger body's comment through the API (after
-// the rules that need no API call; events.Publisher.ResolveComment).
+// the rules that need no API call; sink.Publisher.ResolveComment).
 func (r *Receiver) resolveComment(ctx context.Context, pl *events.Payload, receivedAt time.Time) (events.Event, bool, error) {
 	if r.zd == nil {
 		if pl.Comment != nil {

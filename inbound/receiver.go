@@ -16,13 +16,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/httpx"
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/internal/tickets"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
@@ -51,7 +51,7 @@ type Deps struct {
 	Limiter RateLimiter
 	// Publisher publishes events; default one built from Redis, Tickets and
 	// the Config. Pass the same Publisher to the reconciler.
-	Publisher *events.Publisher
+	Publisher *sink.Publisher
 	// Log is the logger (main gives it component=inbound).
 	Log zerolog.Logger
 	// Metrics registers the inbound metrics; nil registers nothing.
@@ -70,17 +70,15 @@ type Receiver struct {
 	cfg     Config
 	rdb     redis.UniversalClient
 	client  *asynq.Client
-	insp    *asynq.Inspector
 	tickets *tickets.Tickets
 	zd      *zendesk.Client
 	limiter RateLimiter
 	users   *userCache
-	pub     *events.Publisher
+	pub     *sink.Publisher
 	log     zerolog.Logger
 	m       *metrics
 	spool   *spool
-	signer  *standardwebhooks.Webhook
-	http    *http.Client
+	deliver *sink.Deliverer
 
 	downUntil     atomic.Int64 // unix nanos until which the ack path spools without trying Redis
 	slow          atomic.Bool  // an enqueue is taking long: spool without trying Redis
@@ -107,7 +105,7 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 		deps.Tickets = tickets.New(deps.Redis)
 	}
 	if deps.Publisher == nil {
-		deps.Publisher = events.NewPublisher(deps.Redis, deps.Tickets, events.PublisherConfig{
+		deps.Publisher = sink.NewPublisher(deps.Redis, deps.Tickets, sink.PublisherConfig{
 			ForwardPrivate:  cfg.ForwardPrivate,
 			LedgerRetention: cfg.LedgerRetention,
 			TaskTimeout:     cfg.TaskTimeout,
@@ -117,10 +115,6 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 	sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes)
 	if err != nil {
 		return nil, err
-	}
-	signer, err := newSigner(cfg.SinkSecret)
-	if err != nil {
-		return nil, errors.New("DESKRELAY_SINK_SECRET: the part after whsec_ is not base64")
 	}
 	hc := deps.SinkClient
 	if hc == nil {
@@ -134,11 +128,20 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 		hc = &c
 	}
+	dl, err := sink.NewDeliverer(sink.DeliverConfig{
+		URL:         cfg.SinkURL,
+		Secret:      cfg.SinkSecret,
+		OrderSettle: cfg.OrderSettle,
+		OrderPoll:   cfg.OrderPoll,
+		Now:         cfg.Now,
+	}, deps.Redis, deps.Publisher, hc, deps.Log, deps.Metrics)
+	if err != nil {
+		return nil, err
+	}
 	r := &Receiver{
 		cfg:     cfg,
 		rdb:     deps.Redis,
 		client:  asynq.NewClientFromRedisClient(deps.Redis),
-		insp:    asynq.NewInspectorFromRedisClient(deps.Redis),
 		tickets: deps.Tickets,
 		zd:      deps.Zendesk,
 		limiter: deps.Limiter,
@@ -147,8 +150,7 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 		log:     deps.Log,
 		m:       newMetrics(deps.Metrics),
 		spool:   sp,
-		signer:  signer,
-		http:    hc,
+		deliver: dl,
 	}
 	r.sigDirty = true // clear a run left by an earlier process on the first good signature
 	r.m.spoolFiles.Set(float64(sp.Pending()))
@@ -159,7 +161,7 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 }
 
 // Publisher returns the Publisher the receiver uses (share it with the reconciler).
-func (r *Receiver) Publisher() *events.Publisher { return r.pub }
+func (r *Receiver) Publisher() *sink.Publisher { return r.pub }
 
 // SpoolPending is the number of requests waiting in the spool.
 func (r *Receiver) SpoolPending() int64 { return r.spool.Pending() }
@@ -167,7 +169,12 @@ func (r *Receiver) SpoolPending() int64 { return r.spool.Pending() }
 // Register adds the inbound task handlers to mux.
 func (r *Receiver) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TaskWebhook, r.handleWebhookTask)
-	mux.HandleFunc(events.TaskDeliver, r.handleDeliver)
+	mux.HandleFunc(sink.TaskDeliver, r.deliver.ProcessTask)
+}
+
+// Replay puts failed sink deliveries back into delivery (sink.Replay).
+func (r *Receiver) Replay(ctx context.Context, opts sink.ReplayOptions) (sink.ReplayReport, error) {
+	return sink.Replay(ctx, r.rdb, r.pub, opts)
 }
 
 // received is the payload of a TaskWebhook task and of a spool file.

@@ -15,6 +15,7 @@ import (
 
 	zdbudget "github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -175,12 +176,12 @@ type Zendesk interface {
 	Invocations
 }
 
-// Publisher is the part of *events.Publisher the reconciler uses: the same
+// Publisher is the part of *sink.Publisher the reconciler uses: the same
 // rules, ledger and delivery tasks as the webhook path.
 type Publisher interface {
 	Publish(ctx context.Context, ev events.Event) (events.Outcome, error)
 	Check(ctx context.Context, ev events.Event) (events.Outcome, error)
-	Ledger() *events.Ledger
+	Ledger() *sink.Ledger
 	// ResolveComment reads the comment a recovered trigger body names
 	// (invocations.go), as the webhook worker does.
 	ResolveComment(ctx context.Context, pl *events.Payload, zd events.CommentReader, src events.Source, fallback time.Time) (*events.Event, string, error)

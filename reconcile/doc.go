@@ -7,7 +7,7 @@
 //     page by page, derive the ticket.comment_added and
 //     ticket.status_changed events of every ticket deskrelay manages, with
 //     the same ids as the webhook path, and hand them to the same
-//     events.Publisher, whose ledger drops what was already delivered and
+//     sink.Publisher, whose ledger drops what was already delivered and
 //     whose rules drop deskrelay's own comments. The scheduled checkpoint
 //     moves only after a page's events are durable.
 //   - Before the export, when a webhook is configured, the same run reads

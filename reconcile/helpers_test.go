@@ -23,6 +23,7 @@ import (
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/internal/tickets"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
@@ -51,7 +52,7 @@ type env struct {
 	db      *redistest.DB
 	rdb     redis.UniversalClient
 	tickets *tickets.Tickets
-	pub     *events.Publisher
+	pub     *sink.Publisher
 	insp    *asynq.Inspector
 	nconv   int
 }
@@ -78,7 +79,7 @@ func newEnv(tb testing.TB, zcfg zendesktest.Config) *env {
 	e.db = redistest.New(tb)
 	e.rdb = e.db.Client
 	e.tickets = tickets.New(e.rdb)
-	e.pub = events.NewPublisher(e.rdb, e.tickets, events.PublisherConfig{Now: e.clock.Now})
+	e.pub = sink.NewPublisher(e.rdb, e.tickets, sink.PublisherConfig{Now: e.clock.Now})
 	e.insp = asynq.NewInspectorFromRedisClient(e.rdb)
 	return e
 }
@@ -180,7 +181,7 @@ func (e *env) sink(tb testing.TB) map[string]events.Event {
 			tb.Fatal(err)
 		}
 		for _, ti := range tasks {
-			var p events.DeliverPayload
+			var p sink.DeliverPayload
 			if err := json.Unmarshal(ti.Payload, &p); err != nil {
 				tb.Fatal(err)
 			}
@@ -221,13 +222,13 @@ func sameSet(got map[string]events.Event, want []string) bool {
 // Publisher, or answers 500 while down.
 type receiver struct {
 	srv  *httptest.Server
-	pub  *events.Publisher
+	pub  *sink.Publisher
 	down atomic.Bool
 	mu   sync.Mutex
 	got  int
 }
 
-func newReceiver(tb testing.TB, pub *events.Publisher) *receiver {
+func newReceiver(tb testing.TB, pub *sink.Publisher) *receiver {
 	tb.Helper()
 	rc := &receiver{pub: pub}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
