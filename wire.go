@@ -12,6 +12,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/budget"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/zdoauth"
 	"github.com/deskrelay/deskrelay/reconcile"
 	"github.com/deskrelay/deskrelay/relay"
@@ -72,8 +73,11 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 	}
 	p.zd = zd
 
+	if err := (queues.Policy{MaxDelay: cfg.retryMaxDelay}).Validate(); err != nil {
+		p.close()
+		return nil, err
+	}
 	p.relay, err = relay.New(relay.Config{
-		RetryMaxDelay:     cfg.retryMaxDelay,
 		OrderGapTimeout:   cfg.orderGapTimeout,
 		RateLimit:         cfg.rateLimit,
 		GateProbeInterval: cfg.tuning.gateProbe,

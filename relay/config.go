@@ -18,9 +18,6 @@ import (
 
 // Config configures the outbound relay. Zero values take the defaults below.
 type Config struct {
-	// RetryMaxDelay caps the exponential backoff (DESKRELAY_RETRY_MAX_DELAY).
-	// Default 1h. It must equal the Policy.MaxDelay given to NewServer.
-	RetryMaxDelay time.Duration
 	// OrderGapTimeout is how long a conversation waits for a missing
 	// sequence number before it goes on (DESKRELAY_ORDER_GAP_TIMEOUT).
 	// Default 5m.
@@ -76,7 +73,6 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	c.RetryMaxDelay = cmp.Or(c.RetryMaxDelay, time.Hour)
 	c.OrderGapTimeout = cmp.Or(c.OrderGapTimeout, 5*time.Minute)
 	c.RateLimit = cmp.Or(c.RateLimit, 200)
 	c.Retention = cmp.Or(c.Retention, 30*24*time.Hour)
@@ -99,8 +95,6 @@ func (c Config) withDefaults() Config {
 
 func (c Config) validate() error {
 	switch {
-	case c.RetryMaxDelay < time.Second:
-		return fmt.Errorf("DESKRELAY_RETRY_MAX_DELAY: must be at least 1s, got %s", c.RetryMaxDelay)
 	case c.OrderGapTimeout < 0:
 		return fmt.Errorf("DESKRELAY_ORDER_GAP_TIMEOUT: must not be negative, got %s", c.OrderGapTimeout)
 	case c.RateLimit < 1:

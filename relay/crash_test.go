@@ -57,7 +57,7 @@ func runChild() int {
 		return 2
 	}
 	srv := queues.NewServer(opt, queues.ServerConfig{Concurrency: 10,
-		Policy:       queues.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: cfg.RetryMaxDelay},
+		Policy:       queues.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: testRetryMaxDelay},
 		PollInterval: 100 * time.Millisecond}, testLogger(nil))
 	mux := asynq.NewServeMux()
 	r.Register(mux)

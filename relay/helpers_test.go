@@ -55,12 +55,14 @@ func testLogger(tb testing.TB) zerolog.Logger {
 	return zerolog.New(io.Discard)
 }
 
+// testRetryMaxDelay caps the workers' backoff in tests.
+const testRetryMaxDelay = 2 * time.Second
+
 // fastConfig is a relay Config with timings for tests.
 func fastConfig(c relay.Config) relay.Config {
 	c.TurnPoll = cmp.Or(c.TurnPoll, 300*time.Millisecond)
 	c.GateProbeInterval = cmp.Or(c.GateProbeInterval, 200*time.Millisecond)
 	c.GateParkTime = cmp.Or(c.GateParkTime, 20*time.Second)
-	c.RetryMaxDelay = cmp.Or(c.RetryMaxDelay, 2*time.Second)
 	c.LockTTL = cmp.Or(c.LockTTL, 3*time.Second)
 	c.AmbiguousSettle = cmp.Or(c.AmbiguousSettle, 300*time.Millisecond)
 	c.UpdateRateLimit = cmp.Or(c.UpdateRateLimit, 100000)
@@ -125,7 +127,7 @@ func (e *env) newRelay(o envOptions) *relay.Relay {
 	}
 	tb.Cleanup(func() { _ = r.Close() })
 	if !o.noWorkers {
-		startWorkers(tb, e.opt, r, o.workers, cfg.RetryMaxDelay)
+		startWorkers(tb, e.opt, r, o.workers, testRetryMaxDelay)
 	}
 	return r
 }

@@ -110,9 +110,6 @@ func (r *Relay) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypeCredentialProbe, r.processCredentialProbe)
 }
 
-// Limiter returns the shared rate limiter the relay uses.
-func (r *Relay) Limiter() *budget.Limiter { return r.lim }
-
 // Tickets returns deskrelay's ticket record.
 func (r *Relay) Tickets() *tickets.Tickets { return r.tickets }
 

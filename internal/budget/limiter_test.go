@@ -77,15 +77,20 @@ func TestLimiter(t *testing.T) {
 			t.Fatal("another ticket refused")
 		}
 	})
-	t.Run("WaitReturnsWhenAllowed", func(t *testing.T) {
+	t.Run("TakeForeverPaces", func(t *testing.T) {
 		db := redistest.New(t)
-		l := budget.NewLimiter(db.Client, 6000)
+		l := budget.NewLimiter(db.Client, 1200) // 20/s, burst 120
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		for range 120 { // past the burst of 60: Wait must pace
-			if err := l.Wait(cctx); err != nil {
-				t.Fatalf("Wait: %v", err)
+		var waits int
+		o := budget.Options{MaxWait: budget.Forever, OnWait: func(time.Duration) { waits++ }}
+		for range 150 { // past the burst: Take must pace
+			if err := budget.Take(cctx, l, o); err != nil {
+				t.Fatalf("Take: %v", err)
 			}
+		}
+		if waits == 0 {
+			t.Fatal("150 requests at 1200/min with a burst of 120 never waited")
 		}
 	})
 }

@@ -40,6 +40,15 @@ type Policy struct {
 	rand func(n int64) int64
 }
 
+// Validate names what is wrong with the policy's settings (zero values take
+// the defaults).
+func (p Policy) Validate() error {
+	if p.MaxDelay != 0 && p.MaxDelay < time.Second {
+		return fmt.Errorf("DESKRELAY_RETRY_MAX_DELAY: must be at least 1s, got %s", p.MaxDelay)
+	}
+	return nil
+}
+
 func (p Policy) withDefaults() Policy {
 	if p.BaseDelay <= 0 {
 		p.BaseDelay = time.Second

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,27 @@ import (
 
 	"github.com/deskrelay/deskrelay/zendesk"
 )
+
+func TestPolicyValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		p       Policy
+		wantErr bool
+	}{
+		{name: "ZeroTakesTheDefault", p: Policy{}},
+		{name: "OneSecondIsValid", p: Policy{MaxDelay: time.Second}},
+		{name: "TinyMaxDelayNamesSetting", p: Policy{MaxDelay: time.Millisecond}, wantErr: true},
+		{name: "NegativeMaxDelayNamesSetting", p: Policy{MaxDelay: -time.Second}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.p.Validate()
+			if tt.wantErr != (err != nil) || (err != nil && !strings.Contains(err.Error(), "DESKRELAY_RETRY_MAX_DELAY")) {
+				t.Fatalf("Validate = %v, want error %v naming DESKRELAY_RETRY_MAX_DELAY", err, tt.wantErr)
+			}
+		})
+	}
+}
 
 // TestRetryPolicy pins retry.go; the README's "Retry semantics" is this table.
 func TestRetryPolicy(t *testing.T) {

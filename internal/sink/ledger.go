@@ -37,9 +37,6 @@ func NewLedger(rdb redis.UniversalClient, retention time.Duration) *Ledger {
 	return &Ledger{rdb: rdb, retention: retention}
 }
 
-// Retention is how long ids are remembered.
-func (l *Ledger) Retention() time.Duration { return l.retention }
-
 // Seen reports whether the event id is in the ledger.
 func (l *Ledger) Seen(ctx context.Context, eventID string) (bool, error) {
 	n, err := l.rdb.Exists(ctx, keys.EventLedger(eventID)).Result()

@@ -13,18 +13,18 @@ import (
 // delivered (keys.InboundOrder), scored by occurred_at; the event at its
 // head goes out first. Every write of it is here.
 
-// OrderScore is an event's place in its conversation's delivery order
+// orderScore is an event's place in its conversation's delivery order
 // (occurred_at, unix ms).
-func OrderScore(ev events.Event) float64 { return float64(ev.OccurredAt.UnixMilli()) }
+func orderScore(ev events.Event) float64 { return float64(ev.OccurredAt.UnixMilli()) }
 
 // orderJoin adds ev to its conversation's order unless it is there already.
 func orderJoin(ctx context.Context, c redis.Cmdable, ev events.Event) *redis.IntCmd {
-	return c.ZAddNX(ctx, keys.InboundOrder(ev.ConversationID), redis.Z{Score: OrderScore(ev), Member: ev.ID})
+	return c.ZAddNX(ctx, keys.InboundOrder(ev.ConversationID), redis.Z{Score: orderScore(ev), Member: ev.ID})
 }
 
 // orderPut adds ev to its conversation's order, or moves it to its score.
 func orderPut(ctx context.Context, c redis.Cmdable, ev events.Event) *redis.IntCmd {
-	return c.ZAdd(ctx, keys.InboundOrder(ev.ConversationID), redis.Z{Score: OrderScore(ev), Member: ev.ID})
+	return c.ZAdd(ctx, keys.InboundOrder(ev.ConversationID), redis.Z{Score: orderScore(ev), Member: ev.ID})
 }
 
 // orderLeave takes event id out of conversation conv's order.

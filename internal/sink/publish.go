@@ -76,12 +76,6 @@ func NewPublisher(rdb redis.UniversalClient, tickets *tickets.Tickets, cfg Publi
 // Ledger returns the Publisher's dedupe ledger.
 func (p *Publisher) Ledger() *Ledger { return p.ledger }
 
-// Tickets returns the ticket record the rules read.
-func (p *Publisher) Tickets() *tickets.Tickets { return p.tickets }
-
-// ForwardPrivate reports whether private notes are forwarded.
-func (p *Publisher) ForwardPrivate() bool { return p.cfg.ForwardPrivate }
-
 // Check applies the rules and the ledger to ev and says what Publish would
 // do, writing nothing (--dry-run).
 func (p *Publisher) Check(ctx context.Context, ev events.Event) (events.Outcome, error) {

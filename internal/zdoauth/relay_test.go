@@ -47,7 +47,7 @@ func newRelayEnv(t *testing.T) *relayEnv {
 	}
 	r, err := relay.New(relay.Config{
 		TurnPoll: 300 * time.Millisecond, GateProbeInterval: 200 * time.Millisecond, GateParkTime: 20 * time.Second,
-		RetryMaxDelay: 2 * time.Second, LockTTL: 3 * time.Second, AttemptTimeout: 30 * time.Second, RateLimit: 6000,
+		LockTTL: 3 * time.Second, AttemptTimeout: 30 * time.Second, RateLimit: 6000,
 	}, relay.Deps{Redis: e.db.Client, Asynq: e.db.AsynqOpt(), Zendesk: zd, Limiter: lim, Log: zerolog.New(e.logs),
 		Metrics: prometheus.NewRegistry()})
 	if err != nil {
