@@ -9,6 +9,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
@@ -120,7 +121,7 @@ func TestEndToEndWithFakeZendesk(t *testing.T) {
 			if strings.Join(statuses, " ") != strings.Join(wantStatuses, " ") {
 				t.Fatalf("statuses at the sink %v, want %v", statuses, wantStatuses)
 			}
-			if f, _ := inbound.Failed(context.Background(), h.rdb, time.Time{}); len(f) != 0 {
+			if f, _ := sink.Failed(context.Background(), h.rdb, time.Time{}); len(f) != 0 {
 				t.Fatalf("failed events: %+v", f)
 			}
 		})

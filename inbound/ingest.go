@@ -3,14 +3,14 @@ package inbound
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/events"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -73,7 +73,7 @@ func (r *Receiver) handleWebhookTask(ctx context.Context, t *asynq.Task) error {
 }
 
 // resolveComment reads a trigger body's comment through the API (after
-// the rules that need no API call; events.Publisher.ResolveComment).
+// the rules that need no API call; sink.Publisher.ResolveComment).
 func (r *Receiver) resolveComment(ctx context.Context, pl *events.Payload, receivedAt time.Time) (events.Event, bool, error) {
 	if r.zd == nil {
 		if pl.Comment != nil {
@@ -97,43 +97,36 @@ func (r *Receiver) resolveComment(ctx context.Context, pl *events.Payload, recei
 type commentReader struct{ r *Receiver }
 
 func (c commentReader) Comments(ctx context.Context, ticketID int64) ([]zendesk.Comment, error) {
-	if err := c.r.allow(ctx); err != nil {
-		return nil, err
-	}
-	return c.r.zd.ListComments(ctx, ticketID)
+	cs, err := budget.Call(ctx, c.r.limiter, budget.Options{}, func(ctx context.Context) ([]zendesk.Comment, error) {
+		return c.r.zd.ListComments(ctx, ticketID)
+	})
+	return cs, spent(err)
 }
 
 func (c commentReader) Author(ctx context.Context, userID int64) (events.Author, error) {
 	return c.r.author(ctx, userID)
 }
 
-// allow takes one request from the shared Zendesk budget, or asks asynq to
-// come back when there is one (not a failed attempt).
-func (r *Receiver) allow(ctx context.Context) error {
-	if r.limiter == nil {
-		return nil
+// spent asks asynq to come back when the shared Zendesk budget has a
+// request again (not a failed attempt); the trigger path never waits inline.
+func spent(err error) error {
+	if d, ok := budget.Spent(err); ok {
+		return queues.Wait(d, err)
 	}
-	ok, wait, err := r.limiter.Allow(ctx)
-	if err != nil {
-		return fmt.Errorf("rate limiter: %w", err)
-	}
-	if !ok {
-		return relay.Wait(wait, errors.New("zendesk request budget used up"))
-	}
-	return nil
+	return err
 }
 
 // author returns a comment author (RoleAgent for agents and admins), from
-// a short-lived cache or the API; a deleted user is an end user.
+// a short-lived cache or the API, within the shared Zendesk budget; a
+// deleted user is an end user.
 func (r *Receiver) author(ctx context.Context, id int64) (events.Author, error) {
 	return r.users.Author(ctx, id, func(ctx context.Context, id int64) (*zendesk.User, error) {
-		if err := r.allow(ctx); err != nil {
-			return nil, err
-		}
-		zu, err := r.zd.GetUser(ctx, id)
-		if err != nil {
+		zu, err := budget.Call(ctx, r.limiter, budget.Options{}, func(ctx context.Context) (*zendesk.User, error) {
+			return r.zd.GetUser(ctx, id)
+		})
+		if err = spent(err); err != nil && !queues.IsWait(err) {
 			return nil, fmt.Errorf("read user %d: %w", id, err)
 		}
-		return zu, nil
+		return zu, err
 	})
 }

@@ -166,6 +166,8 @@ type budget struct {
 	allowed      int
 }
 
+func (b *budget) PauseFor(context.Context, time.Duration) error { return nil }
+
 func (b *budget) Allow(context.Context) (bool, time.Duration, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

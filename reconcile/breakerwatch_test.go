@@ -8,8 +8,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/testutil"
-	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
 
@@ -17,7 +17,7 @@ import (
 // until the test ends.
 func (e *env) startWorkers(tb testing.TB, r *Reconciler) {
 	tb.Helper()
-	srv := relay.NewServer(e.db.AsynqOpt(), relay.ServerConfig{Concurrency: 2, PollInterval: 20 * time.Millisecond}, testLogger(tb))
+	srv := queues.NewServer(e.db.AsynqOpt(), queues.ServerConfig{Concurrency: 2, PollInterval: 20 * time.Millisecond}, testLogger(tb))
 	mux := asynq.NewServeMux()
 	r.Register(mux)
 	if err := srv.Start(mux); err != nil {

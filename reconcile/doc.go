@@ -1,5 +1,5 @@
 // Package reconcile finds the Zendesk updates that the webhook path did not
-// deliver and delivers them the same way (the same events.Publisher, its
+// deliver and delivers them the same way (the same sink.Publisher, its
 // ledger and forward rules), and keeps the webhook (or legacy target) that
 // calls deskrelay switched on. docs/ARCHITECTURE.md shows where it sits.
 //

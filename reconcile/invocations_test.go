@@ -17,7 +17,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/keys"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
@@ -102,7 +102,7 @@ func forwardable(t *testing.T, e *env, payload string) []string {
 // them: their ledger entries stay, as after a real delivery.
 func drainSink(t *testing.T, e *env) {
 	t.Helper()
-	if _, err := e.insp.DeleteAllPendingTasks(relay.QueueInbound); err != nil {
+	if _, err := e.insp.DeleteAllPendingTasks(queues.Inbound); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"time"
 
+	zdbudget "github.com/deskrelay/deskrelay/internal/budget"
+	"github.com/deskrelay/deskrelay/internal/sink"
+
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/internal/events"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/tickets"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -56,7 +59,7 @@ func New(cfg Config, deps Deps) (*Reconciler, error) {
 		client:   asynq.NewClientFromRedisClient(deps.Redis),
 	}
 	if r.tickets == nil {
-		r.tickets = relay.NewTickets(deps.Redis)
+		r.tickets = tickets.New(deps.Redis)
 	}
 	if r.receiver == nil {
 		r.receiver = redisReceiver{rdb: deps.Redis}
@@ -100,18 +103,18 @@ type Invocations interface {
 	ListComments(ctx context.Context, ticketID int64) ([]zendesk.Comment, error)
 }
 
-// Publisher is the part of *events.Publisher the reconciler uses: the same
+// Publisher is the part of *sink.Publisher the reconciler uses: the same
 // rules, ledger and delivery tasks as the webhook path.
 type Publisher interface {
 	Publish(ctx context.Context, ev events.Event) (events.Outcome, error)
 	Check(ctx context.Context, ev events.Event) (events.Outcome, error)
-	Ledger() *events.Ledger
+	Ledger() *sink.Ledger
 	// ResolveComment reads the comment a recovered trigger body names
 	// (invocations.go), as the webhook worker does.
 	ResolveComment(ctx context.Context, pl *events.Payload, zd events.CommentReader, src events.Source, fallback time.Time) (*events.Event, string, error)
 }
 
-// Tickets is the part of *relay.Tickets the reconciler reads (which tickets
+// Tickets is the part of *tickets.Tickets the reconciler reads (which tickets
 // deskrelay manages, which comments it wrote) before asking Zendesk who
 // wrote a comment.
 type Tickets interface {
@@ -119,11 +122,9 @@ type Tickets interface {
 	IsOwnComment(ctx context.Context, commentID int64) (bool, error)
 }
 
-// Limiter is the account-wide Zendesk rate limiter shared by every
-// replica (*relay.Limiter): Wait blocks until one request may be made.
-type Limiter interface {
-	Wait(ctx context.Context) error
-}
+// Limiter is the account-wide Zendesk budget shared by every replica
+// (*budget.Limiter).
+type Limiter = zdbudget.Account
 
 // Receiver reports the health of deskrelay's own webhook receiver (inbound
 // implements it). When Deps.Receiver is nil the reconciler reads the same
@@ -146,7 +147,7 @@ type Deps struct {
 	Zendesk Zendesk
 	// Publisher makes events durable sink deliveries (required).
 	Publisher Publisher
-	// Tickets is the ticket record; default relay.NewTickets(Redis).
+	// Tickets is the ticket record; default tickets.New(Redis).
 	Tickets Tickets
 	// Limiter is the shared account limiter; nil means none.
 	Limiter Limiter

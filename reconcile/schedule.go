@@ -7,9 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/hibiken/asynq"
-
-	"github.com/deskrelay/deskrelay/relay"
 )
 
 // TaskRun is the asynq task type of one scheduled run (queue "reconcile",
@@ -21,7 +20,7 @@ const TaskRun = "reconcile:run"
 func runTaskID(slot time.Time) string { return "reconcile:" + strconv.FormatInt(slot.Unix(), 10) }
 
 // Register adds the handlers of the scheduled run and of the breaker
-// watch to the mux of the one asynq server (relay.NewServer).
+// watch to the mux of the one asynq server (queues.NewServer).
 func (r *Reconciler) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TaskRun, r.handleRun)
 	mux.HandleFunc(TaskBreakerCheck, r.handleBreakerCheck)
@@ -92,7 +91,7 @@ func (r *Reconciler) everySlot(ctx context.Context, every time.Duration, enqueue
 // already taken is not an error.
 func (r *Reconciler) enqueueOnce(ctx context.Context, typ, id string, every, timeout time.Duration) error {
 	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(typ, nil),
-		asynq.Queue(relay.QueueReconcile),
+		asynq.Queue(queues.Reconcile),
 		asynq.TaskID(id),
 		asynq.MaxRetry(0),
 		asynq.Timeout(timeout),

@@ -10,10 +10,11 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	zdbudget "github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/testutil"
-	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
@@ -74,7 +75,7 @@ func TestSchedule(t *testing.T) {
 		defer cancel()
 		var sched sync.WaitGroup
 		for _, r := range rs {
-			srv := relay.NewServer(e.db.AsynqOpt(), relay.ServerConfig{Concurrency: 2, PollInterval: 50 * time.Millisecond}, testLogger(t))
+			srv := queues.NewServer(e.db.AsynqOpt(), queues.ServerConfig{Concurrency: 2, PollInterval: 50 * time.Millisecond}, testLogger(t))
 			mux := asynq.NewServeMux()
 			r.Register(mux)
 			if err := srv.Start(mux); err != nil {
@@ -167,7 +168,7 @@ func TestRateLimits(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, zendesktest.Config{ExportLimit: 3, Window: time.Second, ExportPageSize: 2})
 	r := e.reconciler(t, Config{ExportLimit: 3, ExportWindow: time.Second},
-		func(d *Deps) { d.Limiter = relay.NewLimiter(e.rdb, 6000) })
+		func(d *Deps) { d.Limiter = zdbudget.NewLimiter(e.rdb, 6000) })
 	id := e.managedTicket(t)
 	var want []string
 	for range 12 {

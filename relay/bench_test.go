@@ -10,6 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/relay"
 )
@@ -56,7 +57,7 @@ func asynqThroughput(b *testing.B, n, workers int) float64 {
 	defer client.Close()
 	var done atomic.Int64
 	finished := make(chan struct{})
-	srv := relay.NewServer(e.opt, relay.ServerConfig{Concurrency: workers, PollInterval: 100 * time.Millisecond}, testLogger(b))
+	srv := queues.NewServer(e.opt, queues.ServerConfig{Concurrency: workers, PollInterval: 100 * time.Millisecond}, testLogger(b))
 	mux := asynq.NewServeMux()
 	mux.HandleFunc("bench:noop", func(context.Context, *asynq.Task) error {
 		if done.Add(1) == int64(n) {
@@ -70,8 +71,8 @@ func asynqThroughput(b *testing.B, n, workers int) float64 {
 	defer srv.Shutdown()
 	start := time.Now()
 	parallel(workers, n, func(i int) {
-		if _, err := client.Enqueue(asynq.NewTask("bench:noop", nil), asynq.Queue(relay.QueueOutbound),
-			asynq.TaskID(fmt.Sprintf("noop-%d", i)), asynq.MaxRetry(relay.MaxRetry)); err != nil {
+		if _, err := client.Enqueue(asynq.NewTask("bench:noop", nil), asynq.Queue(queues.Outbound),
+			asynq.TaskID(fmt.Sprintf("noop-%d", i)), asynq.MaxRetry(queues.MaxRetry)); err != nil {
 			b.Error(err)
 		}
 	})

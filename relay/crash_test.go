@@ -13,6 +13,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
 	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/relay"
@@ -42,7 +44,7 @@ func runChild() int {
 	addr := os.Getenv(envChildRedis)
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	opt := asynq.RedisClientOpt{Addr: addr}
-	lim := relay.NewLimiter(rdb, 6000)
+	lim := budget.NewLimiter(rdb, 6000)
 	zd, err := zendesk.New(zendesk.Config{BaseURL: os.Getenv(envChildZD), Email: os.Getenv(envChildEmail),
 		APIToken: os.Getenv(envChildToken), Timeout: 5 * time.Second, OnResponse: lim.Observe})
 	if err != nil {
@@ -55,8 +57,8 @@ func runChild() int {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
 	}
-	srv := relay.NewServer(opt, relay.ServerConfig{Concurrency: 10,
-		Policy:       relay.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: cfg.RetryMaxDelay},
+	srv := queues.NewServer(opt, queues.ServerConfig{Concurrency: 10,
+		Policy:       queues.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: testRetryMaxDelay},
 		PollInterval: 100 * time.Millisecond}, testLogger(nil))
 	mux := asynq.NewServeMux()
 	r.Register(mux)

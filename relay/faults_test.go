@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
@@ -86,7 +87,7 @@ func TestRateLimitStorm(t *testing.T) {
 		enqueueAll(t, e.relay, all)
 		maxRetried, sawRetry := 0, false
 		testutil.WaitFor(t, 60*time.Second, func() bool {
-			tasks, _ := e.insp.ListRetryTasks(relay.QueueOutbound)
+			tasks, _ := e.insp.ListRetryTasks(queues.Outbound)
 			for _, ti := range tasks {
 				sawRetry = true
 				maxRetried = max(maxRetried, ti.Retried)
@@ -108,7 +109,7 @@ func TestRateLimitStorm(t *testing.T) {
 		if n := countSince(e.fake, time.Time{}, func(r zendesktest.RecordedRequest) bool { return r.Status == 429 }); n != 15 {
 			t.Errorf("Zendesk answered 429 %d times, want 15", n)
 		}
-		qi, err := e.insp.GetQueueInfo(relay.QueueOutbound)
+		qi, err := e.insp.GetQueueInfo(queues.Outbound)
 		if err != nil || qi.Archived != 0 {
 			t.Errorf("archived = %+v, %v; want none", qi, err)
 		}
@@ -129,7 +130,7 @@ func TestSharedLimiter(t *testing.T) {
 		enqueueAll(t, e.relay, all)
 		maxRetried, waited := 0, false
 		testutil.WaitFor(t, 60*time.Second, func() bool {
-			tasks, _ := e.insp.ListRetryTasks(relay.QueueOutbound)
+			tasks, _ := e.insp.ListRetryTasks(queues.Outbound)
 			for _, ti := range tasks {
 				waited = true
 				maxRetried = max(maxRetried, ti.Retried)
@@ -439,7 +440,7 @@ func TestSelfHealing(t *testing.T) {
 		m1, m2 := msg("heal", 1), msg("heal", 2)
 		mustEnqueue(t, e.relay, m1)
 		mustEnqueue(t, e.relay, m2)
-		if err := e.insp.DeleteTask(relay.QueueOutbound, "msg:"+m1.ID); err != nil {
+		if err := e.insp.DeleteTask(queues.Outbound, "msg:"+m1.ID); err != nil {
 			t.Fatalf("delete task: %v", err)
 		}
 		startWorkers(t, e.opt, e.relay, 4, time.Second)

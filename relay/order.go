@@ -13,6 +13,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/lease"
+	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
 // Ordering. Each conversation has a pending set (message id → position) and
@@ -37,7 +38,7 @@ func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, err
 		if err := r.rdb.ZAdd(ctx, keys.ConversationPending(rec.Conv), redis.Z{Score: float64(rec.Pos), Member: rec.ID}).Err(); err != nil {
 			return false, 0, err
 		}
-		return false, minDelay, nil
+		return false, queues.MinDelay, nil
 	}
 	if h := head[0].Member.(string); h != rec.ID {
 		if int64(head[0].Score) > rec.Pos {
@@ -45,7 +46,7 @@ func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, err
 			if err := r.rdb.ZAdd(ctx, keys.ConversationPending(rec.Conv), redis.Z{Score: float64(rec.Pos), Member: rec.ID}).Err(); err != nil {
 				return false, 0, err
 			}
-			return false, minDelay, nil
+			return false, queues.MinDelay, nil
 		}
 		r.wake(ctx, rec.Conv, h, 1)
 		// Finishing messages wake their successor, so polling is only a
@@ -96,7 +97,7 @@ func (r *Relay) wake(ctx context.Context, conv, id string, tries int) {
 	}
 	tid := taskID(id, gen)
 	for i := 0; i < tries; i++ {
-		err := r.insp.RunTask(QueueOutbound, tid)
+		err := r.insp.RunTask(queues.Outbound, tid)
 		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 			r.repairHead(ctx, conv, id)
 			return

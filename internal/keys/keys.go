@@ -70,10 +70,6 @@ func UserByExternalID(externalID string) string { return Prefix + "user:ext:" + 
 // "failures").
 const OutboundGate = Prefix + "gate:outbound"
 
-// OutboundGateProbe is the lease of the one task probing Zendesk while the
-// outbound gate is closed.
-const OutboundGateProbe = Prefix + "gate:outbound:probe"
-
 // OutboundCredentials is the hash of what the outbound relay last saw of
 // the Zendesk credentials ("state": ok | unauthorized, "since").
 const OutboundCredentials = Prefix + "credentials:outbound"
@@ -88,7 +84,7 @@ const RateLimitPause = RateLimiter + "pause"
 
 // ---- shared ----
 
-// RateLimiter prefixes the shared Zendesk rate limiter's keys (relay.Limiter:
+// RateLimiter prefixes the shared Zendesk rate limiter's keys (budget.Limiter:
 // GCRA buckets and the account-wide pause).
 const RateLimiter = Prefix + "ratelimit:"
 

@@ -14,7 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
 	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/internal/zdoauth"
@@ -39,23 +41,23 @@ func newRelayEnv(t *testing.T) *relayEnv {
 		UserCreateLimit: 1000, Logf: func(string, ...any) {}})
 	e.fake.OAuthClient(fakeClientID, fakeClientSecret)
 	src := e.source(t, e.fake.IssueRefreshToken())
-	lim := relay.NewLimiter(e.db.Client, 6000)
+	lim := budget.NewLimiter(e.db.Client, 6000)
 	zd, err := zendesk.New(zendesk.Config{BaseURL: e.fake.URL(), TokenSource: src, Timeout: 5 * time.Second, OnResponse: lim.Observe})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r, err := relay.New(relay.Config{
 		TurnPoll: 300 * time.Millisecond, GateProbeInterval: 200 * time.Millisecond, GateParkTime: 20 * time.Second,
-		RetryMaxDelay: 2 * time.Second, LockTTL: 3 * time.Second, AttemptTimeout: 30 * time.Second, RateLimit: 6000,
+		LockTTL: 3 * time.Second, AttemptTimeout: 30 * time.Second, RateLimit: 6000,
 	}, relay.Deps{Redis: e.db.Client, Asynq: e.db.AsynqOpt(), Zendesk: zd, Limiter: lim, Log: zerolog.New(e.logs),
 		Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Close() })
-	srv := relay.NewServer(e.db.AsynqOpt(), relay.ServerConfig{
+	srv := queues.NewServer(e.db.AsynqOpt(), queues.ServerConfig{
 		Concurrency:     8,
-		Policy:          relay.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second},
+		Policy:          queues.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second},
 		ShutdownTimeout: 5 * time.Second,
 		PollInterval:    100 * time.Millisecond,
 	}, zerolog.New(e.logs))

@@ -1,4 +1,4 @@
-package relay
+package queues
 
 import (
 	"errors"
@@ -40,6 +40,15 @@ type Policy struct {
 	rand func(n int64) int64
 }
 
+// Validate names what is wrong with the policy's settings (zero values take
+// the defaults).
+func (p Policy) Validate() error {
+	if p.MaxDelay != 0 && p.MaxDelay < time.Second {
+		return fmt.Errorf("DESKRELAY_RETRY_MAX_DELAY: must be at least 1s, got %s", p.MaxDelay)
+	}
+	return nil
+}
+
 func (p Policy) withDefaults() Policy {
 	if p.BaseDelay <= 0 {
 		p.BaseDelay = time.Second
@@ -69,13 +78,15 @@ func (p Policy) Backoff(n int) time.Duration {
 		ceiling = p.BaseDelay << uint(n)
 	}
 	d := time.Duration(p.rand(int64(ceiling) + 1))
-	if d < minDelay {
-		d = minDelay
+	if d < MinDelay {
+		d = MinDelay
 	}
 	return d
 }
 
-const minDelay = 100 * time.Millisecond
+// MinDelay is the shortest delay before any retry: a Wait shorter than it
+// waits MinDelay.
+const MinDelay = 100 * time.Millisecond
 
 // RetryDelay is the asynq.RetryDelayFunc of every deskrelay server.
 func (p Policy) RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
@@ -92,10 +103,17 @@ func IsFailure(err error) bool {
 	return !wait
 }
 
+// IsWait reports whether err is (or wraps) a Wait: a snooze asked by the
+// handler itself, not Zendesk's answer.
+func IsWait(err error) bool {
+	var w *waitError
+	return errors.As(err, &w)
+}
+
 func waitFor(err error) (time.Duration, bool) {
 	var w *waitError
 	if errors.As(err, &w) {
-		return max(w.d, minDelay), true
+		return max(w.d, MinDelay), true
 	}
 	if ze := zendesk.AsError(err); ze != nil && ze.Kind == zendesk.KindRateLimited {
 		d := ze.RetryAfter

@@ -1,4 +1,4 @@
-package inbound
+package sink
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/keys"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
 // ReplayOptions selects failed sink deliveries to send again.
@@ -51,7 +51,7 @@ func Failed(ctx context.Context, rdb redis.UniversalClient, since time.Time) ([]
 	if !since.IsZero() {
 		lo = strconv.FormatInt(since.UnixMilli(), 10)
 	}
-	ids, err := rdb.ZRangeByScore(ctx, keys.Failed(relay.QueueInbound), &redis.ZRangeBy{Min: lo, Max: "+inf"}).Result()
+	ids, err := rdb.ZRangeByScore(ctx, keys.Failed(queues.Inbound), &redis.ZRangeBy{Min: lo, Max: "+inf"}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list failed sink deliveries: %w", err)
 	}
@@ -76,12 +76,7 @@ func Failed(ctx context.Context, rdb redis.UniversalClient, since time.Time) ([]
 
 // Replay puts failed sink deliveries back into delivery, in occurred_at
 // order per conversation (e.g. after the platform fixed its endpoint).
-func (r *Receiver) Replay(ctx context.Context, opts ReplayOptions) (ReplayReport, error) {
-	return Replay(ctx, r.rdb, r.pub, opts)
-}
-
-// Replay is Receiver.Replay for the command line, without a Receiver.
-func Replay(ctx context.Context, rdb redis.UniversalClient, pub *events.Publisher, opts ReplayOptions) (ReplayReport, error) {
+func Replay(ctx context.Context, rdb redis.UniversalClient, pub *Publisher, opts ReplayOptions) (ReplayReport, error) {
 	var rep ReplayReport
 	failed, err := Failed(ctx, rdb, opts.Since)
 	if err != nil {
@@ -126,7 +121,7 @@ func Replay(ctx context.Context, rdb redis.UniversalClient, pub *events.Publishe
 			rep.Replayed++
 		}
 		if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.ZRem(ctx, keys.Failed(relay.QueueInbound), ev.ID)
+			p.ZRem(ctx, keys.Failed(queues.Inbound), ev.ID)
 			p.Del(ctx, keys.InboundFailedEvent(ev.ID))
 			return nil
 		}); err != nil {
@@ -135,4 +130,22 @@ func Replay(ctx context.Context, rdb redis.UniversalClient, pub *events.Publishe
 		printf("replayed %s (conversation %s)\n", ev.ID, ev.ConversationID)
 	}
 	return rep, errors.Join(errs...)
+}
+
+// archive keeps a failed event for Replay and lets the rest of its
+// conversation go on.
+func (d *Deliverer) archive(ctx context.Context, ev events.Event, reason string, cause error) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	now := d.cfg.Now()
+	_, err = d.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, keys.InboundFailedEvent(ev.ID), "event", b, "reason", reason, "error", cause.Error(), "failed_at", now.UnixMilli())
+		p.ZAdd(ctx, keys.Failed(queues.Inbound), redis.Z{Score: float64(now.UnixMilli()), Member: ev.ID})
+		orderLeave(ctx, p, ev.ConversationID, ev.ID)
+		d.pub.ledger.markIn(ctx, p, ev.ID, now)
+		return nil
+	})
+	return err
 }

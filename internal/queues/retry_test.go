@@ -1,9 +1,10 @@
-package relay
+package queues
 
 import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,27 @@ import (
 
 	"github.com/deskrelay/deskrelay/zendesk"
 )
+
+func TestPolicyValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		p       Policy
+		wantErr bool
+	}{
+		{name: "ZeroTakesTheDefault", p: Policy{}},
+		{name: "OneSecondIsValid", p: Policy{MaxDelay: time.Second}},
+		{name: "TinyMaxDelayNamesSetting", p: Policy{MaxDelay: time.Millisecond}, wantErr: true},
+		{name: "NegativeMaxDelayNamesSetting", p: Policy{MaxDelay: -time.Second}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.p.Validate()
+			if tt.wantErr != (err != nil) || (err != nil && !strings.Contains(err.Error(), "DESKRELAY_RETRY_MAX_DELAY")) {
+				t.Fatalf("Validate = %v, want error %v naming DESKRELAY_RETRY_MAX_DELAY", err, tt.wantErr)
+			}
+		})
+	}
+}
 
 // TestRetryPolicy pins retry.go; the README's "Retry semantics" is this table.
 func TestRetryPolicy(t *testing.T) {
@@ -39,8 +61,8 @@ func TestRetryPolicy(t *testing.T) {
 		{name: "NegativeRetryCountIsFirst", err: temp, retried: -1, rand: top, wantDelay: time.Second, wantFail: true},
 		{name: "JitterHasAFloorOf100ms", err: temp, retried: 3, rand: bottom, wantDelay: 100 * time.Millisecond, wantFail: true},
 		{name: "OtherErrorBacksOff", err: errors.New("redis: connection refused"), retried: 1, rand: top, wantDelay: 2 * time.Second, wantFail: true},
-		{name: "FailUnauthorizedSkipsRetry", err: Fail(ReasonUnauthorized, &zendesk.Error{Kind: zendesk.KindUnauthorized, Status: 401}), rand: top, wantDelay: time.Second, wantFail: true, wantSkip: true},
-		{name: "FailInvalidSkipsRetry", err: Fail(ReasonInvalid, &zendesk.Error{Kind: zendesk.KindInvalid, Status: 400}), rand: top, wantDelay: time.Second, wantFail: true, wantSkip: true},
+		{name: "FailUnauthorizedSkipsRetry", err: Fail("unauthorized", &zendesk.Error{Kind: zendesk.KindUnauthorized, Status: 401}), rand: top, wantDelay: time.Second, wantFail: true, wantSkip: true},
+		{name: "FailInvalidSkipsRetry", err: Fail("invalid", &zendesk.Error{Kind: zendesk.KindInvalid, Status: 400}), rand: top, wantDelay: time.Second, wantFail: true, wantSkip: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,8 +89,8 @@ func TestBackoffStaysWithinCeiling(t *testing.T) {
 			ceiling = 500 * time.Millisecond << n
 		}
 		for range 50 {
-			if d := p.Backoff(n); d < minDelay || d > ceiling {
-				t.Fatalf("Backoff(%d) = %s, want within [%s, %s]", n, d, minDelay, ceiling)
+			if d := p.Backoff(n); d < MinDelay || d > ceiling {
+				t.Fatalf("Backoff(%d) = %s, want within [%s, %s]", n, d, MinDelay, ceiling)
 			}
 		}
 	}

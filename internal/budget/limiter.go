@@ -1,4 +1,4 @@
-package relay
+package budget
 
 import (
 	"context"
@@ -32,9 +32,6 @@ func NewLimiter(rdb redis.UniversalClient, perMinute int) *Limiter {
 	}
 	return &Limiter{rdb: rdb, perMinute: perMinute, burst: max(1, perMinute/10)}
 }
-
-// PerMinute is the configured rate.
-func (l *Limiter) PerMinute() int { return l.perMinute }
 
 // gcraScript: KEYS bucket, pause. ARGV: emission interval (µs), tolerance
 // (µs). Returns {allowed 0|1, retry after µs}. Time is Redis's, so replicas
@@ -84,23 +81,6 @@ func (l *Limiter) allow(ctx context.Context, bucket string, rate int, period tim
 		return true, 0, nil
 	}
 	return false, time.Duration(res[1]) * time.Microsecond, nil
-}
-
-// Wait blocks until the account's budget allows one request, or ctx ends.
-func (l *Limiter) Wait(ctx context.Context) error {
-	for {
-		ok, d, err := l.Allow(ctx)
-		if err != nil || ok {
-			return err
-		}
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
 }
 
 // pauseScript extends the pause to now+ARGV[1] ms (never shortens it).

@@ -1,4 +1,4 @@
-package events_test
+package sink_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -52,7 +53,7 @@ func TestResolveComment(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, events.PublisherConfig{})
+			f := newFixture(t, sink.PublisherConfig{})
 			r := &stubReader{
 				comments: map[int64][]zendesk.Comment{1001: {{ID: 10, AuthorID: 9, Body: "hi", Public: true, CreatedAt: t0}, {ID: 11, AuthorID: 77}}},
 				authors:  map[int64]events.Author{9: {ID: 9, Name: "Agent", Role: events.RoleAgent}},

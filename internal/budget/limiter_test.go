@@ -1,13 +1,12 @@
-package relay_test
+package budget_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/redistest"
-	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -15,7 +14,7 @@ func TestLimiter(t *testing.T) {
 	ctx := context.Background()
 	t.Run("BurstThenRefusesWithRetryAfter", func(t *testing.T) {
 		db := redistest.New(t)
-		l := relay.NewLimiter(db.Client, 600) // 10/s, burst 60
+		l := budget.NewLimiter(db.Client, 600) // 10/s, burst 60
 		for i := range 60 {
 			if ok, _, err := l.Allow(ctx); err != nil || !ok {
 				t.Fatalf("request %d refused (%v) within the burst", i, err)
@@ -28,10 +27,10 @@ func TestLimiter(t *testing.T) {
 	})
 	t.Run("SharedByEveryHandle", func(t *testing.T) {
 		db := redistest.New(t)
-		a, b := relay.NewLimiter(db.Client, 60), relay.NewLimiter(db.Client, 60) // burst 6
+		a, b := budget.NewLimiter(db.Client, 60), budget.NewLimiter(db.Client, 60) // burst 6
 		n := 0
 		for range 10 {
-			for _, l := range []*relay.Limiter{a, b} {
+			for _, l := range []*budget.Limiter{a, b} {
 				if ok, _, _ := l.Allow(ctx); ok {
 					n++
 				}
@@ -43,9 +42,9 @@ func TestLimiter(t *testing.T) {
 	})
 	t.Run("ObserveExhaustedPausesEveryone", func(t *testing.T) {
 		db := redistest.New(t)
-		l := relay.NewLimiter(db.Client, 6000)
+		l := budget.NewLimiter(db.Client, 6000)
 		l.Observe(zendesk.Response{StatusCode: 200, RateLimit: zendesk.RateLimit{Known: true, Limit: 200, Remaining: 0, Reset: 30 * time.Second}})
-		ok, d, err := relay.NewLimiter(db.Client, 6000).Allow(ctx)
+		ok, d, err := budget.NewLimiter(db.Client, 6000).Allow(ctx)
 		if err != nil || ok || d < 25*time.Second {
 			t.Fatalf("after Remaining 0: ok=%v retryAfter=%s err=%v; want paused about 30s", ok, d, err)
 		}
@@ -56,7 +55,7 @@ func TestLimiter(t *testing.T) {
 	})
 	t.Run("ObserveWithBudgetLeftDoesNothing", func(t *testing.T) {
 		db := redistest.New(t)
-		l := relay.NewLimiter(db.Client, 6000)
+		l := budget.NewLimiter(db.Client, 6000)
 		l.Observe(zendesk.Response{StatusCode: 200, RateLimit: zendesk.RateLimit{Known: true, Limit: 200, Remaining: 150}})
 		if ok, _, err := l.Allow(ctx); err != nil || !ok {
 			t.Fatalf("refused (%v) with budget left", err)
@@ -64,7 +63,7 @@ func TestLimiter(t *testing.T) {
 	})
 	t.Run("PerTicketBudget", func(t *testing.T) {
 		db := redistest.New(t)
-		l := relay.NewLimiter(db.Client, 6000)
+		l := budget.NewLimiter(db.Client, 6000)
 		for i := range 30 {
 			if ok, _, _ := l.AllowTicketUpdate(ctx, 7, 30, 10*time.Minute); !ok {
 				t.Fatalf("update %d refused within 30 per 10 minutes", i)
@@ -78,49 +77,20 @@ func TestLimiter(t *testing.T) {
 			t.Fatal("another ticket refused")
 		}
 	})
-	t.Run("WaitReturnsWhenAllowed", func(t *testing.T) {
+	t.Run("TakeForeverPaces", func(t *testing.T) {
 		db := redistest.New(t)
-		l := relay.NewLimiter(db.Client, 6000)
+		l := budget.NewLimiter(db.Client, 1200) // 20/s, burst 120
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		for range 120 { // past the burst of 60: Wait must pace
-			if err := l.Wait(cctx); err != nil {
-				t.Fatalf("Wait: %v", err)
+		var waits int
+		o := budget.Options{MaxWait: budget.Forever, OnWait: func(time.Duration) { waits++ }}
+		for range 150 { // past the burst: Take must pace
+			if err := budget.Take(cctx, l, o); err != nil {
+				t.Fatalf("Take: %v", err)
 			}
 		}
-	})
-}
-
-func TestConfigValidate(t *testing.T) {
-	db := redistest.New(t)
-	tests := []struct {
-		name    string
-		cfg     relay.Config
-		wantErr string
-	}{
-		{name: "DefaultsAreValid", cfg: relay.Config{}},
-		{name: "TinyRetryMaxDelayNamesSetting", cfg: relay.Config{RetryMaxDelay: time.Millisecond}, wantErr: "DESKRELAY_RETRY_MAX_DELAY"},
-		{name: "NegativeGapTimeoutNamesSetting", cfg: relay.Config{OrderGapTimeout: -time.Second}, wantErr: "DESKRELAY_ORDER_GAP_TIMEOUT"},
-		{name: "NegativeRateLimitNamesSetting", cfg: relay.Config{RateLimit: -1}, wantErr: "DESKRELAY_ZENDESK_RATE_LIMIT"},
-		{name: "ShortAttemptTimeoutNamesField", cfg: relay.Config{AttemptTimeout: time.Second}, wantErr: "AttemptTimeout"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r, err := relay.New(tt.cfg, relay.Deps{Redis: db.Client, Asynq: db.AsynqOpt(), Log: testLogger(t)})
-			if r != nil {
-				defer r.Close()
-			}
-			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Fatalf("New: %v", err)
-			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-				t.Fatalf("New error = %v, want one naming %s", err, tt.wantErr)
-			}
-		})
-	}
-	t.Run("MissingRedisIsError", func(t *testing.T) {
-		if _, err := relay.New(relay.Config{}, relay.Deps{}); err == nil {
-			t.Fatal("New without Redis succeeded")
+		if waits == 0 {
+			t.Fatal("150 requests at 1200/min with a burst of 120 never waited")
 		}
 	})
 }

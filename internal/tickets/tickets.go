@@ -1,4 +1,4 @@
-package relay
+package tickets
 
 import (
 	"context"
@@ -23,8 +23,8 @@ type Tickets struct {
 	rdb redis.UniversalClient
 }
 
-// NewTickets returns the ticket record on rdb.
-func NewTickets(rdb redis.UniversalClient) *Tickets { return &Tickets{rdb: rdb} }
+// New returns the ticket record on rdb.
+func New(rdb redis.UniversalClient) *Tickets { return &Tickets{rdb: rdb} }
 
 // ConversationOf returns the conversation a managed ticket belongs to;
 // ok is false when deskrelay does not manage the ticket.

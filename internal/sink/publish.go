@@ -1,4 +1,4 @@
-package events
+package sink
 
 import (
 	"context"
@@ -11,63 +11,11 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/keys"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/internal/tickets"
 )
-
-// TaskDeliver is the asynq task type that delivers one Event to the sink
-// (payload DeliverPayload, queue relay.QueueInbound, id DeliverTaskID);
-// inbound registers its handler.
-const TaskDeliver = "inbound:deliver"
-
-// DefaultTaskTimeout bounds one delivery attempt.
-const DefaultTaskTimeout = time.Minute
-
-// DeliverTaskID is the asynq task id of an event's delivery: at most one
-// such task exists at a time.
-func DeliverTaskID(eventID string) string { return "deliver:" + eventID }
-
-// DeliverPayload is the payload of a TaskDeliver task.
-type DeliverPayload struct {
-	Event       Event     `json:"event"`
-	PublishedAt time.Time `json:"published_at"`
-}
-
-// Result is what Publish did with an event.
-type Result string
-
-// Results of Publish and Check.
-const (
-	ResultEnqueued  Result = "enqueued"  // a delivery task now exists (Check: would be enqueued)
-	ResultDuplicate Result = "duplicate" // the ledger or an existing task already has it
-	ResultSkipped   Result = "skipped"   // a forward rule says no; Outcome.Reason says which
-)
-
-// Reasons for ResultSkipped.
-const (
-	SkipUnmanaged       = "unmanaged"        // deskrelay does not manage the ticket
-	SkipOwnComment      = "own_comment"      // deskrelay wrote the comment itself (no echo)
-	SkipEndUser         = "end_user"         // an end user's (requester's) comment
-	SkipPrivate         = "private"          // a private note, and ForwardPrivate is off
-	SkipStatusStale     = "stale_status"     // older than the newest status change seen for the ticket
-	SkipStatusUnchanged = "unchanged_status" // the same status as the last one forwarded
-	SkipStatusInitial   = "initial_status"   // "new": a ticket's creation, not a change
-)
-
-// Outcome is the result of publishing (or checking) one event.
-type Outcome struct {
-	Result Result
-	Reason string // for ResultSkipped (Skip…) and ResultDuplicate ("ledger", "task")
-	// Event is the event as published, with ConversationID filled in.
-	Event Event
-}
-
-func (o Outcome) String() string {
-	if o.Reason == "" {
-		return string(o.Result)
-	}
-	return string(o.Result) + ": " + o.Reason
-}
 
 // PublisherConfig configures a Publisher.
 type PublisherConfig struct {
@@ -104,7 +52,7 @@ func (c PublisherConfig) withDefaults() PublisherConfig {
 // Safe for concurrent use.
 type Publisher struct {
 	rdb     redis.UniversalClient
-	tickets *relay.Tickets
+	tickets *tickets.Tickets
 	client  *asynq.Client
 	insp    *asynq.Inspector
 	ledger  *Ledger
@@ -113,7 +61,7 @@ type Publisher struct {
 
 // NewPublisher returns a Publisher on rdb (which it shares with asynq and
 // does not close).
-func NewPublisher(rdb redis.UniversalClient, tickets *relay.Tickets, cfg PublisherConfig) *Publisher {
+func NewPublisher(rdb redis.UniversalClient, tickets *tickets.Tickets, cfg PublisherConfig) *Publisher {
 	cfg = cfg.withDefaults()
 	return &Publisher{
 		rdb:     rdb,
@@ -128,15 +76,9 @@ func NewPublisher(rdb redis.UniversalClient, tickets *relay.Tickets, cfg Publish
 // Ledger returns the Publisher's dedupe ledger.
 func (p *Publisher) Ledger() *Ledger { return p.ledger }
 
-// Tickets returns the ticket record the rules read.
-func (p *Publisher) Tickets() *relay.Tickets { return p.tickets }
-
-// ForwardPrivate reports whether private notes are forwarded.
-func (p *Publisher) ForwardPrivate() bool { return p.cfg.ForwardPrivate }
-
 // Check applies the rules and the ledger to ev and says what Publish would
 // do, writing nothing (--dry-run).
-func (p *Publisher) Check(ctx context.Context, ev Event) (Outcome, error) {
+func (p *Publisher) Check(ctx context.Context, ev events.Event) (events.Outcome, error) {
 	return p.decide(ctx, ev)
 }
 
@@ -146,18 +88,18 @@ func (p *Publisher) Check(ctx context.Context, ev Event) (Outcome, error) {
 // atomic claim), and only then is the event marked in the ledger, put in its
 // conversation's delivery order and recorded as the ticket's last status.
 // An error means nothing may have been written: publishing again is safe.
-func (p *Publisher) Publish(ctx context.Context, ev Event) (Outcome, error) {
+func (p *Publisher) Publish(ctx context.Context, ev events.Event) (events.Outcome, error) {
 	out, err := p.decide(ctx, ev)
 	if err != nil {
 		return out, err
 	}
 	ev = out.Event
-	if out.Result != ResultEnqueued {
+	if out.Result != events.ResultEnqueued {
 		return out, nil
 	}
 	if err := p.enqueue(ctx, ev); err != nil {
 		if errors.Is(err, asynq.ErrTaskIDConflict) {
-			out = Outcome{Result: ResultDuplicate, Reason: "task", Event: ev}
+			out = events.Outcome{Result: events.ResultDuplicate, Reason: "task", Event: ev}
 			return out, p.ledger.Mark(ctx, ev.ID)
 		}
 		return out, err
@@ -173,11 +115,11 @@ func (p *Publisher) Publish(ctx context.Context, ev Event) (Outcome, error) {
 // Redeliver enqueues ev again without rules or ledger (replay of a failed
 // delivery): it removes the archived task of the earlier attempt, if any.
 // It returns false when a delivery task for ev is already waiting.
-func (p *Publisher) Redeliver(ctx context.Context, ev Event) (bool, error) {
-	if err := p.insp.DeleteTask(relay.QueueInbound, DeliverTaskID(ev.ID)); err != nil &&
+func (p *Publisher) Redeliver(ctx context.Context, ev events.Event) (bool, error) {
+	if err := p.insp.DeleteTask(queues.Inbound, DeliverTaskID(ev.ID)); err != nil &&
 		!errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
 		// an active or pending task cannot be deleted: it is on its way
-		if info, ierr := p.insp.GetTaskInfo(relay.QueueInbound, DeliverTaskID(ev.ID)); ierr == nil && info.State != asynq.TaskStateArchived {
+		if info, ierr := p.insp.GetTaskInfo(queues.Inbound, DeliverTaskID(ev.ID)); ierr == nil && info.State != asynq.TaskStateArchived {
 			return false, nil
 		}
 		return false, fmt.Errorf("replay %s: remove archived task: %w", ev.ID, err)
@@ -188,25 +130,21 @@ func (p *Publisher) Redeliver(ctx context.Context, ev Event) (bool, error) {
 		}
 		return false, err
 	}
-	if err := p.rdb.ZAdd(ctx, keys.InboundOrder(ev.ConversationID), redis.Z{Score: OrderScore(ev), Member: ev.ID}).Err(); err != nil {
+	if err := orderPut(ctx, p.rdb, ev).Err(); err != nil {
 		return true, fmt.Errorf("replay %s: order: %w", ev.ID, err)
 	}
 	return true, nil
 }
 
-// OrderScore is an event's place in its conversation's delivery order
-// (occurred_at, unix ms).
-func OrderScore(ev Event) float64 { return float64(ev.OccurredAt.UnixMilli()) }
-
-func (p *Publisher) enqueue(ctx context.Context, ev Event) error {
+func (p *Publisher) enqueue(ctx context.Context, ev events.Event) error {
 	b, err := json.Marshal(DeliverPayload{Event: ev, PublishedAt: p.cfg.Now().UTC()})
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", ev.ID, err)
 	}
 	_, err = p.client.EnqueueContext(ctx, asynq.NewTask(TaskDeliver, b),
-		asynq.Queue(relay.QueueInbound),
+		asynq.Queue(queues.Inbound),
 		asynq.TaskID(DeliverTaskID(ev.ID)),
-		asynq.MaxRetry(relay.MaxRetry),
+		asynq.MaxRetry(queues.MaxRetry),
 		asynq.Timeout(p.cfg.TaskTimeout),
 	)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
@@ -215,10 +153,10 @@ func (p *Publisher) enqueue(ctx context.Context, ev Event) error {
 	return err
 }
 
-func (p *Publisher) afterEnqueue(ctx context.Context, ev Event) error {
+func (p *Publisher) afterEnqueue(ctx context.Context, ev events.Event) error {
 	_, err := p.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
-		pl.Set(ctx, keys.EventLedger(ev.ID), p.cfg.Now().Unix(), p.ledger.retention)
-		pl.ZAddNX(ctx, keys.InboundOrder(ev.ConversationID), redis.Z{Score: OrderScore(ev), Member: ev.ID})
+		p.ledger.markIn(ctx, pl, ev.ID, p.cfg.Now())
+		orderJoin(ctx, pl, ev)
 		return nil
 	})
 	return err
@@ -248,8 +186,8 @@ func (p *Publisher) lastStatus(ctx context.Context, ticketID int64) (status stri
 // SkipStatusUnchanged (drop; an unchanged status seen later still moves the
 // ticket's instant forward, so that an older change found afterwards is
 // recognised as stale). Comment events always pass.
-func (p *Publisher) StatusGate(ctx context.Context, ev Event) (skip string, err error) {
-	if ev.Type != TypeStatusChanged {
+func (p *Publisher) StatusGate(ctx context.Context, ev events.Event) (skip string, err error) {
+	if ev.Type != events.TypeStatusChanged {
 		return "", nil
 	}
 	status, at, err := p.lastStatus(ctx, ev.TicketID)
@@ -259,20 +197,20 @@ func (p *Publisher) StatusGate(ctx context.Context, ev Event) (skip string, err 
 	t := ev.OccurredAt.Unix()
 	switch {
 	case at >= 0 && t < at:
-		return SkipStatusStale, nil
+		return events.SkipStatusStale, nil
 	case ev.Status == status:
 		if t > at {
-			return SkipStatusUnchanged, p.setStatus(ctx, ev, true)
+			return events.SkipStatusUnchanged, p.setStatus(ctx, ev, true)
 		}
-		return SkipStatusUnchanged, nil
+		return events.SkipStatusUnchanged, nil
 	}
 	return "", nil
 }
 
 // StatusDelivered records ev as the last status delivered for its ticket
 // (unless a newer one is recorded). Comment events are ignored.
-func (p *Publisher) StatusDelivered(ctx context.Context, ev Event) error {
-	if ev.Type != TypeStatusChanged {
+func (p *Publisher) StatusDelivered(ctx context.Context, ev events.Event) error {
+	if ev.Type != events.TypeStatusChanged {
 		return nil
 	}
 	return p.setStatus(ctx, ev, false)
@@ -292,7 +230,7 @@ end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1`)
 
-func (p *Publisher) setStatus(ctx context.Context, ev Event, onlyInstant bool) error {
+func (p *Publisher) setStatus(ctx context.Context, ev events.Event, onlyInstant bool) error {
 	flag := "0"
 	if onlyInstant {
 		flag = "1"
@@ -307,8 +245,8 @@ func (p *Publisher) setStatus(ctx context.Context, ev Event, onlyInstant bool) e
 
 // decide holds the forward rules that apply when an event is found; the
 // status rule that needs delivery order is StatusGate.
-func (p *Publisher) decide(ctx context.Context, ev Event) (Outcome, error) {
-	out := Outcome{Event: ev}
+func (p *Publisher) decide(ctx context.Context, ev events.Event) (events.Outcome, error) {
+	out := events.Outcome{Event: ev}
 	if err := ev.Validate(); err != nil {
 		return out, fmt.Errorf("event %q: %w", ev.ID, err)
 	}
@@ -317,31 +255,31 @@ func (p *Publisher) decide(ctx context.Context, ev Event) (Outcome, error) {
 		return out, err
 	}
 	if !ok {
-		out.Result, out.Reason = ResultSkipped, SkipUnmanaged
+		out.Result, out.Reason = events.ResultSkipped, events.SkipUnmanaged
 		return out, nil
 	}
 	out.Event.ConversationID = conv
-	skip := func(reason string) (Outcome, error) {
-		out.Result, out.Reason = ResultSkipped, reason
+	skip := func(reason string) (events.Outcome, error) {
+		out.Result, out.Reason = events.ResultSkipped, reason
 		return out, nil
 	}
 	switch ev.Type {
-	case TypeCommentAdded:
+	case events.TypeCommentAdded:
 		own, err := p.tickets.IsOwnComment(ctx, ev.Comment.ID)
 		if err != nil {
 			return out, err
 		}
 		switch {
 		case own:
-			return skip(SkipOwnComment)
-		case ev.Comment.Author.Role != RoleAgent:
-			return skip(SkipEndUser)
+			return skip(events.SkipOwnComment)
+		case ev.Comment.Author.Role != events.RoleAgent:
+			return skip(events.SkipEndUser)
 		case !ev.Comment.Public && !p.cfg.ForwardPrivate:
-			return skip(SkipPrivate)
+			return skip(events.SkipPrivate)
 		}
-	case TypeStatusChanged:
+	case events.TypeStatusChanged:
 		if ev.Status == "new" {
-			return skip(SkipStatusInitial)
+			return skip(events.SkipStatusInitial)
 		}
 		// only what is certain now: older than a status already delivered.
 		// "Unchanged" needs delivery order (StatusGate): an event still on
@@ -351,7 +289,7 @@ func (p *Publisher) decide(ctx context.Context, ev Event) (Outcome, error) {
 			return out, err
 		}
 		if at >= 0 && ev.OccurredAt.Unix() < at {
-			return skip(SkipStatusStale)
+			return skip(events.SkipStatusStale)
 		}
 	}
 	seen, err := p.ledger.Seen(ctx, ev.ID)
@@ -359,9 +297,9 @@ func (p *Publisher) decide(ctx context.Context, ev Event) (Outcome, error) {
 		return out, err
 	}
 	if seen {
-		out.Result, out.Reason = ResultDuplicate, "ledger"
+		out.Result, out.Reason = events.ResultDuplicate, "ledger"
 		return out, nil
 	}
-	out.Result = ResultEnqueued
+	out.Result = events.ResultEnqueued
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package events
+package sink
 
 import (
 	"context"
@@ -19,7 +19,8 @@ const DefaultLedgerRetention = 14 * 24 * time.Hour
 // event id (keys.EventLedger), and of webhook invocations processed
 // (keys.InvocationLedger). Entries expire after the retention.
 //
-// The Publisher marks an event only after its delivery task exists (asynq's
+// Every write of keys.EventLedger goes through it. The Publisher marks an
+// event only after its delivery task exists (asynq's
 // task id is the atomic claim while the task lives), and the delivery task
 // marks it again when it succeeds, so an id is never marked without its
 // event having been made durable.
@@ -36,9 +37,6 @@ func NewLedger(rdb redis.UniversalClient, retention time.Duration) *Ledger {
 	return &Ledger{rdb: rdb, retention: retention}
 }
 
-// Retention is how long ids are remembered.
-func (l *Ledger) Retention() time.Duration { return l.retention }
-
 // Seen reports whether the event id is in the ledger.
 func (l *Ledger) Seen(ctx context.Context, eventID string) (bool, error) {
 	n, err := l.rdb.Exists(ctx, keys.EventLedger(eventID)).Result()
@@ -50,10 +48,16 @@ func (l *Ledger) Seen(ctx context.Context, eventID string) (bool, error) {
 
 // Mark records the event id (again), restarting its retention.
 func (l *Ledger) Mark(ctx context.Context, eventID string) error {
-	if err := l.rdb.Set(ctx, keys.EventLedger(eventID), time.Now().Unix(), l.retention).Err(); err != nil {
+	if err := l.markIn(ctx, l.rdb, eventID, time.Now()).Err(); err != nil {
 		return fmt.Errorf("ledger: mark %s: %w", eventID, err)
 	}
 	return nil
+}
+
+// markIn is Mark as part of a transaction (p) that also moves the event in
+// its conversation's order; at is when.
+func (l *Ledger) markIn(ctx context.Context, p redis.Cmdable, eventID string, at time.Time) *redis.StatusCmd {
+	return p.Set(ctx, keys.EventLedger(eventID), at.Unix(), l.retention)
 }
 
 // InvocationSeen reports whether a webhook invocation was fully processed.

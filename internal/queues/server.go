@@ -1,4 +1,4 @@
-package relay
+package queues
 
 import (
 	"time"
@@ -11,9 +11,9 @@ import (
 
 // The asynq queues deskrelay uses.
 const (
-	QueueOutbound  = "outbound"  // messages to Zendesk
-	QueueInbound   = "inbound"   // Zendesk events to the sink
-	QueueReconcile = "reconcile" // reconciler runs
+	Outbound  = "outbound"  // messages to Zendesk
+	Inbound   = "inbound"   // Zendesk events to the sink
+	Reconcile = "reconcile" // reconciler runs
 )
 
 // ServerConfig configures the asynq server that runs every deskrelay queue.
@@ -47,9 +47,9 @@ func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, log zerolog.Logger) *
 	return asynq.NewServer(redis, asynq.Config{
 		Concurrency: cfg.Concurrency,
 		Queues: map[string]int{
-			QueueOutbound:  6,
-			QueueInbound:   3,
-			QueueReconcile: 1,
+			Outbound:  6,
+			Inbound:   3,
+			Reconcile: 1,
 		},
 		RetryDelayFunc:           cfg.Policy.RetryDelay,
 		IsFailure:                IsFailure,
