@@ -58,7 +58,6 @@ type tuning struct {
 	exportWindow    time.Duration // the window of the export's 10 requests/minute rule
 	gateProbe       time.Duration // outage gate probe interval
 	initialLookback time.Duration // how far back the first reconcile run starts
-	breakerInterval time.Duration // how often the webhook's early warning runs
 	logStart        bool          // log the start banner (off for the demo's quiet logs)
 }
 

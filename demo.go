@@ -25,6 +25,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/deskrelay/deskrelay/internal/logging"
+	"github.com/deskrelay/deskrelay/internal/textx"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
@@ -581,7 +582,7 @@ func (s *demoSink) serve(w http.ResponseWriter, r *http.Request) {
 	if first {
 		what := "status → " + ev.Status
 		if ev.Comment != nil {
-			what = fmt.Sprintf("%q", truncateText(ev.Comment.Body, 60))
+			what = fmt.Sprintf("%q", textx.Truncate(strings.TrimSpace(ev.Comment.Body), 60))
 		}
 		s.d.say("platform ← %s %s: %s (via %s)", ev.ConversationID, strings.TrimPrefix(ev.Type, "ticket."), what, ev.Source)
 	}
@@ -606,14 +607,6 @@ func (s *demoSink) stats() (viaWebhook, viaReconcile, duplicates, echoes, badSig
 		}
 	}
 	return viaWebhook, viaReconcile, duplicates, s.echoes, int(s.badSig.Load())
-}
-
-func truncateText(s string, n int) string {
-	r := []rune(strings.TrimSpace(s))
-	if len(r) <= n {
-		return string(r)
-	}
-	return string(r[:n]) + "…"
 }
 
 // flakyProxy stands between Zendesk and deskrelay, like a load balancer that

@@ -15,26 +15,22 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
 
-// syncBuffer is a bytes.Buffer safe for a daemon writing and a test reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// Some Redis clients of the daemon are never closed, and each leaves
+// go-redis's circuit-breaker cleanup goroutine behind: among them the asynqmon handler
+// (routes.go: asynqmon.New without Close) and the asynq server of a daemon
+// that was built but never started (asynq's Shutdown does nothing then, so
+// daemon.close does not close its client). Ignored here, and only here, until
+// serve.go/routes.go close them.
+func TestMain(m *testing.M) {
+	testutil.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/redis/go-redis/v9/maintnotifications.(*CircuitBreakerManager).cleanupLoop"))
 }
 
 func envFrom(m map[string]string) func(string) string {
@@ -168,10 +164,10 @@ func daemonEnv(t *testing.T, redisURL, zendeskURL string) map[string]string {
 
 // startDaemon runs `deskrelay serve` in the background and returns its base
 // URL once /healthz answers, plus a stop function that returns run's error.
-func startDaemon(t *testing.T, env map[string]string) (base string, logs *syncBuffer, stop func() error) {
+func startDaemon(t *testing.T, env map[string]string) (base string, logs *testutil.SyncBuffer, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs = &syncBuffer{}
+	logs = &testutil.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve"}, envFrom(env), logs, logs) }()
 	addrRE := regexp.MustCompile(`"addr":"([^"]+)"[^\n]*"message":"deskrelay listening"`)
@@ -231,10 +227,10 @@ func TestServeHealthAndGracefulStop(t *testing.T) {
 	if code, _ := getStatus(t, base+"/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz = %d, want 200", code)
 	}
-	waitFor(t, 10*time.Second, "readyz 200", func() bool {
+	testutil.WaitFor(t, 10*time.Second, func() bool {
 		code, _ := getStatus(t, base+"/readyz")
 		return code == http.StatusOK
-	})
+	}, "readyz 200")
 	if code, body := getStatus(t, base+"/nope"); code != http.StatusNotFound || body["error"] == nil {
 		t.Fatalf("unknown route = %d %v, want 404 with an error body", code, body)
 	}
@@ -257,17 +253,6 @@ func assertNoSecrets(t *testing.T, env map[string]string, output string) {
 	}
 	if strings.Contains(output, "Authorization") && strings.Contains(output, "Basic ") {
 		t.Errorf("output contains an Authorization header")
-	}
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -345,10 +330,10 @@ func TestServeEndToEnd(t *testing.T) {
 	if code, body := doJSON(t, http.MethodPost, base+"/v1/messages", bearer, msg); code != http.StatusAccepted || body["status"] != "queued" {
 		t.Fatalf("post: %d %v", code, body)
 	}
-	waitFor(t, 20*time.Second, "the message delivered", func() bool {
+	testutil.WaitFor(t, 20*time.Second, func() bool {
 		_, st := doJSON(t, http.MethodGet, base+"/v1/messages/msg_e2e_1", bearer, "")
 		return st["status"] == "delivered"
-	})
+	}, "the message delivered")
 	if got := zd.TicketsByExternalID("conv_e2e"); len(got) != 1 {
 		t.Fatalf("tickets for conv_e2e = %d, want 1", len(got))
 	}
@@ -417,7 +402,7 @@ func TestServeStopWithWorkInFlightLosesNothing(t *testing.T) {
 		}
 	}
 	// Stop while Zendesk calls are in flight.
-	waitFor(t, 10*time.Second, "a Zendesk call in flight", func() bool { return zd.CountRequests(http.MethodPost, "/api/v2/tickets") > 0 })
+	testutil.WaitFor(t, 10*time.Second, func() bool { return zd.CountRequests(http.MethodPost, "/api/v2/tickets") > 0 }, "a Zendesk call in flight")
 	if err := stop(); err != nil {
 		t.Fatalf("serve returned %v on SIGTERM, want nil\n%s", err, logs.String())
 	}
@@ -428,14 +413,14 @@ func TestServeStopWithWorkInFlightLosesNothing(t *testing.T) {
 
 	zd.SetLatency(0)
 	base2, _, _ := startDaemon(t, env)
-	waitFor(t, 60*time.Second, "every accepted message delivered after the restart", func() bool {
+	testutil.WaitFor(t, 60*time.Second, func() bool {
 		for _, id := range ids {
 			if _, st := doJSON(t, http.MethodGet, base2+"/v1/messages/"+id, bearer, ""); st["status"] != "delivered" {
 				return false
 			}
 		}
 		return true
-	})
+	}, "every accepted message delivered after the restart")
 	for c := 0; c < 4; c++ {
 		tickets := zd.TicketsByExternalID("conv_stop_" + strconv.Itoa(c))
 		if len(tickets) != 1 {

@@ -11,8 +11,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/logging"
+	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/reconcile"
 	"github.com/deskrelay/deskrelay/relay"
 )
@@ -105,7 +106,7 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 	p, _, _, rest, err := oneShot(ctx, env, "replay", "replay [--reason unauthorized|invalid|gone] [--queue outbound|inbound] [--since TIME] [--dry-run]", args, needs{zendesk: true},
 		func(fs *flag.FlagSet) {
 			reason = fs.String("reason", "", "only messages failed for this reason: unauthorized or invalid (outbound), unauthorized or gone (inbound)")
-			queue = fs.String("queue", relay.QueueOutbound, "outbound (messages to Zendesk) or inbound (deliveries to the sink)")
+			queue = fs.String("queue", queues.Outbound, "outbound (messages to Zendesk) or inbound (deliveries to the sink)")
 			since = fs.String("since", "", "only what failed at or after this time: RFC 3339 or a duration ago (6h)")
 			dry = fs.Bool("dry-run", false, "list what would be replayed; change nothing")
 		})
@@ -124,7 +125,7 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 		}
 	}
 	switch *queue {
-	case relay.QueueOutbound:
+	case queues.Outbound:
 		switch *reason {
 		case "", "unauthorized", "invalid":
 		default:
@@ -141,9 +142,9 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 		}
 		fmt.Fprintf(env.stdout, "%d failed message(s) selected in %d conversation(s); %s %d; skipped %d (changed meanwhile)\n",
 			sum.Selected, sum.Conversations, verb, sum.Replayed, sum.Skipped)
-	case relay.QueueInbound:
+	case queues.Inbound:
 		switch *reason {
-		case "", inbound.ReasonUnauthorized, inbound.ReasonGone:
+		case "", sink.ReasonUnauthorized, sink.ReasonGone:
 		default:
 			fmt.Fprintf(env.stderr, "--reason: %q is not a reason sink deliveries fail for (unauthorized, gone)\n", *reason)
 			return exitCode(2)
@@ -152,7 +153,7 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 			fmt.Fprintln(env.stderr, "DESKRELAY_SINK_URL: required to replay sink deliveries")
 			return exitCode(2)
 		}
-		rep, err := p.receiver.Replay(ctx, inbound.ReplayOptions{Reason: *reason, Since: sinceT, DryRun: *dry, Out: env.stdout})
+		rep, err := p.receiver.Replay(ctx, sink.ReplayOptions{Reason: *reason, Since: sinceT, DryRun: *dry, Out: env.stdout})
 		if err != nil {
 			return err
 		}

@@ -10,8 +10,9 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/tickets"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
@@ -65,7 +66,7 @@ func TestReconcileCommandDryRunThenRun(t *testing.T) {
 	env := daemonEnv(t, db.URL(), zd.URL())
 	ticket := zd.CreateTicket(zendesk.NewTicket{Subject: "crash", ExternalID: "conv_7",
 		Comment: zendesk.CommentInput{Body: "it crashes", Public: true}, Requester: &zendesk.Requester{Name: "Ann", Email: "ann@example.com"}})
-	if err := relay.NewTickets(db.Client).Link(context.Background(), "conv_7", ticket); err != nil {
+	if err := tickets.New(db.Client).Link(context.Background(), "conv_7", ticket); err != nil {
 		t.Fatal(err)
 	}
 	other := zd.CreateTicket(zendesk.NewTicket{Subject: "not ours", Comment: zendesk.CommentInput{Body: "hi", Public: true},
@@ -84,7 +85,7 @@ func TestReconcileCommandDryRunThenRun(t *testing.T) {
 	}
 	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: db.Addr, DB: db.DB})
 	defer insp.Close()
-	if q, err := insp.GetQueueInfo(relay.QueueInbound); err == nil && q.Size > 0 {
+	if q, err := insp.GetQueueInfo(queues.Inbound); err == nil && q.Size > 0 {
 		t.Fatalf("dry run enqueued %d tasks", q.Size)
 	}
 	out.Reset()
@@ -94,7 +95,7 @@ func TestReconcileCommandDryRunThenRun(t *testing.T) {
 	if !strings.Contains(out.String(), "enqueued now       3") && !strings.Contains(out.String(), "enqueued now      3") {
 		t.Errorf("the real run should enqueue the same 3:\n%s", out.String())
 	}
-	q, err := insp.GetQueueInfo(relay.QueueInbound)
+	q, err := insp.GetQueueInfo(queues.Inbound)
 	if err != nil || q.Size != 3 {
 		t.Fatalf("inbound queue after the run: %+v, %v; want 3 tasks", q, err)
 	}

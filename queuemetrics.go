@@ -5,7 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
 // queueCollector exports asynq's queue sizes and latencies to Prometheus,
@@ -40,7 +40,7 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, q := range []string{relay.QueueOutbound, relay.QueueInbound, relay.QueueReconcile} {
+	for _, q := range []string{queues.Outbound, queues.Inbound, queues.Reconcile} {
 		info, err := c.insp.GetQueueInfo(q)
 		if err != nil {
 			// A queue that never had a task does not exist yet: report zeros.

@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/deskrelay/deskrelay/internal/logging"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
 func cmdServe(ctx context.Context, env *environment, args []string) error {
@@ -94,9 +94,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	}
 	if d.reconciler != nil && cfg.reconcileInterval > 0 {
 		bg.Go(func() error { return ignoreCanceled(d.reconciler.Schedule(bgctx)) })
-		if cfg.webhookID != "" {
-			bg.Go(func() error { d.watchBreaker(bgctx); return nil })
-		}
+		bg.Go(func() error { return ignoreCanceled(d.reconciler.WatchBreaker(bgctx)) })
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -180,9 +178,9 @@ func newDaemon(ctx context.Context, cfg *config, log zerolog.Logger) (*daemon, e
 	}
 	reg.MustRegister(newQueueCollector(d.insp, log))
 	reg.MustRegister(authModeGauge(cfg))
-	d.asynqSrv = relay.NewServer(cfg.redis, relay.ServerConfig{
+	d.asynqSrv = queues.NewServer(cfg.redis, queues.ServerConfig{
 		Concurrency:     cfg.concurrency,
-		Policy:          relay.Policy{MaxDelay: cfg.retryMaxDelay},
+		Policy:          queues.Policy{MaxDelay: cfg.retryMaxDelay},
 		ShutdownTimeout: cfg.shutdownTimeout,
 		PollInterval:    cfg.tuning.pollInterval,
 	}, log)

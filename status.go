@@ -7,6 +7,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/httpx"
+	"github.com/deskrelay/deskrelay/internal/sink"
 )
 
 // statusReport is GET /v1/status: what an operator wants to see first.
@@ -70,7 +71,7 @@ func (d *daemon) status(ctx context.Context) statusReport {
 	} else {
 		in.SignatureFailures = sf.Run
 	}
-	if failed, err := inbound.Failed(ctx, d.rdb, time.Time{}); err != nil {
+	if failed, err := sink.Failed(ctx, d.rdb, time.Time{}); err != nil {
 		fail("inbound", err)
 	} else {
 		in.Failed = len(failed)

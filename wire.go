@@ -11,6 +11,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/inbound"
+	"github.com/deskrelay/deskrelay/internal/budget"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/zdoauth"
 	"github.com/deskrelay/deskrelay/reconcile"
 	"github.com/deskrelay/deskrelay/relay"
@@ -21,7 +23,7 @@ import (
 // the one-shot commands (reconcile, replay, webhook) use the ones they need.
 type parts struct {
 	rdb        redis.UniversalClient
-	limiter    *relay.Limiter
+	limiter    *budget.Limiter
 	oauth      *zdoauth.Source // nil unless OAuth with refresh
 	zd         *zendesk.Client
 	relay      *relay.Relay
@@ -37,7 +39,7 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 		return nil, fmt.Errorf("DESKRELAY_REDIS_URL: unsupported connection kind")
 	}
 	p := &parts{rdb: rdb}
-	p.limiter = relay.NewLimiter(rdb, cfg.rateLimit)
+	p.limiter = budget.NewLimiter(rdb, cfg.rateLimit)
 
 	zcfg := cfg.zendesk
 	zcfg.OnResponse = p.limiter.Observe
@@ -71,8 +73,11 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 	}
 	p.zd = zd
 
+	if err := (queues.Policy{MaxDelay: cfg.retryMaxDelay}).Validate(); err != nil {
+		p.close()
+		return nil, err
+	}
 	p.relay, err = relay.New(relay.Config{
-		RetryMaxDelay:     cfg.retryMaxDelay,
 		OrderGapTimeout:   cfg.orderGapTimeout,
 		RateLimit:         cfg.rateLimit,
 		GateProbeInterval: cfg.tuning.gateProbe,

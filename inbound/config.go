@@ -8,9 +8,7 @@ import (
 	"strings"
 	"time"
 
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
-
-	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/sink"
 )
 
 // Config configures the inbound path. Package main fills it from the
@@ -81,7 +79,7 @@ func (c Config) withDefaults() Config {
 		c.SpoolMaxBytes = DefaultSpoolMaxBytes
 	}
 	if c.LedgerRetention <= 0 {
-		c.LedgerRetention = events.DefaultLedgerRetention
+		c.LedgerRetention = sink.DefaultLedgerRetention
 	}
 	if c.MaxSkew <= 0 {
 		c.MaxSkew = DefaultMaxSkew
@@ -130,7 +128,7 @@ func (c Config) validate() error {
 	case !strings.HasPrefix(c.SinkSecret, "whsec_"):
 		errs = append(errs, errors.New("DESKRELAY_SINK_SECRET: must start with whsec_"))
 	default:
-		if _, err := newSigner(c.SinkSecret); err != nil {
+		if err := sink.CheckSecret(c.SinkSecret); err != nil {
 			errs = append(errs, errors.New("DESKRELAY_SINK_SECRET: the part after whsec_ is not base64"))
 		}
 	}
@@ -138,12 +136,4 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("sink timeout %s must be below the task timeout %s", c.SinkTimeout, c.TaskTimeout))
 	}
 	return errors.Join(errs...)
-}
-
-func newSigner(secret string) (*standardwebhooks.Webhook, error) {
-	key := strings.TrimPrefix(secret, "whsec_")
-	if key == "" {
-		return nil, errors.New("empty key")
-	}
-	return standardwebhooks.NewWebhook(secret)
 }

@@ -11,12 +11,11 @@
 //     answers again (also after a restart).
 //   - The TaskWebhook handler turns a received body into events
 //     (internal/events), reading trigger-body comments through the Zendesk
-//     API, and publishes them (rules, ledger, delivery task).
-//   - The events.TaskDeliver handler POSTs each event to the sink, signed
-//     with Standard Webhooks, in occurred_at order per conversation, retried
-//     perpetually with relay's policy; 401/403/410 fail it for good, kept
-//     for Replay.
+//     API within the shared budget (internal/budget), and publishes them
+//     through internal/sink (rules, ledger, delivery task).
+//   - It registers internal/sink's delivery handler (sink.TaskDeliver),
+//     which POSTs each event to the sink; Receiver.Replay is sink.Replay.
 //
-// It imports internal/events, relay, zendesk and internal helpers; it must
-// not import reconcile or package main.
+// It imports internal packages (events, sink, queues, budget, tickets) and
+// zendesk; it must not import relay, reconcile or package main.
 package inbound

@@ -9,6 +9,8 @@ import (
 
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/sink"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
@@ -119,7 +121,7 @@ func TestEndToEndWithFakeZendesk(t *testing.T) {
 			if strings.Join(statuses, " ") != strings.Join(wantStatuses, " ") {
 				t.Fatalf("statuses at the sink %v, want %v", statuses, wantStatuses)
 			}
-			if f, _ := inbound.Failed(context.Background(), h.rdb, time.Time{}); len(f) != 0 {
+			if f, _ := sink.Failed(context.Background(), h.rdb, time.Time{}); len(f) != 0 {
 				t.Fatalf("failed events: %+v", f)
 			}
 		})
@@ -152,7 +154,7 @@ func TestEndToEndNoEchoOfOwnWrites(t *testing.T) {
 	}
 	zd.WaitDeliveries()
 	reply := zd.AgentComment(ticket, "agent answer", true)
-	waitFor(t, "the agent's reply", 10*time.Second, func() bool { return len(h.sink.events()) >= 1 })
+	testutil.WaitFor(t, 10*time.Second, func() bool { return len(h.sink.events()) >= 1 }, "the agent's reply")
 	h.idle(10 * time.Second)
 	if ids := h.sink.ids(); len(ids) != 1 || ids[0] != events.CommentEventID(reply) {
 		t.Fatalf("sink got %v, want only the agent's reply %d", ids, reply)

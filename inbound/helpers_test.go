@@ -23,8 +23,10 @@ import (
 
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/testutil"
+	"github.com/deskrelay/deskrelay/internal/tickets"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -35,7 +37,7 @@ const (
 
 // sink is a test sink that verifies every delivery with the Standard
 // Webhooks library and answers what respond says.
-type sink struct {
+type fakeSink struct {
 	t   testing.TB
 	srv *httptest.Server
 	wh  *standardwebhooks.Webhook
@@ -47,19 +49,19 @@ type sink struct {
 	changed  chan struct{}
 }
 
-func newSink(t testing.TB) *sink {
+func newSink(t testing.TB) *fakeSink {
 	t.Helper()
 	wh, err := standardwebhooks.NewWebhook(sinkSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sink{t: t, wh: wh, attempts: map[string]int{}, changed: make(chan struct{}, 1)}
+	s := &fakeSink{t: t, wh: wh, attempts: map[string]int{}, changed: make(chan struct{}, 1)}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.srv.Close)
 	return s
 }
 
-func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
+func (s *fakeSink) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	if err := s.wh.Verify(body, r.Header); err != nil {
 		s.t.Errorf("sink: delivery does not verify: %v", err)
@@ -98,19 +100,19 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(status)
 }
 
-func (s *sink) setRespond(f func(ev events.Event, attempt int) (int, string)) {
+func (s *fakeSink) setRespond(f func(ev events.Event, attempt int) (int, string)) {
 	s.mu.Lock()
 	s.respond = f
 	s.mu.Unlock()
 }
 
-func (s *sink) events() []events.Event {
+func (s *fakeSink) events() []events.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]events.Event(nil), s.got...)
 }
 
-func (s *sink) ids() []string {
+func (s *fakeSink) ids() []string {
 	var ids []string
 	for _, ev := range s.events() {
 		ids = append(ids, ev.ID)
@@ -118,30 +120,18 @@ func (s *sink) ids() []string {
 	return ids
 }
 
-func (s *sink) attemptsOf(id string) int {
+func (s *fakeSink) attemptsOf(id string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.attempts[id]
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 type harness struct {
 	t       testing.TB
 	rdb     redis.UniversalClient
 	opt     asynq.RedisConnOpt
-	tickets *relay.Tickets
-	sink    *sink
+	tickets *tickets.Tickets
+	sink    *fakeSink
 	recv    *inbound.Receiver
 	api     *httptest.Server
 	spool   string
@@ -171,7 +161,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		db := redistest.New(t)
 		h.rdb, h.opt = db.Client, db.AsynqOpt()
 	}
-	h.tickets = relay.NewTickets(h.rdb)
+	h.tickets = tickets.New(h.rdb)
 	h.cfg = inbound.Config{
 		SinkURL:        h.sink.srv.URL + "/events",
 		SinkSecret:     sinkSecret,
@@ -193,9 +183,9 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	if !o.noWorkers {
 		mux := asynq.NewServeMux()
 		h.recv.Register(mux)
-		srv := relay.NewServer(h.opt, relay.ServerConfig{
+		srv := queues.NewServer(h.opt, queues.ServerConfig{
 			Concurrency:     6,
-			Policy:          relay.Policy{BaseDelay: 50 * time.Millisecond, MaxDelay: 300 * time.Millisecond},
+			Policy:          queues.Policy{BaseDelay: 50 * time.Millisecond, MaxDelay: 300 * time.Millisecond},
 			PollInterval:    50 * time.Millisecond,
 			ShutdownTimeout: 2 * time.Second,
 		}, zerolog.Nop())
@@ -285,7 +275,7 @@ func (h *harness) send(body []byte, invocation string) response {
 func (h *harness) idle(d time.Duration) {
 	h.t.Helper()
 	insp := asynq.NewInspectorFromRedisClient(h.rdb)
-	waitFor(h.t, "the inbound queue to drain", d, func() bool {
+	testutil.WaitFor(h.t, d, func() bool {
 		if h.recv.SpoolPending() > 0 {
 			return false
 		}
@@ -293,15 +283,15 @@ func (h *harness) idle(d time.Duration) {
 		if err != nil {
 			return false
 		}
-		if !slices.Contains(qs, relay.QueueInbound) {
+		if !slices.Contains(qs, queues.Inbound) {
 			return true // nothing was ever enqueued
 		}
-		q, err := insp.GetQueueInfo(relay.QueueInbound)
+		q, err := insp.GetQueueInfo(queues.Inbound)
 		if err != nil {
 			return false
 		}
 		return q.Pending+q.Active+q.Scheduled+q.Retry == 0
-	})
+	}, "the inbound queue to drain")
 }
 
 func commentBody(ticket, comment int64, conv string, staff, public bool, at time.Time) []byte {
@@ -358,7 +348,7 @@ func (h *harness) queueState() string {
 	insp := asynq.NewInspectorFromRedisClient(h.rdb)
 	var b strings.Builder
 	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){insp.ListPendingTasks, insp.ListActiveTasks, insp.ListScheduledTasks, insp.ListRetryTasks, insp.ListArchivedTasks} {
-		tasks, _ := list(relay.QueueInbound)
+		tasks, _ := list(queues.Inbound)
 		for _, ti := range tasks {
 			fmt.Fprintf(&b, "\n  %s %s %s retried=%d err=%q", ti.State, ti.Type, ti.ID, ti.Retried, ti.LastErr)
 		}

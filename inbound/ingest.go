@@ -3,15 +3,14 @@ package inbound
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/events"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -74,7 +73,7 @@ func (r *Receiver) handleWebhookTask(ctx context.Context, t *asynq.Task) error {
 }
 
 // resolveComment reads a trigger body's comment through the API (after
-// the rules that need no API call; events.Publisher.ResolveComment).
+// the rules that need no API call; sink.Publisher.ResolveComment).
 func (r *Receiver) resolveComment(ctx context.Context, pl *events.Payload, receivedAt time.Time) (events.Event, bool, error) {
 	if r.zd == nil {
 		if pl.Comment != nil {
@@ -98,93 +97,36 @@ func (r *Receiver) resolveComment(ctx context.Context, pl *events.Payload, recei
 type commentReader struct{ r *Receiver }
 
 func (c commentReader) Comments(ctx context.Context, ticketID int64) ([]zendesk.Comment, error) {
-	if err := c.r.allow(ctx); err != nil {
-		return nil, err
-	}
-	return c.r.zd.ListComments(ctx, ticketID)
+	cs, err := budget.Call(ctx, c.r.limiter, budget.Options{}, func(ctx context.Context) ([]zendesk.Comment, error) {
+		return c.r.zd.ListComments(ctx, ticketID)
+	})
+	return cs, spent(err)
 }
 
 func (c commentReader) Author(ctx context.Context, userID int64) (events.Author, error) {
-	u, err := c.r.user(ctx, userID)
-	if err != nil {
-		return events.Author{}, err
-	}
-	return events.Author{ID: userID, Name: u.name, Role: u.role}, nil
+	return c.r.author(ctx, userID)
 }
 
-// allow takes one request from the shared Zendesk budget, or asks asynq to
-// come back when there is one (not a failed attempt).
-func (r *Receiver) allow(ctx context.Context) error {
-	if r.limiter == nil {
-		return nil
+// spent asks asynq to come back when the shared Zendesk budget has a
+// request again (not a failed attempt); the trigger path never waits inline.
+func spent(err error) error {
+	if d, ok := budget.Spent(err); ok {
+		return queues.Wait(d, err)
 	}
-	ok, wait, err := r.limiter.Allow(ctx)
-	if err != nil {
-		return fmt.Errorf("rate limiter: %w", err)
-	}
-	if !ok {
-		return relay.Wait(wait, errors.New("zendesk request budget used up"))
-	}
-	return nil
+	return err
 }
 
-// user returns a comment author's name and role (RoleAgent for agents and
-// admins), from a short-lived cache or the API; a deleted user is an end user.
-func (r *Receiver) user(ctx context.Context, id int64) (cachedUser, error) {
-	if u, ok := r.users.get(id, r.cfg.Now()); ok {
-		return u, nil
-	}
-	if err := r.allow(ctx); err != nil {
-		return cachedUser{}, err
-	}
-	u := cachedUser{role: events.RoleEndUser}
-	zu, err := r.zd.GetUser(ctx, id)
-	switch {
-	case err == nil:
-		a := events.AuthorOf(zu)
-		u.name, u.role = a.Name, a.Role
-	case zendesk.KindOf(err) == zendesk.KindNotFound:
-	default:
-		return cachedUser{}, fmt.Errorf("read user %d: %w", id, err)
-	}
-	r.users.put(id, u, r.cfg.Now())
-	return u, nil
-}
-
-type cachedUser struct {
-	name, role string
-	at         time.Time
-}
-
-// userCache remembers authors for a while: the trigger body names the
-// latest comment on every update, mostly by the same few people.
-type userCache struct {
-	mu   sync.Mutex
-	ttl  time.Duration
-	max  int
-	byID map[int64]cachedUser
-}
-
-func newUserCache(ttl time.Duration, limit int) *userCache {
-	return &userCache{ttl: ttl, max: limit, byID: map[int64]cachedUser{}}
-}
-
-func (c *userCache) get(id int64, now time.Time) (cachedUser, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	u, ok := c.byID[id]
-	if !ok || now.Sub(u.at) > c.ttl {
-		return cachedUser{}, false
-	}
-	return u, true
-}
-
-func (c *userCache) put(id int64, u cachedUser, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.byID) >= c.max {
-		clear(c.byID)
-	}
-	u.at = now
-	c.byID[id] = u
+// author returns a comment author (RoleAgent for agents and admins), from
+// a short-lived cache or the API, within the shared Zendesk budget; a
+// deleted user is an end user.
+func (r *Receiver) author(ctx context.Context, id int64) (events.Author, error) {
+	return r.users.Author(ctx, id, func(ctx context.Context, id int64) (*zendesk.User, error) {
+		zu, err := budget.Call(ctx, r.limiter, budget.Options{}, func(ctx context.Context) (*zendesk.User, error) {
+			return r.zd.GetUser(ctx, id)
+		})
+		if err = spent(err); err != nil && !queues.IsWait(err) {
+			return nil, fmt.Errorf("read user %d: %w", id, err)
+		}
+		return zu, err
+	})
 }

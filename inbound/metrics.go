@@ -11,7 +11,6 @@ type metrics struct {
 	rejected   *prometheus.CounterVec // reason: signature, timestamp, too_large, malformed, unavailable
 	spoolFiles prometheus.Gauge
 	events     *prometheus.CounterVec // result: enqueued, duplicate, skipped; reason
-	deliveries *prometheus.CounterVec // outcome: delivered, retry, wait, failed, dropped
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,17 +31,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "deskrelay_inbound_events_total",
 			Help: "Events derived from webhooks, by publish result (enqueued, duplicate, skipped) and reason.",
 		}, []string{"result", "reason"}),
-		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "deskrelay_inbound_sink_deliveries_total",
-			Help: "Sink delivery attempts by outcome (delivered, retry, wait, failed, dropped: a status change that is no longer news).",
-		}, []string{"outcome"}),
 	}
 	if reg != nil {
 		m.webhooks, _ = promx.Register(reg, m.webhooks)
 		m.rejected, _ = promx.Register(reg, m.rejected)
 		m.spoolFiles, _ = promx.Register(reg, m.spoolFiles)
 		m.events, _ = promx.Register(reg, m.events)
-		m.deliveries, _ = promx.Register(reg, m.deliveries)
 	}
 	return m
 }

@@ -16,12 +16,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/httpx"
 	"github.com/deskrelay/deskrelay/internal/keys"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/internal/sink"
+	"github.com/deskrelay/deskrelay/internal/tickets"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -38,18 +40,18 @@ type Deps struct {
 	// Redis is deskrelay's Redis (asynq shares it). Required.
 	Redis redis.UniversalClient
 	// Tickets is the record of managed tickets and own comments. Default
-	// relay.NewTickets(Redis).
-	Tickets *relay.Tickets
+	// tickets.New(Redis).
+	Tickets *tickets.Tickets
 	// Zendesk reads comments named by trigger bodies. May be nil when only
 	// the event-subscription envelope is used: trigger comments are then
 	// dropped with a warning.
 	Zendesk *zendesk.Client
 	// Limiter, when set, is asked before every Zendesk API call the
-	// trigger path makes (the account's shared budget; relay.Limiter).
+	// trigger path makes (the account's shared budget; budget.Limiter).
 	Limiter RateLimiter
 	// Publisher publishes events; default one built from Redis, Tickets and
 	// the Config. Pass the same Publisher to the reconciler.
-	Publisher *events.Publisher
+	Publisher *sink.Publisher
 	// Log is the logger (main gives it component=inbound).
 	Log zerolog.Logger
 	// Metrics registers the inbound metrics; nil registers nothing.
@@ -59,11 +61,8 @@ type Deps struct {
 	SinkClient *http.Client
 }
 
-// RateLimiter is the shared Zendesk request budget (relay.Limiter).
-type RateLimiter interface {
-	// Allow takes one request from the budget, or says how long to wait.
-	Allow(ctx context.Context) (ok bool, retryAfter time.Duration, err error)
-}
+// RateLimiter is the shared Zendesk request budget (*budget.Limiter).
+type RateLimiter = budget.Account
 
 // Receiver is the inbound path: the webhook endpoints, the spool mover and
 // the task handlers.
@@ -71,17 +70,15 @@ type Receiver struct {
 	cfg     Config
 	rdb     redis.UniversalClient
 	client  *asynq.Client
-	insp    *asynq.Inspector
-	tickets *relay.Tickets
+	tickets *tickets.Tickets
 	zd      *zendesk.Client
 	limiter RateLimiter
-	users   *userCache
-	pub     *events.Publisher
+	users   *events.AuthorCache
+	pub     *sink.Publisher
 	log     zerolog.Logger
 	m       *metrics
 	spool   *spool
-	signer  *standardwebhooks.Webhook
-	http    *http.Client
+	deliver *sink.Deliverer
 
 	downUntil     atomic.Int64 // unix nanos until which the ack path spools without trying Redis
 	slow          atomic.Bool  // an enqueue is taking long: spool without trying Redis
@@ -105,10 +102,10 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 		return nil, errors.New("inbound: Deps.Redis is required")
 	}
 	if deps.Tickets == nil {
-		deps.Tickets = relay.NewTickets(deps.Redis)
+		deps.Tickets = tickets.New(deps.Redis)
 	}
 	if deps.Publisher == nil {
-		deps.Publisher = events.NewPublisher(deps.Redis, deps.Tickets, events.PublisherConfig{
+		deps.Publisher = sink.NewPublisher(deps.Redis, deps.Tickets, sink.PublisherConfig{
 			ForwardPrivate:  cfg.ForwardPrivate,
 			LedgerRetention: cfg.LedgerRetention,
 			TaskTimeout:     cfg.TaskTimeout,
@@ -118,10 +115,6 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 	sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes)
 	if err != nil {
 		return nil, err
-	}
-	signer, err := newSigner(cfg.SinkSecret)
-	if err != nil {
-		return nil, errors.New("DESKRELAY_SINK_SECRET: the part after whsec_ is not base64")
 	}
 	hc := deps.SinkClient
 	if hc == nil {
@@ -135,21 +128,29 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 		hc = &c
 	}
+	dl, err := sink.NewDeliverer(sink.DeliverConfig{
+		URL:         cfg.SinkURL,
+		Secret:      cfg.SinkSecret,
+		OrderSettle: cfg.OrderSettle,
+		OrderPoll:   cfg.OrderPoll,
+		Now:         cfg.Now,
+	}, deps.Redis, deps.Publisher, hc, deps.Log, deps.Metrics)
+	if err != nil {
+		return nil, err
+	}
 	r := &Receiver{
 		cfg:     cfg,
 		rdb:     deps.Redis,
 		client:  asynq.NewClientFromRedisClient(deps.Redis),
-		insp:    asynq.NewInspectorFromRedisClient(deps.Redis),
 		tickets: deps.Tickets,
 		zd:      deps.Zendesk,
 		limiter: deps.Limiter,
-		users:   newUserCache(10*time.Minute, 10000),
+		users:   events.NewAuthorCache(10*time.Minute, 10000, cfg.Now),
 		pub:     deps.Publisher,
 		log:     deps.Log,
 		m:       newMetrics(deps.Metrics),
 		spool:   sp,
-		signer:  signer,
-		http:    hc,
+		deliver: dl,
 	}
 	r.sigDirty = true // clear a run left by an earlier process on the first good signature
 	r.m.spoolFiles.Set(float64(sp.Pending()))
@@ -160,7 +161,7 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 }
 
 // Publisher returns the Publisher the receiver uses (share it with the reconciler).
-func (r *Receiver) Publisher() *events.Publisher { return r.pub }
+func (r *Receiver) Publisher() *sink.Publisher { return r.pub }
 
 // SpoolPending is the number of requests waiting in the spool.
 func (r *Receiver) SpoolPending() int64 { return r.spool.Pending() }
@@ -168,7 +169,12 @@ func (r *Receiver) SpoolPending() int64 { return r.spool.Pending() }
 // Register adds the inbound task handlers to mux.
 func (r *Receiver) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TaskWebhook, r.handleWebhookTask)
-	mux.HandleFunc(events.TaskDeliver, r.handleDeliver)
+	mux.HandleFunc(sink.TaskDeliver, r.deliver.ProcessTask)
+}
+
+// Replay puts failed sink deliveries back into delivery (sink.Replay).
+func (r *Receiver) Replay(ctx context.Context, opts sink.ReplayOptions) (sink.ReplayReport, error) {
+	return sink.Replay(ctx, r.rdb, r.pub, opts)
 }
 
 // received is the payload of a TaskWebhook task and of a spool file.
@@ -346,7 +352,7 @@ func (r *Receiver) background(busy *atomic.Bool, f func(ctx context.Context)) {
 // enqueueReceived makes a TaskWebhook task. Its id dedupes one invocation
 // (while the task lives; the invocation ledger afterwards) and one spool file.
 func (r *Receiver) enqueueReceived(ctx context.Context, payload []byte, invocationID, spoolName string) error {
-	opts := []asynq.Option{asynq.Queue(relay.QueueInbound), asynq.MaxRetry(relay.MaxRetry), asynq.Timeout(r.cfg.TaskTimeout)}
+	opts := []asynq.Option{asynq.Queue(queues.Inbound), asynq.MaxRetry(queues.MaxRetry), asynq.Timeout(r.cfg.TaskTimeout)}
 	switch {
 	case invocationID != "":
 		opts = append(opts, asynq.TaskID("webhook:"+invocationID))

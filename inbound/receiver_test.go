@@ -13,6 +13,8 @@ import (
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/httpx"
+	"github.com/deskrelay/deskrelay/internal/sink"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 )
 
 func TestWebhook(t *testing.T) {
@@ -24,7 +26,7 @@ func TestWebhook(t *testing.T) {
 		if r := h.send(body, "inv-1"); !strings.Contains(r.Body, "accepted") {
 			t.Fatalf("answer %s", r.Body)
 		}
-		waitFor(t, "one delivery", 10*time.Second, func() bool { return len(h.sink.events()) == 1 })
+		testutil.WaitFor(t, 10*time.Second, func() bool { return len(h.sink.events()) == 1 }, "one delivery")
 		// the same invocation again (Zendesk retry), and the same event in a
 		// new invocation (Zendesk may invoke twice)
 		if r := h.send(body, "inv-1"); r.Status != http.StatusOK {
@@ -60,10 +62,10 @@ func TestWebhook(t *testing.T) {
 				t.Errorf("%s{%s} = %v, want %v", m.name, m.label, got, m.want)
 			}
 		}
-		waitFor(t, "the last webhook time", 5*time.Second, func() bool {
+		testutil.WaitFor(t, 5*time.Second, func() bool {
 			last, ok, err := inbound.LastWebhookAt(context.Background(), h.rdb)
 			return err == nil && ok && time.Since(last) < time.Minute
-		})
+		}, "the last webhook time")
 	})
 
 	t.Run("RejectedRequestsDeliverNothing", func(t *testing.T) {
@@ -102,10 +104,10 @@ func TestWebhook(t *testing.T) {
 		// the signed malformed bodies ended the first run; a new one starts
 		h.post(good, "wrong-secret", now, "")
 		h.post(good, "wrong-secret", now, "")
-		waitFor(t, "a run of 2 signature failures", 5*time.Second, func() bool {
+		testutil.WaitFor(t, 5*time.Second, func() bool {
 			sf, err := inbound.ReadSignatureFailures(context.Background(), h.rdb)
 			return err == nil && sf.Run == 2 && !sf.FirstAt.IsZero() && !sf.LastAt.IsZero()
-		})
+		}, "a run of 2 signature failures")
 		h.idle(5 * time.Second)
 		if ids := h.sink.ids(); len(ids) != 0 {
 			t.Fatalf("sink got %v, want nothing", ids)
@@ -117,10 +119,10 @@ func TestWebhook(t *testing.T) {
 		}
 		// a good signature ends the run
 		h.send(statusBody(1001, "PENDING", now), "")
-		waitFor(t, "the run to end", 5*time.Second, func() bool {
+		testutil.WaitFor(t, 5*time.Second, func() bool {
 			sf, err := inbound.ReadSignatureFailures(context.Background(), h.rdb)
 			return err == nil && sf.Run == 0
-		})
+		}, "the run to end")
 	})
 
 	t.Run("IgnoredTypeAnswered200", func(t *testing.T) {
@@ -161,7 +163,7 @@ func TestNoEcho(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) { h.send(tt.body, "") })
 	}
 	h.send(commentBody(1001, 704, "conv_42", true, true, now.Add(time.Second)), "")
-	waitFor(t, "the forwardable comment", 10*time.Second, func() bool { return len(h.sink.events()) == 1 })
+	testutil.WaitFor(t, 10*time.Second, func() bool { return len(h.sink.events()) == 1 }, "the forwardable comment")
 	h.idle(5 * time.Second)
 	if ids := h.sink.ids(); len(ids) != 1 || ids[0] != "zd:comment:704" {
 		t.Fatalf("sink got %v, want only zd:comment:704", ids)
@@ -184,7 +186,7 @@ func TestSinkFailures(t *testing.T) {
 			return http.StatusNoContent, ""
 		})
 		h.send(commentBody(1001, 600, "conv_42", true, true, time.Now()), "")
-		waitFor(t, "delivery after recovery", 15*time.Second, func() bool { return len(h.sink.events()) == 1 })
+		testutil.WaitFor(t, 15*time.Second, func() bool { return len(h.sink.events()) == 1 }, "delivery after recovery")
 		h.idle(5 * time.Second)
 		if n := h.sink.attemptsOf("zd:comment:600"); n != 5 || len(h.sink.events()) != 1 {
 			t.Fatalf("attempts %d, deliveries %d; want 5 and 1", n, len(h.sink.events()))
@@ -201,7 +203,7 @@ func TestSinkFailures(t *testing.T) {
 			return http.StatusOK, ""
 		})
 		h.send(commentBody(1001, 620, "conv_42", true, true, time.Now()), "")
-		waitFor(t, "delivery after the redirect", 10*time.Second, func() bool { return len(h.sink.events()) == 1 })
+		testutil.WaitFor(t, 10*time.Second, func() bool { return len(h.sink.events()) == 1 }, "delivery after the redirect")
 		if n := h.sink.attemptsOf("zd:comment:620"); n != 2 {
 			t.Fatalf("attempts %d, want 2 (the 302, then the delivery)", n)
 		}
@@ -222,43 +224,43 @@ func TestSinkFailures(t *testing.T) {
 		h.send(commentBody(1001, 611, "conv_42", true, true, now.Add(time.Second)), "")
 		h.send(commentBody(1002, 612, "conv_43", true, true, now), "")
 		ctx := context.Background()
-		waitFor(t, "two failed events", 10*time.Second, func() bool {
-			f, err := inbound.Failed(ctx, h.rdb, time.Time{})
+		testutil.WaitFor(t, 10*time.Second, func() bool {
+			f, err := sink.Failed(ctx, h.rdb, time.Time{})
 			return err == nil && len(f) == 2
-		})
+		}, "two failed events")
 		h.idle(5 * time.Second)
 		if ids := h.sink.ids(); len(ids) != 1 || ids[0] != "zd:comment:612" {
 			t.Fatalf("sink got %v, want only the other conversation's event", ids)
 		}
-		failed, _ := inbound.Failed(ctx, h.rdb, time.Time{})
+		failed, _ := sink.Failed(ctx, h.rdb, time.Time{})
 		for _, f := range failed {
-			if f.Reason != inbound.ReasonGone || f.Event.ConversationID != "conv_42" {
+			if f.Reason != sink.ReasonGone || f.Event.ConversationID != "conv_42" {
 				t.Fatalf("failed %+v", f)
 			}
 		}
 		var out strings.Builder
-		rep, err := h.recv.Replay(ctx, inbound.ReplayOptions{Reason: inbound.ReasonGone, DryRun: true, Out: &out})
+		rep, err := h.recv.Replay(ctx, sink.ReplayOptions{Reason: sink.ReasonGone, DryRun: true, Out: &out})
 		if err != nil || rep.Found != 2 || !strings.Contains(out.String(), "would replay zd:comment:610") {
 			t.Fatalf("dry run %+v %v %q", rep, err, out.String())
 		}
-		if f, _ := inbound.Failed(ctx, h.rdb, time.Time{}); len(f) != 2 {
+		if f, _ := sink.Failed(ctx, h.rdb, time.Time{}); len(f) != 2 {
 			t.Fatal("dry run changed the failed set")
 		}
-		rep, err = h.recv.Replay(ctx, inbound.ReplayOptions{Reason: inbound.ReasonUnauthorized})
+		rep, err = h.recv.Replay(ctx, sink.ReplayOptions{Reason: sink.ReasonUnauthorized})
 		if err != nil || rep.Found != 0 {
 			t.Fatalf("replay of another reason %+v %v", rep, err)
 		}
 		h.sink.setRespond(nil)
-		rep, err = h.recv.Replay(ctx, inbound.ReplayOptions{})
+		rep, err = h.recv.Replay(ctx, sink.ReplayOptions{})
 		if err != nil || rep.Replayed != 2 {
 			t.Fatalf("replay %+v %v", rep, err)
 		}
-		waitFor(t, "replayed events", 10*time.Second, func() bool { return len(h.sink.events()) == 3 })
+		testutil.WaitFor(t, 10*time.Second, func() bool { return len(h.sink.events()) == 3 }, "replayed events")
 		h.idle(5 * time.Second)
 		if ids := h.sink.ids(); fmt.Sprint(ids) != "[zd:comment:612 zd:comment:610 zd:comment:611]" {
 			t.Fatalf("sink got %v", ids)
 		}
-		if f, _ := inbound.Failed(ctx, h.rdb, time.Time{}); len(f) != 0 {
+		if f, _ := sink.Failed(ctx, h.rdb, time.Time{}); len(f) != 0 {
 			t.Fatalf("failed set still has %d", len(f))
 		}
 	})
@@ -290,7 +292,7 @@ func TestOrderPerConversation(t *testing.T) {
 			h.send(statusBody(1001, "PENDING", base.Add(4*time.Second+500*time.Millisecond)), "")
 		}
 	}
-	waitFor(t, "conv_a's events", 15*time.Second, func() bool { return len(h.sink.events()) == len(want) })
+	testutil.WaitFor(t, 15*time.Second, func() bool { return len(h.sink.events()) == len(want) }, "conv_a's events")
 	var got []string
 	for _, ev := range h.sink.events() {
 		got = append(got, ev.ID)
@@ -304,7 +306,7 @@ func TestOrderPerConversation(t *testing.T) {
 	// conv_b's next event waits behind the stuck one, then both go, in order
 	h.send(commentBody(1002, 901, "conv_b", true, true, base.Add(time.Second)), "")
 	h.sink.setRespond(nil)
-	waitFor(t, "conv_b's events", 15*time.Second, func() bool { return len(h.sink.events()) == len(want)+2 })
+	testutil.WaitFor(t, 15*time.Second, func() bool { return len(h.sink.events()) == len(want)+2 }, "conv_b's events")
 	got = h.sink.ids()[len(want):]
 	if fmt.Sprint(got) != "[zd:comment:900 zd:comment:901]" {
 		t.Fatalf("conv_b at the sink: %v", got)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 )
 
 func TestRedisOutage(t *testing.T) {
@@ -52,7 +53,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 
 	srv.Start(t)
-	waitFor(t, "every spooled event at the sink", 30*time.Second, func() bool { return len(h.sink.events()) >= len(want) })
+	testutil.WaitFor(t, 30*time.Second, func() bool { return len(h.sink.events()) >= len(want) }, "every spooled event at the sink")
 	h.idle(10 * time.Second)
 	got := h.sink.ids()
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -142,7 +143,7 @@ func TestSpoolCrashBeforeRemove(t *testing.T) {
 	h.send(commentBody(1001, 1501, "conv_42", true, true, time.Now()), "")
 	saved := copyDir(t, h.spool) // what a crash before the cursor update leaves
 	srv.Start(t)
-	waitFor(t, "the deliveries", 15*time.Second, func() bool { return len(h.sink.events()) == 2 })
+	testutil.WaitFor(t, 15*time.Second, func() bool { return len(h.sink.events()) == 2 }, "the deliveries")
 	h.stopRun()
 	<-h.runDone
 	restoreDir(t, saved, h.spool)
@@ -150,7 +151,7 @@ func TestSpoolCrashBeforeRemove(t *testing.T) {
 	if n := h.recv.SpoolPending(); n != 2 {
 		t.Fatalf("restarted receiver sees %d spooled, want 2", n)
 	}
-	waitFor(t, "the spool to drain again", 10*time.Second, func() bool { return h.recv.SpoolPending() == 0 })
+	testutil.WaitFor(t, 10*time.Second, func() bool { return h.recv.SpoolPending() == 0 }, "the spool to drain again")
 	h.idle(10 * time.Second)
 	if ids := h.sink.ids(); len(ids) != 2 {
 		t.Fatalf("sink got %v, want two deliveries", ids)
@@ -180,7 +181,7 @@ func TestSpoolTornTail(t *testing.T) {
 	}
 	h.send(commentBody(1001, 1601, "conv_42", true, true, time.Now()), "")
 	srv.Start(t)
-	waitFor(t, "both deliveries", 15*time.Second, func() bool { return len(h.sink.events()) == 2 })
+	testutil.WaitFor(t, 15*time.Second, func() bool { return len(h.sink.events()) == 2 }, "both deliveries")
 }
 
 func copyDir(t *testing.T, dir string) map[string][]byte {

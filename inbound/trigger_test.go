@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -126,7 +127,7 @@ func TestTriggerBody(t *testing.T) {
 	})
 	t.Run("AgentReplyAndStatusForwarded", func(t *testing.T) {
 		post("/v1/zendesk/webhook", triggerBody(1001, "Pending", at, 702, true, 9))
-		waitFor(t, "reply and status", 10*time.Second, func() bool { return len(h.sink.events()) >= 3 })
+		testutil.WaitFor(t, 10*time.Second, func() bool { return len(h.sink.events()) >= 3 }, "reply and status")
 		h.idle(10 * time.Second)
 	})
 	t.Run("SameTriggerAgainNothingNew", func(t *testing.T) {
@@ -165,6 +166,8 @@ type budget struct {
 	allowed      int
 }
 
+func (b *budget) PauseFor(context.Context, time.Duration) error { return nil }
+
 func (b *budget) Allow(context.Context) (bool, time.Duration, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -188,7 +191,7 @@ func TestTriggerRespectsRateLimit(t *testing.T) {
 	if r.Status != http.StatusOK {
 		t.Fatalf("answered %d", r.Status)
 	}
-	waitFor(t, "the reply", 10*time.Second, func() bool { return len(h.sink.events()) == 2 })
+	testutil.WaitFor(t, 10*time.Second, func() bool { return len(h.sink.events()) == 2 }, "the reply")
 	lim.mu.Lock()
 	defer lim.mu.Unlock()
 	if lim.denied != 3 || lim.allowed != mz.callCount() {

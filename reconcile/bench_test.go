@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deskrelay/deskrelay/relay"
+	zdbudget "github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
 
@@ -32,7 +32,7 @@ func BenchmarkBackfillOutage(b *testing.B) {
 		b.StopTimer()
 		e := newEnv(b, zendesktest.Config{ExportLimit: limit, Window: window, ExportPageSize: pageSize})
 		r := e.reconciler(b, Config{ExportLimit: limit, ExportWindow: window},
-			func(d *Deps) { d.Limiter = relay.NewLimiter(e.rdb, 100000) })
+			func(d *Deps) { d.Limiter = zdbudget.NewLimiter(e.rdb, 100000) })
 		var managed, other []int64
 		for range 200 {
 			managed = append(managed, e.managedTicket(b))

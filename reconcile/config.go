@@ -2,24 +2,14 @@ package reconcile
 
 import (
 	"cmp"
-	"context"
 	"errors"
-	"fmt"
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
-
-	"github.com/deskrelay/deskrelay/internal/events"
-	"github.com/deskrelay/deskrelay/zendesk"
 )
 
 // Defaults for Config.
 const (
-	DefaultInterval        = 5 * time.Minute
 	DefaultLag             = 90 * time.Second
 	DefaultInitialLookback = time.Hour
 	DefaultExportLimit     = 10
@@ -37,12 +27,14 @@ const (
 	MinZendeskLag = time.Minute
 )
 
-// Config configures a Reconciler. Package main fills it from the DESKRELAY_*
-// settings; the zero value of every field but Interval means its default.
+// Config configures a Reconciler. Package main fills it from its settings
+// (docs/ARCHITECTURE.md says which setting lands in which field); the zero
+// value of every field but Interval means its default. Validation errors
+// name the field.
 type Config struct {
-	// Interval is how often the scheduled run happens
-	// (DESKRELAY_RECONCILE_INTERVAL); 0 turns the schedule off (Backfill and
-	// the guardian's commands still work).
+	// Interval is how often the scheduled run happens; 0 turns the schedule
+	// and the breaker watch off (Backfill and the guardian's commands still
+	// work).
 	Interval time.Duration
 	// Lag is how far behind now a window ends: Zendesk's export hides the
 	// last minute, so the default is 90s (60s plus a margin). Smaller values
@@ -74,13 +66,13 @@ type Config struct {
 	// (doubling, capped at 30s). Default 1s.
 	RetryBaseDelay time.Duration
 
-	// WebhookID is the webhook that calls deskrelay
-	// (DESKRELAY_ZENDESK_WEBHOOK_ID); the guardian watches it.
+	// WebhookID is the webhook that calls deskrelay; the guardian watches
+	// it.
 	WebhookID string
-	// TargetID is the legacy target that calls deskrelay
-	// (DESKRELAY_ZENDESK_TARGET_ID), watched when WebhookID is empty.
+	// TargetID is the legacy target that calls deskrelay, watched when
+	// WebhookID is empty.
 	TargetID int64
-	// PublicURL is the URL Zendesk calls (DESKRELAY_PUBLIC_URL). When set,
+	// PublicURL is the URL Zendesk calls. When set,
 	// the guardian re-enables only a webhook whose endpoint is PublicURL +
 	// "/v1/zendesk/webhook" (a target: + "/v1/zendesk/target").
 	PublicURL string
@@ -94,6 +86,11 @@ type Config struct {
 	// MaxRewind bounds how far back the guardian moves the next run when it
 	// re-enables a webhook (the gap since the last event received). Default 24h.
 	MaxRewind time.Duration
+
+	// BreakerCheckInterval is how often the breaker watch (WatchBreaker)
+	// runs the webhook's early warning between reconcile runs. Default
+	// DefaultBreakerCheckInterval; shorter values are for tests.
+	BreakerCheckInterval time.Duration
 
 	// Invocations configures the recovery of dropped webhook events from
 	// the webhook's invocations and the circuit-breaker early warning
@@ -117,6 +114,7 @@ func (c Config) withDefaults() Config {
 	c.FailureWarn = cmp.Or(c.FailureWarn, DefaultFailureWarn)
 	c.SignatureFailureRun = cmp.Or(c.SignatureFailureRun, DefaultSignatureRun)
 	c.MaxRewind = cmp.Or(c.MaxRewind, DefaultMaxRewind)
+	c.BreakerCheckInterval = cmp.Or(c.BreakerCheckInterval, DefaultBreakerCheckInterval)
 	c.Invocations = c.Invocations.withDefaults()
 	c.PublicURL = strings.TrimRight(strings.TrimSpace(c.PublicURL), "/")
 	c.WebhookID = strings.TrimSpace(c.WebhookID)
@@ -129,23 +127,25 @@ func (c Config) withDefaults() Config {
 func (c Config) validate() error {
 	switch {
 	case c.Interval < 0:
-		return errors.New("DESKRELAY_RECONCILE_INTERVAL: must not be negative (0 turns it off)")
+		return errors.New("reconcile: Interval: must be >= 0 (0 turns it off)")
 	case c.Interval > 0 && c.Interval < time.Second:
-		return errors.New("DESKRELAY_RECONCILE_INTERVAL: at least 1s (0 turns it off)")
+		return errors.New("reconcile: Interval: at least 1s (0 turns it off)")
 	case c.Lag < 0:
-		return errors.New("reconcile Config.Lag: must not be negative")
+		return errors.New("reconcile: Lag: must be >= 0")
 	case c.InitialLookback < 0:
-		return errors.New("reconcile Config.InitialLookback: must not be negative")
+		return errors.New("reconcile: InitialLookback: must be >= 0")
 	case c.ExportWindow < 0:
-		return errors.New("reconcile Config.ExportWindow: must not be negative")
+		return errors.New("reconcile: ExportWindow: must be >= 0")
+	case c.BreakerCheckInterval < 0:
+		return errors.New("reconcile: BreakerCheckInterval: must be >= 0")
 	case c.LeaseTTL < 100*time.Millisecond:
-		return errors.New("reconcile Config.LeaseTTL: at least 100ms")
+		return errors.New("reconcile: LeaseTTL: at least 100ms")
 	case c.RunTimeout < 0 || c.Concurrency < 0 || c.MaxAttempts < 0 || c.RetryBaseDelay < 0:
-		return errors.New("reconcile Config: RunTimeout, Concurrency, MaxAttempts and RetryBaseDelay must not be negative")
+		return errors.New("reconcile: RunTimeout, Concurrency, MaxAttempts, RetryBaseDelay: must be >= 0")
 	case c.WebhookID != "" && c.TargetID != 0:
-		return errors.New("DESKRELAY_ZENDESK_TARGET_ID: set only one of DESKRELAY_ZENDESK_WEBHOOK_ID and DESKRELAY_ZENDESK_TARGET_ID")
+		return errors.New("reconcile: TargetID: set only one of WebhookID and TargetID")
 	case c.TargetID < 0:
-		return errors.New("DESKRELAY_ZENDESK_TARGET_ID: not a target id")
+		return errors.New("reconcile: TargetID: not a target id")
 	}
 	if err := c.Invocations.validate(); err != nil {
 		return err
@@ -153,93 +153,99 @@ func (c Config) validate() error {
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return errors.New("DESKRELAY_PUBLIC_URL: not an http(s) URL")
+			return errors.New("reconcile: PublicURL: not an http(s) URL")
 		}
 		if u.User != nil {
-			return errors.New("DESKRELAY_PUBLIC_URL: must not contain credentials")
+			return errors.New("reconcile: PublicURL: must not contain credentials")
 		}
 	}
 	return nil
 }
 
-// Zendesk is the part of *zendesk.Client the reconciler uses.
-type Zendesk interface {
-	TicketEvents(ctx context.Context, start time.Time) (*zendesk.TicketEventsPage, error)
-	GetUser(ctx context.Context, id int64) (*zendesk.User, error)
-	GetWebhook(ctx context.Context, id string) (*zendesk.Webhook, error)
-	ActivateWebhook(ctx context.Context, id string) error
-	GetTarget(ctx context.Context, id int64) (*zendesk.Target, error)
-	ActivateTarget(ctx context.Context, id int64) error
-	TargetFailures(ctx context.Context) ([]zendesk.TargetFailure, error)
-	Invocations
+// Defaults for InvocationsConfig.
+const (
+	DefaultInvocationsPageSize  = 100
+	DefaultInvocationsMaxPerRun = 200
+	DefaultInvocationsListPages = 10
+	DefaultBreakerWindow        = 5 * time.Minute
+	DefaultBreakerWarnRatio     = 0.5
+	DefaultBreakerWarnRequests  = 50
+	DefaultBreakerWarnErrors    = 500
+	DefaultBreakerMaxPages      = 20
+)
+
+// InvocationsConfig configures the recovery of webhook events from the
+// webhook's invocations (Zendesk keeps their exact payloads for 7 days) and
+// the early warning before Zendesk's circuit breaker trips. Both need
+// Config.WebhookID; the zero value means the defaults.
+type InvocationsConfig struct {
+	// Disabled turns the recovery from invocations off: the ticket events
+	// export alone backfills. The early warning stays on.
+	Disabled bool
+	// PageSize is page[size] of the invocations listing (1–100). Default 100.
+	PageSize int
+	// ListPages is how many pages of a window's invocations (successes
+	// included) are read before listing only the failed ones, status by
+	// status (filter[status], FailureStatuses): a busy webhook's successes
+	// would cost a request per PageSize. Default 10.
+	ListPages int
+	// MaxPerRun bounds how many non-success invocations one run reads the
+	// attempts of (one Zendesk request each, under the account's shared
+	// rate limit), the oldest first; the rest of a large outage is left to
+	// the ticket events export of the same run, which covers the same
+	// window at 1,000 events a request. Default 200; no setting.
+	MaxPerRun int
+
+	// BreakerWindow is the look-back of the failure ratio: Zendesk's breaker
+	// looks at 5 minutes. Default 5m.
+	BreakerWindow time.Duration
+	// BreakerWarnRatio is the share of failed requests in BreakerWindow at
+	// which the guardian warns, before Zendesk's 70 %. Default 0.5; no
+	// setting.
+	BreakerWarnRatio float64
+	// BreakerWarnRequests is the number of requests in BreakerWindow below
+	// which the ratio does not warn, before Zendesk's 100. Default 50; no
+	// setting.
+	BreakerWarnRequests int
+	// BreakerWarnErrors is the number of failed requests in BreakerWindow
+	// at which the guardian warns whatever the ratio, before Zendesk's
+	// 1,000. Default 500; no setting.
+	BreakerWarnErrors int
+	// BreakerMaxPages bounds the invocation pages read for the ratio (the
+	// most recent first). Default 20.
+	BreakerMaxPages int
 }
 
-// Publisher is the part of *events.Publisher the reconciler uses: the same
-// rules, ledger and delivery tasks as the webhook path.
-type Publisher interface {
-	Publish(ctx context.Context, ev events.Event) (events.Outcome, error)
-	Check(ctx context.Context, ev events.Event) (events.Outcome, error)
-	Ledger() *events.Ledger
-	// ResolveComment reads the comment a recovered trigger body names
-	// (invocations.go), as the webhook worker does.
-	ResolveComment(ctx context.Context, pl *events.Payload, zd events.CommentReader, src events.Source, fallback time.Time) (*events.Event, string, error)
+func (c InvocationsConfig) withDefaults() InvocationsConfig {
+	c.PageSize = cmp.Or(c.PageSize, DefaultInvocationsPageSize)
+	c.MaxPerRun = cmp.Or(c.MaxPerRun, DefaultInvocationsMaxPerRun)
+	c.ListPages = cmp.Or(c.ListPages, DefaultInvocationsListPages)
+	c.BreakerWindow = cmp.Or(c.BreakerWindow, DefaultBreakerWindow)
+	c.BreakerWarnRatio = cmp.Or(c.BreakerWarnRatio, DefaultBreakerWarnRatio)
+	c.BreakerWarnRequests = cmp.Or(c.BreakerWarnRequests, DefaultBreakerWarnRequests)
+	c.BreakerWarnErrors = cmp.Or(c.BreakerWarnErrors, DefaultBreakerWarnErrors)
+	c.BreakerMaxPages = cmp.Or(c.BreakerMaxPages, DefaultBreakerMaxPages)
+	return c
 }
 
-// Tickets is the part of *relay.Tickets the reconciler reads (which tickets
-// deskrelay manages, which comments it wrote) before asking Zendesk who
-// wrote a comment.
-type Tickets interface {
-	ConversationOf(ctx context.Context, ticketID int64) (string, bool, error)
-	IsOwnComment(ctx context.Context, commentID int64) (bool, error)
-}
-
-// Limiter is the account-wide Zendesk rate limiter shared by every
-// replica (*relay.Limiter): Wait blocks until one request may be made.
-type Limiter interface {
-	Wait(ctx context.Context) error
-}
-
-// Receiver reports the health of deskrelay's own webhook receiver (inbound
-// implements it). When Deps.Receiver is nil the reconciler reads the same
-// keys inbound writes (keys.WebhookLastReceived, keys.WebhookSignatureFailures).
-type Receiver interface {
-	// LastReceived is when a verified webhook event last arrived; zero when
-	// none is recorded.
-	LastReceived(ctx context.Context) (time.Time, error)
-	// SignatureFailures is the length of the current run of webhook
-	// signature failures (0 after a good signature).
-	SignatureFailures(ctx context.Context) (int, error)
-}
-
-// Deps are the Reconciler's collaborators.
-type Deps struct {
-	// Redis holds the checkpoint, the lease and the export limiter, and is
-	// asynq's Redis (required). Not closed by the Reconciler.
-	Redis redis.UniversalClient
-	// Zendesk is the API client (required).
-	Zendesk Zendesk
-	// Publisher makes events durable sink deliveries (required).
-	Publisher Publisher
-	// Tickets is the ticket record; default relay.NewTickets(Redis).
-	Tickets Tickets
-	// Limiter is the shared account limiter; nil means none.
-	Limiter Limiter
-	// Receiver reports the webhook receiver's health; nil reads its keys.
-	Receiver Receiver
-	// Log receives the reconciler's logs.
-	Log zerolog.Logger
-	// Metrics registers the reconciler's metrics; nil means none.
-	Metrics prometheus.Registerer
-}
-
-func (d Deps) validate() error {
+func (c InvocationsConfig) validate() error {
 	switch {
-	case d.Redis == nil:
-		return fmt.Errorf("reconcile: Deps.Redis is required")
-	case d.Zendesk == nil:
-		return fmt.Errorf("reconcile: Deps.Zendesk is required")
-	case d.Publisher == nil:
-		return fmt.Errorf("reconcile: Deps.Publisher is required")
+	case c.PageSize < 1 || c.PageSize > 100:
+		return errors.New("reconcile: Invocations.PageSize: between 1 and 100 (Zendesk's page[size])")
+	case c.MaxPerRun < 1:
+		return errors.New("reconcile: Invocations.MaxPerRun: at least 1")
+	case c.ListPages < 1:
+		return errors.New("reconcile: Invocations.ListPages: at least 1")
+	case c.BreakerWindow < time.Second || c.BreakerWindow > InvocationRetention:
+		return errors.New("reconcile: Invocations.BreakerWindow: between 1s and 7 days")
+	case c.BreakerWarnRatio <= 0 || c.BreakerWarnRatio > 1:
+		return errors.New("reconcile: Invocations.BreakerWarnRatio: above 0 and at most 1 (Zendesk's breaker trips at 0.7)")
+	case c.BreakerWarnRequests < 1:
+		return errors.New("reconcile: Invocations.BreakerWarnRequests: at least 1 (Zendesk's breaker needs 100)")
+	case c.BreakerWarnErrors < 1:
+		return errors.New("reconcile: Invocations.BreakerWarnErrors: at least 1 (Zendesk's breaker trips over 1000)")
+	case c.BreakerMaxPages < 1:
+		return errors.New("reconcile: Invocations.BreakerMaxPages: at least 1")
 	}
 	return nil
 }

@@ -14,12 +14,12 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{name: "ZeroIsValid", cfg: Config{}},
 		{name: "WebhookWithPublicURL", cfg: Config{Interval: 5 * time.Minute, WebhookID: "01H", PublicURL: "https://relay.example.com/"}},
-		{name: "NegativeIntervalNamesTheSetting", cfg: Config{Interval: -time.Second}, want: "DESKRELAY_RECONCILE_INTERVAL"},
-		{name: "TinyIntervalNamesTheSetting", cfg: Config{Interval: time.Millisecond}, want: "DESKRELAY_RECONCILE_INTERVAL"},
-		{name: "WebhookAndTargetNamesTheSetting", cfg: Config{WebhookID: "01H", TargetID: 7}, want: "DESKRELAY_ZENDESK_TARGET_ID"},
-		{name: "BadPublicURLNamesTheSetting", cfg: Config{PublicURL: "relay.example.com"}, want: "DESKRELAY_PUBLIC_URL"},
-		{name: "PublicURLWithCredentials", cfg: Config{PublicURL: "https://u:p@relay.example.com"}, want: "DESKRELAY_PUBLIC_URL: must not contain credentials"},
-		{name: "NegativeLag", cfg: Config{Lag: -time.Second}, want: "Lag"},
+		{name: "NegativeIntervalNamesTheField", cfg: Config{Interval: -time.Second}, want: "reconcile: Interval: must be >= 0"},
+		{name: "TinyIntervalNamesTheField", cfg: Config{Interval: time.Millisecond}, want: "reconcile: Interval: at least 1s"},
+		{name: "WebhookAndTargetNamesTheField", cfg: Config{WebhookID: "01H", TargetID: 7}, want: "reconcile: TargetID:"},
+		{name: "BadPublicURLNamesTheField", cfg: Config{PublicURL: "relay.example.com"}, want: "reconcile: PublicURL:"},
+		{name: "PublicURLWithCredentials", cfg: Config{PublicURL: "https://u:p@relay.example.com"}, want: "reconcile: PublicURL: must not contain credentials"},
+		{name: "NegativeLagNamesTheField", cfg: Config{Lag: -time.Second}, want: "reconcile: Lag:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

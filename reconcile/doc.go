@@ -1,33 +1,34 @@
 // Package reconcile finds the Zendesk updates that the webhook path did not
-// deliver and delivers them the same way, and keeps the webhook (or legacy
-// target) that calls deskrelay switched on.
+// deliver and delivers them the same way (the same sink.Publisher, its
+// ledger and forward rules), and keeps the webhook (or legacy target) that
+// calls deskrelay switched on. docs/ARCHITECTURE.md shows where it sits.
 //
-//   - Reconciler.RunOnce (the schedule) and Reconciler.Backfill (`deskrelay
-//     reconcile --since`) read Zendesk's incremental ticket events export
-//     page by page, derive the ticket.comment_added and
-//     ticket.status_changed events of every ticket deskrelay manages, with
-//     the same ids as the webhook path, and hand them to the same
-//     events.Publisher, whose ledger drops what was already delivered and
-//     whose rules drop deskrelay's own comments. The scheduled checkpoint
-//     moves only after a page's events are durable.
-//   - Before the export, when a webhook is configured, the same run reads
-//     the webhook's invocations (invocations.go) since their own checkpoint
-//     (never more than Zendesk's 7 days back), takes the stored payload of
-//     every one that did not succeed (failed, timeout, circuit broken, …)
-//     and feeds it through events.ParsePayload and the same Publisher and
-//     ledger (keyed by invocation id and event id), source "invocation".
-//     Report.FromInvocations and Report.FromTicketEvents say which path
-//     enqueued what.
-//   - Reconciler.Register and Reconciler.Schedule run RunOnce every
-//     Config.Interval inside `serve`, on one replica at a time: each replica
-//     enqueues the same interval-slot task id on the "reconcile" queue
-//     (asynq drops the duplicates), and the run holds a lease in Redis.
-//   - Guardian checks the webhook's status (or the target's active flag),
-//     re-activates it when Zendesk switched it off and deskrelay's receiver
-//     is healthy, and makes the next run cover the gap. From the webhook's
-//     invocations of the last 5 minutes it computes the failure ratio and
-//     warns (WatchState.Breaker, log, metrics) before Zendesk's circuit
-//     breaker trips (breaker.go).
+// Which file answers which question:
+//
+//	reconciler.go   what the Reconciler needs (Deps and the small interfaces) and New
+//	config.go       its settings: Config, InvocationsConfig, defaults, validation
+//	run.go          a run's lifecycle: RunOnce (lease, guardian, scan, report) and Backfill
+//	lease.go        the scheduled run's lease in Redis (one run at a time)
+//	checkpoint.go   where the next scheduled run starts: the export's checkpoint, the
+//	                invocations' checkpoint and the guardian's rewind (read/advance/rewind)
+//	scan.go         one scan: invocations first, then the export; counting each event's
+//	                outcome, and a dry run's simulation
+//	export.go       the incremental ticket events export walk, page by page, ticket by ticket
+//	invocations.go  recovery of failed webhook calls from their stored payloads, step by step
+//	users.go        who wrote a comment (cached user lookups)
+//	ratelimit.go    calling Zendesk under the export's limit, the shared limiter, 429s, retries
+//	guardian.go     the webhook/target watch: status, re-enable, the gap to cover
+//	breaker.go      the early warning before Zendesk's circuit breaker trips
+//	breakerwatch.go that warning every minute between runs, one replica per slot
+//	schedule.go     the asynq tasks: one run per interval slot (task ids), Register
+//	status.go       what /v1/status shows
+//	report.go       what a run did (Report, InvocationsReport) and its summary for people
+//	window.go       the --since/--until window of a backfill
+//	metrics.go      Prometheus metrics
+//
+// Scheduled work happens on one replica per time slot: every replica
+// enqueues the slot's task under the same asynq task id (asynq keeps one),
+// and a run also holds the lease, so runs never overlap.
 //
 // It imports relay (queue names, the ticket record), internal/events,
 // internal/keys and zendesk; it must not import inbound or package main.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/zendesk"
@@ -50,8 +51,8 @@ type WatchState struct {
 	// State is "active", "inactive" or "unknown" (Zendesk did not answer).
 	State    string `json:"state"`
 	Endpoint string `json:"endpoint,omitempty"`
-	// ExpectedEndpoint is DESKRELAY_PUBLIC_URL + the receiver's path; empty
-	// when the setting is not given (then any endpoint counts as ours).
+	// ExpectedEndpoint is Config.PublicURL + the receiver's path; empty
+	// when it is not given (then any endpoint counts as ours).
 	ExpectedEndpoint string `json:"expected_endpoint,omitempty"`
 	Ours             bool   `json:"endpoint_is_ours"`
 	// ConsecutiveFailures is the latest recent consecutive_failure_count of
@@ -125,18 +126,9 @@ func (g *Guardian) check(ctx context.Context, b *budget) (WatchState, error) {
 		return st, err
 	}
 	log := r.log.With().Str("kind", st.Kind).Str("webhook_id", st.ID).Logger()
-	if st.State == "active" {
-		g.checkBreaker(ctx, b, log, &st)
-		st.Action = ActionNone
-		if st.ConsecutiveFailures >= r.cfg.FailureWarn {
-			st.Reason = fmt.Sprintf("%d consecutive failed deliveries (Zendesk deactivates a target at 21)", st.ConsecutiveFailures)
-			log.Warn().Int("consecutive_failures", st.ConsecutiveFailures).Msg("zendesk is failing to deliver to deskrelay: " + st.Reason)
-		}
-		r.m.watched(st.Kind, true, st.ConsecutiveFailures)
-		g.save(st)
-		return st, nil
-	}
 	switch {
+	case st.State == "active":
+		g.checkActive(ctx, b, log, &st)
 	case !st.Ours:
 		st.Action = ActionRefused
 		st.Reason = fmt.Sprintf("its endpoint %s is not this deskrelay's %s (DESKRELAY_PUBLIC_URL)", st.Endpoint, st.ExpectedEndpoint)
@@ -146,55 +138,79 @@ func (g *Guardian) check(ctx context.Context, b *budget) (WatchState, error) {
 		st.Reason = st.ReceiverProblem
 		log.Error().Msg("zendesk " + st.Kind + " is inactive and not re-enabled: " + st.Reason)
 	default:
-		_, err := call(ctx, r, b, false, func(ctx context.Context) (struct{}, error) {
-			if st.Kind == KindWebhook {
-				return struct{}{}, r.zd.ActivateWebhook(ctx, st.ID)
-			}
-			id, _ := strconv.ParseInt(st.ID, 10, 64)
-			return struct{}{}, r.zd.ActivateTarget(ctx, id)
-		})
-		if err != nil {
+		if err := g.reenable(ctx, b, log, &st); err != nil {
 			st.Error = err.Error()
 			g.save(st)
 			return st, fmt.Errorf("re-activate %s %s: %w", st.Kind, st.ID, err)
 		}
-		st.Action, st.State = ActionReenabled, "active"
-		now := r.cfg.Now().UTC()
-		gapSince := st.LastReceived
-		if gapSince.IsZero() {
-			// nothing ever arrived: the schedule's checkpoint covers it
-			gapSince, _, _ = r.Checkpoint(ctx)
-		}
-		if !gapSince.IsZero() {
-			if floor := now.Add(-r.cfg.MaxRewind); gapSince.Before(floor) {
-				gapSince = floor
-			}
-			st.GapSince = gapSince.Truncate(time.Second)
-			if err := rewindScript.Run(ctx, r.rdb, []string{keys.ReconcileRewind}, st.GapSince.Unix()).Err(); err != nil {
-				st.Error = err.Error()
-			}
-		}
-		n, _ := r.rdb.HIncrBy(ctx, keys.ReconcileGuardian, "reenables", 1).Result()
-		_ = r.rdb.HSet(ctx, keys.ReconcileGuardian, "last_reenable", now.Unix()).Err()
-		st.Reenables, st.LastReenable = n, now
-		r.m.reenabled(st.Kind)
-		ev := log.Warn().Str("endpoint", st.Endpoint)
-		if !st.GapSince.IsZero() {
-			ev = ev.Time("gap_since", st.GapSince).Dur("gap", now.Sub(st.GapSince).Round(time.Second))
-		}
-		ev.Msg("zendesk " + st.Kind + " was inactive: re-enabled; the next reconcile run covers the gap")
 	}
 	r.m.watched(st.Kind, st.State == "active", st.ConsecutiveFailures)
 	g.save(st)
 	return st, nil
 }
 
-// rewindScript lowers keys.ReconcileRewind to ARGV[1] (or sets it).
-var rewindScript = redis.NewScript(`
-local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if cur >= 0 and cur <= tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1])
-return 1`)
+// checkActive looks at an active webhook's failure ratio (the breaker's
+// early warning) and an active target's consecutive failures, and warns.
+func (g *Guardian) checkActive(ctx context.Context, b *budget, log zerolog.Logger, st *WatchState) {
+	g.checkBreaker(ctx, b, log, st)
+	st.Action = ActionNone
+	if st.ConsecutiveFailures >= g.r.cfg.FailureWarn {
+		st.Reason = fmt.Sprintf("%d consecutive failed deliveries (Zendesk deactivates a target at 21)", st.ConsecutiveFailures)
+		log.Warn().Int("consecutive_failures", st.ConsecutiveFailures).Msg("zendesk is failing to deliver to deskrelay: " + st.Reason)
+	}
+}
+
+// reenable re-activates the inactive webhook or target, rewinds the next
+// scheduled run to the start of the gap (gapSince) and counts the
+// re-enable.
+func (g *Guardian) reenable(ctx context.Context, b *budget, log zerolog.Logger, st *WatchState) error {
+	r := g.r
+	_, err := call(ctx, r, b, false, func(ctx context.Context) (struct{}, error) {
+		if st.Kind == KindWebhook {
+			return struct{}{}, r.zd.ActivateWebhook(ctx, st.ID)
+		}
+		id, _ := strconv.ParseInt(st.ID, 10, 64)
+		return struct{}{}, r.zd.ActivateTarget(ctx, id)
+	})
+	if err != nil {
+		return err
+	}
+	st.Action, st.State = ActionReenabled, "active"
+	now := r.cfg.Now().UTC()
+	if gap := g.gapSince(ctx, st.LastReceived, now); !gap.IsZero() {
+		st.GapSince = gap
+		if err := r.rewind(ctx, gap); err != nil {
+			st.Error = err.Error()
+		}
+	}
+	n, _ := r.rdb.HIncrBy(ctx, keys.ReconcileGuardian, "reenables", 1).Result()
+	_ = r.rdb.HSet(ctx, keys.ReconcileGuardian, "last_reenable", now.Unix()).Err()
+	st.Reenables, st.LastReenable = n, now
+	r.m.reenabled(st.Kind)
+	ev := log.Warn().Str("endpoint", st.Endpoint)
+	if !st.GapSince.IsZero() {
+		ev = ev.Time("gap_since", st.GapSince).Dur("gap_ms", now.Sub(st.GapSince).Round(time.Second))
+	}
+	ev.Msg("zendesk " + st.Kind + " was inactive: re-enabled; the next reconcile run covers the gap")
+	return nil
+}
+
+// gapSince is where the next run goes back to after a re-enable: the last
+// event the receiver got (the schedule's checkpoint when none ever
+// arrived), at most MaxRewind back; zero when neither is known.
+func (g *Guardian) gapSince(ctx context.Context, lastReceived, now time.Time) time.Time {
+	gap := lastReceived
+	if gap.IsZero() {
+		gap, _, _ = g.r.Checkpoint(ctx)
+	}
+	if gap.IsZero() {
+		return gap
+	}
+	if floor := now.Add(-g.r.cfg.MaxRewind); gap.Before(floor) {
+		gap = floor
+	}
+	return gap.Truncate(time.Second)
+}
 
 // inspect reads the webhook or target and the receiver's health.
 func (g *Guardian) inspect(ctx context.Context, b *budget) (WatchState, error) {
@@ -209,44 +225,12 @@ func (g *Guardian) inspect(ctx context.Context, b *budget) (WatchState, error) {
 		return st, nil
 	}
 	g.counters(ctx, &st)
-	if last, err := r.receiver.LastReceived(ctx); err == nil {
-		st.LastReceived = last
-	}
-	if st.Kind == KindWebhook {
-		if n, err := r.receiver.SignatureFailures(ctx); err != nil {
-			st.ReceiverHealthy, st.ReceiverProblem = false, "receiver state unreadable: "+err.Error()
-		} else if n >= r.cfg.SignatureFailureRun {
-			st.ReceiverHealthy = false
-			st.ReceiverProblem = fmt.Sprintf("deskrelay's receiver rejected the last %d webhook calls for a bad signature (check DESKRELAY_WEBHOOK_SECRET): re-enabling would only make Zendesk count more failures", n)
-		}
-	}
+	g.receiverHealth(ctx, &st)
 	var err error
 	if st.Kind == KindWebhook {
-		var wh *zendesk.Webhook
-		wh, err = call(ctx, r, b, false, func(ctx context.Context) (*zendesk.Webhook, error) { return r.zd.GetWebhook(ctx, st.ID) })
-		if err == nil {
-			st.Name, st.Endpoint = wh.Name, redactURL(wh.Endpoint)
-			st.State = "inactive"
-			if strings.EqualFold(wh.Status, "active") {
-				st.State = "active"
-			}
-		}
+		err = g.readWebhook(ctx, b, &st)
 	} else {
-		var t *zendesk.Target
-		t, err = call(ctx, r, b, false, func(ctx context.Context) (*zendesk.Target, error) { return r.zd.GetTarget(ctx, r.cfg.TargetID) })
-		if err == nil {
-			st.Name, st.Endpoint = t.Title, redactURL(t.TargetURL)
-			st.State = "inactive"
-			if t.Active {
-				st.State = "active"
-			}
-			fails, ferr := call(ctx, r, b, false, func(ctx context.Context) ([]zendesk.TargetFailure, error) { return r.zd.TargetFailures(ctx) })
-			if ferr == nil {
-				st.ConsecutiveFailures = latestFailures(fails, t.Title, st.CheckedAt, st.LastReenable)
-			} else {
-				r.log.Warn().Err(ferr).Msg("read target failures")
-			}
-		}
+		err = g.readTarget(ctx, b, &st)
 	}
 	if err != nil {
 		st.Error = err.Error()
@@ -261,6 +245,61 @@ func (g *Guardian) inspect(ctx context.Context, b *budget) (WatchState, error) {
 		st.Ours = sameEndpoint(st.Endpoint, st.ExpectedEndpoint)
 	}
 	return st, nil
+}
+
+// receiverHealth reads when the receiver last got an event and, for a
+// webhook, whether a run of bad signatures makes it unhealthy.
+func (g *Guardian) receiverHealth(ctx context.Context, st *WatchState) {
+	r := g.r
+	if last, err := r.receiver.LastReceived(ctx); err == nil {
+		st.LastReceived = last
+	}
+	if st.Kind != KindWebhook {
+		return
+	}
+	if n, err := r.receiver.SignatureFailures(ctx); err != nil {
+		st.ReceiverHealthy, st.ReceiverProblem = false, "receiver state unreadable: "+err.Error()
+	} else if n >= r.cfg.SignatureFailureRun {
+		st.ReceiverHealthy = false
+		st.ReceiverProblem = fmt.Sprintf("deskrelay's receiver rejected the last %d webhook calls for a bad signature (check DESKRELAY_WEBHOOK_SECRET): re-enabling would only make Zendesk count more failures", n)
+	}
+}
+
+// readWebhook reads the webhook's name, endpoint and status.
+func (g *Guardian) readWebhook(ctx context.Context, b *budget, st *WatchState) error {
+	r := g.r
+	wh, err := call(ctx, r, b, false, func(ctx context.Context) (*zendesk.Webhook, error) { return r.zd.GetWebhook(ctx, st.ID) })
+	if err != nil {
+		return err
+	}
+	st.Name, st.Endpoint = wh.Name, redactURL(wh.Endpoint)
+	st.State = "inactive"
+	if strings.EqualFold(wh.Status, "active") {
+		st.State = "active"
+	}
+	return nil
+}
+
+// readTarget reads the target's title, URL and active flag, and its recent
+// consecutive failures (unknown failures are logged, not an error).
+func (g *Guardian) readTarget(ctx context.Context, b *budget, st *WatchState) error {
+	r := g.r
+	t, err := call(ctx, r, b, false, func(ctx context.Context) (*zendesk.Target, error) { return r.zd.GetTarget(ctx, r.cfg.TargetID) })
+	if err != nil {
+		return err
+	}
+	st.Name, st.Endpoint = t.Title, redactURL(t.TargetURL)
+	st.State = "inactive"
+	if t.Active {
+		st.State = "active"
+	}
+	fails, err := call(ctx, r, b, false, func(ctx context.Context) ([]zendesk.TargetFailure, error) { return r.zd.TargetFailures(ctx) })
+	if err != nil {
+		r.log.Warn().Err(err).Msg("read target failures")
+		return nil
+	}
+	st.ConsecutiveFailures = latestFailures(fails, t.Title, st.CheckedAt, st.LastReenable)
+	return nil
 }
 
 // latestFailures is the consecutive failure count of the target's most

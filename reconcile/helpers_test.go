@@ -21,8 +21,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/sink"
+	"github.com/deskrelay/deskrelay/internal/tickets"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
@@ -49,8 +51,8 @@ type env struct {
 	zc      *zendesk.Client
 	db      *redistest.DB
 	rdb     redis.UniversalClient
-	tickets *relay.Tickets
-	pub     *events.Publisher
+	tickets *tickets.Tickets
+	pub     *sink.Publisher
 	insp    *asynq.Inspector
 	nconv   int
 }
@@ -76,8 +78,8 @@ func newEnv(tb testing.TB, zcfg zendesktest.Config) *env {
 	e.zc = zc
 	e.db = redistest.New(tb)
 	e.rdb = e.db.Client
-	e.tickets = relay.NewTickets(e.rdb)
-	e.pub = events.NewPublisher(e.rdb, e.tickets, events.PublisherConfig{Now: e.clock.Now})
+	e.tickets = tickets.New(e.rdb)
+	e.pub = sink.NewPublisher(e.rdb, e.tickets, sink.PublisherConfig{Now: e.clock.Now})
 	e.insp = asynq.NewInspectorFromRedisClient(e.rdb)
 	return e
 }
@@ -171,7 +173,7 @@ func (e *env) sink(tb testing.TB) map[string]events.Event {
 	tb.Helper()
 	out := map[string]events.Event{}
 	for page := 1; ; page++ {
-		tasks, err := e.insp.ListPendingTasks(relay.QueueInbound, asynq.PageSize(1000), asynq.Page(page))
+		tasks, err := e.insp.ListPendingTasks(queues.Inbound, asynq.PageSize(1000), asynq.Page(page))
 		if errors.Is(err, asynq.ErrQueueNotFound) {
 			return out
 		}
@@ -179,7 +181,7 @@ func (e *env) sink(tb testing.TB) map[string]events.Event {
 			tb.Fatal(err)
 		}
 		for _, ti := range tasks {
-			var p events.DeliverPayload
+			var p sink.DeliverPayload
 			if err := json.Unmarshal(ti.Payload, &p); err != nil {
 				tb.Fatal(err)
 			}
@@ -220,13 +222,13 @@ func sameSet(got map[string]events.Event, want []string) bool {
 // Publisher, or answers 500 while down.
 type receiver struct {
 	srv  *httptest.Server
-	pub  *events.Publisher
+	pub  *sink.Publisher
 	down atomic.Bool
 	mu   sync.Mutex
 	got  int
 }
 
-func newReceiver(tb testing.TB, pub *events.Publisher) *receiver {
+func newReceiver(tb testing.TB, pub *sink.Publisher) *receiver {
 	tb.Helper()
 	rc := &receiver{pub: pub}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -271,18 +273,6 @@ func (g *gatedZendesk) TicketEvents(ctx context.Context, start time.Time) (*zend
 		g.after(ctx, p)
 	}
 	return p, err
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // gather reads every metric of reg as "name{label="value",…}" → value.

@@ -17,7 +17,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/keys"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
@@ -102,7 +102,7 @@ func forwardable(t *testing.T, e *env, payload string) []string {
 // them: their ledger entries stay, as after a real delivery.
 func drainSink(t *testing.T, e *env) {
 	t.Helper()
-	if _, err := e.insp.DeleteAllPendingTasks(relay.QueueInbound); err != nil {
+	if _, err := e.insp.DeleteAllPendingTasks(queues.Inbound); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -185,7 +185,7 @@ func TestInvocations(t *testing.T) {
 		if !strings.Contains(sum.String(), "from invocations 40, from ticket events 0") || !strings.Contains(sum.String(), "circuit broken ") {
 			t.Errorf("summary does not split the sources:\n%s", sum.String())
 		}
-		cp, ok, err := r.readUnix(context.Background(), keys.ReconcileInvocationsCheckpoint)
+		cp, ok, err := r.readCheckpoint(context.Background(), invocationsCheckpoint)
 		if err != nil || !ok || !cp.Equal(ir.Window.Until) {
 			t.Errorf("invocations checkpoint %v %v %v, want %v", cp, ok, err, ir.Window.Until)
 		}
@@ -358,7 +358,7 @@ func TestInvocations(t *testing.T) {
 		if got := e.zd.CountRequests("GET", "/api/v2/webhooks/"+hook+"/invocations/"); got != 5 {
 			t.Errorf("%d attempts read, want 5", got)
 		}
-		cp, _, _ := r.readUnix(context.Background(), keys.ReconcileInvocationsCheckpoint)
+		cp, _, _ := r.readCheckpoint(context.Background(), invocationsCheckpoint)
 		if !cp.Equal(ir.Window.Until) {
 			t.Errorf("invocations checkpoint %v, want the window's end %v", cp, ir.Window.Until)
 		}
@@ -670,7 +670,7 @@ func TestInvocationsUnreadable(t *testing.T) {
 		if len(rep.Errors) != 1 || !strings.Contains(rep.Errors[0], "recover webhook invocations") || rep.Invocations.Error == "" {
 			t.Errorf("errors %v, invocations %+v: want the invocations error", rep.Errors, rep.Invocations)
 		}
-		if _, ok, _ := r.readUnix(context.Background(), keys.ReconcileInvocationsCheckpoint); ok {
+		if _, ok, _ := r.readCheckpoint(context.Background(), invocationsCheckpoint); ok {
 			t.Error("invocations checkpoint moved though nothing was read")
 		}
 		st, err := r.Guardian().Status(context.Background())
@@ -687,12 +687,12 @@ func TestInvocationsConfigValidate(t *testing.T) {
 		want string // substring of the error; "" means valid
 	}{
 		{name: "ZeroIsValid", cfg: InvocationsConfig{}},
-		{name: "RatioAboveOneNamesTheSetting", cfg: InvocationsConfig{BreakerWarnRatio: 1.5}, want: "DESKRELAY_WEBHOOK_FAILURE_WARN_RATIO"},
-		{name: "NegativeRatioNamesTheSetting", cfg: InvocationsConfig{BreakerWarnRatio: -0.1}, want: "DESKRELAY_WEBHOOK_FAILURE_WARN_RATIO"},
-		{name: "NegativeMinRequestsNamesTheSetting", cfg: InvocationsConfig{BreakerWarnRequests: -1}, want: "DESKRELAY_WEBHOOK_FAILURE_WARN_MIN_REQUESTS"},
-		{name: "NegativeErrorsNamesTheSetting", cfg: InvocationsConfig{BreakerWarnErrors: -1}, want: "DESKRELAY_WEBHOOK_FAILURE_WARN_ERRORS"},
-		{name: "NegativeMaxPerRunNamesTheSetting", cfg: InvocationsConfig{MaxPerRun: -1}, want: "DESKRELAY_INVOCATIONS_MAX_PER_RUN"},
-		{name: "PageSizeOverZendesksLimit", cfg: InvocationsConfig{PageSize: 101}, want: "PageSize"},
+		{name: "RatioAboveOneNamesTheField", cfg: InvocationsConfig{BreakerWarnRatio: 1.5}, want: "reconcile: Invocations.BreakerWarnRatio:"},
+		{name: "NegativeRatioNamesTheField", cfg: InvocationsConfig{BreakerWarnRatio: -0.1}, want: "reconcile: Invocations.BreakerWarnRatio:"},
+		{name: "NegativeMinRequestsNamesTheField", cfg: InvocationsConfig{BreakerWarnRequests: -1}, want: "reconcile: Invocations.BreakerWarnRequests:"},
+		{name: "NegativeErrorsNamesTheField", cfg: InvocationsConfig{BreakerWarnErrors: -1}, want: "reconcile: Invocations.BreakerWarnErrors:"},
+		{name: "NegativeMaxPerRunNamesTheField", cfg: InvocationsConfig{MaxPerRun: -1}, want: "reconcile: Invocations.MaxPerRun:"},
+		{name: "PageSizeOverZendesksLimitNamesTheField", cfg: InvocationsConfig{PageSize: 101}, want: "reconcile: Invocations.PageSize:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

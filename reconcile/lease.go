@@ -2,49 +2,30 @@ package reconcile
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/deskrelay/deskrelay/internal/keys"
+	redislease "github.com/deskrelay/deskrelay/internal/lease"
 )
 
 // lease is the scheduled run's hold on keys.ReconcileLease.
 type lease struct {
 	r     *Reconciler
-	token string
+	l     *redislease.Lease
+	token string // for the scripts that move a checkpoint only under the lease
 }
-
-var (
-	renewScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0`)
-	// compareAndDelete deletes KEYS[1] only if it still holds ARGV[1].
-	compareAndDelete = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0`)
-)
 
 // acquire takes the lease, or returns nil when another run holds it.
 func (r *Reconciler) acquire(ctx context.Context) (*lease, error) {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	l := &lease{r: r, token: hex.EncodeToString(b[:])}
-	ok, err := r.rdb.SetNX(ctx, keys.ReconcileLease, l.token, r.cfg.LeaseTTL).Result()
+	l, err := redislease.Acquire(ctx, r.rdb, keys.ReconcileLease, r.cfg.LeaseTTL)
 	if err != nil {
 		return nil, fmt.Errorf("take reconcile lease: %w", err)
 	}
-	if !ok {
+	if l == nil {
 		return nil, nil
 	}
-	return l, nil
+	return &lease{r: r, l: l, token: l.Token()}, nil
 }
 
 // keep renews the lease every third of its TTL until stop is called; when
@@ -69,10 +50,10 @@ func (l *lease) keep(ctx context.Context, cancel context.CancelCauseFunc) (stop 
 			case <-t.C:
 			}
 			rctx, rcancel := context.WithTimeout(ctx, ttl/3)
-			n, err := renewScript.Run(rctx, l.r.rdb, []string{keys.ReconcileLease}, l.token, ttl.Milliseconds()).Int()
+			held, err := l.l.Extend(rctx)
 			rcancel()
 			switch {
-			case err == nil && n == 1:
+			case err == nil && held:
 				last = time.Now()
 			case err == nil:
 				l.r.log.Error().Msg("reconcile lease lost: stopping this run")
@@ -95,7 +76,7 @@ func (l *lease) keep(ctx context.Context, cancel context.CancelCauseFunc) (stop 
 func (r *Reconciler) release(l *lease) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := compareAndDelete.Run(ctx, r.rdb, []string{keys.ReconcileLease}, l.token).Err(); err != nil {
+	if _, err := l.l.Release(ctx); err != nil {
 		r.log.Warn().Err(err).Msg("release reconcile lease (it expires by itself)")
 	}
 }

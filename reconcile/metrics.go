@@ -134,3 +134,89 @@ func (m *metrics) watched(kind string, active bool, failures int) {
 	m.webhookUp.WithLabelValues(kind).Set(v)
 	m.failures.Set(float64(failures))
 }
+
+// invMetrics are the metrics of the recovery from invocations and of the
+// breaker's early warning; a nil *invMetrics records nothing.
+type invMetrics struct {
+	invocations *prometheus.CounterVec
+	ratio       prometheus.Gauge
+	requests    prometheus.Gauge
+	failed      *prometheus.GaugeVec
+	broken      prometheus.Gauge
+	warnings    prometheus.Counter
+}
+
+func newInvMetrics(reg prometheus.Registerer) (*invMetrics, error) {
+	if reg == nil {
+		return nil, nil
+	}
+	m := &invMetrics{
+		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deskrelay_reconcile_invocations_total",
+			Help: "Non-success webhook invocations the reconciler read, by result (recovered, already_processed, unparseable, no_payload, left_to_export).",
+		}, []string{"result"}),
+		ratio: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deskrelay_webhook_failure_ratio",
+			Help: "Share of Zendesk's webhook requests to deskrelay that failed in the guardian's window (Zendesk's breaker trips at 0.7 of at least 100).",
+		}),
+		requests: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deskrelay_webhook_recent_requests",
+			Help: "Webhook requests Zendesk made to deskrelay in the guardian's window (5m).",
+		}),
+		failed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "deskrelay_webhook_recent_failures",
+			Help: "Failed webhook requests in the guardian's window, by the status Zendesk got (an HTTP code, or timeout/failed when none).",
+		}, []string{"zendesk_status"}),
+		broken: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deskrelay_webhook_circuit_broken",
+			Help: "Webhook events Zendesk's circuit breaker dropped in the guardian's window.",
+		}),
+		warnings: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deskrelay_webhook_breaker_warnings_total",
+			Help: "Guardian checks that warned of the webhook's failure ratio before (or after) Zendesk's circuit breaker tripped.",
+		}),
+	}
+	var errs [6]error
+	m.invocations, errs[0] = promx.Register(reg, m.invocations)
+	m.ratio, errs[1] = promx.Register(reg, m.ratio)
+	m.requests, errs[2] = promx.Register(reg, m.requests)
+	m.failed, errs[3] = promx.Register(reg, m.failed)
+	m.broken, errs[4] = promx.Register(reg, m.broken)
+	m.warnings, errs[5] = promx.Register(reg, m.warnings)
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *invMetrics) recovered(ir *InvocationsReport) {
+	if m == nil || ir == nil {
+		return
+	}
+	m.invocations.WithLabelValues("recovered").Add(float64(ir.Recovered))
+	m.invocations.WithLabelValues("already_processed").Add(float64(ir.AlreadyProcessed))
+	m.invocations.WithLabelValues("no_payload").Add(float64(ir.NoPayload))
+	m.invocations.WithLabelValues("left_to_export").Add(float64(ir.LeftToExport))
+}
+
+func (m *invMetrics) unparseable() {
+	if m != nil {
+		m.invocations.WithLabelValues("unparseable").Inc()
+	}
+}
+
+func (m *invMetrics) breaker(bs *BreakerState) {
+	if m == nil {
+		return
+	}
+	m.ratio.Set(bs.FailureRatio)
+	m.requests.Set(float64(bs.Requests))
+	m.broken.Set(float64(bs.CircuitBroken))
+	m.failed.Reset()
+	for k, n := range bs.StatusCodes {
+		m.failed.WithLabelValues(k).Set(float64(n))
+	}
+	if bs.Warning {
+		m.warnings.Inc()
+	}
+}

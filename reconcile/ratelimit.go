@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	zdbudget "github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
@@ -104,30 +105,28 @@ func (r *Reconciler) waitExport(ctx context.Context, b *budget) error {
 }
 
 // call runs one Zendesk request under the rate limits: the export's own
-// (export true), the account's shared limiter, a 429's Retry-After (waited
-// out, not counted as an attempt), and up to MaxAttempts tries on temporary
-// failures.
+// (export true), the account's shared budget (zdbudget.Call, which also
+// pauses every replica on a 429), a 429's Retry-After (waited out, not
+// counted as an attempt), and up to MaxAttempts tries on temporary failures.
 func call[T any](ctx context.Context, r *Reconciler, b *budget, export bool, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	attempt := 0
+	wait := zdbudget.Options{MaxWait: zdbudget.Forever, OnWait: func(d time.Duration) {
+		if d > 10*time.Millisecond {
+			b.addWait(d)
+		}
+	}}
+	counted := func(ctx context.Context) (T, error) {
+		b.addRequest()
+		return fn(ctx)
+	}
 	for {
 		if export {
 			if err := r.waitExport(ctx, b); err != nil {
 				return zero, err
 			}
 		}
-		if r.limiter != nil {
-			start := time.Now()
-			err := r.limiter.Wait(ctx)
-			if d := time.Since(start); d > 10*time.Millisecond {
-				b.addWait(d)
-			}
-			if err != nil {
-				return zero, err
-			}
-		}
-		b.addRequest()
-		v, err := fn(ctx)
+		v, err := zdbudget.Call(ctx, r.limiter, wait, counted)
 		if err == nil {
 			return v, nil
 		}
@@ -142,7 +141,7 @@ func call[T any](ctx context.Context, r *Reconciler, b *budget, export bool, fn 
 			if d <= 0 {
 				d = time.Second
 			}
-			r.log.Info().Str("op", ze.Op).Dur("retry_after", d).Msg("zendesk rate limit: waiting")
+			r.log.Info().Str("op", ze.Op).Dur("retry_after_ms", d).Msg("zendesk rate limit: waiting")
 			start := time.Now()
 			serr := sleep(ctx, d)
 			b.addWait(time.Since(start))
@@ -159,7 +158,7 @@ func call[T any](ctx context.Context, r *Reconciler, b *budget, export bool, fn 
 			if d <= 0 {
 				d = min(r.cfg.RetryBaseDelay<<(attempt-1), 30*time.Second)
 			}
-			r.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", d).Msg("zendesk request failed: retrying")
+			r.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in_ms", d).Msg("zendesk request failed: retrying")
 			if serr := sleep(ctx, d); serr != nil {
 				return zero, err
 			}

@@ -1,12 +1,16 @@
 package reconcile
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/deskrelay/deskrelay/internal/keys"
 )
 
 // Report is what one run (scheduled or Backfill) did.
@@ -103,5 +107,96 @@ func (r Report) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "took              %s\n", r.Duration.Round(time.Millisecond))
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "error             %s\n", e)
+	}
+}
+
+// InvocationsReport is what a run recovered from the webhook's invocations.
+type InvocationsReport struct {
+	// Window is the span of latest_completed_at read (both ends inclusive).
+	Window Window `json:"window"`
+	// Clamped is true when the window was moved up to Zendesk's 7-day
+	// retention: invocations older than that are gone.
+	Clamped bool `json:"clamped,omitempty"`
+	// Pages is the number of listing pages read.
+	Pages int `json:"pages"`
+	// ByStatusOnly is true when the window held more than ListPages pages
+	// of invocations: only the failed ones were listed, status by status
+	// (FailureStatuses), and Listed counts those.
+	ByStatusOnly bool `json:"by_status_only,omitempty"`
+	// Listed is the number of invocations in the window; NotSucceeded of
+	// them did not succeed (ByStatus counts them by status).
+	Listed       int            `json:"listed"`
+	NotSucceeded int            `json:"not_succeeded"`
+	ByStatus     map[string]int `json:"by_status,omitempty"`
+	// AlreadyProcessed is the number the ledger already had (the receiver
+	// got them after all, or an earlier run recovered them).
+	AlreadyProcessed int `json:"already_processed"`
+	// Recovered is the number whose payload was read and published now.
+	Recovered int `json:"recovered"`
+	// Events is the number of events those payloads held (the Report's
+	// FromInvocations of them were enqueued; the rest were delivered
+	// already or filtered).
+	Events int `json:"events"`
+	// Ignored is the number of payloads of event types deskrelay does not
+	// forward; Unparseable the number it could not read (logged, counted,
+	// never retried); NoPayload the number whose attempts held no body.
+	Ignored     int `json:"ignored,omitempty"`
+	Unparseable int `json:"unparseable,omitempty"`
+	NoPayload   int `json:"no_payload,omitempty"`
+	// LeftToExport is the number over MaxPerRun, not read: the ticket
+	// events export of the same run delivers their events.
+	LeftToExport int `json:"left_to_export,omitempty"`
+	// Error is why the step stopped early, if it did.
+	Error string `json:"error,omitempty"`
+}
+
+// Summary is one line for people: what the run read of the webhook's
+// invocations (`deskrelay reconcile` prints it after the counts).
+func (ir *InvocationsReport) Summary() string {
+	if ir == nil {
+		return "not read (no webhook configured)"
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%d listed since %s", ir.Listed, ir.Window.Since.UTC().Format(time.RFC3339))
+	if ir.Clamped {
+		sb.WriteString(" (Zendesk keeps 7 days)")
+	}
+	if ir.ByStatusOnly {
+		sb.WriteString(" (a busy window: the failed ones listed by status)")
+	}
+	fmt.Fprintf(&sb, ", %d did not succeed", ir.NotSucceeded)
+	if len(ir.ByStatus) > 0 {
+		parts := make([]string, 0, len(ir.ByStatus))
+		for _, k := range slices.Sorted(maps.Keys(ir.ByStatus)) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, ir.ByStatus[k]))
+		}
+		fmt.Fprintf(&sb, " (%s)", strings.Join(parts, ", "))
+	}
+	fmt.Fprintf(&sb, "; %d recovered, %d already processed", ir.Recovered, ir.AlreadyProcessed)
+	if ir.LeftToExport > 0 {
+		fmt.Fprintf(&sb, ", %d left to the export", ir.LeftToExport)
+	}
+	if ir.Unparseable > 0 {
+		fmt.Fprintf(&sb, ", %d unreadable (dropped)", ir.Unparseable)
+	}
+	if ir.NoPayload > 0 {
+		fmt.Fprintf(&sb, ", %d without payload", ir.NoPayload)
+	}
+	if ir.Error != "" {
+		sb.WriteString("; stopped: " + ir.Error)
+	}
+	return sb.String()
+}
+
+// saveLastRun records a scheduled run's report for /v1/status (Status.LastRun).
+func (r *Reconciler) saveLastRun(rep Report) {
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := r.rdb.Set(ctx, keys.ReconcileLastRun, b, 0).Err(); err != nil {
+		r.log.Warn().Err(err).Msg("save last reconcile run")
 	}
 }

@@ -2,30 +2,28 @@ package reconcile
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/hibiken/asynq"
-
-	"github.com/deskrelay/deskrelay/internal/keys"
-	"github.com/deskrelay/deskrelay/relay"
 )
 
 // TaskRun is the asynq task type of one scheduled run (queue "reconcile",
-// task id RunTaskID of its interval slot, no payload).
+// task id runTaskID of its interval slot, no payload).
 const TaskRun = "reconcile:run"
 
-// RunTaskID is the task id of the run for the interval slot starting at
+// runTaskID is the task id of the run for the interval slot starting at
 // slot: every replica enqueues the same id, and asynq keeps one.
-func RunTaskID(slot time.Time) string { return "reconcile:" + strconv.FormatInt(slot.Unix(), 10) }
+func runTaskID(slot time.Time) string { return "reconcile:" + strconv.FormatInt(slot.Unix(), 10) }
 
-// Register adds the scheduled run's handler to the mux of the one asynq
-// server (relay.NewServer).
+// Register adds the handlers of the scheduled run and of the breaker
+// watch to the mux of the one asynq server (queues.NewServer).
 func (r *Reconciler) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TaskRun, r.handleRun)
+	mux.HandleFunc(TaskBreakerCheck, r.handleBreakerCheck)
 }
 
 func (r *Reconciler) handleRun(ctx context.Context, _ *asynq.Task) error {
@@ -44,7 +42,7 @@ func (r *Reconciler) handleRun(ctx context.Context, _ *asynq.Task) error {
 	}
 	ev.Int("pages", rep.Pages).Int("tickets_scanned", rep.TicketsScanned).Int("events_found", rep.EventsFound).
 		Int("already_delivered", rep.AlreadyDelivered).Int("enqueued", rep.Enqueued).
-		Int("zendesk_requests", rep.ZendeskRequests).Dur("rate_limit_wait", rep.RateLimitWait).
+		Int("zendesk_requests", rep.ZendeskRequests).Dur("rate_limit_wait_ms", rep.RateLimitWait).
 		Time("checkpoint", rep.Checkpoint).Msg("reconcile run done")
 	return nil
 }
@@ -58,98 +56,49 @@ func (r *Reconciler) Schedule(ctx context.Context) error {
 	if r.cfg.Interval <= 0 {
 		return nil
 	}
-	for {
-		now := r.cfg.Now()
-		slot := now.Truncate(r.cfg.Interval)
-		if err := r.EnqueueRun(ctx, slot); err != nil && ctx.Err() == nil {
-			r.log.Warn().Err(err).Msg("reconcile: could not schedule a run; trying again next interval")
-		}
-		if err := sleep(ctx, slot.Add(r.cfg.Interval).Sub(now)); err != nil {
-			return nil
-		}
-	}
+	return r.everySlot(ctx, r.cfg.Interval, r.enqueueRun)
 }
 
-// EnqueueRun enqueues the run of one interval slot; a run already enqueued
+// enqueueRun enqueues the run of one interval slot; a run already enqueued
 // for that slot (by any replica) is not an error.
-func (r *Reconciler) EnqueueRun(ctx context.Context, slot time.Time) error {
-	retention := max(2*r.cfg.Interval, time.Minute)
-	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(TaskRun, nil),
-		asynq.Queue(relay.QueueReconcile),
-		asynq.TaskID(RunTaskID(slot)),
-		asynq.MaxRetry(0),
-		asynq.Timeout(r.cfg.RunTimeout),
-		asynq.Retention(retention),
-	)
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return nil
-	}
-	if err != nil {
+func (r *Reconciler) enqueueRun(ctx context.Context, slot time.Time) error {
+	if err := r.enqueueOnce(ctx, TaskRun, runTaskID(slot), r.cfg.Interval, r.cfg.RunTimeout); err != nil {
 		return fmt.Errorf("enqueue reconcile run: %w", err)
 	}
 	return nil
 }
 
-// Status is the reconciler's part of GET /v1/status. It reads Redis only.
-type Status struct {
-	// Enabled is false when the schedule is off (Interval 0).
-	Enabled  bool   `json:"enabled"`
-	Interval string `json:"interval"`
-	// Checkpoint is where the next scheduled run starts; CheckpointAge is
-	// how far behind now it is, in seconds (-1 when there is none yet).
-	Checkpoint    time.Time `json:"checkpoint,omitzero"`
-	CheckpointAge float64   `json:"checkpoint_age_seconds"`
-	// Running is true while a run holds the lease.
-	Running bool `json:"running"`
-	// PendingGapSince is a gap the next run will go back to cover.
-	PendingGapSince time.Time `json:"pending_gap_since,omitzero"`
-	// LastRun is the last scheduled run's report.
-	LastRun *Report `json:"last_run,omitempty"`
-	// Webhook is the guardian's last check (nil when none was recorded or
-	// no webhook/target is configured).
-	Webhook *WatchState `json:"webhook,omitempty"`
-}
-
-// Status reports the schedule's state for /v1/status, from Redis, without
-// calling Zendesk.
-func (r *Reconciler) Status(ctx context.Context) (Status, error) {
-	s := Status{Enabled: r.cfg.Interval > 0, Interval: r.cfg.Interval.String(), CheckpointAge: -1}
-	cp, ok, err := r.Checkpoint(ctx)
-	if err != nil {
-		return s, err
-	}
-	if ok {
-		s.Checkpoint = cp
-		s.CheckpointAge = r.cfg.Now().Sub(cp).Round(time.Second).Seconds()
-	}
-	n, err := r.rdb.Exists(ctx, keys.ReconcileLease).Result()
-	if err != nil {
-		return s, fmt.Errorf("read reconcile lease: %w", err)
-	}
-	s.Running = n == 1
-	if rw, ok, err := r.readUnix(ctx, keys.ReconcileRewind); err == nil && ok {
-		s.PendingGapSince = rw
-	}
-	if b, err := r.rdb.Get(ctx, keys.ReconcileLastRun).Bytes(); err == nil {
-		var rep Report
-		if json.Unmarshal(b, &rep) == nil {
-			s.LastRun = &rep
+// everySlot calls enqueue with the start of the current slot of length
+// every, then at the start of each next slot, until ctx ends. Every replica
+// computes the same slots; enqueue gives a slot's task one id, so asynq
+// keeps one task per slot whichever replicas enqueue it.
+func (r *Reconciler) everySlot(ctx context.Context, every time.Duration, enqueue func(ctx context.Context, slot time.Time) error) error {
+	for {
+		now := r.cfg.Now()
+		slot := now.Truncate(every)
+		if err := enqueue(ctx, slot); err != nil && ctx.Err() == nil {
+			r.log.Warn().Err(err).Msg("reconcile: could not schedule a task; trying again next slot")
+		}
+		if err := sleep(ctx, slot.Add(every).Sub(now)); err != nil {
+			return nil
 		}
 	}
-	if st, ok, err := r.guardian.LastCheck(ctx); err == nil && ok && st.Kind != "" {
-		s.Webhook = &st
-	}
-	return s, nil
 }
 
-func (r *Reconciler) saveLastRun(rep Report) {
-	b, err := json.Marshal(rep)
-	if err != nil {
-		return
+// enqueueOnce enqueues a task of type typ with id on the reconcile queue,
+// never retried, kept after it ran for two slots (at least a minute) so that
+// a replica that enqueues the same slot late finds the id taken; an id
+// already taken is not an error.
+func (r *Reconciler) enqueueOnce(ctx context.Context, typ, id string, every, timeout time.Duration) error {
+	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(typ, nil),
+		asynq.Queue(queues.Reconcile),
+		asynq.TaskID(id),
+		asynq.MaxRetry(0),
+		asynq.Timeout(timeout),
+		asynq.Retention(max(2*every, time.Minute)),
+	)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := r.rdb.Set(ctx, keys.ReconcileLastRun, b, 0).Err(); err != nil {
-		r.log.Warn().Err(err).Msg("save last reconcile run")
-	}
+	return err
 }

@@ -10,9 +10,11 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	zdbudget "github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/keys"
-	"github.com/deskrelay/deskrelay/relay"
+	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
@@ -73,7 +75,7 @@ func TestSchedule(t *testing.T) {
 		defer cancel()
 		var sched sync.WaitGroup
 		for _, r := range rs {
-			srv := relay.NewServer(e.db.AsynqOpt(), relay.ServerConfig{Concurrency: 2, PollInterval: 50 * time.Millisecond}, testLogger(t))
+			srv := queues.NewServer(e.db.AsynqOpt(), queues.ServerConfig{Concurrency: 2, PollInterval: 50 * time.Millisecond}, testLogger(t))
 			mux := asynq.NewServeMux()
 			r.Register(mux)
 			if err := srv.Start(mux); err != nil {
@@ -84,7 +86,7 @@ func TestSchedule(t *testing.T) {
 		}
 		started := time.Now()
 		before := c.calls.Load()
-		waitFor(t, 15*time.Second, "three scheduled runs", func() bool { return c.calls.Load()-before >= 3 })
+		testutil.WaitFor(t, 15*time.Second, func() bool { return c.calls.Load()-before >= 3 }, "three scheduled runs")
 		cancel()
 		sched.Wait()
 		slots := int32(time.Since(started)/time.Second) + 2
@@ -145,10 +147,10 @@ func TestSchedule(t *testing.T) {
 		if err := e.rdb.PExpire(ctx, keys.ReconcileLease, 20*time.Millisecond).Err(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, "the dead lease to expire", func() bool {
+		testutil.WaitFor(t, 5*time.Second, func() bool {
 			n, _ := e.rdb.Exists(ctx, keys.ReconcileLease).Result()
 			return n == 0
-		})
+		}, "the dead lease to expire")
 		rep, err = r.RunOnce(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -166,7 +168,7 @@ func TestRateLimits(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, zendesktest.Config{ExportLimit: 3, Window: time.Second, ExportPageSize: 2})
 	r := e.reconciler(t, Config{ExportLimit: 3, ExportWindow: time.Second},
-		func(d *Deps) { d.Limiter = relay.NewLimiter(e.rdb, 6000) })
+		func(d *Deps) { d.Limiter = zdbudget.NewLimiter(e.rdb, 6000) })
 	id := e.managedTicket(t)
 	var want []string
 	for range 12 {

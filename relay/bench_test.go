@@ -10,6 +10,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/relay"
 )
 
@@ -41,9 +43,9 @@ func relayThroughput(b *testing.B, n, convs, workers int) float64 {
 	parallel(workers, len(all), func(i int) { mustEnqueue(b, e.relay, all[i]) })
 	// Count deliveries in process (the metric), not by asking Redis for
 	// every message, so that the measuring does not load Redis.
-	waitFor(b, 5*time.Minute, "every message delivered", func() bool {
+	testutil.WaitFor(b, 5*time.Minute, func() bool {
 		return deliveredMetric(b, e) >= float64(n)
-	})
+	}, "every message delivered")
 	elapsed := time.Since(start)
 	waitStatus(b, e.relay, ids(all), "delivered", time.Minute)
 	return float64(n) / elapsed.Seconds()
@@ -55,7 +57,7 @@ func asynqThroughput(b *testing.B, n, workers int) float64 {
 	defer client.Close()
 	var done atomic.Int64
 	finished := make(chan struct{})
-	srv := relay.NewServer(e.opt, relay.ServerConfig{Concurrency: workers, PollInterval: 100 * time.Millisecond}, testLogger(b))
+	srv := queues.NewServer(e.opt, queues.ServerConfig{Concurrency: workers, PollInterval: 100 * time.Millisecond}, testLogger(b))
 	mux := asynq.NewServeMux()
 	mux.HandleFunc("bench:noop", func(context.Context, *asynq.Task) error {
 		if done.Add(1) == int64(n) {
@@ -69,8 +71,8 @@ func asynqThroughput(b *testing.B, n, workers int) float64 {
 	defer srv.Shutdown()
 	start := time.Now()
 	parallel(workers, n, func(i int) {
-		if _, err := client.Enqueue(asynq.NewTask("bench:noop", nil), asynq.Queue(relay.QueueOutbound),
-			asynq.TaskID(fmt.Sprintf("noop-%d", i)), asynq.MaxRetry(relay.MaxRetry)); err != nil {
+		if _, err := client.Enqueue(asynq.NewTask("bench:noop", nil), asynq.Queue(queues.Outbound),
+			asynq.TaskID(fmt.Sprintf("noop-%d", i)), asynq.MaxRetry(queues.MaxRetry)); err != nil {
 			b.Error(err)
 		}
 	})
@@ -98,10 +100,10 @@ func BenchmarkDrainAfterOutage(b *testing.B) {
 			all = append(all, msg(fmt.Sprintf("drain%03d", i%convs), i/convs+1))
 		}
 		enqueueAll(b, e.relay, all)
-		waitFor(b, time.Minute, "the gate to close", func() bool {
+		testutil.WaitFor(b, time.Minute, func() bool {
 			rep, err := e.relay.Report(context.Background())
 			return err == nil && rep.Gate.State == relay.GateClosed
-		})
+		}, "the gate to close")
 		// Let the limiter's budget refill, as it would during a real outage.
 		time.Sleep(6 * time.Second)
 		up := time.Now()

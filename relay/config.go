@@ -12,14 +12,12 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
 // Config configures the outbound relay. Zero values take the defaults below.
 type Config struct {
-	// RetryMaxDelay caps the exponential backoff (DESKRELAY_RETRY_MAX_DELAY).
-	// Default 1h. It must equal the Policy.MaxDelay given to NewServer.
-	RetryMaxDelay time.Duration
 	// OrderGapTimeout is how long a conversation waits for a missing
 	// sequence number before it goes on (DESKRELAY_ORDER_GAP_TIMEOUT).
 	// Default 5m.
@@ -75,7 +73,6 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	c.RetryMaxDelay = cmp.Or(c.RetryMaxDelay, time.Hour)
 	c.OrderGapTimeout = cmp.Or(c.OrderGapTimeout, 5*time.Minute)
 	c.RateLimit = cmp.Or(c.RateLimit, 200)
 	c.Retention = cmp.Or(c.Retention, 30*24*time.Hour)
@@ -98,8 +95,6 @@ func (c Config) withDefaults() Config {
 
 func (c Config) validate() error {
 	switch {
-	case c.RetryMaxDelay < time.Second:
-		return fmt.Errorf("DESKRELAY_RETRY_MAX_DELAY: must be at least 1s, got %s", c.RetryMaxDelay)
 	case c.OrderGapTimeout < 0:
 		return fmt.Errorf("DESKRELAY_ORDER_GAP_TIMEOUT: must not be negative, got %s", c.OrderGapTimeout)
 	case c.RateLimit < 1:
@@ -131,7 +126,7 @@ type Deps struct {
 	Zendesk *zendesk.Client
 	// Limiter is the shared Zendesk rate limiter. Default: NewLimiter(Redis,
 	// Config.RateLimit).
-	Limiter *Limiter
+	Limiter *budget.Limiter
 	// Log receives the relay's logs.
 	Log zerolog.Logger
 	// Metrics registers the relay's Prometheus collectors; nil: no metrics.

@@ -13,7 +13,10 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
@@ -32,7 +35,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envChild) == "1" {
 		os.Exit(runChild())
 	}
-	os.Exit(m.Run())
+	testutil.VerifyTestMain(m)
 }
 
 // runChild is a relay worker process: it serves the outbound queue until
@@ -41,7 +44,7 @@ func runChild() int {
 	addr := os.Getenv(envChildRedis)
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	opt := asynq.RedisClientOpt{Addr: addr}
-	lim := relay.NewLimiter(rdb, 6000)
+	lim := budget.NewLimiter(rdb, 6000)
 	zd, err := zendesk.New(zendesk.Config{BaseURL: os.Getenv(envChildZD), Email: os.Getenv(envChildEmail),
 		APIToken: os.Getenv(envChildToken), Timeout: 5 * time.Second, OnResponse: lim.Observe})
 	if err != nil {
@@ -54,8 +57,8 @@ func runChild() int {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
 	}
-	srv := relay.NewServer(opt, relay.ServerConfig{Concurrency: 10,
-		Policy:       relay.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: cfg.RetryMaxDelay},
+	srv := queues.NewServer(opt, queues.ServerConfig{Concurrency: 10,
+		Policy:       queues.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: testRetryMaxDelay},
 		PollInterval: 100 * time.Millisecond}, testLogger(nil))
 	mux := asynq.NewServeMux()
 	r.Register(mux)
@@ -101,7 +104,7 @@ func TestCrashSafety(t *testing.T) {
 		e.fake.SetLatency(10 * time.Millisecond)
 		want, all := wantBodies(6, 8, "aof")
 		enqueueAll(t, e.relay, all)
-		waitFor(t, 30*time.Second, "a part of the burst delivered", func() bool { return delivered(e.relay, ids(all)) >= 8 })
+		testutil.WaitFor(t, 30*time.Second, func() bool { return delivered(e.relay, ids(all)) >= 8 }, "a part of the burst delivered")
 		s.Restart(t)
 		t.Logf("Redis restarted with %d of %d delivered", delivered(e.relay, ids(all)), len(all))
 		waitStatus(t, e.relay, ids(all), "delivered", 120*time.Second)
@@ -124,7 +127,7 @@ func TestSIGKILL(t *testing.T) {
 		want, all := wantBodies(10, 6, "kill")
 		enqueueAll(t, e.relay, all)
 		child := startChild(t, e, s.Addr)
-		waitFor(t, 30*time.Second, "a part of the burst delivered", func() bool { return delivered(e.relay, ids(all)) >= 10 })
+		testutil.WaitFor(t, 30*time.Second, func() bool { return delivered(e.relay, ids(all)) >= 10 }, "a part of the burst delivered")
 		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}

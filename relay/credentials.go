@@ -8,6 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
 // Credentials watch. A 401/403 fails the message (reason unauthorized) and
@@ -66,16 +67,16 @@ func (r *Relay) credentialsRejected(ctx context.Context) {
 func (r *Relay) processCredentialProbe(ctx context.Context, _ *asynq.Task) error {
 	c, err := r.credentialsState(ctx)
 	if err != nil {
-		return Wait(r.cfg.CredentialProbeInterval, err)
+		return queues.Wait(r.cfg.CredentialProbeInterval, err)
 	}
 	if c.State != CredentialsUnauthorized {
 		return nil
 	}
 	if _, err := zdCall(ctx, r, "me", r.zdMe); err != nil {
-		return Wait(r.cfg.CredentialProbeInterval, fmt.Errorf("credentials probe: %w", err))
+		return queues.Wait(r.cfg.CredentialProbeInterval, fmt.Errorf("credentials probe: %w", err))
 	}
 	if err := r.rdb.Del(ctx, keys.OutboundCredentials).Err(); err != nil {
-		return Wait(r.cfg.CredentialProbeInterval, err)
+		return queues.Wait(r.cfg.CredentialProbeInterval, err)
 	}
 	r.log.Info().Dur("unauthorized_for", r.cfg.Now().Sub(c.Since)).Msg("Zendesk accepts deskrelay's credentials again")
 	if !r.cfg.AutoReplay {

@@ -5,10 +5,9 @@
 // conversation order: the first message of a conversation creates a ticket,
 // later ones add public comments authored by the requester.
 //
-// It also holds what every queue shares: the asynq server (queues.go), the
-// retry policy (retry.go), the Zendesk rate limiter shared by all replicas
-// (limiter.go) and the record of which tickets and comments deskrelay
-// manages and wrote (tickets.go).
+// What it shares with the other flows lives in internal/queues (queue names,
+// asynq server, retry policy), internal/budget (the shared Zendesk budget)
+// and internal/tickets (the conversation <-> ticket record).
 //
 // It imports zendesk and internal packages only; it must not import inbound,
 // reconcile or package main.

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
@@ -29,15 +31,15 @@ func TestOutage(t *testing.T) {
 		want, all := wantBodies(5, 6, "outage")
 		enqueueAll(t, e.relay, all)
 		ctx := context.Background()
-		waitFor(t, 20*time.Second, "the outage gate to close", func() bool {
+		testutil.WaitFor(t, 20*time.Second, func() bool {
 			rep, err := e.relay.Report(ctx)
 			return err == nil && rep.Gate.State == relay.GateClosed
-		})
+		}, "the outage gate to close")
 		closedAt := time.Now()
 		// While the gate is closed, only probes reach Zendesk.
-		waitFor(t, 10*time.Second, "two probes", func() bool {
+		testutil.WaitFor(t, 10*time.Second, func() bool {
 			return countSince(e.fake, closedAt, func(r zendesktest.RecordedRequest) bool { return r.Path == "/api/v2/users/me" }) >= 2
-		})
+		}, "two probes")
 		if n := countSince(e.fake, closedAt, isWrite); n > 10 {
 			t.Errorf("%d writes reached Zendesk while the gate was closed, want at most the in-flight ones (10)", n)
 		}
@@ -84,8 +86,8 @@ func TestRateLimitStorm(t *testing.T) {
 		want, all := wantBodies(3, 4, "storm")
 		enqueueAll(t, e.relay, all)
 		maxRetried, sawRetry := 0, false
-		waitFor(t, 60*time.Second, "every message delivered through the storm", func() bool {
-			tasks, _ := e.insp.ListRetryTasks(relay.QueueOutbound)
+		testutil.WaitFor(t, 60*time.Second, func() bool {
+			tasks, _ := e.insp.ListRetryTasks(queues.Outbound)
 			for _, ti := range tasks {
 				sawRetry = true
 				maxRetried = max(maxRetried, ti.Retried)
@@ -96,7 +98,7 @@ func TestRateLimitStorm(t *testing.T) {
 				}
 			}
 			return true
-		})
+		}, "every message delivered through the storm")
 		checkExactlyOnce(t, e.fake, want)
 		if !sawRetry {
 			t.Error("no task ever waited: the storm did not happen")
@@ -107,7 +109,7 @@ func TestRateLimitStorm(t *testing.T) {
 		if n := countSince(e.fake, time.Time{}, func(r zendesktest.RecordedRequest) bool { return r.Status == 429 }); n != 15 {
 			t.Errorf("Zendesk answered 429 %d times, want 15", n)
 		}
-		qi, err := e.insp.GetQueueInfo(relay.QueueOutbound)
+		qi, err := e.insp.GetQueueInfo(queues.Outbound)
 		if err != nil || qi.Archived != 0 {
 			t.Errorf("archived = %+v, %v; want none", qi, err)
 		}
@@ -127,14 +129,14 @@ func TestSharedLimiter(t *testing.T) {
 		start := time.Now()
 		enqueueAll(t, e.relay, all)
 		maxRetried, waited := 0, false
-		waitFor(t, 60*time.Second, "every message delivered at the limiter's pace", func() bool {
-			tasks, _ := e.insp.ListRetryTasks(relay.QueueOutbound)
+		testutil.WaitFor(t, 60*time.Second, func() bool {
+			tasks, _ := e.insp.ListRetryTasks(queues.Outbound)
 			for _, ti := range tasks {
 				waited = true
 				maxRetried = max(maxRetried, ti.Retried)
 			}
 			return delivered(e.relay, ids(all)) == len(all)
-		})
+		}, "every message delivered at the limiter's pace")
 		checkExactlyOnce(t, e.fake, want)
 		if elapsed := time.Since(start); elapsed < 3*time.Second {
 			t.Errorf("20 requests at 2/s after a burst of 12 took %s, want at least 3s", elapsed)
@@ -238,10 +240,10 @@ func TestUnauthorized(t *testing.T) {
 		}
 		waitStatus(t, e.relay, ids(all), "delivered", 30*time.Second)
 		checkExactlyOnce(t, e.fake, want)
-		waitFor(t, 10*time.Second, "the credentials probe to see them work", func() bool {
+		testutil.WaitFor(t, 10*time.Second, func() bool {
 			rep, err := e.relay.Report(ctx)
 			return err == nil && rep.Credentials.State == relay.CredentialsOK
-		})
+		}, "the credentials probe to see them work")
 		rep, err = e.relay.Report(ctx)
 		if err != nil || rep.Failed[relay.ReasonUnauthorized] != 0 || rep.Queue.Archived != 0 {
 			t.Errorf("report after replay = %+v, %v; want no failed, nothing archived", rep, err)
@@ -438,7 +440,7 @@ func TestSelfHealing(t *testing.T) {
 		m1, m2 := msg("heal", 1), msg("heal", 2)
 		mustEnqueue(t, e.relay, m1)
 		mustEnqueue(t, e.relay, m2)
-		if err := e.insp.DeleteTask(relay.QueueOutbound, "msg:"+m1.ID); err != nil {
+		if err := e.insp.DeleteTask(queues.Outbound, "msg:"+m1.ID); err != nil {
 			t.Fatalf("delete task: %v", err)
 		}
 		startWorkers(t, e.opt, e.relay, 4, time.Second)
@@ -467,13 +469,13 @@ func TestChaos(t *testing.T) {
 		}
 		mustEnqueue(t, r, all[i])
 	})
-	waitFor(t, 30*time.Second, "some deliveries", func() bool { return delivered(e.relay, ids(all)) >= 10 })
+	testutil.WaitFor(t, 30*time.Second, func() bool { return delivered(e.relay, ids(all)) >= 10 }, "some deliveries")
 	e.fake.Down()
 	parallel(8, len(all)-half, func(i int) { mustEnqueue(t, other, all[half+i]) })
-	waitFor(t, 20*time.Second, "the outage gate to close", func() bool {
+	testutil.WaitFor(t, 20*time.Second, func() bool {
 		rep, err := e.relay.Report(context.Background())
 		return err == nil && rep.Gate.State == relay.GateClosed
-	})
+	}, "the outage gate to close")
 	e.fake.FailNext(10, http.StatusTooManyRequests, zendesktest.RetryAfter(time.Second))
 	e.fake.Up()
 	waitStatus(t, e.relay, ids(all), "delivered", 90*time.Second)

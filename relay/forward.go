@@ -15,7 +15,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -41,7 +43,7 @@ type delivery struct {
 func (r *Relay) processMessage(ctx context.Context, t *asynq.Task) error {
 	var p taskPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.ID == "" {
-		return Fail(ReasonInvalid, fmt.Errorf("unreadable task payload %q", t.Payload()))
+		return queues.Fail(ReasonInvalid, fmt.Errorf("unreadable task payload %q", t.Payload()))
 	}
 	log := r.log.With().Str("message_id", p.ID).Logger()
 	if tid, ok := asynq.GetTaskID(ctx); ok {
@@ -60,7 +62,7 @@ func (r *Relay) processMessage(ctx context.Context, t *asynq.Task) error {
 	case p.Gen < rec.Gen:
 		return nil // superseded by a replay
 	case p.Gen > rec.Gen:
-		return Wait(500*time.Millisecond, errReplaying)
+		return queues.Wait(500*time.Millisecond, errReplaying)
 	}
 	switch rec.State {
 	case "accepting":
@@ -83,11 +85,11 @@ func (r *Relay) processMessage(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	if !ok {
-		return Wait(jitter(wait), errNotYourTurn)
+		return queues.Wait(jitter(wait), errNotYourTurn)
 	}
 	l, lctx, err := r.lock(ctx, rec.Conv)
 	if errors.Is(err, errLockBusy) {
-		return Wait(jitter(250*time.Millisecond), err)
+		return queues.Wait(jitter(250*time.Millisecond), err)
 	}
 	if err != nil {
 		return err
@@ -149,7 +151,7 @@ func (r *Relay) chain(ctx context.Context, conv string) {
 			return
 		}
 		// Its own task has nothing left to do (best effort: it may be running).
-		_ = r.insp.DeleteTask(QueueOutbound, taskID(rec.ID, rec.Gen))
+		_ = r.insp.DeleteTask(queues.Outbound, taskID(rec.ID, rec.Gen))
 	}
 }
 
@@ -176,7 +178,7 @@ func (r *Relay) settle(ctx context.Context, rec *record, d delivery, err error, 
 		if k == kindUnauthorized {
 			reason = ReasonUnauthorized
 		}
-		f := finish{state: StateFailed, reason: reason, lastError: truncate(err.Error(), 1000), ticketID: d.ticketID}
+		f := finish{state: StateFailed, reason: reason, lastError: lastError(err), ticketID: d.ticketID}
 		if ferr := r.st.finish(ctx, rec, f, now, r.cfg.Retention); ferr != nil {
 			return fmt.Errorf("record failure of %s: %w", rec.ID, ferr)
 		}
@@ -189,13 +191,13 @@ func (r *Relay) settle(ctx context.Context, rec *record, d delivery, err error, 
 			ev = ev.Int("zendesk_status", ze.Status).Str("request_id", ze.RequestID)
 		}
 		ev.Err(err).Str("reason", reason).Msg("message failed; kept for deskrelay replay")
-		return Fail(reason, err)
+		return queues.Fail(reason, err)
 	default:
 		ze := zendesk.AsError(err)
 		// The write mark stays: only write() knows whether the error was
 		// the write's own (and clears it then); a failed check or read
 		// proves nothing about an earlier write.
-		if rerr := r.st.attemptFailed(ctx, rec.ID, truncate(err.Error(), 1000)); rerr != nil {
+		if rerr := r.st.attemptFailed(ctx, rec.ID, lastError(err)); rerr != nil {
 			log.Warn().Err(rerr).Msg("cannot record failed attempt")
 		}
 		r.m.deliveries.WithLabelValues("retry").Inc()
@@ -222,7 +224,7 @@ func (r *Relay) deliver(ctx context.Context, rec *record, log zerolog.Logger) (d
 		if _, at, ok := strings.Cut(rec.Write, "@"); ok {
 			if ms, err := strconv.ParseInt(at, 10, 64); err == nil {
 				if left := r.cfg.AmbiguousSettle - r.cfg.Now().Sub(time.UnixMilli(ms)); left > 0 {
-					return delivery{}, Wait(left, errors.New("letting an unanswered write settle before checking it"))
+					return delivery{}, queues.Wait(left, errors.New("letting an unanswered write settle before checking it"))
 				}
 			}
 		}
@@ -266,13 +268,14 @@ func write[T any](ctx context.Context, r *Relay, rec *record, op string, pre fun
 			return zero, err
 		}
 	}
-	if err := stillHeld(ctx, r.cfg.LockTTL); err != nil {
+	if err := stillHeld(ctx); err != nil {
 		return zero, err
 	}
 	if err := r.st.markWrite(ctx, rec.ID, op); err != nil {
 		return zero, err
 	}
 	v, err := f(ctx)
+	budget.Pause429(ctx, r.lim, err)
 	r.observe(op, err)
 	if err != nil {
 		switch ze := zendesk.AsError(err); {
@@ -349,7 +352,7 @@ func (r *Relay) comment(ctx context.Context, rec *record, ticket int64) (deliver
 		}
 		if !ok {
 			r.m.rateLimitWaits.Inc()
-			return Wait(jitter(d), fmt.Errorf("ticket %d: Zendesk's update limit", ticket))
+			return queues.Wait(jitter(d), fmt.Errorf("ticket %d: Zendesk's update limit", ticket))
 		}
 		return nil
 	}

@@ -10,7 +10,9 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
 // The outage gate. A run of GateThreshold temporary Zendesk failures (5xx,
@@ -94,8 +96,8 @@ func (r *Relay) watchState(ctx context.Context, key string) (map[string]string, 
 // scheduleProbe makes sure one probe task of typ is scheduled in the
 // outbound queue, across all replicas (a fixed task id).
 func (r *Relay) scheduleProbe(ctx context.Context, typ, id string, in time.Duration) {
-	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(typ, nil), asynq.Queue(QueueOutbound), asynq.TaskID(id),
-		asynq.ProcessIn(in), asynq.MaxRetry(MaxRetry), asynq.Timeout(r.cfg.AttemptTimeout))
+	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(typ, nil), asynq.Queue(queues.Outbound), asynq.TaskID(id),
+		asynq.ProcessIn(in), asynq.MaxRetry(queues.MaxRetry), asynq.Timeout(r.cfg.AttemptTimeout))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		r.log.Warn().Err(err).Str("probe", typ).Msg("cannot schedule probe")
 	}
@@ -113,7 +115,7 @@ func (r *Relay) gateAdmit(ctx context.Context) error {
 	}
 	r.ensureProbe(ctx)
 	r.m.gateParked.Inc()
-	return Wait(jitter(r.cfg.GateParkTime), errGateClosed)
+	return queues.Wait(jitter(r.cfg.GateParkTime), errGateClosed)
 }
 
 var errGateClosed = errors.New("zendesk outage: gate closed, parked")
@@ -131,7 +133,7 @@ func (r *Relay) gateFailure(ctx context.Context) {
 	}
 	if closed == 1 {
 		r.m.gateClosed.Set(1)
-		r.log.Warn().Str("queue", QueueOutbound).Int("failures", r.cfg.GateThreshold).
+		r.log.Warn().Str("queue", queues.Outbound).Int("failures", r.cfg.GateThreshold).
 			Msg("zendesk outage: outage gate closed, parking outbound work and probing")
 		r.ensureProbe(ctx)
 	}
@@ -152,37 +154,38 @@ func (r *Relay) gateSuccess(ctx context.Context) {
 }
 
 func (r *Relay) releaseBacklog() {
-	nr, err1 := r.insp.RunAllRetryTasks(QueueOutbound)
-	ns, err2 := r.insp.RunAllScheduledTasks(QueueOutbound)
+	nr, err1 := r.insp.RunAllRetryTasks(queues.Outbound)
+	ns, err2 := r.insp.RunAllScheduledTasks(queues.Outbound)
 	ev := r.log.Info()
 	if err := errors.Join(err1, err2); err != nil {
 		ev = r.log.Warn().Err(err)
 	}
-	ev.Str("queue", QueueOutbound).Int("released", nr+ns).Msg("zendesk answers again: outage gate open, backlog released")
+	ev.Str("queue", queues.Outbound).Int("released", nr+ns).Msg("zendesk answers again: outage gate open, backlog released")
 }
 
 // processProbe is the handler of TypeGateProbe.
 func (r *Relay) processProbe(ctx context.Context, _ *asynq.Task) error {
 	g, err := r.gateState(ctx)
 	if err != nil {
-		return Wait(r.cfg.GateProbeInterval, err)
+		return queues.Wait(r.cfg.GateProbeInterval, err)
 	}
 	if g.State != GateClosed {
 		return nil
 	}
 	if r.zd == nil {
-		return Wait(r.cfg.GateProbeInterval, errNoZendesk)
+		return queues.Wait(r.cfg.GateProbeInterval, errNoZendesk)
 	}
 	if err := r.limit(ctx); err != nil {
 		return err
 	}
 	_, err = r.zd.Me(ctx)
+	budget.Pause429(ctx, r.lim, err)
 	r.observe("me", err)
 	if err != nil {
 		// Any answer from Zendesk other than a temporary failure means it is
 		// up again (a 401 is the delivery's business, not the gate's).
 		if k := kindOf(err); k == kindTemporary || k == kindOther {
-			return Wait(r.cfg.GateProbeInterval, fmt.Errorf("outage gate probe: %w", err))
+			return queues.Wait(r.cfg.GateProbeInterval, fmt.Errorf("outage gate probe: %w", err))
 		}
 	}
 	r.gateSuccess(ctx)

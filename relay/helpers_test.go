@@ -17,7 +17,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
@@ -53,12 +56,14 @@ func testLogger(tb testing.TB) zerolog.Logger {
 	return zerolog.New(io.Discard)
 }
 
+// testRetryMaxDelay caps the workers' backoff in tests.
+const testRetryMaxDelay = 2 * time.Second
+
 // fastConfig is a relay Config with timings for tests.
 func fastConfig(c relay.Config) relay.Config {
 	c.TurnPoll = cmp.Or(c.TurnPoll, 300*time.Millisecond)
 	c.GateProbeInterval = cmp.Or(c.GateProbeInterval, 200*time.Millisecond)
 	c.GateParkTime = cmp.Or(c.GateParkTime, 20*time.Second)
-	c.RetryMaxDelay = cmp.Or(c.RetryMaxDelay, 2*time.Second)
 	c.LockTTL = cmp.Or(c.LockTTL, 3*time.Second)
 	c.AmbiguousSettle = cmp.Or(c.AmbiguousSettle, 300*time.Millisecond)
 	c.UpdateRateLimit = cmp.Or(c.UpdateRateLimit, 100000)
@@ -108,7 +113,7 @@ func (e *env) newRelay(o envOptions) *relay.Relay {
 	if o.zdTimeout == 0 {
 		o.zdTimeout = 5 * time.Second
 	}
-	lim := relay.NewLimiter(e.rdb, o.rateLimit)
+	lim := budget.NewLimiter(e.rdb, o.rateLimit)
 	zd, err := zendesk.New(zendesk.Config{BaseURL: e.fake.URL(), Email: e.fake.Email(), APIToken: e.fake.APIToken(),
 		Timeout: o.zdTimeout, OnResponse: lim.Observe})
 	if err != nil {
@@ -123,16 +128,16 @@ func (e *env) newRelay(o envOptions) *relay.Relay {
 	}
 	tb.Cleanup(func() { _ = r.Close() })
 	if !o.noWorkers {
-		startWorkers(tb, e.opt, r, o.workers, cfg.RetryMaxDelay)
+		startWorkers(tb, e.opt, r, o.workers, testRetryMaxDelay)
 	}
 	return r
 }
 
 func startWorkers(tb testing.TB, opt asynq.RedisConnOpt, r *relay.Relay, n int, maxDelay time.Duration) *asynq.Server {
 	tb.Helper()
-	srv := relay.NewServer(opt, relay.ServerConfig{
+	srv := queues.NewServer(opt, queues.ServerConfig{
 		Concurrency:     n,
-		Policy:          relay.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: maxDelay},
+		Policy:          queues.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: maxDelay},
 		ShutdownTimeout: 5 * time.Second,
 		PollInterval:    100 * time.Millisecond,
 	}, testLogger(tb))
@@ -164,23 +169,11 @@ func mustEnqueue(tb testing.TB, r *relay.Relay, m relay.Message) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitStatus waits until every message has the given status.
 func waitStatus(tb testing.TB, r *relay.Relay, ids []string, status string, d time.Duration) {
 	tb.Helper()
 	left := slices.Clone(ids)
-	waitFor(tb, d, fmt.Sprintf("%d messages %s", len(ids), status), func() bool {
+	testutil.WaitFor(tb, d, func() bool {
 		var still []string
 		for _, id := range left {
 			st, err := r.Status(context.Background(), id)
@@ -190,7 +183,7 @@ func waitStatus(tb testing.TB, r *relay.Relay, ids []string, status string, d ti
 		}
 		left = still
 		return len(left) == 0
-	})
+	}, fmt.Sprintf("%d messages %s", len(ids), status))
 }
 
 // conversationBodies returns, per external_id (conversation), the bodies of

@@ -17,6 +17,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/internal/httpx"
 	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
 	"github.com/deskrelay/deskrelay/relay"
 )
@@ -95,10 +96,10 @@ func queueSize(tb testing.TB, insp *asynq.Inspector) int {
 	if err != nil {
 		tb.Fatalf("queues: %v", err)
 	}
-	if !slices.Contains(qs, relay.QueueOutbound) {
+	if !slices.Contains(qs, queues.Outbound) {
 		return 0
 	}
-	qi, err := insp.GetQueueInfo(relay.QueueOutbound)
+	qi, err := insp.GetQueueInfo(queues.Outbound)
 	if err != nil {
 		tb.Fatalf("queue info: %v", err)
 	}
@@ -187,7 +188,7 @@ func TestIntakeIdempotency(t *testing.T) {
 		}
 	})
 	t.Run("OneTaskOnly", func(t *testing.T) {
-		qi, err := e.insp.GetQueueInfo(relay.QueueOutbound)
+		qi, err := e.insp.GetQueueInfo(queues.Outbound)
 		if err != nil || qi.Size != 1 {
 			t.Fatalf("outbound queue = %+v, %v; want exactly 1 task", qi, err)
 		}

@@ -59,8 +59,8 @@ func TestConversationLock(t *testing.T) {
 		deadline := time.Now().Add(2500 * time.Millisecond) // past the 1s TTL
 		for time.Now().Before(deadline) {
 			time.Sleep(100 * time.Millisecond)
-			if v, _ := db.Client.Get(ctx, keys.ConversationLock("c3")).Result(); v != l.token {
-				t.Fatalf("lock lost while held (value %q)", v)
+			if held, err := l.l.Held(ctx); err != nil || !held {
+				t.Fatalf("lock lost while held (held=%v, err=%v)", held, err)
 			}
 		}
 	})

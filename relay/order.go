@@ -2,8 +2,6 @@ package relay
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -14,6 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/lease"
+	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
 // Ordering. Each conversation has a pending set (message id → position) and
@@ -38,7 +38,7 @@ func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, err
 		if err := r.rdb.ZAdd(ctx, keys.ConversationPending(rec.Conv), redis.Z{Score: float64(rec.Pos), Member: rec.ID}).Err(); err != nil {
 			return false, 0, err
 		}
-		return false, minDelay, nil
+		return false, queues.MinDelay, nil
 	}
 	if h := head[0].Member.(string); h != rec.ID {
 		if int64(head[0].Score) > rec.Pos {
@@ -46,7 +46,7 @@ func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, err
 			if err := r.rdb.ZAdd(ctx, keys.ConversationPending(rec.Conv), redis.Z{Score: float64(rec.Pos), Member: rec.ID}).Err(); err != nil {
 				return false, 0, err
 			}
-			return false, minDelay, nil
+			return false, queues.MinDelay, nil
 		}
 		r.wake(ctx, rec.Conv, h, 1)
 		// Finishing messages wake their successor, so polling is only a
@@ -97,7 +97,7 @@ func (r *Relay) wake(ctx context.Context, conv, id string, tries int) {
 	}
 	tid := taskID(id, gen)
 	for i := 0; i < tries; i++ {
-		err := r.insp.RunTask(QueueOutbound, tid)
+		err := r.insp.RunTask(queues.Outbound, tid)
 		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 			r.repairHead(ctx, conv, id)
 			return
@@ -148,53 +148,40 @@ func (r *Relay) wakeHead(ctx context.Context, conv string) {
 
 // convLock is a conversation's lock, renewed while held.
 type convLock struct {
-	rdb    redis.UniversalClient
-	key    string
-	token  string
+	l      *lease.Lease
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 var errLockBusy = errors.New("conversation busy")
 
-var renewScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0`)
-
-var unlockScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`)
-
 // lock takes the conversation's lock. The returned context ends when the
 // lock is lost (it could not be renewed), so that no write happens without it.
 func (r *Relay) lock(ctx context.Context, conv string) (*convLock, context.Context, error) {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	l := &convLock{rdb: r.rdb, key: keys.ConversationLock(conv), token: hex.EncodeToString(b), done: make(chan struct{})}
-	ok, err := r.rdb.SetNX(ctx, l.key, l.token, r.cfg.LockTTL).Result()
+	ll, err := lease.Acquire(ctx, r.rdb, keys.ConversationLock(conv), r.cfg.LockTTL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lock conversation %s: %w", conv, err)
 	}
-	if !ok {
+	if ll == nil {
 		return nil, nil, errLockBusy
 	}
+	l := &convLock{l: ll, done: make(chan struct{})}
 	lctx, cancel := context.WithCancel(context.WithValue(ctx, lockKey{}, l))
 	l.cancel = cancel
-	ttl := r.cfg.LockTTL
 	go func() {
 		defer close(l.done)
-		tick := time.NewTicker(ttl / 3)
+		tick := time.NewTicker(r.cfg.LockTTL / 3)
 		defer tick.Stop()
 		for {
 			select {
 			case <-lctx.Done():
 				return
 			case <-tick.C:
-				n, err := renewScript.Run(lctx, r.rdb, []string{l.key}, l.token, ttl.Milliseconds()).Int()
+				held, err := ll.Extend(lctx)
 				if lctx.Err() != nil {
 					return
 				}
-				if err != nil || n == 0 {
+				if err != nil || !held {
 					r.log.Warn().Err(err).Str("conversation_id", conv).Msg("conversation lock lost")
 					cancel()
 					return
@@ -210,16 +197,16 @@ type lockKey struct{}
 // stillHeld renews the lock of ctx's conversation and reports whether this
 // worker still holds it: checked right before every write, so that a worker
 // that stalled past LockTTL never writes after another took over.
-func stillHeld(ctx context.Context, ttl time.Duration) error {
+func stillHeld(ctx context.Context) error {
 	l, _ := ctx.Value(lockKey{}).(*convLock)
 	if l == nil {
 		return nil
 	}
-	n, err := renewScript.Run(ctx, l.rdb, []string{l.key}, l.token, ttl.Milliseconds()).Int()
+	held, err := l.l.Extend(ctx)
 	if err != nil {
 		return fmt.Errorf("conversation lock: %w", err)
 	}
-	if n == 0 {
+	if !held {
 		return errLockLost
 	}
 	return nil
@@ -232,5 +219,5 @@ func (l *convLock) release() {
 	<-l.done
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = unlockScript.Run(ctx, l.rdb, []string{l.key}, l.token).Err()
+	_, _ = l.l.Release(ctx)
 }

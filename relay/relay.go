@@ -14,6 +14,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
+	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/internal/textx"
+	"github.com/deskrelay/deskrelay/internal/tickets"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -54,8 +58,8 @@ type Relay struct {
 	client  *asynq.Client
 	insp    *asynq.Inspector
 	zd      zendeskAPI
-	lim     *Limiter
-	tickets *Tickets
+	lim     *budget.Limiter
+	tickets *tickets.Tickets
 	st      store
 	log     zerolog.Logger
 	m       *metrics
@@ -81,16 +85,16 @@ func New(cfg Config, d Deps) (*Relay, error) {
 		client:  asynq.NewClient(d.Asynq),
 		insp:    asynq.NewInspector(d.Asynq),
 		lim:     d.Limiter,
-		tickets: NewTickets(d.Redis),
+		tickets: tickets.New(d.Redis),
 		st:      store{rdb: d.Redis},
-		log:     d.Log.With().Str("queue", QueueOutbound).Logger(),
+		log:     d.Log.With().Str("queue", queues.Outbound).Logger(),
 		m:       m,
 	}
 	if d.Zendesk != nil {
 		r.zd = d.Zendesk
 	}
 	if r.lim == nil {
-		r.lim = NewLimiter(d.Redis, cfg.RateLimit)
+		r.lim = budget.NewLimiter(d.Redis, cfg.RateLimit)
 	}
 	return r, nil
 }
@@ -107,19 +111,16 @@ func (r *Relay) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypeCredentialProbe, r.processCredentialProbe)
 }
 
-// Limiter returns the shared rate limiter the relay uses.
-func (r *Relay) Limiter() *Limiter { return r.lim }
-
 // Tickets returns deskrelay's ticket record.
-func (r *Relay) Tickets() *Tickets { return r.tickets }
+func (r *Relay) Tickets() *tickets.Tickets { return r.tickets }
 
 var errNoZendesk = errors.New("relay: no Zendesk client configured")
 
 func (r *Relay) enqueueTask(ctx context.Context, id string, gen int64) error {
 	payload, _ := json.Marshal(taskPayload{ID: id, Gen: gen})
 	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(TypeMessage, payload),
-		asynq.Queue(QueueOutbound), asynq.TaskID(taskID(id, gen)),
-		asynq.MaxRetry(MaxRetry), asynq.Timeout(r.cfg.AttemptTimeout))
+		asynq.Queue(queues.Outbound), asynq.TaskID(taskID(id, gen)),
+		asynq.MaxRetry(queues.MaxRetry), asynq.Timeout(r.cfg.AttemptTimeout))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return nil // an earlier, interrupted intake already enqueued it
 	}
@@ -137,7 +138,7 @@ const (
 	kindNotFound
 	kindClosed
 	kindInvalid
-	kindWait  // a relay.Wait (limiter, gate)
+	kindWait  // a queues.Wait (budget, gate)
 	kindOther // not Zendesk's answer: Redis, context, programming errors
 )
 
@@ -145,8 +146,7 @@ func kindOf(err error) kind {
 	if err == nil {
 		return kindOK
 	}
-	var w *waitError
-	if errors.As(err, &w) {
+	if queues.IsWait(err) {
 		return kindWait
 	}
 	ze := zendesk.AsError(err)
@@ -173,31 +173,23 @@ func kindOf(err error) kind {
 	return kindOther
 }
 
-// limit takes one request from the shared budget: it waits inline up to a
-// second, otherwise it answers Wait (the task comes back later, no attempt
-// counted).
+// limitWait is how long an outbound task waits inline for the shared
+// budget: a refill of up to a second, up to two seconds in all; longer, it
+// answers queues.Wait (the task comes back later, no attempt counted).
+var limitWait = budget.Options{MaxWait: time.Second, Within: 2 * time.Second}
+
+// limit takes one request from the shared budget (see limitWait).
 func (r *Relay) limit(ctx context.Context) error {
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		ok, d, err := r.lim.Allow(ctx)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		if d > time.Second || time.Now().Add(d).After(deadline) {
-			r.m.rateLimitWaits.Inc()
-			return Wait(jitter(d), errors.New("zendesk rate limit"))
-		}
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
+	return r.spent(budget.Take(ctx, r.lim, limitWait))
+}
+
+// spent turns a spent budget into a queues.Wait.
+func (r *Relay) spent(err error) error {
+	if d, ok := budget.Spent(err); ok {
+		r.m.rateLimitWaits.Inc()
+		return queues.Wait(jitter(d), errors.New("zendesk rate limit"))
 	}
+	return err
 }
 
 // observe feeds one Zendesk call's outcome to metrics and the outage gate.
@@ -214,10 +206,8 @@ func (r *Relay) observe(op string, err error) {
 			r.gateFailure(ctx)
 		}
 	case kindRateLimited:
+		// budget.Call / budget.Pause429 paused the account
 		r.m.zendeskStatus.WithLabelValues(op, statusLabel(err)).Inc()
-		if ze := zendesk.AsError(err); ze != nil {
-			_ = r.lim.PauseFor(ctx, ze.RetryAfter)
-		}
 	case kindWait, kindOther:
 	default:
 		// Zendesk answered: it is up.
@@ -243,15 +233,14 @@ func randInt64N(n int64) int64 {
 	return rand.Int64N(n)
 }
 
-func truncate(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
+// lastError is err as stored with a message: at most 1000 bytes (and a
+// mark), never a character cut in two.
+func lastError(err error) string {
+	return textx.Truncate(strings.TrimSpace(err.Error()), 1000)
 }
 
-// zdCall runs one Zendesk call under the limiter and observes its outcome.
+// zdCall runs one Zendesk call within the shared budget and observes its
+// outcome.
 func zdCall[T any](ctx context.Context, r *Relay, op string, f func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if r.zd == nil {
@@ -261,6 +250,7 @@ func zdCall[T any](ctx context.Context, r *Relay, op string, f func(context.Cont
 		return zero, err
 	}
 	v, err := f(ctx)
+	budget.Pause429(ctx, r.lim, err)
 	r.observe(op, err)
 	if err != nil {
 		return zero, fmt.Errorf("%s: %w", op, err)

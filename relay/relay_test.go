@@ -2,7 +2,6 @@ package relay_test
 
 import (
 	"context"
-
 	"sync"
 	"testing"
 	"time"

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
 // ReplaySummary says what a replay did (or, dry, would do).
@@ -45,7 +46,7 @@ func (r *Relay) Replay(ctx context.Context, opts ReplayOptions) (ReplaySummary, 
 	if !opts.Since.IsZero() {
 		from = strconv.FormatInt(opts.Since.UnixMilli(), 10)
 	}
-	ids, err := r.rdb.ZRangeByScore(ctx, keys.Failed(QueueOutbound), &redis.ZRangeBy{Min: from, Max: "+inf"}).Result()
+	ids, err := r.rdb.ZRangeByScore(ctx, keys.Failed(queues.Outbound), &redis.ZRangeBy{Min: from, Max: "+inf"}).Result()
 	if err != nil {
 		return sum, fmt.Errorf("replay: list failed messages: %w", err)
 	}
@@ -107,7 +108,7 @@ func (r *Relay) replayOne(ctx context.Context, rec *record, reason string) (bool
 	if err := r.enqueueTask(ctx, rec.ID, rec.Gen+1); err != nil {
 		return false, err
 	}
-	n, err := replayScript.Run(ctx, r.rdb, []string{keys.Message(rec.ID), keys.ConversationPending(rec.Conv), keys.Failed(QueueOutbound)},
+	n, err := replayScript.Run(ctx, r.rdb, []string{keys.Message(rec.ID), keys.ConversationPending(rec.Conv), keys.Failed(queues.Outbound)},
 		rec.ID, rec.Gen, reason).Int()
 	if err != nil {
 		return false, err
@@ -115,7 +116,7 @@ func (r *Relay) replayOne(ctx context.Context, rec *record, reason string) (bool
 	if n == 0 {
 		return false, nil
 	}
-	if err := r.insp.DeleteTask(QueueOutbound, taskID(rec.ID, rec.Gen)); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+	if err := r.insp.DeleteTask(queues.Outbound, taskID(rec.ID, rec.Gen)); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 		r.log.Debug().Err(err).Str("message_id", rec.ID).Msg("replay: old task not removed")
 	}
 	return true, nil

@@ -8,16 +8,18 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
 // StatusReport is the outbound part of GET /v1/status.
 type StatusReport struct {
-	Queue       QueueReport       `json:"queue"`
-	Gate        GateReport        `json:"gate"`
-	Credentials CredentialsReport `json:"credentials"`
-	Failed      map[string]int    `json:"failed"` // kept failed messages by reason
-	RateLimit   LimiterState      `json:"rate_limit"`
+	Queue       QueueReport         `json:"queue"`
+	Gate        GateReport          `json:"gate"`
+	Credentials CredentialsReport   `json:"credentials"`
+	Failed      map[string]int      `json:"failed"` // kept failed messages by reason
+	RateLimit   budget.LimiterState `json:"rate_limit"`
 }
 
 // QueueReport is the outbound asynq queue's size by task state.
@@ -37,17 +39,17 @@ const maxFailedScan = 10000
 
 // Report returns the outbound relay's state for GET /v1/status.
 func (r *Relay) Report(ctx context.Context) (StatusReport, error) {
-	rep := StatusReport{Queue: QueueReport{Name: QueueOutbound}, Failed: map[string]int{}}
+	rep := StatusReport{Queue: QueueReport{Name: queues.Outbound}, Failed: map[string]int{}}
 	qs, err := r.insp.Queues()
 	if err != nil {
 		return rep, fmt.Errorf("outbound queue: %w", err)
 	}
-	if slices.Contains(qs, QueueOutbound) {
-		qi, err := r.insp.GetQueueInfo(QueueOutbound)
+	if slices.Contains(qs, queues.Outbound) {
+		qi, err := r.insp.GetQueueInfo(queues.Outbound)
 		if err != nil {
 			return rep, fmt.Errorf("outbound queue: %w", err)
 		}
-		rep.Queue = QueueReport{Name: QueueOutbound, Pending: qi.Pending, Active: qi.Active, Scheduled: qi.Scheduled,
+		rep.Queue = QueueReport{Name: queues.Outbound, Pending: qi.Pending, Active: qi.Active, Scheduled: qi.Scheduled,
 			Retry: qi.Retry, Archived: qi.Archived, Paused: qi.Paused}
 	}
 	if rep.Gate, err = r.gateState(ctx); err != nil {
@@ -59,7 +61,7 @@ func (r *Relay) Report(ctx context.Context) (StatusReport, error) {
 	if rep.RateLimit, err = r.lim.State(ctx); err != nil {
 		return rep, err
 	}
-	ids, err := r.rdb.ZRange(ctx, keys.Failed(QueueOutbound), 0, maxFailedScan-1).Result()
+	ids, err := r.rdb.ZRange(ctx, keys.Failed(queues.Outbound), 0, maxFailedScan-1).Result()
 	if err != nil {
 		return rep, fmt.Errorf("failed messages: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
 // The message record is a Redis hash at keys.Message(id):
@@ -203,7 +204,7 @@ type finish struct {
 
 func (s *store) finish(ctx context.Context, r *record, f finish, now time.Time, retention time.Duration) error {
 	return finishScript.Run(ctx, s.rdb,
-		[]string{keys.Message(r.ID), keys.ConversationPending(r.Conv), keys.ConversationOrder(r.Conv), keys.Failed(QueueOutbound)},
+		[]string{keys.Message(r.ID), keys.ConversationPending(r.Conv), keys.ConversationOrder(r.Conv), keys.Failed(queues.Outbound)},
 		r.ID, f.state, r.Pos, f.ticketID, f.commentID, f.reason, f.lastError, now.UnixMilli(), int64(retention/time.Second)).Err()
 }
 

@@ -268,7 +268,8 @@ func (c *Client) exchange(ctx context.Context, cl call, payload []byte, bearer s
 	if bearer != "" {
 		secrets = append(secrets[:len(secrets):len(secrets)], bearer)
 	}
-	x := exchangeResult{op: cl.op, method: cl.method, secrets: secrets, timeout: c.cfg.Timeout}
+	x := exchangeResult{op: cl.op, method: cl.method, secrets: secrets, timeout: c.cfg.Timeout,
+		rule: Classify(cl.method, cl.path)}
 
 	rctx, cancel := context.WithTimeoutCause(ctx, c.cfg.Timeout, errRequestTimeout)
 	defer cancel()
@@ -332,18 +333,27 @@ func (c *Client) exchange(ctx context.Context, cl call, payload []byte, bearer s
 		}
 	}
 	ze := checkResponse(&x)
-	if c.cfg.OnResponse != nil {
-		r := Response{Op: cl.op, StatusCode: x.status, Duration: time.Since(start)}
-		if x.header != nil {
-			r.RateLimit = ParseRateLimit(x.header)
-			r.RequestID = requestID(x.header)
-		}
-		c.cfg.OnResponse(r)
-	}
+	c.report(&x, time.Since(start))
 	if ze != nil {
 		return x.header, ze
 	}
 	return x.header, nil
+}
+
+// report hands one exchange to Config.OnResponse, with its rate-limit
+// figures attributed to the request's family.
+func (c *Client) report(x *exchangeResult, d time.Duration) {
+	if c.cfg.OnResponse == nil {
+		return
+	}
+	r := Response{Op: x.op, StatusCode: x.status, Duration: d,
+		Family: x.rule.Family, SpendsAccount: x.rule.SpendsAccount}
+	if x.header != nil {
+		r.RateLimit, r.Account = ParseRateLimits(x.header, x.rule)
+		r.RequestID = requestID(x.header)
+		r.RetryAfter, _ = ParseRetryAfter(x.header.Get("Retry-After"), time.Now())
+	}
+	c.cfg.OnResponse(r)
 }
 
 // relPath turns a next-page URL from Zendesk into a path below the base URL.

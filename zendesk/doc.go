@@ -19,8 +19,16 @@
 // validation failure (KindUnprocessable; Error.Closed for a closed ticket),
 // or give up (KindInvalid). Error strings never hold credentials.
 //
-// Every response's rate-limit headers are read (ParseRateLimit) and handed
-// to Config.OnResponse together with the status, failures included.
+// Every request belongs to a rate-limit family (Classify, the one table in
+// family.go): the account's budget, or an endpoint budget such as Update
+// Ticket's, the incremental exports' or the Webhooks API's, which may or
+// may not also spend the account's. Every response's rate-limit headers, in
+// each form Zendesk has used, are read (ParseRateLimits), attributed to the
+// family they belong to and handed to Config.OnResponse with the status,
+// failures included, so that a limiter can throttle each family on its own.
+// Error.Closed and Error.CommentLimit single out the two 422s after which a
+// ticket takes no more comments. docs/zendesk.md lists what the package
+// relies on, with sources.
 //
 // List methods follow both of Zendesk's paging styles (next_page, and
 // cursor paging with meta.has_more/links.next), only ever on the configured

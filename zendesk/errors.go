@@ -34,7 +34,8 @@ const (
 	// KindNotFound means: the resource does not exist (404), e.g. a deleted ticket.
 	KindNotFound
 	// KindUnprocessable means: 422; Zendesk's error body is kept. Error.Closed
-	// reports the "closed prevents ticket update" case.
+	// reports the "closed prevents ticket update" case, Error.CommentLimit
+	// a ticket at its maximum of comments.
 	KindUnprocessable
 	// KindInvalid means: give up; the request will never succeed (other 4xx).
 	KindInvalid
@@ -75,7 +76,10 @@ type Error struct {
 	// Name is Zendesk's "error" field (e.g. "RecordInvalid").
 	Name string
 	// Details is Zendesk's "details" object, raw.
-	Details   []byte
+	Details []byte
+	// Family is the rate-limit budget the request belongs to; RateLimit is
+	// that budget as the response reported it (see Response).
+	Family    Family
 	RateLimit RateLimit
 	Err       error // the underlying transport error, if any
 }
@@ -140,6 +144,7 @@ var errRequestTimeout = errors.New("request timeout")
 // exchange; checkResponse classifies it.
 type exchangeResult struct {
 	op, method string
+	rule       FamilyRule  // the request's rate-limit family
 	status     int         // 0 when no response arrived
 	header     http.Header // nil when no response arrived
 	body       []byte      // the (limited) body
@@ -161,10 +166,15 @@ func checkResponse(x *exchangeResult) *Error {
 		return nil
 	}
 	write := x.method == http.MethodPost || x.method == http.MethodPut || x.method == http.MethodPatch
-	e := &Error{Op: x.op, Status: x.status}
+	rule := x.rule
+	if rule.Family == "" {
+		rule = accountRule
+	}
+	e := &Error{Op: x.op, Status: x.status, Family: rule.Family}
+	var account RateLimit
 	if x.header != nil {
 		e.RequestID = requestID(x.header)
-		e.RateLimit = ParseRateLimit(x.header)
+		e.RateLimit, account = ParseRateLimits(x.header, rule)
 	}
 	now := x.now
 	if now.IsZero() {
@@ -172,29 +182,7 @@ func checkResponse(x *exchangeResult) *Error {
 	}
 
 	if x.err != nil {
-		// Transport failure, or a 2xx whose body could not be read: the
-		// change may have been applied unless nothing was sent at all.
-		e.Kind = KindTemporary
-		e.Err = unwrapURLError(x.err)
-		switch {
-		case x.parentErr != nil:
-			e.Message = "canceled: " + x.parentErr.Error()
-			e.Err = x.parentErr
-		case x.timedOut:
-			e.Message = fmt.Sprintf("timeout after %s", x.timeout)
-			if !errors.Is(e.Err, context.DeadlineExceeded) {
-				e.Err = fmt.Errorf("%w: %w", context.DeadlineExceeded, e.Err)
-			}
-		default:
-			e.Message = e.Err.Error()
-		}
-		if x.status != 0 {
-			e.Message = fmt.Sprintf("%s after status %d", e.Message, x.status)
-		}
-		nothingSent := x.status == 0 && (isDialError(e.Err) || (x.traced && !x.wrote))
-		e.Ambiguous = write && !nothingSent
-		e.Message = scrub(e.Message, x.secrets)
-		return e
+		return transportError(x, e, write)
 	}
 
 	e.Name, e.Message, e.Details = parseErrorBody(x.header, x.body)
@@ -210,6 +198,8 @@ func checkResponse(x *exchangeResult) *Error {
 			e.RetryAfter = ra
 		case e.RateLimit.Reset > 0:
 			e.RetryAfter = min(e.RateLimit.Reset, MaxRetryAfter)
+		case account.Reset > 0:
+			e.RetryAfter = min(account.Reset, MaxRetryAfter)
 		default:
 			e.RetryAfter = DefaultRetryAfter
 		}
@@ -250,6 +240,32 @@ func checkResponse(x *exchangeResult) *Error {
 	return e
 }
 
+// transportError fills e for a transport failure, or a 2xx whose body could
+// not be read: the change may have been applied unless nothing was sent.
+func transportError(x *exchangeResult, e *Error, write bool) *Error {
+	e.Kind = KindTemporary
+	e.Err = unwrapURLError(x.err)
+	switch {
+	case x.parentErr != nil:
+		e.Message = "canceled: " + x.parentErr.Error()
+		e.Err = x.parentErr
+	case x.timedOut:
+		e.Message = fmt.Sprintf("timeout after %s", x.timeout)
+		if !errors.Is(e.Err, context.DeadlineExceeded) {
+			e.Err = fmt.Errorf("%w: %w", context.DeadlineExceeded, e.Err)
+		}
+	default:
+		e.Message = e.Err.Error()
+	}
+	if x.status != 0 {
+		e.Message = fmt.Sprintf("%s after status %d", e.Message, x.status)
+	}
+	nothingSent := x.status == 0 && (isDialError(e.Err) || (x.traced && !x.wrote))
+	e.Ambiguous = write && !nothingSent
+	e.Message = scrub(e.Message, x.secrets)
+	return e
+}
+
 // Closed reports whether the error is Zendesk's 422 for an update of a
 // closed ticket ("Status: closed prevents ticket update").
 func (e *Error) Closed() bool {
@@ -270,6 +286,21 @@ func (e *Error) Closed() bool {
 	}
 	return strings.Contains(strings.ToLower(e.Message), "closed prevents ticket update") ||
 		strings.Contains(strings.ToLower(string(e.Details)), "closed prevents ticket update")
+}
+
+// CommentLimit reports whether the error is Zendesk's 422 for a comment
+// added to a ticket that already holds the maximum number of comments
+// (5,000): like a closed ticket, such a ticket takes no more comments and
+// the conversation continues on a follow-up. Zendesk documents the 422 but
+// not its text (docs/zendesk.md), so any 422 whose message or details speak
+// of comments and a limit or maximum counts.
+func (e *Error) CommentLimit() bool {
+	if e == nil || e.Kind != KindUnprocessable || e.Closed() {
+		return false
+	}
+	text := strings.ToLower(e.Message + " " + string(e.Details))
+	return strings.Contains(text, "comment") &&
+		(strings.Contains(text, "limit") || strings.Contains(text, "maximum") || strings.Contains(text, "5000") || strings.Contains(text, "5,000"))
 }
 
 // parseErrorBody reads Zendesk's error body leniently: {"error": "Name",

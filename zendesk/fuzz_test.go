@@ -44,3 +44,27 @@ func FuzzParseErrorBody(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRateLimits: any header value, under any rate-limit header name
+// and family, parses without panic into non-negative figures, and figures
+// are Known only when some were read.
+func FuzzParseRateLimits(f *testing.F) {
+	for _, s := range []string{"total=20; remaining=19; resets=59", "700", "400, 400;w=60", "limit=1,remaining=0,reset=3",
+		"total=; remaining=-1", "resets=5", "", ";;==;", "99999999999999999999"} {
+		f.Add(s, uint8(0), uint8(0))
+	}
+	names := []string{"X-Rate-Limit", "X-Rate-Limit-Remaining", "Rate-Limit", "Rate-Limit-Reset", "Ratelimit-Limit",
+		"Ratelimit-Remaining", "Ratelimit-Reset", "Zendesk-RateLimit-tickets-update", "Zendesk-Rate-Limit-tickets-update",
+		"Zendesk-RateLimit-incremental-exports", "Retry-After"}
+	rules := Families()
+	f.Fuzz(func(t *testing.T, v string, name, rule uint8) {
+		h := http.Header{}
+		h.Set(names[int(name)%len(names)], v)
+		own, account := ParseRateLimits(h, rules[int(rule)%len(rules)])
+		for _, rl := range []RateLimit{own, account, ParseRateLimit(h)} {
+			if rl.Limit < 0 || rl.Remaining < 0 || rl.Reset < 0 || (!rl.Known && rl != (RateLimit{})) {
+				t.Fatalf("%s: %q gave %+v", names[int(name)%len(names)], v, rl)
+			}
+		}
+	})
+}

@@ -114,7 +114,7 @@ type Metadata struct {
 }
 
 // CustomString returns the custom metadata value for key, looking both at
-// custom[key] and at custom["custom"][key] (ZENDESK.md: a request that nests
+// custom[key] and at custom["custom"][key] (docs/zendesk.md: a request that nests
 // "custom" itself may end up doubly nested).
 func (m Metadata) CustomString(key string) string {
 	if v, ok := m.Custom[key].(string); ok {
@@ -140,17 +140,23 @@ type Audit struct {
 	Events    []AuditEvent `json:"events"`
 }
 
-// AuditEvent is one event of an audit: a Comment, a Change, a Create …
+// AuditEvent is one event of an audit: a Comment, a Change, a Create, a
+// Notification (a trigger e-mailed Recipients) …
 type AuditEvent struct {
-	ID            int64  `json:"id"`
-	Type          string `json:"type"`
-	AuthorID      int64  `json:"author_id,omitempty"`
-	Body          string `json:"body,omitempty"`
-	HTMLBody      string `json:"html_body,omitempty"`
-	Public        *bool  `json:"public,omitempty"`
-	FieldName     string `json:"field_name,omitempty"`
-	Value         any    `json:"value,omitempty"`
-	PreviousValue any    `json:"previous_value,omitempty"`
+	ID        int64  `json:"id"`
+	Type      string `json:"type"`
+	AuthorID  int64  `json:"author_id,omitempty"`
+	Body      string `json:"body,omitempty"`
+	HTMLBody  string `json:"html_body,omitempty"`
+	Public    *bool  `json:"public,omitempty"`
+	FieldName string `json:"field_name,omitempty"`
+	// Value and PreviousValue come as Zendesk sends them: a string, a
+	// number (float64), an id as a numeric string, an array ([]any) or nil.
+	Value         any     `json:"value,omitempty"`
+	PreviousValue any     `json:"previous_value,omitempty"`
+	Subject       string  `json:"subject,omitempty"`    // Notification
+	Recipients    []int64 `json:"recipients,omitempty"` // Notification
+	Via           *Via    `json:"via,omitempty"`
 }
 
 // TicketEvent is one event of the incremental ticket events export.
@@ -231,13 +237,34 @@ type Webhook struct {
 	UpdatedAt     time.Time `json:"updated_at"`
 }
 
+// Webhook invocation statuses (docs/zendesk.md, "Invocations").
+const (
+	InvocationSuccess = "success"
+	InvocationFailed  = "failed"
+	InvocationTimeout = "timeout"
+	// InvocationTerminated: Zendesk stopped after the endpoint answered a
+	// status it does not retry; StatusCode is that status (e.g. 403).
+	InvocationTerminated = "terminated"
+	// InvocationThrottled: Zendesk held the call back; never sent, no
+	// status code.
+	InvocationThrottled = "throttled"
+	// InvocationCircuitBroken: dropped while the circuit breaker was open.
+	InvocationCircuitBroken = "circuit broken"
+)
+
 // Invocation is one recorded call of a webhook.
 type Invocation struct {
-	ID                string    `json:"id"`
-	Status            string    `json:"status"` // success, failed, timeout, terminated, throttled, circuit broken
+	ID     string `json:"id"`
+	Status string `json:"status"` // one of the Invocation* statuses
+	// StatusCode is the endpoint's answer; 0 when none came (status_code
+	// null or absent: throttled, circuit broken, timeout).
 	StatusCode        int       `json:"status_code"`
 	LatestCompletedAt time.Time `json:"latest_completed_at"`
 }
+
+// Delivered reports whether the invocation's payload reached the endpoint
+// and was accepted; every other status leaves an event to recover.
+func (i Invocation) Delivered() bool { return i.Status == InvocationSuccess }
 
 // InvocationsPage is one page of a webhook's invocations.
 type InvocationsPage struct {
@@ -281,7 +308,7 @@ type Header struct {
 type Target struct {
 	ID        int64     `json:"id"`
 	Title     string    `json:"title"`
-	Type      string    `json:"type"`
+	Type      string    `json:"type"` // "http_target", "email_target", … (legacy "url_target_v2")
 	Active    bool      `json:"active"`
 	TargetURL string    `json:"target_url"`
 	Method    string    `json:"method"`
@@ -297,9 +324,8 @@ type TargetFailure struct {
 	CreatedAt               time.Time `json:"created_at"`
 }
 
-// RateLimit is what Zendesk's rate-limit headers said on one response. The
-// most specific header wins (Zendesk-RateLimit-<endpoint>, then ratelimit-*,
-// then X-Rate-Limit*). Zero values mean "not sent".
+// RateLimit is what Zendesk's rate-limit headers said about one budget on
+// one response (see ParseRateLimits). Zero values mean "not sent".
 type RateLimit struct {
 	Limit     int
 	Remaining int
@@ -311,7 +337,19 @@ type RateLimit struct {
 type Response struct {
 	Op         string
 	StatusCode int // 0 when no response arrived
-	RateLimit  RateLimit
+	// Family is the rate-limit budget the request belongs to (Classify);
+	// SpendsAccount says whether it also spent the account's budget.
+	Family        Family
+	SpendsAccount bool
+	// RateLimit is Family's budget as the response reported it (for
+	// FamilyAccount, the account's).
+	RateLimit RateLimit
+	// Account is the account's budget as the response reported it; not
+	// Known when the family does not spend the account (the Webhooks API)
+	// or the headers were absent.
+	Account RateLimit
+	// RetryAfter is the response's Retry-After (429, 503), 0 when absent.
+	RetryAfter time.Duration
 	RequestID  string
 	Duration   time.Duration
 }

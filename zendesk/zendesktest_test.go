@@ -164,3 +164,75 @@ func TestAgainstFakeZendesk(t *testing.T) {
 		t.Fatalf("TargetFailures: %v", err)
 	}
 }
+
+// TestFakeFailuresAsTheClientSeesThem: the fake's Zendesk-shaped failures
+// are classified by the client as the relay needs them.
+func TestFakeFailuresAsTheClientSeesThem(t *testing.T) {
+	ctx := t.Context()
+	newClient := func(srv *zendesktest.Server, got *[]zendesk.Response) *zendesk.Client {
+		c, err := zendesk.New(zendesk.Config{BaseURL: srv.URL(), Email: srv.Email(), APIToken: srv.APIToken(), Timeout: 5 * time.Second,
+			OnResponse: func(r zendesk.Response) { *got = append(*got, r) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	newTicket := func(c *zendesk.Client) int64 {
+		w, err := c.CreateTicket(ctx, zendesk.NewTicket{Subject: "s", Comment: zendesk.CommentInput{Body: "1", Public: true},
+			Requester: &zendesk.Requester{Name: "Ann", Email: "ann@example.com"}}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.Ticket.ID
+	}
+	comment := func(c *zendesk.Client, id int64, body string) *zendesk.Error {
+		_, err := c.AddComment(ctx, id, zendesk.CommentInput{Body: body, Public: true}, nil)
+		return zendesk.AsError(err)
+	}
+
+	t.Run("CommentLimitClosedAndInvocations", func(t *testing.T) {
+		srv := zendesktest.NewServer(t, zendesktest.Config{MaxComments: 2})
+		var got []zendesk.Response
+		c := newClient(srv, &got)
+		id := newTicket(c)
+		if ze := comment(c, id, "2"); ze != nil {
+			t.Fatal(ze)
+		}
+		if ze := comment(c, id, "3"); !ze.CommentLimit() || ze.Closed() {
+			t.Fatalf("third comment = %v, want the comment-limit 422", ze)
+		}
+		hook := srv.AddWebhook("http://127.0.0.1:1/unused", "s", zendesktest.EventCommentAdded)
+		srv.ScriptInvocations(1, zendesktest.InvocationTerminated, 403)
+		srv.SetStatus(id, "closed")
+		other := newTicket(c)
+		srv.AgentComment(other, "agent one", true)
+		if ze := comment(c, id, "late"); !ze.Closed() || ze.CommentLimit() {
+			t.Fatalf("comment on closed ticket = %v, want Closed", ze)
+		}
+		p, err := c.ListInvocations(ctx, hook, zendesk.InvocationFilter{})
+		if err != nil || len(p.Invocations) != 1 || p.Invocations[0].Status != zendesk.InvocationTerminated || p.Invocations[0].StatusCode != 403 {
+			t.Fatalf("invocations = %+v, %v; want one terminated with 403", p, err)
+		}
+		if r := got[len(got)-1]; r.Family != zendesk.FamilyWebhooks || r.SpendsAccount || r.Account.Known || r.RateLimit.Limit != 100 {
+			t.Fatalf("webhooks OnResponse = %+v, want the webhooks family's own budget of 100", r)
+		}
+	})
+	t.Run("UpdateTicketLimitIsTheFamilys", func(t *testing.T) {
+		srv := zendesktest.NewServer(t, zendesktest.Config{UpdateTicketLimit: 1})
+		var got []zendesk.Response
+		c := newClient(srv, &got)
+		id := newTicket(c)
+		if ze := comment(c, id, "2"); ze != nil {
+			t.Fatal(ze)
+		}
+		ze := comment(c, id, "3")
+		if ze == nil || ze.Kind != zendesk.KindRateLimited || ze.Family != zendesk.FamilyTicketsUpdate || ze.RetryAfter <= 0 {
+			t.Fatalf("second update = %+v, want rate limited on tickets-update", ze)
+		}
+		last := got[len(got)-1]
+		if last.Family != zendesk.FamilyTicketsUpdate || !last.RateLimit.Known || last.RateLimit.Remaining != 0 || last.RateLimit.Limit != 1 ||
+			!last.Account.Known || last.Account.Remaining == 0 || last.RetryAfter <= 0 {
+			t.Fatalf("OnResponse = %+v, want tickets-update exhausted, the account not", last)
+		}
+	})
+}

@@ -3,12 +3,8 @@ package events_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"),
-		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"),
-	)
-}
+// go-redis ends a closed client's pool goroutines lazily (testutil.GoRedisPool).
+func TestMain(m *testing.M) { testutil.VerifyTestMain(m, testutil.GoRedisPool()...) }

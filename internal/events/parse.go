@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/deskrelay/deskrelay/internal/textx"
 )
 
 // TriggerBody is the JSON body deskrelay expects from a trigger's "Notify
@@ -323,19 +325,7 @@ func jsonErr(err error) string {
 	return clip(err.Error())
 }
 
-func clip(s string) string {
-	const n = 40
-	if len(s) <= n {
-		return s
-	}
-	// cut on a rune boundary
-	for i := n; i > 0; i-- {
-		if s[i]&0xC0 != 0x80 {
-			return s[:i] + "…"
-		}
-	}
-	return "…"
-}
+func clip(s string) string { return textx.Truncate(s, 40) }
 
 // flexInt reads an id sent as a number or a string ("1001", 1001, "").
 type flexInt int64

@@ -70,10 +70,6 @@ func UserByExternalID(externalID string) string { return Prefix + "user:ext:" + 
 // "failures").
 const OutboundGate = Prefix + "gate:outbound"
 
-// OutboundGateProbe is the lease of the one task probing Zendesk while the
-// outbound gate is closed.
-const OutboundGateProbe = Prefix + "gate:outbound:probe"
-
 // OutboundCredentials is the hash of what the outbound relay last saw of
 // the Zendesk credentials ("state": ok | unauthorized, "since").
 const OutboundCredentials = Prefix + "credentials:outbound"
@@ -88,7 +84,7 @@ const RateLimitPause = RateLimiter + "pause"
 
 // ---- shared ----
 
-// RateLimiter prefixes the shared Zendesk rate limiter's keys (relay.Limiter:
+// RateLimiter prefixes the shared Zendesk rate limiter's keys (budget.Limiter:
 // GCRA buckets and the account-wide pause).
 const RateLimiter = Prefix + "ratelimit:"
 
@@ -170,7 +166,3 @@ func OAuthToken(account string) string { return Prefix + "oauth:" + account + ":
 // OAuthRefreshLock is the lock held by the one replica that is refreshing an
 // account's access token (value: a random owner id; PX-bounded).
 func OAuthRefreshLock(account string) string { return Prefix + "oauth:" + account + ":lock" }
-
-// BreakerCheck is held for a minute by the replica that runs the webhook's
-// early-warning check, so that one replica spends the requests.
-const BreakerCheck = Prefix + "reconcile:breaker-check"

@@ -1,10 +1,14 @@
 // Package redistest gives tests an isolated, real Redis.
 //
 // New claims a database of its own on the shared test server
-// (DESKRELAY_TEST_REDIS_URL, default redis://127.0.0.1:6379), flushes it and
-// releases it when the test ends, so that `go test ./...` can run packages in
-// parallel without interference. When no shared server answers it starts a
-// private redis-server process; when there is no redis-server binary either,
+// (DESKRELAY_TEST_REDIS_URL, default redis://127.0.0.1:6379), one of 1-15
+// that is empty when claimed, and empties it again and releases it when the
+// test ends, so that `go test ./...` can run packages in parallel without
+// interference. It only ever deletes what a test created: a database that
+// holds keys is never claimed (a developer's data there survives), and in
+// database 0 it touches only its own claim locks (deskrelay-test:dblock:N).
+// When no database is free and empty, or no shared server answers, it starts
+// a private redis-server process; when there is no redis-server binary either,
 // it falls back to the embedded miniredis and says so in the test log — unless
 // DESKRELAY_TEST_REQUIRE_REDIS=1, in which case the test fails.
 //
@@ -17,8 +21,6 @@ package redistest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -31,6 +33,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/deskrelay/deskrelay/internal/lease"
 )
 
 // Environment variables the helper reads.
@@ -80,17 +84,26 @@ func New(tb testing.TB) *DB {
 	if err != nil {
 		tb.Fatalf("redistest: %s: %v", EnvURL, err)
 	}
-	if sharedAnswers(opt.Addr) {
-		return claim(tb, opt.Addr)
+	return newDB(tb, opt.Addr, firstDB, lastDB)
+}
+
+// newDB claims one of the databases first..last on the shared server at
+// addr, or starts a private server, or falls back to miniredis.
+func newDB(tb testing.TB, addr string, first, last int) *DB {
+	tb.Helper()
+	if sharedAnswers(addr) {
+		if db := claim(tb, addr, first, last); db != nil {
+			return db
+		}
 	}
 	if _, err := exec.LookPath("redis-server"); err == nil {
 		s := StartServer(tb, ServerOptions{})
 		return &DB{Addr: s.Addr, DB: 0, Client: s.Client(tb)}
 	}
 	if Required() {
-		tb.Fatalf("redistest: no Redis answers at %s and no redis-server binary found, but %s=1", opt.Addr, EnvRequire)
+		tb.Fatalf("redistest: no free, empty database at %s and no redis-server binary found, but %s=1", addr, EnvRequire)
 	}
-	tb.Logf("redistest: no Redis at %s and no redis-server binary: using embedded miniredis", opt.Addr)
+	tb.Logf("redistest: no free, empty database at %s and no redis-server binary: using embedded miniredis", addr)
 	m := miniredis.RunT(tb)
 	stop := runClock(m)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
@@ -139,54 +152,77 @@ func sharedAnswers(addr string) bool {
 	return ok
 }
 
-// claim takes a free database number on the shared server with a lock key in
-// database 0, flushes it, and gives it back when tb ends.
-func claim(tb testing.TB, addr string) *DB {
+// claim takes a database first..last on the shared server that is both
+// free (no other test holds its claim lock, a lease in database 0) and empty
+// (DBSIZE 0 under the lock), and empties it again when tb ends if the lock
+// is still ours. A database that holds keys nobody claimed — a developer's
+// own data, or what a killed test run left behind — is never touched. It
+// returns nil when no database is free and empty: at once when a private
+// redis-server can be started instead, otherwise after waiting up to
+// claimWait for a busy database.
+func claim(tb testing.TB, addr string, first, last int) *DB {
 	tb.Helper()
-	ctx := context.Background()
 	lockc := redis.NewClient(&redis.Options{Addr: addr, DB: 0})
-	token := randomToken()
+	_, lookErr := exec.LookPath("redis-server")
 	deadline := time.Now().Add(claimWait)
 	for {
-		for n := firstDB; n <= lastDB; n++ {
-			ok, err := lockc.SetNX(ctx, lockPrefix+strconv.Itoa(n), token, lockTTL).Result()
-			if err != nil {
-				_ = lockc.Close()
-				tb.Fatalf("redistest: claim database on %s: %v", addr, err)
+		busy := false
+		for n := max(first, 1); n <= last; n++ { // never database 0: the locks live there
+			db, isBusy := tryClaim(tb, lockc, addr, n)
+			if db != nil {
+				return db
 			}
-			if !ok {
-				continue
-			}
-			c := redis.NewClient(&redis.Options{Addr: addr, DB: n})
-			if err := c.FlushDB(ctx).Err(); err != nil {
-				tb.Fatalf("redistest: flush database %d: %v", n, err)
-			}
-			tb.Cleanup(func() {
-				_ = c.FlushDB(context.Background()).Err()
-				_ = c.Close()
-				release(lockc, lockPrefix+strconv.Itoa(n), token)
-				_ = lockc.Close()
-			})
-			return &DB{Addr: addr, DB: n, Client: c}
+			busy = busy || isBusy
 		}
-		if time.Now().After(deadline) {
+		if !busy || lookErr == nil || time.Now().After(deadline) {
 			_ = lockc.Close()
-			tb.Fatalf("redistest: all databases %d-%d on %s stayed claimed for %s", firstDB, lastDB, addr, claimWait)
+			tb.Logf("redistest: no free, empty database %d-%d on %s (a database holding keys is left alone)", first, last, addr)
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-var releaseScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
-
-func release(c *redis.Client, key, token string) {
-	_ = releaseScript.Run(context.Background(), c, []string{key}, token).Err()
-}
-
-func randomToken() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+// tryClaim takes database n if its lock is free and it is empty. busy
+// reports that another test holds it (it may be free later); a database that
+// is not empty is given up (lock released) and not busy.
+func tryClaim(tb testing.TB, lockc *redis.Client, addr string, n int) (db *DB, busy bool) {
+	tb.Helper()
+	ctx := context.Background()
+	l, err := lease.Acquire(ctx, lockc, lockPrefix+strconv.Itoa(n), lockTTL)
+	if err != nil {
+		tb.Fatalf("redistest: claim database %d on %s: %v", n, addr, err)
+	}
+	if l == nil {
+		return nil, true
+	}
+	c := redis.NewClient(&redis.Options{Addr: addr, DB: n})
+	size, err := c.DBSize(ctx).Result()
+	if err != nil || size != 0 {
+		_ = c.Close()
+		_, _ = l.Release(ctx)
+		if err != nil {
+			tb.Fatalf("redistest: size of database %d on %s: %v", n, addr, err)
+		}
+		return nil, false
+	}
+	tb.Cleanup(func() {
+		defer lockc.Close()
+		defer c.Close()
+		// The database was empty when claimed: whatever it holds now, the
+		// test created. Flush it only while the lock is still ours (Extend
+		// gives a full TTL to do so); else another test owns it now.
+		held, err := l.Extend(ctx)
+		if err != nil || !held {
+			tb.Logf("redistest: lost the claim on database %d (held=%v, err=%v): leaving it as it is", n, held, err)
+			return
+		}
+		if err := c.FlushDB(ctx).Err(); err != nil {
+			tb.Logf("redistest: empty database %d: %v", n, err)
+		}
+		_, _ = l.Release(ctx)
+	})
+	return &DB{Addr: addr, DB: n, Client: c}, false
 }
 
 // ServerOptions configures a private redis-server process.

@@ -5,8 +5,8 @@
 //
 // The current access token, its expiry and the current (rotated) refresh
 // token live in Redis (keys.OAuthToken), so every replica uses the same ones.
-// Only one replica refreshes at a time (keys.OAuthRefreshLock, SET NX PX and
-// compare-and-delete); the others wait for its result instead of refreshing
+// Only one replica refreshes at a time (keys.OAuthRefreshLock, an
+// internal/lease Lease); the others wait for its result instead of refreshing
 // themselves, because Zendesk rotates the refresh token on every use and
 // deletes the previous access and refresh tokens: two replicas refreshing
 // with the same refresh token would invalidate each other. A result is stored

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/internal/zdoauth"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
@@ -28,7 +29,7 @@ type fakeEnv struct {
 	zd    *zendesktest.Server
 	rdb   redis.UniversalClient
 	clock *clock
-	logs  *syncBuffer
+	logs  *testutil.SyncBuffer
 	reg   *prometheus.Registry
 }
 
@@ -42,7 +43,7 @@ func newFakeEnv(t *testing.T) *fakeEnv {
 		Logf:           func(string, ...any) {},
 	})
 	zd.OAuthClient(fakeClientID, fakeClientSecret)
-	return &fakeEnv{zd: zd, rdb: redistest.New(t).Client, clock: c, logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	return &fakeEnv{zd: zd, rdb: redistest.New(t).Client, clock: c, logs: &testutil.SyncBuffer{}, reg: prometheus.NewRegistry()}
 }
 
 // replica returns a Zendesk client authenticated by its own Source, as one

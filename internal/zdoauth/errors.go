@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/deskrelay/deskrelay/internal/textx"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -130,8 +131,5 @@ func oneLine(s string, limit int) string {
 		return r
 	}, s)
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > limit {
-		s = strings.ToValidUTF8(s[:limit], "") + "…"
-	}
-	return s
+	return textx.Truncate(s, limit)
 }

@@ -14,8 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/internal/zdoauth"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
@@ -28,33 +31,33 @@ type relayEnv struct {
 	db    *redistest.DB
 	fake  *zendesktest.Server
 	relay *relay.Relay
-	logs  *syncBuffer
+	logs  *testutil.SyncBuffer
 }
 
 func newRelayEnv(t *testing.T) *relayEnv {
 	t.Helper()
-	e := &relayEnv{db: redistest.New(t), logs: &syncBuffer{}}
+	e := &relayEnv{db: redistest.New(t), logs: &testutil.SyncBuffer{}}
 	e.fake = zendesktest.NewServer(t, zendesktest.Config{RateLimit: 100000, UpdateTicketLimit: 100000,
 		UserCreateLimit: 1000, Logf: func(string, ...any) {}})
 	e.fake.OAuthClient(fakeClientID, fakeClientSecret)
 	src := e.source(t, e.fake.IssueRefreshToken())
-	lim := relay.NewLimiter(e.db.Client, 6000)
+	lim := budget.NewLimiter(e.db.Client, 6000)
 	zd, err := zendesk.New(zendesk.Config{BaseURL: e.fake.URL(), TokenSource: src, Timeout: 5 * time.Second, OnResponse: lim.Observe})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r, err := relay.New(relay.Config{
 		TurnPoll: 300 * time.Millisecond, GateProbeInterval: 200 * time.Millisecond, GateParkTime: 20 * time.Second,
-		RetryMaxDelay: 2 * time.Second, LockTTL: 3 * time.Second, AttemptTimeout: 30 * time.Second, RateLimit: 6000,
+		LockTTL: 3 * time.Second, AttemptTimeout: 30 * time.Second, RateLimit: 6000,
 	}, relay.Deps{Redis: e.db.Client, Asynq: e.db.AsynqOpt(), Zendesk: zd, Limiter: lim, Log: zerolog.New(e.logs),
 		Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Close() })
-	srv := relay.NewServer(e.db.AsynqOpt(), relay.ServerConfig{
+	srv := queues.NewServer(e.db.AsynqOpt(), queues.ServerConfig{
 		Concurrency:     8,
-		Policy:          relay.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second},
+		Policy:          queues.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second},
 		ShutdownTimeout: 5 * time.Second,
 		PollInterval:    100 * time.Millisecond,
 	}, zerolog.New(e.logs))
@@ -121,17 +124,6 @@ func (e *relayEnv) count(ms []relay.Message, status, reason string) int {
 	return n
 }
 
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // checkExactlyOnce asserts one ticket per conversation holding every
 // message's body exactly once, in order.
 func (e *relayEnv) checkExactlyOnce(t *testing.T, ms []relay.Message) {
@@ -166,10 +158,10 @@ func TestRelayWithOAuth(t *testing.T) {
 			}
 		}
 		e.enqueue(t, ms...)
-		waitUntil(t, 30*time.Second, "the first deliveries", func() bool { return e.count(ms, "delivered", "") >= 4 })
+		testutil.WaitFor(t, 30*time.Second, func() bool { return e.count(ms, "delivered", "") >= 4 }, "the first deliveries")
 		before := e.tokenRequests()
 		e.fake.ExpireAccessTokens() // mid-burst: every request with the old token now gets 401
-		waitUntil(t, 60*time.Second, "every message delivered", func() bool { return e.count(ms, "delivered", "") == len(ms) })
+		testutil.WaitFor(t, 60*time.Second, func() bool { return e.count(ms, "delivered", "") == len(ms) }, "every message delivered")
 		if n := e.count(ms, "failed", ""); n != 0 {
 			t.Fatalf("%d messages failed", n)
 		}
@@ -186,7 +178,7 @@ func TestRelayWithOAuth(t *testing.T) {
 		e := newRelayEnv(t)
 		first := relayMessage("rev00", 1)
 		e.enqueue(t, first)
-		waitUntil(t, 30*time.Second, "the first delivery", func() bool { return e.count([]relay.Message{first}, "delivered", "") == 1 })
+		testutil.WaitFor(t, 30*time.Second, func() bool { return e.count([]relay.Message{first}, "delivered", "") == 1 }, "the first delivery")
 
 		e.fake.RevokeRefreshTokens()
 		e.fake.ExpireAccessTokens()
@@ -199,9 +191,9 @@ func TestRelayWithOAuth(t *testing.T) {
 			later = append(later, relayMessage("rev01", i))
 		}
 		e.enqueue(t, later...)
-		waitUntil(t, 60*time.Second, "every later message failed as unauthorized", func() bool {
+		testutil.WaitFor(t, 60*time.Second, func() bool {
 			return e.count(later, "failed", relay.ReasonUnauthorized) == len(later)
-		})
+		}, "every later message failed as unauthorized")
 		if got := e.tokenRequests() - before; got != 1 {
 			t.Fatalf("token requests after the revocation = %d, want 1 (a rejected refresh token is not tried again)", got)
 		}
@@ -216,9 +208,9 @@ func TestRelayWithOAuth(t *testing.T) {
 			t.Fatalf("Replay = %+v, %v; want %d replayed", sum, err, len(later))
 		}
 		all := append([]relay.Message{first}, later...)
-		waitUntil(t, 60*time.Second, "every message delivered after the replay", func() bool {
+		testutil.WaitFor(t, 60*time.Second, func() bool {
 			return e.count(all, "delivered", "") == len(all)
-		})
+		}, "every message delivered after the replay")
 		e.checkExactlyOnce(t, all)
 
 		// No token or secret in the relay's or the source's logs, nor in a

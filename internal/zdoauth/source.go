@@ -2,8 +2,6 @@ package zdoauth
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"strconv"
@@ -17,6 +15,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/lease"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -187,11 +186,11 @@ func (s *Source) refresh(ctx context.Context, stale string, wait bool) (string, 
 
 // refreshEarly renews a still-valid token if no other replica is doing so.
 func (s *Source) refreshEarly(ctx context.Context, stale string) (string, error) {
-	owner, ok, err := s.lock(ctx)
+	owner, err := s.lock(ctx)
 	if err != nil {
 		return "", err
 	}
-	if !ok {
+	if owner == nil {
 		return "", temporary("another replica is refreshing")
 	}
 	defer s.unlock(owner)
@@ -221,11 +220,11 @@ func (s *Source) refreshWait(ctx context.Context, stale string) (string, error) 
 		if seq0 < 0 {
 			seq0 = st.seq
 		}
-		owner, ok, err := s.lock(ctx)
+		owner, err := s.lock(ctx)
 		if err != nil {
 			return "", err
 		}
-		if ok {
+		if owner != nil {
 			defer s.unlock(owner)
 			return s.refreshLocked(ctx, stale)
 		}
@@ -328,22 +327,19 @@ func (s *Source) refreshLocked(ctx context.Context, stale string) (string, error
 	return tok.AccessToken, nil
 }
 
-// lock takes the refresh lock; ok is false when another owner holds it.
-func (s *Source) lock(ctx context.Context) (owner string, ok bool, err error) {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	owner = hex.EncodeToString(b[:])
-	ok, err = s.rdb.SetNX(ctx, s.lockKey, owner, s.cfg.LockTTL).Result()
+// lock takes the refresh lock; it is nil when another owner holds it.
+func (s *Source) lock(ctx context.Context) (*lease.Lease, error) {
+	l, err := lease.Acquire(ctx, s.rdb, s.lockKey, s.cfg.LockTTL)
 	if err != nil {
-		return "", false, temporary("take refresh lock: %s", oneLine(err.Error(), 200))
+		return nil, temporary("take refresh lock: %s", oneLine(err.Error(), 200))
 	}
-	return owner, ok, nil
+	return l, nil
 }
 
-func (s *Source) unlock(owner string) {
+func (s *Source) unlock(l *lease.Lease) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := unlockScript.Run(ctx, s.rdb, []string{s.lockKey}, owner).Err(); err != nil {
+	if _, err := l.Release(ctx); err != nil {
 		s.log.Warn().Str("error", oneLine(err.Error(), 200)).Msg("zendesk oauth: could not release the refresh lock (it expires by itself)")
 	}
 }

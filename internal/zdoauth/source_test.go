@@ -1,7 +1,6 @@
 package zdoauth_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -16,29 +15,16 @@ import (
 
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/internal/zdoauth"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
-
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
 
 type env struct {
 	ts    *tokenServer
 	rdb   redis.UniversalClient
 	clock *clock
-	logs  *syncBuffer
+	logs  *testutil.SyncBuffer
 	reg   *prometheus.Registry
 }
 
@@ -46,7 +32,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	c := newClock()
 	return &env{ts: newTokenServer(t, c.Now), rdb: redistest.New(t).Client, clock: c,
-		logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+		logs: &testutil.SyncBuffer{}, reg: prometheus.NewRegistry()}
 }
 
 func (e *env) config(refreshToken string) zdoauth.Config {
@@ -348,7 +334,7 @@ func TestRefresh(t *testing.T) {
 		e.ts.setGate(gate)
 		done := make(chan error, 1)
 		go func() { _, err := a.Refresh(context.Background(), stale); done <- err }()
-		waitUntil(t, 10*time.Second, "the refresh request", func() bool { return e.ts.count() == 2 })
+		testutil.WaitFor(t, 10*time.Second, func() bool { return e.ts.count() == 2 }, "the refresh request")
 		// Meanwhile an operator configures a new refresh token.
 		newRT := e.ts.issue()
 		if err := e.mustSource(t, newRT).Init(context.Background()); err != nil {

@@ -132,14 +132,6 @@ redis.call('HINCRBY', KEYS[1], 'seq', 1)
 return 1
 `)
 
-// unlockScript deletes the lock only if this owner still holds it.
-var unlockScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-`)
-
 func unixMilli(t time.Time) string {
 	if t.IsZero() {
 		return "0"

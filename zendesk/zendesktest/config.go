@@ -47,6 +47,10 @@ type Config struct {
 	PerTicketUpdateLimit int
 	// PerTicketWindow is the window of PerTicketUpdateLimit. Default 10m.
 	PerTicketWindow time.Duration
+	// WebhooksAPILimit is the number of Webhooks API requests per Window;
+	// they do not spend RateLimit and report this budget in X-Rate-Limit.
+	// Default 100.
+	WebhooksAPILimit int
 	// UserCreateLimit is the number of POST /users/create_or_update requests
 	// per Window. Default 5.
 	UserCreateLimit int
@@ -125,6 +129,7 @@ func (c Config) withDefaults() Config {
 	c.UpdateTicketLimit = cmp.Or(c.UpdateTicketLimit, 100)
 	c.ExportLimit = cmp.Or(c.ExportLimit, 10)
 	c.UserCreateLimit = cmp.Or(c.UserCreateLimit, 5)
+	c.WebhooksAPILimit = cmp.Or(c.WebhooksAPILimit, 100)
 	c.PerTicketUpdateLimit = cmp.Or(c.PerTicketUpdateLimit, 30)
 	c.PerTicketWindow = cmp.Or(c.PerTicketWindow, 10*time.Minute)
 	c.Window = cmp.Or(c.Window, time.Minute)
@@ -153,7 +158,7 @@ func (c Config) withDefaults() Config {
 
 func (c Config) validate() error {
 	switch {
-	case c.RateLimit < 0, c.UpdateTicketLimit < 0, c.ExportLimit < 0, c.UserCreateLimit < 0:
+	case c.RateLimit < 0, c.UpdateTicketLimit < 0, c.ExportLimit < 0, c.UserCreateLimit < 0, c.WebhooksAPILimit < 0:
 		return fmt.Errorf("zendesktest: rate limits must not be negative")
 	case c.Window < 0:
 		return fmt.Errorf("zendesktest: Window must not be negative")

@@ -1,12 +1,13 @@
 // Package zendesktest is a faithful fake Zendesk for tests, benchmarks and the
 // demo: an HTTP server that speaks the Zendesk Support API as
-// /work/shared/ZENDESK.md documents it (tickets, comments, audits, users,
+// docs/zendesk.md documents it (tickets, comments, audits, users,
 // incremental exports, webhooks and their invocations, legacy targets, OAuth
 // token refresh), keeps its state in memory, records every request, and lets a
 // test script failures: outages (Down), injected statuses (FailNext), latency,
 // responses lost after the write was applied (LoseNext, LoseResponses),
 // revoked credentials, rate limits with Retry-After, Zendesk-side webhook
-// incidents (DropWebhooks), duplicate deliveries.
+// incidents (DropWebhooks), duplicate deliveries, and invocations that end
+// terminated or throttled (ScriptInvocations).
 //
 // Typical use:
 //

@@ -97,7 +97,8 @@ func handleTicketEvents(s *Server, r *request, w *resp) {
 }
 
 func (s *Server) ticketEventJSON(a *audit, withComments bool) map[string]any {
-	via := viaString(a.channel)
+	via := viaString(a.channel)    // the event's own via is a string ("Web form")
+	childVia := viaJSON(a.channel) // its children's is an object {channel, source}
 	children := []map[string]any{}
 	for _, e := range a.events {
 		switch e.typ {
@@ -107,18 +108,23 @@ func (s *Server) ticketEventJSON(a *audit, withComments bool) map[string]any {
 			}
 			c := e.comment
 			children = append(children, map[string]any{
-				"id": e.id, "via": via, "via_reference_id": nil, "type": "Comment",
+				"id": e.id, "via": childVia, "via_reference_id": nil, "type": "Comment",
 				"author_id": c.authorID, "body": c.body, "html_body": htmlBody(c.body), "plain_body": c.body,
 				"public": c.public, "attachments": []any{}, "audit_id": a.id,
 				"created_at": rfc3339(c.createdAt), "event_type": "Comment",
 			})
+		case "Notification":
+			ev := e.notify.json(e.id)
+			delete(ev, "type")
+			ev["event_type"], ev["via_reference_id"] = "Notification", nil
+			children = append(children, ev)
 		case "Create":
 			children = append(children, map[string]any{
-				"id": e.id, "via": via, "via_reference_id": nil, e.field: e.value, "event_type": "Create",
+				"id": e.id, "via": childVia, "via_reference_id": nil, e.field: e.value, "event_type": "Create",
 			})
 		default:
 			children = append(children, map[string]any{
-				"id": e.id, "via": via, "via_reference_id": nil, e.field: e.value, "event_type": e.typ, "previous_value": e.prev,
+				"id": e.id, "via": childVia, "via_reference_id": nil, e.field: e.value, "event_type": e.typ, "previous_value": e.prev,
 			})
 		}
 	}

@@ -56,6 +56,7 @@ type Server struct {
 
 	// rate limits
 	account, updates, exports, userCreates bucket
+	webhooksAPI                            bucket                   // the Webhooks API's own budget, apart from the account's
 	perTicket                              map[[2]int64][]time.Time // (ticket, user) → recent updates
 
 	// faults
@@ -66,6 +67,7 @@ type Server struct {
 	loseNext  int
 	dropHooks bool
 	dupNext   int
+	scripted  []scriptedInvocation // outcomes of the next invocations (ScriptInvocations)
 
 	requests []RecordedRequest
 
@@ -359,12 +361,27 @@ type request struct {
 
 type handler struct {
 	public bool // no authentication (OAuth token endpoint)
-	list   bool // a list endpoint: sends ratelimit-* headers
-	limit  func(s *Server) *bucket
-	fn     func(s *Server, r *request, w *resp)
+	// webhooksAPI: the Webhooks API, whose budget is its own
+	webhooksAPI bool
+	list        bool // a list endpoint: sends ratelimit-* headers
+	limit       func(s *Server) *bucket
+	fn          func(s *Server, r *request, w *resp)
 }
 
 var writeMethods = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "DELETE": true}
+
+// updateRateLimitedPage is what Update Ticket answers with a 429 (text/html,
+// as recorded; the account's 429 is plain text).
+const updateRateLimitedPage = "Rate limit for ticket updates exceeded, please wait before updating this ticket again"
+
+// commentLimitDescription is the 422 detail of an update that would add a
+// comment beyond the ticket's maximum (Zendesk: 5,000). Zendesk documents
+// the 422, not its text; the client matches "comment" with "limit".
+const commentLimitDescription = "Ticket has reached the limit of %d comments; no more comments can be added"
+
+// forbiddenBody is Zendesk's 403 as recorded: an error object.
+var forbiddenBody = map[string]any{"error": map[string]string{"title": "Forbidden",
+	"message": "You do not have access to this page. Please contact the account owner of this help desk for further help."}}
 
 const incidentPage = `<!DOCTYPE html>
 <html><head><title>Zendesk is temporarily unavailable</title></head>
@@ -471,7 +488,7 @@ func writeFailure(w *resp, f *failure) {
 	case f.status == http.StatusUnauthorized:
 		w.json(f.status, map[string]string{"error": "Couldn't authenticate you"})
 	case f.status == http.StatusForbidden:
-		w.errorJSON(f.status, "Forbidden", "You do not have access to this page. Please contact the account owner of this help desk for further help.", nil)
+		w.json(f.status, forbiddenBody)
 	case f.status == http.StatusNotFound:
 		w.notFound()
 	case f.status == http.StatusUnprocessableEntity:
@@ -490,6 +507,9 @@ func (s *Server) finish(hw http.ResponseWriter, hr *http.Request, w *resp, rec R
 	now := s.now()
 	s.mu.Lock()
 	limit, remaining, _ := s.account.peek(s.cfg.RateLimit, s.cfg.Window, now)
+	if isWebhooksAPI(hr.URL.Path) {
+		limit, remaining, _ = s.webhooksAPI.peek(s.cfg.WebhooksAPILimit, s.cfg.Window, now)
+	}
 	lose := false
 	if applied && writeMethods[hr.Method] {
 		if s.loseNext > 0 {
@@ -542,6 +562,10 @@ func (s *Server) finish(hw http.ResponseWriter, hr *http.Request, w *resp, rec R
 
 // ---- rate limits ----
 
+func isWebhooksAPI(path string) bool {
+	return path == "/api/v2/webhooks" || strings.HasPrefix(path, "/api/v2/webhooks/")
+}
+
 // bucket is a fixed-window counter.
 type bucket struct {
 	start time.Time
@@ -587,6 +611,11 @@ func (s *Server) takeRate(w *resp, h handler) bool {
 		name  string
 	}
 	lims := []lim{{&s.account, s.cfg.RateLimit, ""}}
+	if h.webhooksAPI {
+		// The Webhooks API has its own budget, reported in X-Rate-Limit
+		// (finish), and does not spend the account's.
+		lims = []lim{{&s.webhooksAPI, s.cfg.WebhooksAPILimit, ""}}
+	}
 	if h.limit != nil {
 		b := h.limit(s)
 		switch b {
@@ -601,8 +630,12 @@ func (s *Server) takeRate(w *resp, h handler) bool {
 	for _, l := range lims {
 		_, rem, reset := l.b.peek(l.limit, s.cfg.Window, now)
 		if rem <= 0 {
-			w.html(http.StatusTooManyRequests, "You have exceeded the rate limit. Please retry later.")
-			w.header.Set("Content-Type", "text/plain; charset=utf-8")
+			if l.b == &s.updates {
+				w.html(http.StatusTooManyRequests, updateRateLimitedPage)
+			} else {
+				w.html(http.StatusTooManyRequests, "You have exceeded the rate limit. Please retry later.")
+				w.header.Set("Content-Type", "text/plain; charset=utf-8")
+			}
 			w.header.Set("Retry-After", strconv.Itoa(ceilSeconds(reset)))
 			if l.name != "" {
 				w.header.Set("Zendesk-RateLimit-"+l.name, fmt.Sprintf("total=%d; remaining=0; resets=%d", l.limit, ceilSeconds(reset)))
@@ -617,7 +650,7 @@ func (s *Server) takeRate(w *resp, h handler) bool {
 			w.header.Set("Zendesk-RateLimit-"+l.name, fmt.Sprintf("total=%d; remaining=%d; resets=%d", l.limit, rem, ceilSeconds(reset)))
 		}
 	}
-	if h.list || h.limit != nil {
+	if (h.list || h.limit != nil) && !h.webhooksAPI {
 		limit, rem, reset := s.account.peek(s.cfg.RateLimit, s.cfg.Window, now)
 		w.header.Set("ratelimit-limit", strconv.Itoa(limit))
 		w.header.Set("ratelimit-remaining", strconv.Itoa(rem))

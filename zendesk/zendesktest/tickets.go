@@ -75,11 +75,35 @@ type audit struct {
 
 type auditEvent struct {
 	id      int64
-	typ     string // Comment, Create, Change
+	typ     string // Comment, Create, Change, Notification
 	field   string
-	value   any
+	value   any // a string, number, numeric string, array or nil, as Zendesk sends
 	prev    any
 	comment *comment
+	notify  *notification
+}
+
+// notification is a Notification audit event: a trigger e-mailed someone.
+type notification struct {
+	subject, body string
+	recipients    []int64
+	triggerID     int64
+	triggerTitle  string
+}
+
+// notifyRequesterTrigger is the default trigger Zendesk ships that e-mails
+// the requester when an agent adds a public comment.
+const (
+	notifyRequesterTriggerID    = 360000000001
+	notifyRequesterTriggerTitle = "Notify requester of comment update"
+)
+
+func (n *notification) json(id int64) map[string]any {
+	return map[string]any{
+		"id": id, "type": "Notification", "subject": n.subject, "body": n.body, "recipients": n.recipients,
+		"via": map[string]any{"channel": "rule", "source": map[string]any{
+			"from": map[string]any{"id": n.triggerID, "title": n.triggerTitle, "deleted": false}, "rel": "trigger"}},
+	}
 }
 
 // ---- users ----
@@ -287,6 +311,8 @@ func auditEventJSON(e auditEvent) map[string]any {
 		}
 	case "Create":
 		return map[string]any{"id": e.id, "type": "Create", "field_name": e.field, "value": e.value}
+	case "Notification":
+		return e.notify.json(e.id)
 	default:
 		return map[string]any{"id": e.id, "type": e.typ, "field_name": e.field, "value": e.value, "previous_value": e.prev}
 	}
@@ -429,6 +455,12 @@ func (s *Server) applyLocked(t *ticket, ch change, now time.Time) (*audit, []not
 		a.events = append(a.events, auditEvent{id: s.nextEvent, typ: "Change", field: "status", value: newStatus, prev: t.status})
 		t.status = newStatus
 	}
+	if cm != nil && cm.public && commentAuthor != nil && commentAuthor.staff() && t.requesterID != 0 && t.requesterID != commentAuthor.id {
+		s.nextEvent++
+		a.events = append(a.events, auditEvent{id: s.nextEvent, typ: "Notification", notify: &notification{
+			subject: "[" + s.cfg.Subdomain + "] Re: " + t.subject, body: "Your request ({{ticket.id}}) has been updated.\n\n{{ticket.comments_formatted}}",
+			recipients: []int64{t.requesterID}, triggerID: notifyRequesterTriggerID, triggerTitle: notifyRequesterTriggerTitle}})
+	}
 	if ch.tags != nil {
 		prev := t.tags
 		t.tags = normTags(*ch.tags)
@@ -449,6 +481,106 @@ func (s *Server) applyLocked(t *ticket, ch change, now time.Time) (*audit, []not
 		notes = append(notes, notice{kind: "status_changed", t: snap, current: t.status, previous: prevStatus})
 	}
 	return a, notes
+}
+
+// newTicketLocked stores a new ticket built from a create request.
+func (s *Server) newTicketLocked(r *request, ti *ticketIn, requester *user, parent *ticket, now time.Time) *ticket {
+	s.nextTicket++
+	t := &ticket{
+		id: s.nextTicket, status: "new", requesterID: requester.id, submitterID: r.user.id,
+		createdAt: now, updatedAt: now, via: viaJSON("api"), firstPublic: true,
+	}
+	if ti.Comment.Public != nil {
+		t.firstPublic = *ti.Comment.Public
+	}
+	if ti.Subject != nil {
+		t.subject = *ti.Subject
+	}
+	if ti.ExternalID != nil {
+		t.externalID = *ti.ExternalID
+	}
+	switch {
+	case ti.Tags != nil:
+		t.tags = normTags(*ti.Tags)
+	case parent != nil:
+		t.tags = slices.Clone(parent.tags)
+	}
+	t.customFields = ti.CustomFields
+	t.description = ti.Comment.Body
+	if t.description == "" {
+		t.description = ti.Comment.HTMLBody
+	}
+	if parent != nil {
+		t.via = map[string]any{"channel": "api", "source": map[string]any{"from": map[string]any{"ticket_id": parent.id, "subject": parent.subject}, "to": map[string]any{}, "rel": "follow_up"}}
+		parent.followupIDs = append(parent.followupIDs, t.id)
+	}
+	s.tickets[t.id] = t
+	return t
+}
+
+// validNewTicket answers 400 or 422 for a create request Zendesk refuses
+// before looking anything up.
+func validNewTicket(w *resp, ti *ticketIn) bool {
+	switch {
+	case ti == nil:
+		w.errorJSON(http.StatusBadRequest, "InvalidValue", "ticket parameter missing", nil)
+	case ti.Comment == nil || (ti.Comment.Body == "" && ti.Comment.HTMLBody == ""):
+		validation(w, "description", "Description: cannot be blank")
+	case ti.Status != "" && !validStatuses[ti.Status]:
+		validation(w, "status", "Status: is not valid")
+	default:
+		return true
+	}
+	return false
+}
+
+// requesterLocked finds (or, by e-mail, creates) a new ticket's requester,
+// or answers 422 and returns nil.
+func (s *Server) requesterLocked(r *request, w *resp, ti *ticketIn, now time.Time) *user {
+	switch {
+	case ti.Requester != nil && ti.Requester.Email != "":
+		if u := s.usersByEmail[strings.ToLower(ti.Requester.Email)]; u != nil {
+			return u
+		}
+		name := ti.Requester.Name
+		if name == "" {
+			name, _, _ = strings.Cut(ti.Requester.Email, "@")
+		}
+		return s.addUserLocked(name, ti.Requester.Email, "", "end-user", now)
+	case ti.Requester != nil:
+		validation(w, "requester", "Requester: Email is required")
+		return nil
+	case ti.RequesterID != 0:
+		u := s.users[ti.RequesterID]
+		if u == nil {
+			validation(w, "requester", "Requester: is invalid")
+		}
+		return u
+	default:
+		return r.user
+	}
+}
+
+// createEventsLocked returns the Create events of a new ticket's fields.
+func (s *Server) createEventsLocked(t *ticket) []auditEvent {
+	tags := make([]any, 0, len(t.tags))
+	for _, tg := range t.tags {
+		tags = append(tags, tg)
+	}
+	evs := []auditEvent{
+		{typ: "Create", field: "subject", value: t.subject},
+		{typ: "Create", field: "requester_id", value: strconv.FormatInt(t.requesterID, 10)},
+		{typ: "Create", field: "priority", value: nil},
+		{typ: "Create", field: "tags", value: tags},
+	}
+	for _, cf := range t.customFields {
+		evs = append(evs, auditEvent{typ: "Create", field: strconv.FormatInt(cf.ID, 10), value: cf.Value})
+	}
+	for i := range evs {
+		s.nextEvent++
+		evs[i].id = s.nextEvent
+	}
+	return evs
 }
 
 func normTags(tags []string) []string {
@@ -508,16 +640,7 @@ func (s *Server) createTicketLocked(r *request, w *resp, now time.Time) []notice
 		return nil
 	}
 	ti := in.Ticket
-	if ti == nil {
-		w.errorJSON(http.StatusBadRequest, "InvalidValue", "ticket parameter missing", nil)
-		return nil
-	}
-	if ti.Comment == nil || (ti.Comment.Body == "" && ti.Comment.HTMLBody == "") {
-		validation(w, "description", "Description: cannot be blank")
-		return nil
-	}
-	if ti.Status != "" && !validStatuses[ti.Status] {
-		validation(w, "status", "Status: is not valid")
+	if !validNewTicket(w, ti) {
 		return nil
 	}
 	var parent *ticket
@@ -528,28 +651,9 @@ func (s *Server) createTicketLocked(r *request, w *resp, now time.Time) []notice
 			return nil
 		}
 	}
-	var requester *user
-	switch {
-	case ti.Requester != nil && ti.Requester.Email != "":
-		requester = s.usersByEmail[strings.ToLower(ti.Requester.Email)]
-		if requester == nil {
-			name := ti.Requester.Name
-			if name == "" {
-				name, _, _ = strings.Cut(ti.Requester.Email, "@")
-			}
-			requester = s.addUserLocked(name, ti.Requester.Email, "", "end-user", now)
-		}
-	case ti.Requester != nil:
-		validation(w, "requester", "Requester: Email is required")
+	requester := s.requesterLocked(r, w, ti, now)
+	if requester == nil {
 		return nil
-	case ti.RequesterID != 0:
-		requester = s.users[ti.RequesterID]
-		if requester == nil {
-			validation(w, "requester", "Requester: is invalid")
-			return nil
-		}
-	default:
-		requester = r.user
 	}
 	if ti.Comment.AuthorID != 0 && s.users[ti.Comment.AuthorID] == nil {
 		validation(w, "author_id", "Author: is invalid")
@@ -560,48 +664,22 @@ func (s *Server) createTicketLocked(r *request, w *resp, now time.Time) []notice
 		c.AuthorID = requester.id // the description is the requester's
 		ti.Comment = &c
 	}
-	s.nextTicket++
-	t := &ticket{
-		id: s.nextTicket, status: "new", requesterID: requester.id, submitterID: r.user.id,
-		createdAt: now, updatedAt: now, via: viaJSON("api"), firstPublic: true,
-	}
-	if ti.Comment.Public != nil {
-		t.firstPublic = *ti.Comment.Public
-	}
-	if ti.Subject != nil {
-		t.subject = *ti.Subject
-	}
-	if ti.ExternalID != nil {
-		t.externalID = *ti.ExternalID
-	}
-	switch {
-	case ti.Tags != nil:
-		t.tags = normTags(*ti.Tags)
-	case parent != nil:
-		t.tags = slices.Clone(parent.tags)
-	}
-	t.customFields = ti.CustomFields
-	t.description = ti.Comment.Body
-	if t.description == "" {
-		t.description = ti.Comment.HTMLBody
-	}
-	if parent != nil {
-		t.via = map[string]any{"channel": "api", "source": map[string]any{"from": map[string]any{"ticket_id": parent.id, "subject": parent.subject}, "to": map[string]any{}, "rel": "follow_up"}}
-		parent.followupIDs = append(parent.followupIDs, t.id)
-	}
-	s.tickets[t.id] = t
+	t := s.newTicketLocked(r, ti, requester, parent, now)
 	status := "new"
 	if ti.Status != "" {
 		status = ti.Status
 	}
 	t.status = ""
 	a, notes := s.applyLocked(t, change{author: r.user, channel: "api", comment: ti.Comment, status: status, metadata: ti.Metadata, system: systemMeta(r)}, now)
-	// On a create the status is a Create event, not a Change.
+	// On a create the status is a Create event, not a Change, and every
+	// field set gets one, its value in the shape Zendesk uses: a string,
+	// an id as a numeric string, an array, null, or a number.
 	for i, e := range a.events {
 		if e.typ == "Change" && e.field == "status" {
 			a.events[i] = auditEvent{id: e.id, typ: "Create", field: "status", value: e.value}
 		}
 	}
+	a.events = append(a.events, s.createEventsLocked(t)...)
 	var keep []notice
 	for _, n := range notes {
 		if n.kind != "status_changed" {
@@ -652,7 +730,7 @@ func handleUpdateTicket(s *Server, r *request, w *resp) {
 		}
 		if len(times) >= s.cfg.PerTicketUpdateLimit {
 			s.perTicket[key] = times
-			w.errorJSON(http.StatusTooManyRequests, "TooManyRequests", "Rate limit for ticket updates exceeded, please wait before updating this ticket again", nil)
+			w.html(http.StatusTooManyRequests, updateRateLimitedPage)
 			w.header.Set("Retry-After", strconv.Itoa(ceilSeconds(times[0].Add(s.cfg.PerTicketWindow).Sub(now))))
 			return
 		}
@@ -670,7 +748,9 @@ func handleUpdateTicket(s *Server, r *request, w *resp) {
 		return
 	}
 	if t.status == "closed" {
-		validation(w, "status", "Status: closed prevents ticket update")
+		// Zendesk's detail for a closed ticket has no "error" code.
+		w.errorJSON(http.StatusUnprocessableEntity, "RecordInvalid", "Record validation errors",
+			map[string]any{"status": []map[string]string{{"description": "Status: closed prevents ticket update"}}})
 		return
 	}
 	if ti.SafeUpdate && ti.UpdatedStamp != nil && !ti.UpdatedStamp.Truncate(time.Second).Equal(t.updatedAt.Truncate(time.Second)) {
@@ -692,7 +772,7 @@ func handleUpdateTicket(s *Server, r *request, w *resp) {
 		}
 		if len(t.comments) >= s.cfg.MaxComments {
 			w.errorJSON(http.StatusUnprocessableEntity, "RecordInvalid", "Record validation errors",
-				map[string]any{"base": []map[string]string{{"description": fmt.Sprintf("Ticket has reached the comment limit of %d comments", s.cfg.MaxComments), "error": "TooManyComments"}}})
+				map[string]any{"base": []map[string]string{{"description": fmt.Sprintf(commentLimitDescription, s.cfg.MaxComments)}}})
 			return
 		}
 	}

@@ -137,7 +137,7 @@ func TestUpdateTicket(t *testing.T) {
 		srv.CloseTicket(id)
 		r := addComment(t, srv, id, "late")
 		wantStatus(t, r, http.StatusUnprocessableEntity)
-		want := `{"description":"Record validation errors","details":{"status":[{"description":"Status: closed prevents ticket update","error":"InvalidValue"}]},"error":"RecordInvalid"}`
+		want := `{"description":"Record validation errors","details":{"status":[{"description":"Status: closed prevents ticket update"}]},"error":"RecordInvalid"}`
 		if string(r.body) != want {
 			t.Errorf("body = %s", r.body)
 		}

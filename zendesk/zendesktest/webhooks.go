@@ -36,10 +36,17 @@ const TriggerBody = `{"ticket_id":"{{ticket.id}}","external_id":"{{ticket.extern
 
 // Invocation statuses.
 const (
-	InvocationSuccess        = "success"
-	InvocationFailed         = "failed"
-	InvocationTimeout        = "timeout"
-	InvocationCircuitBroken  = "circuit broken"
+	InvocationSuccess       = "success"
+	InvocationFailed        = "failed"
+	InvocationTimeout       = "timeout"
+	InvocationCircuitBroken = "circuit broken"
+	// InvocationTerminated: Zendesk gave up on the invocation after the
+	// endpoint answered a status it does not retry (e.g. 403); the
+	// invocation carries that status code.
+	InvocationTerminated = "terminated"
+	// InvocationThrottled: Zendesk held the invocation back (its own
+	// throttling) and never sent it; no status code.
+	InvocationThrottled      = "throttled"
 	invocationRetention      = 7 * 24 * time.Hour
 	zendeskEventVersion      = "2022-11-06"
 	maxTimeoutRetries        = 5
@@ -213,6 +220,27 @@ func (s *Server) Attempts(webhookID, invocationID string) []zendesk.Attempt {
 // called (without counting failures).
 func (s *Server) DropWebhooks(drop bool) { s.mu.Lock(); s.dropHooks = drop; s.mu.Unlock() }
 
+// scriptedInvocation is the outcome ScriptInvocations imposes.
+type scriptedInvocation struct {
+	status string
+	code   int
+}
+
+// ScriptInvocations makes the next n webhook invocations end with status
+// and statusCode without reaching the endpoint, as Zendesk records them:
+// ScriptInvocations(1, InvocationTerminated, 403) for an endpoint (or a
+// firewall before it) that refused the call, ScriptInvocations(1,
+// InvocationThrottled, 0) for one Zendesk throttled and never sent. The
+// payload is kept in the invocation's attempt, for recovery from
+// GET …/invocations/{id}/attempts. Any status string is accepted.
+func (s *Server) ScriptInvocations(n int, status string, statusCode int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.scripted = append(s.scripted, scriptedInvocation{status: status, code: statusCode})
+	}
+}
+
 // DuplicateDeliveries makes the webhook calls of the next n actions happen
 // twice each (two invocations with different invocation ids and the same
 // payload), as Zendesk documents it may.
@@ -240,7 +268,7 @@ func (s *Server) Target(id int64) (zendesk.Target, bool) {
 	if t == nil {
 		return zendesk.Target{}, false
 	}
-	return zendesk.Target{ID: t.id, Title: t.title, Type: "url_target_v2", Active: t.active, TargetURL: t.url, Method: "post", CreatedAt: t.createdAt}, true
+	return zendesk.Target{ID: t.id, Title: t.title, Type: "http_target", Active: t.active, TargetURL: t.url, Method: "post", CreatedAt: t.createdAt}, true
 }
 
 // SetTargetActive (de)activates a target as an admin would; activating resets
@@ -405,6 +433,11 @@ func (s *Server) jobsLocked(notes []notice, now time.Time) []job {
 			w.invocations = append(w.invocations, inv)
 			s.pruneLocked(w, now)
 			switch {
+			case len(s.scripted) > 0:
+				sc := s.scripted[0]
+				s.scripted = s.scripted[1:]
+				s.finishBrokenLocked(w, inv, b, sc.status, now)
+				inv.statusCode, inv.attempts[len(inv.attempts)-1].statusCode = sc.code, sc.code
 			case s.dropHooks:
 				s.finishBrokenLocked(w, inv, b, InvocationFailed, now)
 			case w.tripped && (now.Before(w.trippedAt.Add(s.cfg.CircuitPause)) || w.probing):
@@ -761,29 +794,37 @@ func parseTS(v string) (time.Time, bool) {
 	return t, err == nil
 }
 
-func handleInvocations(s *Server, r *request, w *resp) {
+// invocationQuery reads List Webhook Invocations' filters, or answers 400.
+func invocationQuery(r *request, w *resp) (from, to time.Time, size int, desc, ok bool) {
 	from, ok1 := parseTS(r.query.Get("filter[from_ts]"))
 	to, ok2 := parseTS(r.query.Get("filter[to_ts]"))
 	if !ok1 || !ok2 {
 		webhookError(w, http.StatusBadRequest, "InvalidFilter", "filter[from_ts] and filter[to_ts] must be ISO 8601 times")
-		return
+		return from, to, 0, false, false
 	}
-	size := 20
+	size = 20
 	if v := r.query.Get("page[size]"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
 			webhookError(w, http.StatusBadRequest, "InvalidPageSize", "page[size] must be between 1 and 100")
-			return
+			return from, to, 0, false, false
 		}
 		size = n
 	}
-	desc := true
 	switch r.query.Get("sort") {
 	case "", "-latest_completed_at":
+		desc = true
 	case "latest_completed_at":
-		desc = false
 	default:
 		webhookError(w, http.StatusBadRequest, "InvalidSort", "sort must be latest_completed_at or -latest_completed_at")
+		return from, to, 0, false, false
+	}
+	return from, to, size, desc, true
+}
+
+func handleInvocations(s *Server, r *request, w *resp) {
+	from, to, size, desc, ok := invocationQuery(r, w)
+	if !ok {
 		return
 	}
 	statusFilter := r.query.Get("filter[status]")
@@ -829,7 +870,7 @@ func handleInvocations(s *Server, r *request, w *resp) {
 	hasMore := len(page) < len(list)
 	out := make([]map[string]any, 0, len(page))
 	for _, inv := range page {
-		out = append(out, map[string]any{"id": inv.id, "status": inv.status, "status_code": inv.statusCode, "latest_completed_at": rfc3339(inv.completedAt)})
+		out = append(out, map[string]any{"id": inv.id, "status": inv.status, "status_code": statusCode(inv.statusCode), "latest_completed_at": rfc3339(inv.completedAt)})
 	}
 	meta := map[string]any{"has_more": hasMore, "after_cursor": nil, "before_cursor": nil}
 	links := map[string]any{"next": nil, "prev": nil}
@@ -867,9 +908,9 @@ func handleAttempts(s *Server, r *request, w *resp) {
 				rhs = []zendesk.Header{}
 			}
 			out = append(out, map[string]any{
-				"id": a.id, "invocation_id": inv.id, "status": a.status, "status_code": a.statusCode,
+				"id": a.id, "invocation_id": inv.id, "status": a.status, "status_code": statusCode(a.statusCode),
 				"request":      map[string]any{"headers": hs, "payload": a.payload},
-				"response":     map[string]any{"headers": rhs, "payload": a.respBody, "status": a.statusCode},
+				"response":     map[string]any{"headers": rhs, "payload": a.respBody, "status": statusCode(a.statusCode)},
 				"completed_at": rfc3339(a.completedAt),
 			})
 		}
@@ -879,11 +920,20 @@ func handleAttempts(s *Server, r *request, w *resp) {
 	webhookError(w, http.StatusNotFound, "InvocationNotFound", "Invocation not found")
 }
 
+// statusCode renders an invocation's status code: null when no answer came
+// (throttled, circuit broken, timeout, connection failure).
+func statusCode(code int) any {
+	if code == 0 {
+		return nil
+	}
+	return code
+}
+
 // ---- HTTP: targets ----
 
 func (s *Server) targetJSON(t *target) map[string]any {
 	return map[string]any{
-		"id": t.id, "url": fmt.Sprintf("%s/api/v2/targets/%d.json", s.base(), t.id), "title": t.title, "type": "url_target_v2",
+		"id": t.id, "url": fmt.Sprintf("%s/api/v2/targets/%d.json", s.base(), t.id), "title": t.title, "type": "http_target",
 		"active": t.active, "target_url": t.url, "method": "post", "content_type": "application/json",
 		"username": nullIfEmpty(t.username), "created_at": rfc3339(t.createdAt),
 	}

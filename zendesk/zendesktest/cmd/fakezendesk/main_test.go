@@ -7,22 +7,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/deskrelay/deskrelay/internal/testutil"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 
 func TestRunServesUntilCancelled(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -33,7 +24,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	ln.Close()
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-listen", addr, "-email", "a@b.c", "-token", "tok"}, &out, io.Discard)
@@ -68,5 +59,29 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("run did not return after cancel")
+	}
+}
+
+func TestHelpListsFlagsAndControls(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"-h"}, &out, &errOut); err != nil {
+		t.Fatalf("run -h = %v, want nil (exit 0)", err)
+	}
+	for _, want := range []string{"-listen", "-webhook-endpoint", "-rate-limit", "/_fake/agent_comment", "/_fake/status",
+		"/_fake/down", "/_fake/up", "/_fake/script_invocations"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("-h output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if errOut.Len() != 0 {
+		t.Errorf("-h wrote to stderr: %q", errOut.String())
+	}
+}
+
+func TestUnknownFlagFails(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(t.Context(), []string{"-no-such-flag"}, &out, &errOut)
+	if err == nil || !strings.Contains(errOut.String(), "-listen") {
+		t.Fatalf("run -no-such-flag = %v, stderr %q; want an error and the usage on stderr", err, errOut.String())
 	}
 }

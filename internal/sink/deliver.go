@@ -1,0 +1,191 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/zendesk"
+)
+
+// Failure reasons of sink deliveries.
+const (
+	ReasonUnauthorized = "unauthorized" // the sink answered 401 or 403
+	ReasonGone         = "gone"         // the sink answered 410
+)
+
+var (
+	errSettling  = errors.New("waiting for events of the conversation that may still arrive")
+	errNotMyTurn = errors.New("an earlier event of the conversation is not delivered yet")
+)
+
+// ProcessTask is the TaskDeliver handler: it delivers one event to the sink,
+// after the earlier events of its conversation (by occurred_at).
+func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	var pl DeliverPayload
+	if err := json.Unmarshal(t.Payload(), &pl); err != nil {
+		return fmt.Errorf("deliver task: corrupt payload: %w: %w", err, asynq.SkipRetry)
+	}
+	ev := pl.Event
+	attempt, _ := asynq.GetRetryCount(ctx)
+	log := d.log.With().Str("event_id", ev.ID).Str("conversation_id", ev.ConversationID).
+		Int64("ticket_id", ev.TicketID).Int("attempt", attempt).Str("queue", queues.Inbound).Logger()
+
+	if wait := d.cfg.OrderSettle - d.cfg.Now().Sub(pl.PublishedAt); wait > 0 {
+		return queues.Wait(wait, errSettling)
+	}
+	turn, wait, err := d.myTurn(ctx, ev)
+	if err != nil {
+		return err
+	}
+	if !turn {
+		d.deliveries.WithLabelValues("wait").Inc()
+		return queues.Wait(wait, errNotMyTurn)
+	}
+
+	if skip, err := d.pub.StatusGate(ctx, ev); err != nil {
+		return err
+	} else if skip != "" {
+		d.deliveries.WithLabelValues("dropped").Inc()
+		log.Debug().Str("reason", skip).Msg("status change not delivered")
+		return d.finish(ctx, ev)
+	}
+
+	status, retryAfter, err := d.post(ctx, ev)
+	switch {
+	case err != nil:
+		d.deliveries.WithLabelValues("retry").Inc()
+		log.Warn().Err(err).Msg("sink delivery failed: will retry")
+		return err
+	case status >= 200 && status < 300:
+		d.deliveries.WithLabelValues("delivered").Inc()
+		if err := errors.Join(d.pub.StatusDelivered(ctx, ev), d.finish(ctx, ev)); err != nil {
+			log.Warn().Err(err).Msg("delivered, bookkeeping failed")
+		}
+		log.Debug().Msg("delivered to sink")
+		return nil
+	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusGone:
+		reason := ReasonUnauthorized
+		if status == http.StatusGone {
+			reason = ReasonGone
+		}
+		cause := fmt.Errorf("sink answered %d", status)
+		if err := d.archive(ctx, ev, reason, cause); err != nil {
+			return fmt.Errorf("keep failed event %s: %w", ev.ID, err) // retried: never lose it
+		}
+		d.deliveries.WithLabelValues("failed").Inc()
+		log.Error().Int("status", status).Str("reason", reason).Msg("sink refused the event: failed, kept for replay")
+		return queues.Fail(reason, cause)
+	case (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && retryAfter > 0:
+		d.deliveries.WithLabelValues("wait").Inc()
+		log.Info().Int("status", status).Dur("retry_after", retryAfter).Msg("sink asks to wait")
+		return queues.Wait(retryAfter, fmt.Errorf("sink answered %d", status))
+	default:
+		d.deliveries.WithLabelValues("retry").Inc()
+		log.Warn().Int("status", status).Msg("sink delivery failed: will retry")
+		return fmt.Errorf("sink answered %d", status)
+	}
+}
+
+// maxTurnWait caps how long an event waits before it looks at its
+// conversation's order again.
+const maxTurnWait = 5 * time.Minute
+
+// myTurn reports whether ev is the oldest undelivered event of its
+// conversation; if not, wait is how long to wait before looking again (until
+// the head's next attempt, at least OrderPoll, at most maxTurnWait). A head
+// whose task no longer exists (deleted, or archived by hand) is dropped from
+// the order so that it cannot block the rest.
+func (d *Deliverer) myTurn(ctx context.Context, ev events.Event) (turn bool, wait time.Duration, err error) {
+	if err := orderJoin(ctx, d.rdb, ev).Err(); err != nil {
+		return false, 0, fmt.Errorf("order of %s: %w", ev.ConversationID, err)
+	}
+	for range 10 {
+		head, err := orderHead(ctx, d.rdb, ev.ConversationID)
+		if err != nil {
+			return false, 0, fmt.Errorf("order of %s: %w", ev.ConversationID, err)
+		}
+		if head == "" || head == ev.ID {
+			return true, 0, nil
+		}
+		info, err := d.insp.GetTaskInfo(queues.Inbound, DeliverTaskID(head))
+		if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			return false, 0, fmt.Errorf("order of %s: %w", ev.ConversationID, err)
+		}
+		if err == nil && info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted {
+			wait := d.cfg.OrderPoll
+			if info.State == asynq.TaskStateRetry || info.State == asynq.TaskStateScheduled {
+				wait = max(wait, min(time.Until(info.NextProcessAt), maxTurnWait))
+			}
+			return false, wait, nil
+		}
+		d.log.Warn().Str("event_id", head).Str("conversation_id", ev.ConversationID).
+			Msg("event without a delivery task dropped from the conversation's order")
+		if err := orderLeave(ctx, d.rdb, ev.ConversationID, head).Err(); err != nil {
+			return false, 0, fmt.Errorf("order of %s: %w", ev.ConversationID, err)
+		}
+	}
+	return false, d.cfg.OrderPoll, nil
+}
+
+// post sends ev to the sink, signed with Standard Webhooks.
+func (d *Deliverer) post(ctx context.Context, ev events.Event) (status int, retryAfter time.Duration, err error) {
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return 0, 0, fmt.Errorf("encode event: %w", err)
+	}
+	now := d.cfg.Now()
+	sig, err := d.signer.Sign(ev.ID, now, body)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sign event: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, fmt.Errorf("sink request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "deskrelay")
+	req.Header.Set("webhook-id", ev.ID)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set("webhook-signature", sig)
+	resp, err := d.http.Do(req)
+	if err != nil {
+		return 0, 0, fmt.Errorf("post to sink: %w", redactURL(err))
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	retryAfter, _ = zendesk.ParseRetryAfter(resp.Header.Get("Retry-After"), now) // 0 when absent or unreadable
+	return resp.StatusCode, retryAfter, nil
+}
+
+// redactURL keeps the sink URL (which may carry a token) out of errors.
+func redactURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+// finish records a delivered event: out of the conversation's order, in the
+// ledger (again: the Publisher may have crashed before marking it).
+func (d *Deliverer) finish(ctx context.Context, ev events.Event) error {
+	_, err := d.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		orderLeave(ctx, p, ev.ConversationID, ev.ID)
+		d.pub.ledger.markIn(ctx, p, ev.ID, d.cfg.Now())
+		return nil
+	})
+	return err
+}

@@ -1,0 +1,25 @@
+package sink
+
+import (
+	"time"
+
+	"github.com/deskrelay/deskrelay/internal/events"
+)
+
+// TaskDeliver is the asynq task type that delivers one Event to the sink
+// (payload DeliverPayload, queue queues.Inbound, id DeliverTaskID);
+// its handler is Deliverer.ProcessTask.
+const TaskDeliver = "inbound:deliver"
+
+// DefaultTaskTimeout bounds one delivery attempt.
+const DefaultTaskTimeout = time.Minute
+
+// DeliverTaskID is the asynq task id of an event's delivery: at most one
+// such task exists at a time.
+func DeliverTaskID(eventID string) string { return "deliver:" + eventID }
+
+// DeliverPayload is the payload of a TaskDeliver task.
+type DeliverPayload struct {
+	Event       events.Event `json:"event"`
+	PublishedAt time.Time    `json:"published_at"`
+}

@@ -1,0 +1,92 @@
+package tickets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/deskrelay/deskrelay/internal/keys"
+)
+
+// OwnCommentRetention is how long deskrelay remembers the comments it wrote
+// itself, so that they are never echoed back to the platform.
+const OwnCommentRetention = 30 * 24 * time.Hour
+
+// Tickets is deskrelay's record of which Zendesk tickets it manages and
+// which comments it wrote itself. relay writes it; inbound and reconcile read
+// it to decide what to forward to the platform.
+type Tickets struct {
+	rdb redis.UniversalClient
+}
+
+// New returns the ticket record on rdb.
+func New(rdb redis.UniversalClient) *Tickets { return &Tickets{rdb: rdb} }
+
+// ConversationOf returns the conversation a managed ticket belongs to;
+// ok is false when deskrelay does not manage the ticket.
+func (t *Tickets) ConversationOf(ctx context.Context, ticketID int64) (conversationID string, ok bool, err error) {
+	v, err := t.rdb.Get(ctx, keys.TicketConversation(ticketID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("look up ticket %d: %w", ticketID, err)
+	}
+	return v, true, nil
+}
+
+// TicketOf returns the current ticket of a conversation; ok is false when the
+// conversation has none yet.
+func (t *Tickets) TicketOf(ctx context.Context, conversationID string) (ticketID int64, ok bool, err error) {
+	v, err := t.rdb.Get(ctx, keys.ConversationTicket(conversationID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("look up conversation %s: %w", conversationID, err)
+	}
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("conversation %s: corrupt ticket id %q", conversationID, v)
+	}
+	return id, true, nil
+}
+
+// Link records that conversationID now lives in ticketID (a new ticket, a
+// follow-up or a replacement). Earlier tickets of the conversation stay
+// managed, so late agent replies on them still reach the platform.
+func (t *Tickets) Link(ctx context.Context, conversationID string, ticketID int64) error {
+	_, err := t.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, keys.ConversationTicket(conversationID), ticketID, 0)
+		p.Set(ctx, keys.TicketConversation(ticketID), conversationID, 0)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("link conversation %s to ticket %d: %w", conversationID, ticketID, err)
+	}
+	return nil
+}
+
+// RememberOwnComment records a comment deskrelay wrote itself.
+func (t *Tickets) RememberOwnComment(ctx context.Context, commentID int64) error {
+	if commentID == 0 {
+		return nil
+	}
+	if err := t.rdb.Set(ctx, keys.OwnComment(commentID), 1, OwnCommentRetention).Err(); err != nil {
+		return fmt.Errorf("remember own comment %d: %w", commentID, err)
+	}
+	return nil
+}
+
+// IsOwnComment reports whether deskrelay wrote the comment itself.
+func (t *Tickets) IsOwnComment(ctx context.Context, commentID int64) (bool, error) {
+	n, err := t.rdb.Exists(ctx, keys.OwnComment(commentID)).Result()
+	if err != nil {
+		return false, fmt.Errorf("look up comment %d: %w", commentID, err)
+	}
+	return n == 1, nil
+}

@@ -1,0 +1,62 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/deskrelay/deskrelay/internal/keys"
+)
+
+// Status is the reconciler's part of GET /v1/status. It reads Redis only.
+type Status struct {
+	// Enabled is false when the schedule is off (Interval 0).
+	Enabled  bool   `json:"enabled"`
+	Interval string `json:"interval"`
+	// Checkpoint is where the next scheduled run starts; CheckpointAge is
+	// how far behind now it is, in seconds (-1 when there is none yet).
+	Checkpoint    time.Time `json:"checkpoint,omitzero"`
+	CheckpointAge float64   `json:"checkpoint_age_seconds"`
+	// Running is true while a run holds the lease.
+	Running bool `json:"running"`
+	// PendingGapSince is a gap the next run will go back to cover.
+	PendingGapSince time.Time `json:"pending_gap_since,omitzero"`
+	// LastRun is the last scheduled run's report.
+	LastRun *Report `json:"last_run,omitempty"`
+	// Webhook is the guardian's last check (nil when none was recorded or
+	// no webhook/target is configured).
+	Webhook *WatchState `json:"webhook,omitempty"`
+}
+
+// Status reports the schedule's state for /v1/status, from Redis, without
+// calling Zendesk.
+func (r *Reconciler) Status(ctx context.Context) (Status, error) {
+	s := Status{Enabled: r.cfg.Interval > 0, Interval: r.cfg.Interval.String(), CheckpointAge: -1}
+	cp, ok, err := r.Checkpoint(ctx)
+	if err != nil {
+		return s, err
+	}
+	if ok {
+		s.Checkpoint = cp
+		s.CheckpointAge = r.cfg.Now().Sub(cp).Round(time.Second).Seconds()
+	}
+	n, err := r.rdb.Exists(ctx, keys.ReconcileLease).Result()
+	if err != nil {
+		return s, fmt.Errorf("read reconcile lease: %w", err)
+	}
+	s.Running = n == 1
+	if rw, ok, err := r.readRewind(ctx); err == nil && ok {
+		s.PendingGapSince = rw
+	}
+	if b, err := r.rdb.Get(ctx, keys.ReconcileLastRun).Bytes(); err == nil {
+		var rep Report
+		if json.Unmarshal(b, &rep) == nil {
+			s.LastRun = &rep
+		}
+	}
+	if st, ok, err := r.guardian.LastCheck(ctx); err == nil && ok && st.Kind != "" {
+		s.Webhook = &st
+	}
+	return s, nil
+}
