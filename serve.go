@@ -89,6 +89,9 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
 	bg, bgctx := errgroup.WithContext(bgCtx)
+	if d.layoutPending {
+		bg.Go(func() error { return ignoreCanceled(d.awaitKeyLayout(bgctx, log)) })
+	}
 	if d.receiver != nil {
 		bg.Go(func() error { return ignoreCanceled(d.receiver.Run(bgctx)) })
 	}

@@ -22,7 +22,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/schema"
 	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
@@ -87,6 +89,7 @@ func TestUpgradeFromV0(t *testing.T) {
 	u := &upgradeRun{t: t, man: man, zd: zd, tokens: tokens, sink: sink, base: base, env: env,
 		bearer: "Bearer " + man.Settings["DESKRELAY_INGEST_TOKEN"]}
 
+	t.Run("KeysMovedToTheCurrentLayout", func(t *testing.T) { keysMoved(t, rdb) })
 	t.Run("QueuedMessagesDeliveredOnceInOrder", u.queuedDelivered)
 	t.Run("FailedStayFailedAndReplayOnce", u.failedReplayed)
 	t.Run("StoredOAuthTokenUsed", u.oauthTokenUsed)
@@ -468,4 +471,31 @@ func (u *upgradeRun) postWebhook(t *testing.T, body string) int {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// keysMoved checks that serve moved every key of layout 0 (deskrelay:<rest>)
+// to the account-tagged layout (deskrelay:{default}:<rest>) and recorded it.
+func keysMoved(t *testing.T, s *redistest.Server) {
+	c := s.Client(t)
+	ctx := context.Background()
+	if v := c.Get(ctx, "deskrelay:schema").Val(); v != strconv.Itoa(schema.Version) {
+		t.Fatalf("deskrelay:schema = %q, want %d", v, schema.Version)
+	}
+	all, err := c.Keys(ctx, "deskrelay:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagged := 0
+	for _, k := range all {
+		switch {
+		case k == "deskrelay:schema":
+		case strings.HasPrefix(k, keys.Default.Prefix()):
+			tagged++
+		default:
+			t.Errorf("key %s left in layout 0", k)
+		}
+	}
+	if tagged < 40 {
+		t.Errorf("%d keys under %s, want the fixture's (over 40)", tagged, keys.Default.Prefix())
+	}
 }

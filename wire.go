@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -13,6 +16,7 @@ import (
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/internal/schema"
 	"github.com/deskrelay/deskrelay/internal/zdoauth"
 	"github.com/deskrelay/deskrelay/reconcile"
 	"github.com/deskrelay/deskrelay/relay"
@@ -30,6 +34,9 @@ type parts struct {
 	receiver   *inbound.Receiver // nil when inbound is off (no DESKRELAY_SINK_URL)
 	secret     string            // the webhook signing secret in use; "" turns the webhook route off
 	reconciler *reconcile.Reconciler
+	// layoutPending: Redis did not answer at start, so the key layout is
+	// still to be checked (awaitKeyLayout).
+	layoutPending bool
 }
 
 // build wires every component. metrics may be nil (one-shot commands).
@@ -39,6 +46,12 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 		return nil, fmt.Errorf("DESKRELAY_REDIS_URL: unsupported connection kind")
 	}
 	p := &parts{rdb: rdb}
+	if ctx != nil {
+		if err := p.migrateKeys(ctx, log); err != nil {
+			p.close()
+			return nil, err
+		}
+	}
 	p.limiter = budget.NewLimiter(rdb, cfg.rateLimit)
 
 	zcfg := cfg.zendesk
@@ -167,6 +180,55 @@ func (p *parts) register(mux *asynq.ServeMux) {
 	}
 	if p.reconciler != nil {
 		p.reconciler.Register(mux)
+	}
+}
+
+// migrateKeys brings data of an earlier release to this release's key
+// layout (internal/schema). While Redis does not answer, it leaves that to
+// awaitKeyLayout (serve runs it in the background) and says so.
+func (p *parts) migrateKeys(ctx context.Context, log zerolog.Logger) error {
+	mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rep, err := schema.Migrate(mctx, p.rdb)
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, context.DeadlineExceeded) {
+		p.layoutPending = true
+		log.Warn().Err(err).Msg("Redis is unreachable: the key layout is checked when it answers")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	logMigration(log, rep)
+	return nil
+}
+
+// awaitKeyLayout retries the key migration every 2s until Redis answers.
+func (p *parts) awaitKeyLayout(ctx context.Context, log zerolog.Logger) error {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for p.layoutPending {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		rep, err := schema.Migrate(ctx, p.rdb)
+		if err == nil {
+			p.layoutPending = false
+			logMigration(log, rep)
+		}
+	}
+	return nil
+}
+
+func logMigration(log zerolog.Logger, rep schema.Report) {
+	if rep.Renamed > 0 || rep.From != rep.To {
+		log.Info().Int("from_layout", rep.From).Int("to_layout", rep.To).Int("keys_moved", rep.Renamed).
+			Msg("Redis keys moved to this release's layout")
+	}
+	if len(rep.Skipped) > 0 {
+		log.Warn().Strs("keys", rep.Skipped).Msg("old keys left in place: their new names were already taken")
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
 	"github.com/deskrelay/deskrelay/internal/testutil"
@@ -353,7 +354,7 @@ func (h *harness) queueState() string {
 			fmt.Fprintf(&b, "\n  %s %s %s retried=%d err=%q", ti.State, ti.Type, ti.ID, ti.Retried, ti.LastErr)
 		}
 	}
-	keys, _ := h.rdb.Keys(context.Background(), "deskrelay:inbound:order:*").Result()
+	keys, _ := h.rdb.Keys(context.Background(), keys.Default.Prefix()+"inbound:order:*").Result()
 	for _, k := range keys {
 		m, _ := h.rdb.ZRangeWithScores(context.Background(), k, 0, -1).Result()
 		fmt.Fprintf(&b, "\n  %s %v", k, m)

@@ -425,7 +425,7 @@ func (r *Receiver) noteReceived(now time.Time) {
 		return
 	}
 	r.background(&r.busyReceived, func(ctx context.Context) {
-		if err := r.rdb.Set(ctx, keys.WebhookLastReceived, now.UnixMilli(), 0).Err(); err != nil {
+		if err := r.rdb.Set(ctx, keys.Default.WebhookLastReceived(), now.UnixMilli(), 0).Err(); err != nil {
 			r.lastSeenWrite.Store(last)
 		}
 	})
@@ -486,13 +486,13 @@ func (r *Receiver) flushSignatures() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			var err error
 			if op == 0 {
-				err = r.rdb.Del(ctx, keys.WebhookSignatureFailures).Err()
+				err = r.rdb.Del(ctx, keys.Default.WebhookSignatureFailures()).Err()
 			} else {
 				now := r.cfg.Now().UnixMilli()
 				_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-					p.HIncrBy(ctx, keys.WebhookSignatureFailures, "run", op)
-					p.HSetNX(ctx, keys.WebhookSignatureFailures, "first_at", now)
-					p.HSet(ctx, keys.WebhookSignatureFailures, "last_at", now)
+					p.HIncrBy(ctx, keys.Default.WebhookSignatureFailures(), "run", op)
+					p.HSetNX(ctx, keys.Default.WebhookSignatureFailures(), "first_at", now)
+					p.HSet(ctx, keys.Default.WebhookSignatureFailures(), "last_at", now)
 					return nil
 				})
 			}

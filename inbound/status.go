@@ -17,7 +17,7 @@ import (
 // recorded. The guardian uses it to size the gap to backfill. Recorded at
 // most once a second per process.
 func LastWebhookAt(ctx context.Context, rdb redis.UniversalClient) (at time.Time, ok bool, err error) {
-	v, err := rdb.Get(ctx, keys.WebhookLastReceived).Int64()
+	v, err := rdb.Get(ctx, keys.Default.WebhookLastReceived()).Int64()
 	if errors.Is(err, redis.Nil) {
 		return time.Time{}, false, nil
 	}
@@ -39,7 +39,7 @@ type SignatureFailures struct {
 // (a wrong DESKRELAY_WEBHOOK_SECRET shows as a growing run). The guardian
 // does not re-enable a webhook while Run > 0.
 func ReadSignatureFailures(ctx context.Context, rdb redis.UniversalClient) (SignatureFailures, error) {
-	v, err := rdb.HGetAll(ctx, keys.WebhookSignatureFailures).Result()
+	v, err := rdb.HGetAll(ctx, keys.Default.WebhookSignatureFailures()).Result()
 	if err != nil {
 		return SignatureFailures{}, fmt.Errorf("read signature failures: %w", err)
 	}

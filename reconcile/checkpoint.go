@@ -18,14 +18,14 @@ import (
 // reads or moves one.
 type checkpoint string
 
-const (
+var (
 	// exportCheckpoint is where the next scheduled run reads the ticket
 	// events export from (Reconciler.Checkpoint, /v1/status).
-	exportCheckpoint checkpoint = keys.ReconcileCheckpoint
+	exportCheckpoint = checkpoint(keys.Default.ReconcileCheckpoint())
 	// invocationsCheckpoint is where the next scheduled run lists the
 	// webhook's invocations from; it never runs ahead of exportCheckpoint's
 	// window of the same run.
-	invocationsCheckpoint checkpoint = keys.ReconcileInvocationsCheckpoint
+	invocationsCheckpoint = checkpoint(keys.Default.ReconcileInvocationsCheckpoint())
 )
 
 // String names cp in errors.
@@ -60,7 +60,7 @@ return 1`)
 // advanceCheckpoint moves cp forward to at, only while the run holds its
 // lease (errLeaseLost otherwise); it never moves a checkpoint back.
 func (r *Reconciler) advanceCheckpoint(ctx context.Context, l *lease, cp checkpoint, at time.Time) error {
-	n, err := advanceScript.Run(ctx, r.rdb, []string{keys.ReconcileLease, string(cp)}, l.token, at.Unix()).Int()
+	n, err := advanceScript.Run(ctx, r.rdb, []string{keys.Default.ReconcileLease(), string(cp)}, l.token, at.Unix()).Int()
 	if err != nil {
 		return fmt.Errorf("move %s: %w", cp, err)
 	}
@@ -74,7 +74,7 @@ func (r *Reconciler) advanceCheckpoint(ctx context.Context, l *lease, cp checkpo
 // re-enabled), which the next scheduled run goes back to cover; ok is
 // false when there is none.
 func (r *Reconciler) readRewind(ctx context.Context) (time.Time, bool, error) {
-	return r.readUnix(ctx, keys.ReconcileRewind)
+	return r.readUnix(ctx, keys.Default.ReconcileRewind())
 }
 
 // rewindScript lowers KEYS[1] to ARGV[1] (or sets it).
@@ -87,7 +87,7 @@ return 1`)
 // rewind makes the next scheduled run start at since at the latest: a
 // rewind already further back stays.
 func (r *Reconciler) rewind(ctx context.Context, since time.Time) error {
-	if err := rewindScript.Run(ctx, r.rdb, []string{keys.ReconcileRewind}, since.Unix()).Err(); err != nil {
+	if err := rewindScript.Run(ctx, r.rdb, []string{keys.Default.ReconcileRewind()}, since.Unix()).Err(); err != nil {
 		return fmt.Errorf("rewind the next reconcile run: %w", err)
 	}
 	return nil
@@ -96,7 +96,7 @@ func (r *Reconciler) rewind(ctx context.Context, since time.Time) error {
 // clearRewind drops the rewind a run has covered, unless the guardian moved
 // it meanwhile (then the next run covers the new gap).
 func (r *Reconciler) clearRewind(ctx context.Context, covered time.Time) error {
-	if _, err := redislease.CompareAndDelete(ctx, r.rdb, keys.ReconcileRewind, strconv.FormatInt(covered.Unix(), 10)); err != nil {
+	if _, err := redislease.CompareAndDelete(ctx, r.rdb, keys.Default.ReconcileRewind(), strconv.FormatInt(covered.Unix(), 10)); err != nil {
 		return fmt.Errorf("clear rewind: %w", err)
 	}
 	return nil

@@ -64,7 +64,7 @@ func TestCheckpoint(t *testing.T) {
 		if err := r.clearRewind(ctx, got); err != nil {
 			t.Fatal(err)
 		}
-		if n, _ := e.rdb.Exists(ctx, keys.ReconcileRewind).Result(); n != 0 {
+		if n, _ := e.rdb.Exists(ctx, keys.Default.ReconcileRewind()).Result(); n != 0 {
 			t.Fatal("the covered rewind is still there")
 		}
 	})

@@ -183,8 +183,8 @@ func (g *Guardian) reenable(ctx context.Context, b *budget, log zerolog.Logger, 
 			st.Error = err.Error()
 		}
 	}
-	n, _ := r.rdb.HIncrBy(ctx, keys.ReconcileGuardian, "reenables", 1).Result()
-	_ = r.rdb.HSet(ctx, keys.ReconcileGuardian, "last_reenable", now.Unix()).Err()
+	n, _ := r.rdb.HIncrBy(ctx, keys.Default.ReconcileGuardian(), "reenables", 1).Result()
+	_ = r.rdb.HSet(ctx, keys.Default.ReconcileGuardian(), "last_reenable", now.Unix()).Err()
 	st.Reenables, st.LastReenable = n, now
 	r.m.reenabled(st.Kind)
 	ev := log.Warn().Str("endpoint", st.Endpoint)
@@ -359,7 +359,7 @@ func sameEndpoint(a, b string) bool {
 }
 
 func (g *Guardian) counters(ctx context.Context, st *WatchState) {
-	v, err := g.r.rdb.HMGet(ctx, keys.ReconcileGuardian, "reenables", "last_reenable").Result()
+	v, err := g.r.rdb.HMGet(ctx, keys.Default.ReconcileGuardian(), "reenables", "last_reenable").Result()
 	if err != nil {
 		return
 	}
@@ -381,14 +381,14 @@ func (g *Guardian) save(st WatchState) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := g.r.rdb.HSet(ctx, keys.ReconcileGuardian, "state", b).Err(); err != nil {
+	if err := g.r.rdb.HSet(ctx, keys.Default.ReconcileGuardian(), "state", b).Err(); err != nil {
 		g.r.log.Warn().Err(err).Msg("save guardian state")
 	}
 }
 
 // LastCheck returns the last check any replica recorded (ok false: none).
 func (g *Guardian) LastCheck(ctx context.Context) (WatchState, bool, error) {
-	b, err := g.r.rdb.HGet(ctx, keys.ReconcileGuardian, "state").Bytes()
+	b, err := g.r.rdb.HGet(ctx, keys.Default.ReconcileGuardian(), "state").Bytes()
 	if errors.Is(err, redis.Nil) {
 		return WatchState{}, false, nil
 	}
@@ -407,7 +407,7 @@ func (g *Guardian) LastCheck(ctx context.Context) (WatchState, bool, error) {
 type redisReceiver struct{ rdb redis.UniversalClient }
 
 func (r redisReceiver) LastReceived(ctx context.Context) (time.Time, error) {
-	v, err := r.rdb.Get(ctx, keys.WebhookLastReceived).Int64()
+	v, err := r.rdb.Get(ctx, keys.Default.WebhookLastReceived()).Int64()
 	if errors.Is(err, redis.Nil) {
 		return time.Time{}, nil
 	}
@@ -418,7 +418,7 @@ func (r redisReceiver) LastReceived(ctx context.Context) (time.Time, error) {
 }
 
 func (r redisReceiver) SignatureFailures(ctx context.Context) (int, error) {
-	v, err := r.rdb.HGet(ctx, keys.WebhookSignatureFailures, "run").Int()
+	v, err := r.rdb.HGet(ctx, keys.Default.WebhookSignatureFailures(), "run").Int()
 	if errors.Is(err, redis.Nil) {
 		return 0, nil
 	}

@@ -28,7 +28,7 @@ func TestGuardian(t *testing.T) {
 
 		// the last event the receiver took, before the checkpoint
 		lastReceived := e.clock.Now().Add(-10 * time.Minute).Truncate(time.Second)
-		if err := e.rdb.Set(ctx, keys.WebhookLastReceived, lastReceived.UnixMilli(), 0).Err(); err != nil {
+		if err := e.rdb.Set(ctx, keys.Default.WebhookLastReceived(), lastReceived.UnixMilli(), 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := r.RunOnce(ctx); err != nil {
@@ -75,7 +75,7 @@ func TestGuardian(t *testing.T) {
 		if !rep.Window.Since.Equal(lastReceived) {
 			t.Errorf("run started at %v, want the gap's start %v", rep.Window.Since, lastReceived)
 		}
-		if n, _ := e.rdb.Exists(ctx, keys.ReconcileRewind).Result(); n != 0 {
+		if n, _ := e.rdb.Exists(ctx, keys.Default.ReconcileRewind()).Result(); n != 0 {
 			t.Error("rewind left behind after the run covered it")
 		}
 		if !sameSet(e.sink(t), want) {
@@ -108,7 +108,7 @@ func TestGuardian(t *testing.T) {
 		ours := e.zd.AddWebhook("https://relay.example.com"+WebhookPath, "")
 		e.zd.SetWebhookStatus(ours, "inactive")
 		r = e.reconciler(t, Config{WebhookID: ours, PublicURL: "https://relay.example.com/"})
-		if err := e.rdb.HSet(ctx, keys.WebhookSignatureFailures, "run", 5).Err(); err != nil {
+		if err := e.rdb.HSet(ctx, keys.Default.WebhookSignatureFailures(), "run", 5).Err(); err != nil {
 			t.Fatal(err)
 		}
 		st, err = r.Guardian().Enable(ctx)
@@ -119,7 +119,7 @@ func TestGuardian(t *testing.T) {
 			t.Fatal("webhook re-enabled during a run of signature failures")
 		}
 
-		if err := e.rdb.Del(ctx, keys.WebhookSignatureFailures).Err(); err != nil {
+		if err := e.rdb.Del(ctx, keys.Default.WebhookSignatureFailures()).Err(); err != nil {
 			t.Fatal(err)
 		}
 		st, err = r.Guardian().Enable(ctx)

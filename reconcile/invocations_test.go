@@ -252,7 +252,7 @@ func TestInvocations(t *testing.T) {
 		r := e.reconciler(t, Config{WebhookID: hook})
 		// both checkpoints are 9 days old
 		nineDays := e.clock.Now().Add(-9 * 24 * time.Hour).Unix()
-		for _, k := range []string{keys.ReconcileCheckpoint, keys.ReconcileInvocationsCheckpoint} {
+		for _, k := range []string{keys.Default.ReconcileCheckpoint(), keys.Default.ReconcileInvocationsCheckpoint()} {
 			if err := e.rdb.Set(context.Background(), k, nineDays, 0).Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -318,7 +318,7 @@ func TestInvocations(t *testing.T) {
 			t.Errorf("unparseable metric %v, want 1", v)
 		}
 		// a later run over the same invocations does not read it again
-		if err := e.rdb.Set(context.Background(), keys.ReconcileInvocationsCheckpoint, e.clock.Now().Add(-time.Hour).Unix(), 0).Err(); err != nil {
+		if err := e.rdb.Set(context.Background(), keys.Default.ReconcileInvocationsCheckpoint(), e.clock.Now().Add(-time.Hour).Unix(), 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 		before := zd.reads.Load()

@@ -86,7 +86,7 @@ func (r *Reconciler) waitExport(ctx context.Context, b *budget) error {
 	_, _ = rand.Read(tok[:])
 	member := hex.EncodeToString(tok[:])
 	for {
-		us, err := exportSlot.Run(ctx, r.rdb, []string{keys.ReconcileExportRequests},
+		us, err := exportSlot.Run(ctx, r.rdb, []string{keys.Default.ReconcileExportRequests()},
 			window.Microseconds(), r.cfg.ExportLimit, member).Int64()
 		if err != nil {
 			return fmt.Errorf("export rate limit: %w", err)

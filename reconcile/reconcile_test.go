@@ -176,7 +176,7 @@ func TestBackfill(t *testing.T) {
 		if n := len(e.sink(t)); n != 0 {
 			t.Fatalf("dry run queued %d events", n)
 		}
-		if n, _ := e.rdb.Keys(context.Background(), keys.Prefix+"ledger:*").Result(); len(n) != 0 {
+		if n, _ := e.rdb.Keys(context.Background(), keys.Default.Prefix()+"ledger:*").Result(); len(n) != 0 {
 			t.Fatalf("dry run wrote ledger keys %v", n)
 		}
 		if _, ok, _ := r.Checkpoint(context.Background()); ok {

@@ -128,7 +128,7 @@ type Limiter = zdbudget.Account
 
 // Receiver reports the health of deskrelay's own webhook receiver (inbound
 // implements it). When Deps.Receiver is nil the reconciler reads the same
-// keys inbound writes (keys.WebhookLastReceived, keys.WebhookSignatureFailures).
+// keys inbound writes (keys.Default.WebhookLastReceived(), keys.Default.WebhookSignatureFailures()).
 type Receiver interface {
 	// LastReceived is when a verified webhook event last arrived; zero when
 	// none is recorded.

@@ -196,7 +196,7 @@ func (r *Reconciler) saveLastRun(rep Report) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := r.rdb.Set(ctx, keys.ReconcileLastRun, b, 0).Err(); err != nil {
+	if err := r.rdb.Set(ctx, keys.Default.ReconcileLastRun(), b, 0).Err(); err != nil {
 		r.log.Warn().Err(err).Msg("save last reconcile run")
 	}
 }

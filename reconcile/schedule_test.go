@@ -137,18 +137,18 @@ func TestSchedule(t *testing.T) {
 		}
 
 		// a crash that leaves the lease behind: the next run waits for it to expire
-		if err := e.rdb.Set(ctx, keys.ReconcileLease, "dead-replica", DefaultLeaseTTL).Err(); err != nil {
+		if err := e.rdb.Set(ctx, keys.Default.ReconcileLease(), "dead-replica", DefaultLeaseTTL).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := r.RunOnce(ctx); !errors.Is(err, ErrBusy) {
 			t.Fatalf("run while a dead replica's lease lives: %v", err)
 		}
 		// its TTL runs out (shortened here instead of waiting 30s)
-		if err := e.rdb.PExpire(ctx, keys.ReconcileLease, 20*time.Millisecond).Err(); err != nil {
+		if err := e.rdb.PExpire(ctx, keys.Default.ReconcileLease(), 20*time.Millisecond).Err(); err != nil {
 			t.Fatal(err)
 		}
 		testutil.WaitFor(t, 5*time.Second, func() bool {
-			n, _ := e.rdb.Exists(ctx, keys.ReconcileLease).Result()
+			n, _ := e.rdb.Exists(ctx, keys.Default.ReconcileLease()).Result()
 			return n == 0
 		}, "the dead lease to expire")
 		rep, err = r.RunOnce(ctx)

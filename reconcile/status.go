@@ -41,7 +41,7 @@ func (r *Reconciler) Status(ctx context.Context) (Status, error) {
 		s.Checkpoint = cp
 		s.CheckpointAge = r.cfg.Now().Sub(cp).Round(time.Second).Seconds()
 	}
-	n, err := r.rdb.Exists(ctx, keys.ReconcileLease).Result()
+	n, err := r.rdb.Exists(ctx, keys.Default.ReconcileLease()).Result()
 	if err != nil {
 		return s, fmt.Errorf("read reconcile lease: %w", err)
 	}
@@ -49,7 +49,7 @@ func (r *Reconciler) Status(ctx context.Context) (Status, error) {
 	if rw, ok, err := r.readRewind(ctx); err == nil && ok {
 		s.PendingGapSince = rw
 	}
-	if b, err := r.rdb.Get(ctx, keys.ReconcileLastRun).Bytes(); err == nil {
+	if b, err := r.rdb.Get(ctx, keys.Default.ReconcileLastRun()).Bytes(); err == nil {
 		var rep Report
 		if json.Unmarshal(b, &rep) == nil {
 			s.LastRun = &rep

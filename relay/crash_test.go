@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deskrelay/deskrelay/internal/budget"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
 	"github.com/deskrelay/deskrelay/internal/testutil"
@@ -145,7 +146,7 @@ func TestSIGKILL(t *testing.T) {
 // outcome (the kill cut it).
 func inFlightWrites(t *testing.T, e *env) int {
 	ctx := context.Background()
-	ks, err := e.rdb.Keys(ctx, "deskrelay:msg:*").Result()
+	ks, err := e.rdb.Keys(ctx, keys.Default.Prefix()+"msg:*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,7 +127,7 @@ func (r *Relay) chain(ctx context.Context, conv string) {
 		if ctx.Err() != nil || time.Now().After(deadline) {
 			return
 		}
-		head, err := r.rdb.ZRange(ctx, keys.ConversationPending(conv), 0, 0).Result()
+		head, err := r.rdb.ZRange(ctx, keys.Default.ConversationPending(conv), 0, 0).Result()
 		if err != nil || len(head) == 0 {
 			return
 		}
@@ -135,7 +135,7 @@ func (r *Relay) chain(ctx context.Context, conv string) {
 		if err != nil || rec.State != StateQueued {
 			return
 		}
-		if st, err := r.rdb.HGet(ctx, keys.OutboundGate, "state").Result(); err == nil && st == GateClosed {
+		if st, err := r.rdb.HGet(ctx, keys.Default.OutboundGate(), "state").Result(); err == nil && st == GateClosed {
 			return
 		}
 		if ok, _, err := r.turn(ctx, rec); err != nil || !ok {
@@ -428,7 +428,7 @@ func (r *Relay) findApplied(ctx context.Context, rec *record, cur int64, haveTic
 // adopt makes ticket the conversation's ticket.
 func (r *Relay) adopt(ctx context.Context, conv string, t zendesk.Ticket, commentID int64) error {
 	if t.RequesterID != 0 {
-		if err := r.rdb.Set(ctx, keys.TicketRequester(t.ID), t.RequesterID, 0).Err(); err != nil {
+		if err := r.rdb.Set(ctx, keys.Default.TicketRequester(t.ID), t.RequesterID, 0).Err(); err != nil {
 			return fmt.Errorf("remember requester of ticket %d: %w", t.ID, err)
 		}
 	}
@@ -441,7 +441,7 @@ func (r *Relay) adopt(ctx context.Context, conv string, t zendesk.Ticket, commen
 // requesterOf returns a ticket's requester, the author of the comments
 // deskrelay adds to it.
 func (r *Relay) requesterOf(ctx context.Context, ticket int64) (int64, error) {
-	id, err := r.rdb.Get(ctx, keys.TicketRequester(ticket)).Int64()
+	id, err := r.rdb.Get(ctx, keys.Default.TicketRequester(ticket)).Int64()
 	if err == nil && id != 0 {
 		return id, nil
 	}
@@ -455,7 +455,7 @@ func (r *Relay) requesterOf(ctx context.Context, ticket int64) (int64, error) {
 		return 0, err
 	}
 	if t.RequesterID != 0 {
-		if err := r.rdb.Set(ctx, keys.TicketRequester(ticket), t.RequesterID, 0).Err(); err != nil {
+		if err := r.rdb.Set(ctx, keys.Default.TicketRequester(ticket), t.RequesterID, 0).Err(); err != nil {
 			return 0, fmt.Errorf("remember requester of ticket %d: %w", ticket, err)
 		}
 	}
@@ -465,7 +465,7 @@ func (r *Relay) requesterOf(ctx context.Context, ticket int64) (int64, error) {
 // userByExternalID finds or creates the end user known only by the
 // platform's id (Zendesk limits create_or_update per user: cached).
 func (r *Relay) userByExternalID(ctx context.Context, a Author) (int64, error) {
-	id, err := r.rdb.Get(ctx, keys.UserByExternalID(a.ID)).Int64()
+	id, err := r.rdb.Get(ctx, keys.Default.UserByExternalID(a.ID)).Int64()
 	if err == nil && id != 0 {
 		return id, nil
 	}
@@ -481,7 +481,7 @@ func (r *Relay) userByExternalID(ctx context.Context, a Author) (int64, error) {
 	if u.ID == nil {
 		return 0, fmt.Errorf("create or update user %s: Zendesk returned no user id", a.ID)
 	}
-	if err := r.rdb.Set(ctx, keys.UserByExternalID(a.ID), *u.ID, 0).Err(); err != nil {
+	if err := r.rdb.Set(ctx, keys.Default.UserByExternalID(a.ID), *u.ID, 0).Err(); err != nil {
 		return 0, fmt.Errorf("remember user %s: %w", a.ID, err)
 	}
 	return *u.ID, nil

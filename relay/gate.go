@@ -67,7 +67,7 @@ type GateReport struct {
 }
 
 func (r *Relay) gateState(ctx context.Context) (GateReport, error) {
-	h, since, err := r.watchState(ctx, keys.OutboundGate)
+	h, since, err := r.watchState(ctx, keys.Default.OutboundGate())
 	if err != nil {
 		return GateReport{}, fmt.Errorf("outage gate: %w", err)
 	}
@@ -106,7 +106,7 @@ func (r *Relay) scheduleProbe(ctx context.Context, typ, id string, in time.Durat
 // gateAdmit lets a task through when the gate is open; otherwise it makes
 // sure a probe is scheduled and parks the task.
 func (r *Relay) gateAdmit(ctx context.Context) error {
-	st, err := r.rdb.HGet(ctx, keys.OutboundGate, "state").Result()
+	st, err := r.rdb.HGet(ctx, keys.Default.OutboundGate(), "state").Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("outage gate: %w", err)
 	}
@@ -126,7 +126,7 @@ func (r *Relay) ensureProbe(ctx context.Context) {
 
 // gateFailure counts a temporary Zendesk failure.
 func (r *Relay) gateFailure(ctx context.Context) {
-	closed, err := gateFailScript.Run(ctx, r.rdb, []string{keys.OutboundGate}, r.cfg.GateThreshold, r.cfg.Now().UnixMilli()).Int()
+	closed, err := gateFailScript.Run(ctx, r.rdb, []string{keys.Default.OutboundGate()}, r.cfg.GateThreshold, r.cfg.Now().UnixMilli()).Int()
 	if err != nil {
 		r.log.Warn().Err(err).Msg("outage gate: cannot count failure")
 		return
@@ -142,7 +142,7 @@ func (r *Relay) gateFailure(ctx context.Context) {
 // gateSuccess notes a successful Zendesk call; when it opens the gate, the
 // parked backlog becomes due at once.
 func (r *Relay) gateSuccess(ctx context.Context) {
-	opened, err := gateOKScript.Run(ctx, r.rdb, []string{keys.OutboundGate}, r.cfg.Now().UnixMilli()).Int()
+	opened, err := gateOKScript.Run(ctx, r.rdb, []string{keys.Default.OutboundGate()}, r.cfg.Now().UnixMilli()).Int()
 	if err != nil {
 		r.log.Warn().Err(err).Msg("outage gate: cannot record success")
 		return

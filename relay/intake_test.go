@@ -251,10 +251,10 @@ func TestIntakeInterrupted(t *testing.T) {
 		t.Helper()
 		ctx := context.Background()
 		mustEnqueue(t, e.relay, m)
-		if err := e.rdb.HSet(ctx, keys.Message(m.ID), "state", "accepting").Err(); err != nil {
+		if err := e.rdb.HSet(ctx, keys.Default.Message(m.ID), "state", "accepting").Err(); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.rdb.Del(ctx, keys.ConversationPending(m.ConversationID), keys.ConversationOrder(m.ConversationID)).Err(); err != nil {
+		if err := e.rdb.Del(ctx, keys.Default.ConversationPending(m.ConversationID), keys.Default.ConversationOrder(m.ConversationID)).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.relay.Status(ctx, m.ID); !errors.Is(err, relay.ErrNotFound) {

@@ -71,7 +71,7 @@ func TestConversationLock(t *testing.T) {
 		}
 		defer l.release()
 		// Another worker took over (this one stalled past the TTL).
-		if err := db.Client.Set(ctx, keys.ConversationLock("c4"), "someone-else", time.Minute).Err(); err != nil {
+		if err := db.Client.Set(ctx, keys.Default.ConversationLock("c4"), "someone-else", time.Minute).Err(); err != nil {
 			t.Fatal(err)
 		}
 		rec := &record{ID: "m4", Conv: "c4"}

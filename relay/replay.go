@@ -46,7 +46,7 @@ func (r *Relay) Replay(ctx context.Context, opts ReplayOptions) (ReplaySummary, 
 	if !opts.Since.IsZero() {
 		from = strconv.FormatInt(opts.Since.UnixMilli(), 10)
 	}
-	ids, err := r.rdb.ZRangeByScore(ctx, keys.Failed(queues.Outbound), &redis.ZRangeBy{Min: from, Max: "+inf"}).Result()
+	ids, err := r.rdb.ZRangeByScore(ctx, keys.Default.Failed(queues.Outbound), &redis.ZRangeBy{Min: from, Max: "+inf"}).Result()
 	if err != nil {
 		return sum, fmt.Errorf("replay: list failed messages: %w", err)
 	}
@@ -108,7 +108,7 @@ func (r *Relay) replayOne(ctx context.Context, rec *record, reason string) (bool
 	if err := r.enqueueTask(ctx, rec.ID, rec.Gen+1); err != nil {
 		return false, err
 	}
-	n, err := replayScript.Run(ctx, r.rdb, []string{keys.Message(rec.ID), keys.ConversationPending(rec.Conv), keys.Failed(queues.Outbound)},
+	n, err := replayScript.Run(ctx, r.rdb, []string{keys.Default.Message(rec.ID), keys.Default.ConversationPending(rec.Conv), keys.Default.Failed(queues.Outbound)},
 		rec.ID, rec.Gen, reason).Int()
 	if err != nil {
 		return false, err

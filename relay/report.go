@@ -61,14 +61,14 @@ func (r *Relay) Report(ctx context.Context) (StatusReport, error) {
 	if rep.RateLimit, err = r.lim.State(ctx); err != nil {
 		return rep, err
 	}
-	ids, err := r.rdb.ZRange(ctx, keys.Failed(queues.Outbound), 0, maxFailedScan-1).Result()
+	ids, err := r.rdb.ZRange(ctx, keys.Default.Failed(queues.Outbound), 0, maxFailedScan-1).Result()
 	if err != nil {
 		return rep, fmt.Errorf("failed messages: %w", err)
 	}
 	p := r.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = p.HGet(ctx, keys.Message(id), "reason")
+		cmds[i] = p.HGet(ctx, keys.Default.Message(id), "reason")
 	}
 	if len(ids) > 0 {
 		if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {

@@ -14,7 +14,7 @@ import (
 	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
-// The message record is a Redis hash at keys.Message(id):
+// The message record is a Redis hash at keys.Default.Message(id):
 //
 //	state        accepting | queued | delivered | failed
 //	hash         content hash (same id, other content: 409)
@@ -69,7 +69,7 @@ type store struct {
 var errNoRecord = errors.New("no record")
 
 func (s *store) load(ctx context.Context, id string) (*record, error) {
-	h, err := s.rdb.HGetAll(ctx, keys.Message(id)).Result()
+	h, err := s.rdb.HGetAll(ctx, keys.Default.Message(id)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("load message %s: %w", id, err)
 	}
@@ -173,7 +173,7 @@ return 1
 `)
 
 func (s *store) accept(ctx context.Context, m *Message, hash string, msgJSON []byte, now time.Time, retention time.Duration) (outcome, state string, err error) {
-	res, err := acceptScript.Run(ctx, s.rdb, []string{keys.Message(m.ID)},
+	res, err := acceptScript.Run(ctx, s.rdb, []string{keys.Default.Message(m.ID)},
 		hash, m.ConversationID, msgJSON, now.UnixMilli(), int64(retention/time.Second)).StringSlice()
 	if err != nil {
 		return "", "", err
@@ -186,12 +186,12 @@ func (s *store) queue(ctx context.Context, id, conv string, seq *int64) error {
 	if seq != nil {
 		sq = strconv.FormatInt(*seq, 10)
 	}
-	return queueScript.Run(ctx, s.rdb, []string{keys.Message(id), keys.ConversationPending(conv), keys.ConversationOrder(conv)},
+	return queueScript.Run(ctx, s.rdb, []string{keys.Default.Message(id), keys.Default.ConversationPending(conv), keys.Default.ConversationOrder(conv)},
 		sq, id).Err()
 }
 
 func (s *store) drop(ctx context.Context, id, hash string) error {
-	return dropScript.Run(ctx, s.rdb, []string{keys.Message(id)}, hash).Err()
+	return dropScript.Run(ctx, s.rdb, []string{keys.Default.Message(id)}, hash).Err()
 }
 
 type finish struct {
@@ -204,24 +204,24 @@ type finish struct {
 
 func (s *store) finish(ctx context.Context, r *record, f finish, now time.Time, retention time.Duration) error {
 	return finishScript.Run(ctx, s.rdb,
-		[]string{keys.Message(r.ID), keys.ConversationPending(r.Conv), keys.ConversationOrder(r.Conv), keys.Failed(queues.Outbound)},
+		[]string{keys.Default.Message(r.ID), keys.Default.ConversationPending(r.Conv), keys.Default.ConversationOrder(r.Conv), keys.Default.Failed(queues.Outbound)},
 		r.ID, f.state, r.Pos, f.ticketID, f.commentID, f.reason, f.lastError, now.UnixMilli(), int64(retention/time.Second)).Err()
 }
 
 // attemptFailed records a failed attempt that will be retried.
 func (s *store) attemptFailed(ctx context.Context, id string, lastErr string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HIncrBy(ctx, keys.Message(id), "attempts", 1)
-		p.HSet(ctx, keys.Message(id), "last_error", lastErr)
+		p.HIncrBy(ctx, keys.Default.Message(id), "attempts", 1)
+		p.HSet(ctx, keys.Default.Message(id), "last_error", lastErr)
 		return nil
 	})
 	return err
 }
 
 func (s *store) markWrite(ctx context.Context, id, what string) error {
-	return s.rdb.HSet(ctx, keys.Message(id), "write", what).Err()
+	return s.rdb.HSet(ctx, keys.Default.Message(id), "write", what).Err()
 }
 
 func (s *store) clearWrite(ctx context.Context, id string) error {
-	return s.rdb.HDel(ctx, keys.Message(id), "write").Err()
+	return s.rdb.HDel(ctx, keys.Default.Message(id), "write").Err()
 }

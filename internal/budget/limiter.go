@@ -73,7 +73,7 @@ func (l *Limiter) AllowTicketUpdate(ctx context.Context, ticketID int64, limit i
 func (l *Limiter) allow(ctx context.Context, bucket string, rate int, period time.Duration, burst int) (bool, time.Duration, error) {
 	interval := period.Microseconds() / int64(rate)
 	tolerance := interval * int64(burst)
-	res, err := gcraScript.Run(ctx, l.rdb, []string{keys.RateLimitBucket(bucket), keys.RateLimitPause}, interval, tolerance).Int64Slice()
+	res, err := gcraScript.Run(ctx, l.rdb, []string{keys.Default.RateLimitBucket(bucket), keys.Default.RateLimitPause()}, interval, tolerance).Int64Slice()
 	if err != nil {
 		return false, 0, fmt.Errorf("rate limiter: %w", err)
 	}
@@ -100,7 +100,7 @@ func (l *Limiter) PauseFor(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return nil
 	}
-	if err := pauseScript.Run(ctx, l.rdb, []string{keys.RateLimitPause}, d.Milliseconds()).Err(); err != nil {
+	if err := pauseScript.Run(ctx, l.rdb, []string{keys.Default.RateLimitPause()}, d.Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("rate limiter pause: %w", err)
 	}
 	return nil
@@ -136,7 +136,7 @@ type LimiterState struct {
 // State reports the limiter's configuration and pause.
 func (l *Limiter) State(ctx context.Context) (LimiterState, error) {
 	s := LimiterState{PerMinute: l.perMinute}
-	v, err := l.rdb.Get(ctx, keys.RateLimitPause).Int64()
+	v, err := l.rdb.Get(ctx, keys.Default.RateLimitPause()).Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return s, fmt.Errorf("rate limiter state: %w", err)
 	}

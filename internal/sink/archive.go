@@ -51,13 +51,13 @@ func Failed(ctx context.Context, rdb redis.UniversalClient, since time.Time) ([]
 	if !since.IsZero() {
 		lo = strconv.FormatInt(since.UnixMilli(), 10)
 	}
-	ids, err := rdb.ZRangeByScore(ctx, keys.Failed(queues.Inbound), &redis.ZRangeBy{Min: lo, Max: "+inf"}).Result()
+	ids, err := rdb.ZRangeByScore(ctx, keys.Default.Failed(queues.Inbound), &redis.ZRangeBy{Min: lo, Max: "+inf"}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list failed sink deliveries: %w", err)
 	}
 	out := make([]FailedEvent, 0, len(ids))
 	for _, id := range ids {
-		h, err := rdb.HGetAll(ctx, keys.InboundFailedEvent(id)).Result()
+		h, err := rdb.HGetAll(ctx, keys.Default.InboundFailedEvent(id)).Result()
 		if err != nil {
 			return nil, fmt.Errorf("read failed event %s: %w", id, err)
 		}
@@ -121,8 +121,8 @@ func Replay(ctx context.Context, rdb redis.UniversalClient, pub *Publisher, opts
 			rep.Replayed++
 		}
 		if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.ZRem(ctx, keys.Failed(queues.Inbound), ev.ID)
-			p.Del(ctx, keys.InboundFailedEvent(ev.ID))
+			p.ZRem(ctx, keys.Default.Failed(queues.Inbound), ev.ID)
+			p.Del(ctx, keys.Default.InboundFailedEvent(ev.ID))
 			return nil
 		}); err != nil {
 			errs = append(errs, fmt.Errorf("forget failed event %s: %w", ev.ID, err))
@@ -141,8 +141,8 @@ func (d *Deliverer) archive(ctx context.Context, ev events.Event, reason string,
 	}
 	now := d.cfg.Now()
 	_, err = d.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, keys.InboundFailedEvent(ev.ID), "event", b, "reason", reason, "error", cause.Error(), "failed_at", now.UnixMilli())
-		p.ZAdd(ctx, keys.Failed(queues.Inbound), redis.Z{Score: float64(now.UnixMilli()), Member: ev.ID})
+		p.HSet(ctx, keys.Default.InboundFailedEvent(ev.ID), "event", b, "reason", reason, "error", cause.Error(), "failed_at", now.UnixMilli())
+		p.ZAdd(ctx, keys.Default.Failed(queues.Inbound), redis.Z{Score: float64(now.UnixMilli()), Member: ev.ID})
 		orderLeave(ctx, p, ev.ConversationID, ev.ID)
 		d.pub.ledger.markIn(ctx, p, ev.ID, now)
 		return nil

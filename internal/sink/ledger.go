@@ -39,7 +39,7 @@ func NewLedger(rdb redis.UniversalClient, retention time.Duration) *Ledger {
 
 // Seen reports whether the event id is in the ledger.
 func (l *Ledger) Seen(ctx context.Context, eventID string) (bool, error) {
-	n, err := l.rdb.Exists(ctx, keys.EventLedger(eventID)).Result()
+	n, err := l.rdb.Exists(ctx, keys.Default.EventLedger(eventID)).Result()
 	if err != nil {
 		return false, fmt.Errorf("ledger: look up %s: %w", eventID, err)
 	}
@@ -57,12 +57,12 @@ func (l *Ledger) Mark(ctx context.Context, eventID string) error {
 // markIn is Mark as part of a transaction (p) that also moves the event in
 // its conversation's order; at is when.
 func (l *Ledger) markIn(ctx context.Context, p redis.Cmdable, eventID string, at time.Time) *redis.StatusCmd {
-	return p.Set(ctx, keys.EventLedger(eventID), at.Unix(), l.retention)
+	return p.Set(ctx, keys.Default.EventLedger(eventID), at.Unix(), l.retention)
 }
 
 // InvocationSeen reports whether a webhook invocation was fully processed.
 func (l *Ledger) InvocationSeen(ctx context.Context, invocationID string) (bool, error) {
-	n, err := l.rdb.Exists(ctx, keys.InvocationLedger(invocationID)).Result()
+	n, err := l.rdb.Exists(ctx, keys.Default.InvocationLedger(invocationID)).Result()
 	if err != nil {
 		return false, fmt.Errorf("ledger: look up invocation %s: %w", invocationID, err)
 	}
@@ -72,7 +72,7 @@ func (l *Ledger) InvocationSeen(ctx context.Context, invocationID string) (bool,
 // MarkInvocation records that every event of a webhook invocation was
 // published (call it after publishing them, never before).
 func (l *Ledger) MarkInvocation(ctx context.Context, invocationID string) error {
-	if err := l.rdb.Set(ctx, keys.InvocationLedger(invocationID), time.Now().Unix(), l.retention).Err(); err != nil {
+	if err := l.rdb.Set(ctx, keys.Default.InvocationLedger(invocationID), time.Now().Unix(), l.retention).Err(); err != nil {
 		return fmt.Errorf("ledger: mark invocation %s: %w", invocationID, err)
 	}
 	return nil

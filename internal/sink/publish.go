@@ -165,7 +165,7 @@ func (p *Publisher) afterEnqueue(ctx context.Context, ev events.Event) error {
 // lastStatus reads the last status delivered for a ticket and the newest
 // instant seen for it (at = -1 when none).
 func (p *Publisher) lastStatus(ctx context.Context, ticketID int64) (status string, at int64, err error) {
-	last, err := p.rdb.HMGet(ctx, keys.TicketLastStatus(ticketID), "status", "at").Result()
+	last, err := p.rdb.HMGet(ctx, keys.Default.TicketLastStatus(ticketID), "status", "at").Result()
 	if err != nil {
 		return "", 0, fmt.Errorf("look up last status of ticket %d: %w", ticketID, err)
 	}
@@ -235,7 +235,7 @@ func (p *Publisher) setStatus(ctx context.Context, ev events.Event, onlyInstant 
 	if onlyInstant {
 		flag = "1"
 	}
-	err := statusGate.Run(ctx, p.rdb, []string{keys.TicketLastStatus(ev.TicketID)},
+	err := statusGate.Run(ctx, p.rdb, []string{keys.Default.TicketLastStatus(ev.TicketID)},
 		ev.Status, ev.OccurredAt.Unix(), int64(p.ledger.retention/time.Second), flag).Err()
 	if err != nil {
 		return fmt.Errorf("record status of ticket %d: %w", ev.TicketID, err)

@@ -100,7 +100,7 @@ func TestPublishDedupe(t *testing.T) {
 		t.Fatalf("again: %v %v", again, err)
 	}
 	// the ledger entry lost (e.g. crash before marking): the task id still dedupes
-	if err := f.db.Client.Del(ctx, keys.EventLedger(ev.ID)).Err(); err != nil {
+	if err := f.db.Client.Del(ctx, keys.Default.EventLedger(ev.ID)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	third, err := f.pub.Publish(ctx, ev)
@@ -110,11 +110,11 @@ func TestPublishDedupe(t *testing.T) {
 	if seen, err := f.pub.Ledger().Seen(ctx, ev.ID); err != nil || !seen {
 		t.Fatalf("ledger not repaired: %v %v", seen, err)
 	}
-	n, err := f.db.Client.ZCard(ctx, keys.InboundOrder("conv_42")).Result()
+	n, err := f.db.Client.ZCard(ctx, keys.Default.InboundOrder("conv_42")).Result()
 	if err != nil || n != 1 {
 		t.Fatalf("order set has %d entries (%v), want 1", n, err)
 	}
-	ttl, err := f.db.Client.TTL(ctx, keys.EventLedger(ev.ID)).Result()
+	ttl, err := f.db.Client.TTL(ctx, keys.Default.EventLedger(ev.ID)).Result()
 	if err != nil || ttl < 13*24*time.Hour {
 		t.Fatalf("ledger TTL %s (%v), want about 14 days", ttl, err)
 	}

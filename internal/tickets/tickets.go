@@ -29,7 +29,7 @@ func New(rdb redis.UniversalClient) *Tickets { return &Tickets{rdb: rdb} }
 // ConversationOf returns the conversation a managed ticket belongs to;
 // ok is false when deskrelay does not manage the ticket.
 func (t *Tickets) ConversationOf(ctx context.Context, ticketID int64) (conversationID string, ok bool, err error) {
-	v, err := t.rdb.Get(ctx, keys.TicketConversation(ticketID)).Result()
+	v, err := t.rdb.Get(ctx, keys.Default.TicketConversation(ticketID)).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", false, nil
 	}
@@ -42,7 +42,7 @@ func (t *Tickets) ConversationOf(ctx context.Context, ticketID int64) (conversat
 // TicketOf returns the current ticket of a conversation; ok is false when the
 // conversation has none yet.
 func (t *Tickets) TicketOf(ctx context.Context, conversationID string) (ticketID int64, ok bool, err error) {
-	v, err := t.rdb.Get(ctx, keys.ConversationTicket(conversationID)).Result()
+	v, err := t.rdb.Get(ctx, keys.Default.ConversationTicket(conversationID)).Result()
 	if errors.Is(err, redis.Nil) {
 		return 0, false, nil
 	}
@@ -61,8 +61,8 @@ func (t *Tickets) TicketOf(ctx context.Context, conversationID string) (ticketID
 // managed, so late agent replies on them still reach the platform.
 func (t *Tickets) Link(ctx context.Context, conversationID string, ticketID int64) error {
 	_, err := t.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, keys.ConversationTicket(conversationID), ticketID, 0)
-		p.Set(ctx, keys.TicketConversation(ticketID), conversationID, 0)
+		p.Set(ctx, keys.Default.ConversationTicket(conversationID), ticketID, 0)
+		p.Set(ctx, keys.Default.TicketConversation(ticketID), conversationID, 0)
 		return nil
 	})
 	if err != nil {
@@ -76,7 +76,7 @@ func (t *Tickets) RememberOwnComment(ctx context.Context, commentID int64) error
 	if commentID == 0 {
 		return nil
 	}
-	if err := t.rdb.Set(ctx, keys.OwnComment(commentID), 1, OwnCommentRetention).Err(); err != nil {
+	if err := t.rdb.Set(ctx, keys.Default.OwnComment(commentID), 1, OwnCommentRetention).Err(); err != nil {
 		return fmt.Errorf("remember own comment %d: %w", commentID, err)
 	}
 	return nil
@@ -84,7 +84,7 @@ func (t *Tickets) RememberOwnComment(ctx context.Context, commentID int64) error
 
 // IsOwnComment reports whether deskrelay wrote the comment itself.
 func (t *Tickets) IsOwnComment(ctx context.Context, commentID int64) (bool, error) {
-	n, err := t.rdb.Exists(ctx, keys.OwnComment(commentID)).Result()
+	n, err := t.rdb.Exists(ctx, keys.Default.OwnComment(commentID)).Result()
 	if err != nil {
 		return false, fmt.Errorf("look up comment %d: %w", commentID, err)
 	}

@@ -215,7 +215,7 @@ func TestRelayWithOAuth(t *testing.T) {
 
 		// No token or secret in the relay's or the source's logs, nor in a
 		// message's last error.
-		h, err := e.db.Client.HGetAll(context.Background(), keys.OAuthToken(zdoauth.DefaultAccount)).Result()
+		h, err := e.db.Client.HGetAll(context.Background(), keys.For(zdoauth.DefaultAccount).OAuthToken()).Result()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -77,8 +77,8 @@ func New(cfg Config, rdb redis.UniversalClient, log zerolog.Logger) (*Source, er
 			Endpoint:     oauth2.Endpoint{TokenURL: tokenURL, AuthStyle: oauth2.AuthStyleInParams},
 		},
 		hc:      &hc,
-		key:     keys.OAuthToken(cfg.Account),
-		lockKey: keys.OAuthRefreshLock(cfg.Account),
+		key:     keys.For(cfg.Account).OAuthToken(),
+		lockKey: keys.For(cfg.Account).OAuthRefreshLock(),
 		m:       newMetrics(cfg.Metrics, cfg.Account),
 	}, nil
 }

@@ -344,7 +344,7 @@ func TestRefresh(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("in-flight Refresh: %v", err)
 		}
-		got, err := e.rdb.HGet(context.Background(), keys.OAuthToken(zdoauth.DefaultAccount), "refresh").Result()
+		got, err := e.rdb.HGet(context.Background(), keys.For(zdoauth.DefaultAccount).OAuthToken(), "refresh").Result()
 		if err != nil || got != newRT {
 			t.Fatalf("stored refresh token replaced by the late result (err %v); want the newly configured one", err)
 		}
@@ -406,7 +406,7 @@ func TestRefresh(t *testing.T) {
 			c.Timeout, c.LockTTL = 200*time.Millisecond, 300*time.Millisecond
 		})
 		// A replica died holding the lock.
-		if err := e.rdb.Set(context.Background(), keys.OAuthRefreshLock(zdoauth.DefaultAccount), "dead", 300*time.Millisecond).Err(); err != nil {
+		if err := e.rdb.Set(context.Background(), keys.For(zdoauth.DefaultAccount).OAuthRefreshLock(), "dead", 300*time.Millisecond).Err(); err != nil {
 			t.Fatal(err)
 		}
 		mustToken(t, s)
@@ -417,7 +417,7 @@ func TestRefresh(t *testing.T) {
 	t.Run("WaitTimesOutAsTemporary", func(t *testing.T) {
 		e := newEnv(t)
 		s := e.mustSource(t, e.ts.issue(), func(c *zdoauth.Config) { c.WaitTimeout = 100 * time.Millisecond })
-		if err := e.rdb.Set(context.Background(), keys.OAuthRefreshLock(zdoauth.DefaultAccount), "busy", time.Minute).Err(); err != nil {
+		if err := e.rdb.Set(context.Background(), keys.For(zdoauth.DefaultAccount).OAuthRefreshLock(), "busy", time.Minute).Err(); err != nil {
 			t.Fatal(err)
 		}
 		_, err := s.Token(context.Background())
@@ -452,7 +452,7 @@ func TestNoSecretsInErrorsOrLogs(t *testing.T) {
 	e.ts.revoke()
 	_, err = s.Refresh(context.Background(), b)
 	errs = append(errs, err)
-	stored, _ := e.rdb.HGet(context.Background(), keys.OAuthToken(zdoauth.DefaultAccount), "refresh").Result()
+	stored, _ := e.rdb.HGet(context.Background(), keys.For(zdoauth.DefaultAccount).OAuthToken(), "refresh").Result()
 	seen = append(seen, stored)
 	st, _ := s.State(context.Background())
 
