@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deskrelay/deskrelay/internal/validate"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -105,8 +106,8 @@ func parseConfig(v values, n needs) (*config, error) {
 	c.orderGapTimeout = v.duration(&p, "DESKRELAY_ORDER_GAP_TIMEOUT", false)
 	c.autoReplay = v.boolean(&p, "DESKRELAY_AUTO_REPLAY")
 	c.forwardPrivate = v.boolean(&p, "DESKRELAY_FORWARD_PRIVATE")
-	c.sinkURL = v.httpURL(&p, "DESKRELAY_SINK_URL")
-	c.publicURL = v.httpURL(&p, "DESKRELAY_PUBLIC_URL")
+	c.sinkURL = strings.TrimRight(v["DESKRELAY_SINK_URL"], "/")
+	c.publicURL = strings.TrimRight(v["DESKRELAY_PUBLIC_URL"], "/")
 
 	switch strings.ToLower(c.logFormat) {
 	case "json", "console":
@@ -120,9 +121,6 @@ func parseConfig(v values, n needs) (*config, error) {
 	}
 	if n.ingest && c.ingestToken == "" {
 		p.add("DESKRELAY_INGEST_TOKEN", "required (the bearer token the platform sends to POST /v1/messages)")
-	}
-	if c.sinkSecret != "" && !strings.HasPrefix(c.sinkSecret, "whsec_") {
-		p.add("DESKRELAY_SINK_SECRET", "must start with whsec_ (a Standard Webhooks secret)")
 	}
 	if (c.adminUser == "") != (c.adminPassword == "") {
 		p.add("DESKRELAY_ADMIN_PASSWORD", "DESKRELAY_ADMIN_USER and DESKRELAY_ADMIN_PASSWORD go together")
@@ -161,13 +159,31 @@ func parseConfig(v values, n needs) (*config, error) {
 		OAuthToken: v["DESKRELAY_ZENDESK_OAUTH_TOKEN"],
 		UserAgent:  userAgent(),
 	}
-	if c.zendesk.Subdomain != "" && !subdomainRE.MatchString(c.zendesk.Subdomain) {
-		p.add("DESKRELAY_ZENDESK_SUBDOMAIN", "%q is not a subdomain (acme for acme.zendesk.com)", c.zendesk.Subdomain)
+	if c.zendesk.Subdomain != "" {
+		if problem := validate.Subdomain(c.zendesk.Subdomain); problem != "" {
+			p.add("DESKRELAY_ZENDESK_SUBDOMAIN", "%s", problem)
+		}
 	}
 	if n.zendesk {
 		c.checkZendeskAuth(&p)
 	}
+	c.checkParts(&p, v.name)
 	return c, p.err()
+}
+
+// checkParts lets each package validate its own Config fields, once, and
+// reports their problems under the settings' names.
+func (c *config) checkParts(p *problems, name func(env string) string) {
+	p.addFields(c.relayConfig().Validate(), name)
+	if c.sinkURL != "" || c.sinkSecret != "" {
+		// Without a sink URL, parseConfig has said why one is needed.
+		for _, fe := range validate.Fields(c.inboundConfig("").Validate()) {
+			if c.sinkURL != "" || fe.Field != "SinkURL" {
+				p.addFields(fe, name)
+			}
+		}
+	}
+	p.addFields(c.reconcileConfig().Validate(), name)
 }
 
 // checkZendeskAuth requires a Zendesk address and exactly one way of

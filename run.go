@@ -55,6 +55,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			if errors.Is(err, flag.ErrHelp) {
 				return nil
 			}
+			if isConfigError(err) {
+				fmt.Fprintln(stderr, err)
+				return exitCode(2)
+			}
 			return err
 		}
 	}

@@ -5,12 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/deskrelay/deskrelay/internal/validate"
 )
 
 // setting is one DESKRELAY_* setting. Every setting is an environment
@@ -91,6 +92,9 @@ func bindSettings(fs *flag.FlagSet, getenv func(string) string) func() values {
 		return v
 	}
 }
+
+// name is the name an operator wrote for env: today always the variable.
+func (v values) name(env string) string { return env }
 
 // secretValues returns the non-empty values of secret settings, so that tests
 // (and log redaction checks) can make sure none of them is ever printed.
@@ -175,22 +179,68 @@ func (v values) redisOpt(p *problems) asynq.RedisConnOpt {
 	return opt
 }
 
-var subdomainRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
 // httpURL checks an http(s) URL setting.
 func (v values) httpURL(p *problems, env string) string {
 	raw := v[env]
 	if raw == "" {
 		return ""
 	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		p.add(env, "must be an http:// or https:// URL")
-		return ""
-	}
-	if u.User != nil {
-		p.add(env, "must not carry credentials in the URL")
+	if problem := validate.HTTPURL(raw); problem != "" {
+		p.add(env, "%s", problem)
 		return ""
 	}
 	return strings.TrimRight(raw, "/")
+}
+
+// fieldSettings maps each package's Config field (pkg.Field, as in
+// validate.FieldError) to the setting that fills it. It is the only place
+// where a package's field meets a DESKRELAY_* name.
+var fieldSettings = map[string]string{
+	"relay.RetryMaxDelay":   "DESKRELAY_RETRY_MAX_DELAY",
+	"relay.OrderGapTimeout": "DESKRELAY_ORDER_GAP_TIMEOUT",
+	"relay.RateLimit":       "DESKRELAY_ZENDESK_RATE_LIMIT",
+	"relay.AutoReplay":      "DESKRELAY_AUTO_REPLAY",
+	"inbound.SinkURL":       "DESKRELAY_SINK_URL",
+	"inbound.SinkSecret":    "DESKRELAY_SINK_SECRET",
+	"inbound.WebhookSecret": "DESKRELAY_WEBHOOK_SECRET",
+	"inbound.SpoolDir":      "DESKRELAY_SPOOL_DIR",
+	"reconcile.Interval":    "DESKRELAY_RECONCILE_INTERVAL",
+	"reconcile.WebhookID":   "DESKRELAY_ZENDESK_WEBHOOK_ID",
+	"reconcile.TargetID":    "DESKRELAY_ZENDESK_TARGET_ID",
+	"reconcile.PublicURL":   "DESKRELAY_PUBLIC_URL",
+	"zdoauth.BaseURL":       "DESKRELAY_ZENDESK_URL",
+	"zdoauth.Subdomain":     "DESKRELAY_ZENDESK_SUBDOMAIN",
+	"zdoauth.ClientID":      "DESKRELAY_ZENDESK_OAUTH_CLIENT_ID",
+	"zdoauth.ClientSecret":  "DESKRELAY_ZENDESK_OAUTH_CLIENT_SECRET",
+	"zdoauth.RefreshToken":  "DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN",
+	"zendesk.BaseURL":       "DESKRELAY_ZENDESK_URL",
+	"zendesk.Subdomain":     "DESKRELAY_ZENDESK_SUBDOMAIN",
+	"zendesk.Email":         "DESKRELAY_ZENDESK_EMAIL",
+	"zendesk.APIToken":      "DESKRELAY_ZENDESK_API_TOKEN",
+	"zendesk.OAuthToken":    "DESKRELAY_ZENDESK_OAUTH_TOKEN",
+}
+
+// addFields adds err's *validate.FieldError problems under the names the
+// operator wrote (the setting, or its flag); it reports whether err held any.
+func (p *problems) addFields(err error, name func(env string) string) bool {
+	fields := validate.Fields(err)
+	for _, fe := range fields {
+		env, ok := fieldSettings[fe.Pkg+"."+fe.Field]
+		if !ok {
+			*p = append(*p, fe.Error())
+			continue
+		}
+		p.add(name(env), "%s", fe.Problem)
+	}
+	return len(fields) > 0
+}
+
+// settingsError turns an error from building the parts into a settings
+// error (exit status 2) naming the settings when it holds field errors.
+func settingsError(err error) error {
+	var p problems
+	if p.addFields(err, func(env string) string { return env }) {
+		return p.err()
+	}
+	return err
 }

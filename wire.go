@@ -67,17 +67,11 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 	zd, err := zendesk.New(zcfg)
 	if err != nil {
 		p.close()
-		return nil, err
+		return nil, settingsError(err)
 	}
 	p.zd = zd
 
-	p.relay, err = relay.New(relay.Config{
-		RetryMaxDelay:     cfg.retryMaxDelay,
-		OrderGapTimeout:   cfg.orderGapTimeout,
-		RateLimit:         cfg.rateLimit,
-		GateProbeInterval: cfg.tuning.gateProbe,
-		AutoReplay:        cfg.autoReplay,
-	}, relay.Deps{
+	p.relay, err = relay.New(cfg.relayConfig(), relay.Deps{
 		Redis:   rdb,
 		Asynq:   cfg.redis,
 		Zendesk: zd,
@@ -87,7 +81,7 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 	})
 	if err != nil {
 		p.close()
-		return nil, err
+		return nil, settingsError(err)
 	}
 
 	secret := cfg.webhookSecret
@@ -105,13 +99,7 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 	}
 	var pub reconcile.Publisher
 	if cfg.sinkURL != "" {
-		p.receiver, err = inbound.New(inbound.Config{
-			SinkURL:        cfg.sinkURL,
-			SinkSecret:     cfg.sinkSecret,
-			WebhookSecret:  secret,
-			ForwardPrivate: cfg.forwardPrivate,
-			SpoolDir:       cfg.spoolDir,
-		}, inbound.Deps{
+		p.receiver, err = inbound.New(cfg.inboundConfig(secret), inbound.Deps{
 			Redis:   rdb,
 			Tickets: p.relay.Tickets(),
 			Zendesk: zd,
@@ -128,15 +116,7 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 	}
 
 	if pub != nil {
-		p.reconciler, err = reconcile.New(reconcile.Config{
-			Interval:        cfg.reconcileInterval,
-			Lag:             cfg.tuning.reconcileLag,
-			ExportWindow:    cfg.tuning.exportWindow,
-			InitialLookback: cfg.tuning.initialLookback,
-			WebhookID:       cfg.webhookID,
-			TargetID:        cfg.targetID,
-			PublicURL:       cfg.publicURL,
-		}, reconcile.Deps{
+		p.reconciler, err = reconcile.New(cfg.reconcileConfig(), reconcile.Deps{
 			Redis:     rdb,
 			Zendesk:   zd,
 			Publisher: pub,
@@ -189,4 +169,38 @@ func (h receiverHealth) LastReceived(ctx context.Context) (time.Time, error) {
 func (h receiverHealth) SignatureFailures(ctx context.Context) (int, error) {
 	s, err := inbound.ReadSignatureFailures(ctx, h.rdb)
 	return int(s.Run), err
+}
+
+// relayConfig, inboundConfig and reconcileConfig fill each package's Config
+// from the settings; the packages validate their own fields.
+func (c *config) relayConfig() relay.Config {
+	return relay.Config{
+		RetryMaxDelay:     c.retryMaxDelay,
+		OrderGapTimeout:   c.orderGapTimeout,
+		RateLimit:         c.rateLimit,
+		GateProbeInterval: c.tuning.gateProbe,
+		AutoReplay:        c.autoReplay,
+	}
+}
+
+func (c *config) inboundConfig(webhookSecret string) inbound.Config {
+	return inbound.Config{
+		SinkURL:        c.sinkURL,
+		SinkSecret:     c.sinkSecret,
+		WebhookSecret:  webhookSecret,
+		ForwardPrivate: c.forwardPrivate,
+		SpoolDir:       c.spoolDir,
+	}
+}
+
+func (c *config) reconcileConfig() reconcile.Config {
+	return reconcile.Config{
+		Interval:        c.reconcileInterval,
+		Lag:             c.tuning.reconcileLag,
+		ExportWindow:    c.tuning.exportWindow,
+		InitialLookback: c.tuning.initialLookback,
+		WebhookID:       c.webhookID,
+		TargetID:        c.targetID,
+		PublicURL:       c.publicURL,
+	}
 }

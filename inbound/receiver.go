@@ -21,6 +21,7 @@ import (
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/httpx"
 	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/validate"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
@@ -117,11 +118,11 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 	}
 	sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes)
 	if err != nil {
-		return nil, err
+		return nil, validate.Errorf("inbound", "SpoolDir", "%v", err)
 	}
 	signer, err := newSigner(cfg.SinkSecret)
 	if err != nil {
-		return nil, errors.New("DESKRELAY_SINK_SECRET: the part after whsec_ is not base64")
+		return nil, validate.Errorf("inbound", "SinkSecret", "the part after whsec_ is not base64")
 	}
 	hc := deps.SinkClient
 	if hc == nil {
@@ -183,7 +184,7 @@ type received struct {
 func (r *Receiver) Webhook() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if r.cfg.WebhookSecret == "" {
-			httpx.WriteError(w, http.StatusServiceUnavailable, "receiver_off", "DESKRELAY_WEBHOOK_SECRET is not set: the webhook receiver is off")
+			httpx.WriteError(w, http.StatusServiceUnavailable, "receiver_off", "the webhook signing secret is not set: the webhook receiver is off")
 			return
 		}
 		body, ok := r.readBody(w, req)
@@ -427,7 +428,7 @@ func (r *Receiver) noteReceived(now time.Time) {
 
 // noteSignatureFailure counts a failure in the current run (written to
 // Redis off the request path) and logs it, as an error when the run looks
-// like a wrong DESKRELAY_WEBHOOK_SECRET.
+// like a wrong webhook signing secret.
 func (r *Receiver) noteSignatureFailure(_ time.Time, cause error) {
 	r.sigMu.Lock()
 	r.sigRun++

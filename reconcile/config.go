@@ -3,9 +3,7 @@ package reconcile
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/validate"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -126,37 +125,40 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Validate checks c (after its defaults), reporting each bad field as a
+// *validate.FieldError.
+func (c Config) Validate() error { return c.withDefaults().validate() }
+
 func (c Config) validate() error {
+	bad := func(field, format string, args ...any) error {
+		return validate.Errorf("reconcile", field, format, args...)
+	}
 	switch {
 	case c.Interval < 0:
-		return errors.New("DESKRELAY_RECONCILE_INTERVAL: must not be negative (0 turns it off)")
+		return bad("Interval", "must not be negative (0 turns it off)")
 	case c.Interval > 0 && c.Interval < time.Second:
-		return errors.New("DESKRELAY_RECONCILE_INTERVAL: at least 1s (0 turns it off)")
+		return bad("Interval", "at least 1s (0 turns it off)")
 	case c.Lag < 0:
-		return errors.New("reconcile Config.Lag: must not be negative")
+		return bad("Lag", "must not be negative")
 	case c.InitialLookback < 0:
-		return errors.New("reconcile Config.InitialLookback: must not be negative")
+		return bad("InitialLookback", "must not be negative")
 	case c.ExportWindow < 0:
-		return errors.New("reconcile Config.ExportWindow: must not be negative")
+		return bad("ExportWindow", "must not be negative")
 	case c.LeaseTTL < 100*time.Millisecond:
-		return errors.New("reconcile Config.LeaseTTL: at least 100ms")
+		return bad("LeaseTTL", "at least 100ms")
 	case c.RunTimeout < 0 || c.Concurrency < 0 || c.MaxAttempts < 0 || c.RetryBaseDelay < 0:
-		return errors.New("reconcile Config: RunTimeout, Concurrency, MaxAttempts and RetryBaseDelay must not be negative")
+		return bad("RunTimeout", "RunTimeout, Concurrency, MaxAttempts and RetryBaseDelay must not be negative")
 	case c.WebhookID != "" && c.TargetID != 0:
-		return errors.New("DESKRELAY_ZENDESK_TARGET_ID: set only one of DESKRELAY_ZENDESK_WEBHOOK_ID and DESKRELAY_ZENDESK_TARGET_ID")
+		return bad("TargetID", "set only one of WebhookID and TargetID")
 	case c.TargetID < 0:
-		return errors.New("DESKRELAY_ZENDESK_TARGET_ID: not a target id")
+		return bad("TargetID", "not a target id")
 	}
 	if err := c.Invocations.validate(); err != nil {
 		return err
 	}
 	if c.PublicURL != "" {
-		u, err := url.Parse(c.PublicURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return errors.New("DESKRELAY_PUBLIC_URL: not an http(s) URL")
-		}
-		if u.User != nil {
-			return errors.New("DESKRELAY_PUBLIC_URL: must not contain credentials")
+		if problem := validate.HTTPURL(c.PublicURL); problem != "" {
+			return bad("PublicURL", "%s", problem)
 		}
 	}
 	return nil

@@ -14,11 +14,11 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{name: "ZeroIsValid", cfg: Config{}},
 		{name: "WebhookWithPublicURL", cfg: Config{Interval: 5 * time.Minute, WebhookID: "01H", PublicURL: "https://relay.example.com/"}},
-		{name: "NegativeIntervalNamesTheSetting", cfg: Config{Interval: -time.Second}, want: "DESKRELAY_RECONCILE_INTERVAL"},
-		{name: "TinyIntervalNamesTheSetting", cfg: Config{Interval: time.Millisecond}, want: "DESKRELAY_RECONCILE_INTERVAL"},
-		{name: "WebhookAndTargetNamesTheSetting", cfg: Config{WebhookID: "01H", TargetID: 7}, want: "DESKRELAY_ZENDESK_TARGET_ID"},
-		{name: "BadPublicURLNamesTheSetting", cfg: Config{PublicURL: "relay.example.com"}, want: "DESKRELAY_PUBLIC_URL"},
-		{name: "PublicURLWithCredentials", cfg: Config{PublicURL: "https://u:p@relay.example.com"}, want: "DESKRELAY_PUBLIC_URL: must not contain credentials"},
+		{name: "NegativeIntervalNamesTheSetting", cfg: Config{Interval: -time.Second}, want: "reconcile: Interval: "},
+		{name: "TinyIntervalNamesTheSetting", cfg: Config{Interval: time.Millisecond}, want: "reconcile: Interval: "},
+		{name: "WebhookAndTargetNamesTheSetting", cfg: Config{WebhookID: "01H", TargetID: 7}, want: "reconcile: TargetID: "},
+		{name: "BadPublicURLNamesTheSetting", cfg: Config{PublicURL: "relay.example.com"}, want: "reconcile: PublicURL: "},
+		{name: "PublicURLWithCredentials", cfg: Config{PublicURL: "https://u:p@relay.example.com"}, want: "reconcile: PublicURL: must not carry credentials"},
 		{name: "NegativeLag", cfg: Config{Lag: -time.Second}, want: "Lag"},
 	}
 	for _, tt := range tests {

@@ -99,9 +99,9 @@ func TestConfigValidate(t *testing.T) {
 		wantErr string
 	}{
 		{name: "DefaultsAreValid", cfg: relay.Config{}},
-		{name: "TinyRetryMaxDelayNamesSetting", cfg: relay.Config{RetryMaxDelay: time.Millisecond}, wantErr: "DESKRELAY_RETRY_MAX_DELAY"},
-		{name: "NegativeGapTimeoutNamesSetting", cfg: relay.Config{OrderGapTimeout: -time.Second}, wantErr: "DESKRELAY_ORDER_GAP_TIMEOUT"},
-		{name: "NegativeRateLimitNamesSetting", cfg: relay.Config{RateLimit: -1}, wantErr: "DESKRELAY_ZENDESK_RATE_LIMIT"},
+		{name: "TinyRetryMaxDelayNamesSetting", cfg: relay.Config{RetryMaxDelay: time.Millisecond}, wantErr: "relay: RetryMaxDelay: "},
+		{name: "NegativeGapTimeoutNamesSetting", cfg: relay.Config{OrderGapTimeout: -time.Second}, wantErr: "relay: OrderGapTimeout: "},
+		{name: "NegativeRateLimitNamesSetting", cfg: relay.Config{RateLimit: -1}, wantErr: "relay: RateLimit: "},
 		{name: "ShortAttemptTimeoutNamesField", cfg: relay.Config{AttemptTimeout: time.Second}, wantErr: "AttemptTimeout"},
 	}
 	for _, tt := range tests {

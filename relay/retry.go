@@ -34,7 +34,7 @@ const MaxRetry = math.MaxInt32
 type Policy struct {
 	// BaseDelay is the first retry's ceiling. Default 1s.
 	BaseDelay time.Duration
-	// MaxDelay caps the backoff (DESKRELAY_RETRY_MAX_DELAY). Default 1h.
+	// MaxDelay caps the backoff. Default 1h.
 	MaxDelay time.Duration
 	// rand returns a number in [0, n); nil means math/rand/v2.
 	rand func(n int64) int64
