@@ -112,38 +112,38 @@ func parseConfig(v values, n needs) (*config, error) {
 	switch strings.ToLower(c.logFormat) {
 	case "json", "console":
 	default:
-		p.add("DESKRELAY_LOG_FORMAT", "must be json or console, got %q", c.logFormat)
+		p.add(v.name("DESKRELAY_LOG_FORMAT"), "must be json or console, got %q", c.logFormat)
 	}
 	switch strings.ToLower(c.logLevel) {
 	case "debug", "info", "warn", "error":
 	default:
-		p.add("DESKRELAY_LOG_LEVEL", "must be debug, info, warn or error, got %q", c.logLevel)
+		p.add(v.name("DESKRELAY_LOG_LEVEL"), "must be debug, info, warn or error, got %q", c.logLevel)
 	}
 	if n.ingest && c.ingestToken == "" {
-		p.add("DESKRELAY_INGEST_TOKEN", "required (the bearer token the platform sends to POST /v1/messages)")
+		p.add(v.name("DESKRELAY_INGEST_TOKEN"), "required (the bearer token the platform sends to POST /v1/messages)")
 	}
 	if (c.adminUser == "") != (c.adminPassword == "") {
-		p.add("DESKRELAY_ADMIN_PASSWORD", "DESKRELAY_ADMIN_USER and DESKRELAY_ADMIN_PASSWORD go together")
+		p.add(v.name("DESKRELAY_ADMIN_PASSWORD"), "DESKRELAY_ADMIN_USER and DESKRELAY_ADMIN_PASSWORD go together")
 	}
 	if (c.targetUser == "") != (c.targetPassword == "") {
-		p.add("DESKRELAY_TARGET_PASSWORD", "DESKRELAY_TARGET_USER and DESKRELAY_TARGET_PASSWORD go together")
+		p.add(v.name("DESKRELAY_TARGET_PASSWORD"), "DESKRELAY_TARGET_USER and DESKRELAY_TARGET_PASSWORD go together")
 	}
 	if t := v["DESKRELAY_ZENDESK_TARGET_ID"]; t != "" {
 		id, err := strconv.ParseInt(t, 10, 64)
 		if err != nil || id <= 0 {
-			p.add("DESKRELAY_ZENDESK_TARGET_ID", "must be a positive number, got %q", t)
+			p.add(v.name("DESKRELAY_ZENDESK_TARGET_ID"), "must be a positive number, got %q", t)
 		}
 		c.targetID = id
 	}
 	if c.webhookID != "" && c.targetID != 0 {
-		p.add("DESKRELAY_ZENDESK_TARGET_ID", "set either DESKRELAY_ZENDESK_WEBHOOK_ID or DESKRELAY_ZENDESK_TARGET_ID, not both")
+		p.add(v.name("DESKRELAY_ZENDESK_TARGET_ID"), "set either DESKRELAY_ZENDESK_WEBHOOK_ID or DESKRELAY_ZENDESK_TARGET_ID, not both")
 	}
 
 	if c.sinkURL == "" && (c.sinkSecret != "" || c.webhookSecret != "" || c.webhookID != "" || c.targetID != 0) {
-		p.add("DESKRELAY_SINK_URL", "required when DESKRELAY_SINK_SECRET, DESKRELAY_WEBHOOK_SECRET or a webhook/target id is set: Zendesk's updates need somewhere to go")
+		p.add(v.name("DESKRELAY_SINK_URL"), "required when DESKRELAY_SINK_SECRET, DESKRELAY_WEBHOOK_SECRET or a webhook/target id is set: Zendesk's updates need somewhere to go")
 	}
 	if c.sinkURL != "" && c.sinkSecret == "" {
-		p.add("DESKRELAY_SINK_SECRET", "required with DESKRELAY_SINK_URL (whsec_…, to sign deliveries)")
+		p.add(v.name("DESKRELAY_SINK_SECRET"), "required with DESKRELAY_SINK_URL (whsec_…, to sign deliveries)")
 	}
 
 	c.oauth = oauthSettings{
@@ -161,7 +161,7 @@ func parseConfig(v values, n needs) (*config, error) {
 	}
 	if c.zendesk.Subdomain != "" {
 		if problem := validate.Subdomain(c.zendesk.Subdomain); problem != "" {
-			p.add("DESKRELAY_ZENDESK_SUBDOMAIN", "%s", problem)
+			p.add(v.name("DESKRELAY_ZENDESK_SUBDOMAIN"), "%s", problem)
 		}
 	}
 	if n.zendesk {

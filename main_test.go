@@ -48,11 +48,13 @@ func TestRun(t *testing.T) {
 		wantErr  string
 		wantOut  string
 		wantCode int
+
+		wantStderr string
 	}{
-		{name: "UnknownCommandHints", args: []string{"serv"}, wantErr: `unknown command "serv" (did you mean "serve"?)`, wantCode: 1},
-		{name: "NoCommandPrintsUsage", args: nil, wantOut: "Usage: deskrelay <command>", wantCode: 2},
+		{name: "UnknownCommandHints", args: []string{"serv"}, wantStderr: `unknown command "serv" (did you mean "serve"?)`, wantCode: 2},
+		{name: "NoCommandPrintsUsage", args: nil, wantStderr: "Usage: deskrelay <command>", wantCode: 2},
 		{name: "HelpListsCommands", args: []string{"help"}, wantOut: "serve"},
-		{name: "CommandHelp", args: []string{"serve", "-h"}, wantOut: "-ingest-token"},
+		{name: "CommandHelp", args: []string{"serve", "-h"}, wantOut: "DESKRELAY_INGEST_TOKEN"},
 		{name: "Version", args: []string{"version"}, wantOut: "deskrelay "},
 	}
 	for _, tt := range tests {
@@ -70,6 +72,9 @@ func TestRun(t *testing.T) {
 				}
 			} else if err != nil {
 				t.Fatalf("unexpected error: %v", err)
+			}
+			if !strings.Contains(errb.String(), tt.wantStderr) {
+				t.Fatalf("stderr = %q, want it to contain %q", errb.String(), tt.wantStderr)
 			}
 			if !strings.Contains(out.String(), tt.wantOut) {
 				t.Fatalf("stdout = %q, want it to contain %q", out.String(), tt.wantOut)
@@ -136,7 +141,7 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 	var errb bytes.Buffer
 	err := run(context.Background(), []string{"serve", "-concurrency", "0"},
 		envFrom(map[string]string{"DESKRELAY_CONCURRENCY": "5"}), &bytes.Buffer{}, &errb)
-	if exitStatus(err) != 2 || !strings.Contains(errb.String(), `DESKRELAY_CONCURRENCY: must be a positive whole number, got "0"`) {
+	if exitStatus(err) != 2 || !strings.Contains(errb.String(), `--concurrency: must be a positive whole number, got "0"`) {
 		t.Fatalf("flag did not override the environment: %v\n%s", err, errb.String())
 	}
 }

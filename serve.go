@@ -20,18 +20,22 @@ import (
 )
 
 func cmdServe(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "serve", "serve [flags]")
-	resolve := bindSettings(fs, env.getenv)
-	if err := fs.Parse(args); err != nil {
+	fs := newFlagSet(env, "serve", "serve [flags]", allSettings())
+	resolve := fs.settings()
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
-	}
-	cfg, err := parseConfig(resolve(), needs{zendesk: true, ingest: true})
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
+		fmt.Fprintf(env.stderr, "unexpected argument %q\nrun 'deskrelay serve -h' for usage\n", fs.Arg(0))
 		return exitCode(2)
+	}
+	v, err := resolve()
+	if err != nil {
+		return err
+	}
+	cfg, err := parseConfig(v, needs{zendesk: true, ingest: true})
+	if err != nil {
+		return err
 	}
 	log, err := logging.New(env.stderr, cfg.logFormat, cfg.logLevel)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -64,37 +65,112 @@ var settings = []setting{
 	{env: "DESKRELAY_TARGET_PASSWORD", help: "basic auth password a legacy target must send", secret: true},
 }
 
-// values holds every setting's resolved value: flag, else environment, else default.
+// envOnly reports whether the setting is a secret that is never a flag
+// (ps shows flags): it is read from the environment, or from the file
+// named by its _FILE variable.
+func (s setting) envOnly() bool {
+	for _, suffix := range []string{"_TOKEN", "_SECRET", "_PASSWORD"} {
+		if strings.HasSuffix(s.env, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// fileable reports whether the setting may also be given as a file
+// (DESKRELAY_X_FILE=/path).
+func (s setting) fileable() bool { return s.secret || s.envOnly() }
+
+// settingsFor returns the settings named in envs, in the table's order.
+func settingsFor(envs []string) []setting {
+	var out []setting
+	for _, s := range settings {
+		for _, e := range envs {
+			if s.env == e {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// allSettings names every setting (serve uses them all).
+func allSettings() []string {
+	out := make([]string, len(settings))
+	for i, s := range settings {
+		out[i] = s.env
+	}
+	return out
+}
+
+// values holds every setting's resolved value: flag, else environment (or
+// its _FILE), else default. A key "flag:"+env records that the flag set it.
 type values map[string]string
 
-// bindSettings registers a flag for every setting on fs and returns a
-// function that resolves the values after fs.Parse.
-func bindSettings(fs *flag.FlagSet, getenv func(string) string) func() values {
-	flags := make(map[string]*string, len(settings))
-	for _, s := range settings {
-		usage := s.help + " (" + s.env + ")"
-		flags[s.env] = fs.String(s.flagName(), "", usage)
+// bindSettings registers a flag for each non-secret setting in envs on fs
+// and returns a function that resolves their values after fs.Parse.
+func bindSettings(fs *flag.FlagSet, getenv func(string) string, envs []string) func() (values, error) {
+	sets := settingsFor(envs)
+	flags := make(map[string]*string, len(sets))
+	for _, s := range sets {
+		if !s.envOnly() {
+			flags[s.env] = fs.String(s.flagName(), s.def, s.help+" ("+s.env+")")
+		}
 	}
-	return func() values {
+	return func() (values, error) {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		v := make(values, len(settings))
 		for _, s := range settings {
+			v[s.env] = s.def // the settings this command does not take
+		}
+		var p problems
+		for _, s := range sets {
 			switch {
-			case set[s.flagName()]:
+			case set[s.flagName()] && flags[s.env] != nil:
 				v[s.env] = *flags[s.env]
-			case strings.TrimSpace(getenv(s.env)) != "":
-				v[s.env] = strings.TrimSpace(getenv(s.env))
+				v["flag:"+s.env] = "--" + s.flagName()
 			default:
-				v[s.env] = s.def
+				v[s.env] = fromEnv(&p, s, getenv)
 			}
 		}
-		return v
+		return v, p.err()
 	}
 }
 
-// name is the name an operator wrote for env: today always the variable.
-func (v values) name(env string) string { return env }
+// fromEnv reads a setting from the environment: X, or the file X_FILE
+// names (its trailing newline trimmed), or the default. Errors never show
+// a file's content.
+func fromEnv(p *problems, s setting, getenv func(string) string) string {
+	val := strings.TrimSpace(getenv(s.env))
+	file := ""
+	if s.fileable() {
+		file = strings.TrimSpace(getenv(s.env + "_FILE"))
+	}
+	switch {
+	case val != "" && file != "":
+		p.add(s.env, "set either %s or %s_FILE, not both", s.env, s.env)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			p.add(s.env+"_FILE", "cannot read the file: %v", errors.Unwrap(err))
+			return ""
+		}
+		return strings.TrimRight(string(b), "\r\n")
+	case val != "":
+		return val
+	}
+	return s.def
+}
+
+// name is the name an operator wrote for env: its flag when the flag set
+// it, else the environment variable.
+func (v values) name(env string) string {
+	if f := v["flag:"+env]; f != "" {
+		return f
+	}
+	return env
+}
 
 // secretValues returns the non-empty values of secret settings, so that tests
 // (and log redaction checks) can make sure none of them is ever printed.
@@ -139,9 +215,9 @@ func (v values) duration(p *problems, env string, allowZero bool) time.Duration 
 	}
 	switch {
 	case err != nil:
-		p.add(env, "%q is not a duration (e.g. 30s, 5m, 1h)", v[env])
+		p.add(v.name(env), "%q is not a duration (e.g. 30s, 5m, 1h)", v[env])
 	case d < 0 || (d == 0 && !allowZero):
-		p.add(env, "must be positive, got %s", v[env])
+		p.add(v.name(env), "must be positive, got %s", v[env])
 	}
 	return d
 }
@@ -149,7 +225,7 @@ func (v values) duration(p *problems, env string, allowZero bool) time.Duration 
 func (v values) positiveInt(p *problems, env string) int {
 	n, err := strconv.Atoi(v[env])
 	if err != nil || n <= 0 {
-		p.add(env, "must be a positive whole number, got %q", v[env])
+		p.add(v.name(env), "must be a positive whole number, got %q", v[env])
 	}
 	return n
 }
@@ -157,7 +233,7 @@ func (v values) positiveInt(p *problems, env string) int {
 func (v values) boolean(p *problems, env string) bool {
 	b, err := strconv.ParseBool(v[env])
 	if err != nil {
-		p.add(env, "must be true or false, got %q", v[env])
+		p.add(v.name(env), "must be true or false, got %q", v[env])
 	}
 	return b
 }
@@ -168,12 +244,12 @@ func (v values) redisOpt(p *problems) asynq.RedisConnOpt {
 	raw := v[env]
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
-		p.add(env, "not a valid URL (want redis://host:port/db, rediss://…, redis-sentinel://…, redis-socket://…)")
+		p.add(v.name(env), "not a valid URL (want redis://host:port/db, rediss://…, redis-sentinel://…, redis-socket://…)")
 		return nil
 	}
 	opt, err := asynq.ParseRedisURI(raw)
 	if err != nil {
-		p.add(env, "unsupported scheme %q or malformed URL (want redis, rediss, redis-sentinel or redis-socket)", u.Scheme)
+		p.add(v.name(env), "unsupported scheme %q or malformed URL (want redis, rediss, redis-sentinel or redis-socket)", u.Scheme)
 		return nil
 	}
 	return opt
@@ -186,7 +262,7 @@ func (v values) httpURL(p *problems, env string) string {
 		return ""
 	}
 	if problem := validate.HTTPURL(raw); problem != "" {
-		p.add(env, "%s", problem)
+		p.add(v.name(env), "%s", problem)
 		return ""
 	}
 	return strings.TrimRight(raw, "/")

@@ -48,8 +48,8 @@ func userAgent() string {
 }
 
 func cmdVersion(_ context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "version", "version")
-	if err := fs.Parse(args); err != nil {
+	fs := newFlagSet(env, "version", "version", nil)
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	v, c, g := buildVersion()
