@@ -110,9 +110,9 @@ func parseConfig(v values, n needs) (*config, error) {
 	c.publicURL = strings.TrimRight(v["DESKRELAY_PUBLIC_URL"], "/")
 
 	switch strings.ToLower(c.logFormat) {
-	case "json", "console":
+	case "auto", "json", "console":
 	default:
-		p.add(v.name("DESKRELAY_LOG_FORMAT"), "must be json or console, got %q", c.logFormat)
+		p.add(v.name("DESKRELAY_LOG_FORMAT"), "must be auto, json or console, got %q", c.logFormat)
 	}
 	switch strings.ToLower(c.logLevel) {
 	case "debug", "info", "warn", "error":

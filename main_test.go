@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deskrelay/deskrelay/internal/logging"
 	"github.com/deskrelay/deskrelay/internal/redistest"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
@@ -55,7 +56,8 @@ func TestRun(t *testing.T) {
 		{name: "NoCommandPrintsUsage", args: nil, wantStderr: "Usage: deskrelay <command>", wantCode: 2},
 		{name: "HelpListsCommands", args: []string{"help"}, wantOut: "serve"},
 		{name: "CommandHelp", args: []string{"serve", "-h"}, wantOut: "DESKRELAY_INGEST_TOKEN"},
-		{name: "Version", args: []string{"version"}, wantOut: "deskrelay "},
+		{name: "Version", args: []string{"version"}, wantOut: "(commit "},
+		{name: "VersionNamesGo", args: []string{"version"}, wantOut: ", go1."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -247,6 +249,22 @@ func TestServeHealthAndGracefulStop(t *testing.T) {
 		t.Fatalf("serve returned %v after cancellation, want nil\n%s", err, logs.String())
 	}
 	assertNoSecrets(t, env, logs.String())
+	assertJSONLogs(t, logs.String())
+	if !strings.Contains(logs.String(), `"message":"deskrelay starting"`) || !strings.Contains(logs.String(), `"reconcile_interval_ms":`) {
+		t.Errorf("no start-up line with version and parts:\n%s", logs.String())
+	}
+}
+
+// assertJSONLogs checks that every log line is JSON (a buffer is no
+// terminal) with each key once.
+func assertJSONLogs(t *testing.T, logs string) {
+	t.Helper()
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		dups, err := logging.DuplicateKeys([]byte(line))
+		if err != nil || len(dups) > 0 {
+			t.Errorf("log line %s: duplicate keys %v (%v)", line, dups, err)
+		}
+	}
 }
 
 func assertNoSecrets(t *testing.T, env map[string]string, output string) {
@@ -385,7 +403,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`deskrelay_queue_size{queue="outbound"}`, `deskrelay_zendesk_auth_mode{mode="api_token",retires="2027-04-30"} 1`} {
+	for _, want := range []string{`deskrelay_queue_size{queue="outbound"}`, `deskrelay_zendesk_auth_mode{mode="api_token",retires="2027-04-30"} 1`, `deskrelay_build_info{commit=`} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -394,6 +412,7 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("stop: %v", err)
 	}
 	assertNoSecrets(t, env, logs.String())
+	assertJSONLogs(t, logs.String())
 }
 
 // TestServeStopWithWorkInFlightLosesNothing: cancelling serve (SIGTERM) while

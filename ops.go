@@ -12,7 +12,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/inbound"
-	"github.com/deskrelay/deskrelay/internal/logging"
 	"github.com/deskrelay/deskrelay/reconcile"
 	"github.com/deskrelay/deskrelay/relay"
 )
@@ -32,14 +31,11 @@ func oneShot(ctx context.Context, env *environment, name, synopsis string, args 
 	if env.getenv("DESKRELAY_LOG_LEVEL") == "" {
 		v["DESKRELAY_LOG_LEVEL"] = "warn"
 	}
-	if env.getenv("DESKRELAY_LOG_FORMAT") == "" {
-		v["DESKRELAY_LOG_FORMAT"] = "console"
-	}
 	cfg, err := parseConfig(v, n)
 	if err != nil {
 		return nil, nil, zerolog.Nop(), nil, err
 	}
-	log, err := logging.New(env.stderr, cfg.logFormat, cfg.logLevel)
+	log, err := newLogger(env, cfg)
 	if err != nil {
 		return nil, nil, zerolog.Nop(), nil, err
 	}

@@ -53,7 +53,7 @@ var settings = []setting{
 	{env: "DESKRELAY_RECONCILE_INTERVAL", def: "5m", help: "how often the reconciler runs; 0 turns it off"},
 	{env: "DESKRELAY_RETRY_MAX_DELAY", def: "1h", help: "cap of the exponential backoff"},
 	{env: "DESKRELAY_CONCURRENCY", def: "20", help: "asynq workers"},
-	{env: "DESKRELAY_LOG_FORMAT", def: "json", help: "json, or console for people"},
+	{env: "DESKRELAY_LOG_FORMAT", def: "auto", help: "auto (console on a terminal, JSON otherwise), json, or console"},
 	{env: "DESKRELAY_LOG_LEVEL", def: "info", help: "debug, info, warn or error"},
 	{env: "DESKRELAY_SPOOL_DIR", def: "./spool", help: "where verified webhook events wait when Redis is unreachable"},
 	{env: "DESKRELAY_PUBLIC_URL", help: "the URL Zendesk calls; the guardian re-enables only a webhook that points there"},

@@ -123,7 +123,7 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 			Tickets:   p.relay.Tickets(),
 			Limiter:   p.limiter,
 			Receiver:  receiverHealth{rdb: rdb},
-			Log:       log.With().Str("component", "reconcile").Logger(),
+			Log:       log, // the reconciler adds component=reconcile itself
 			Metrics:   metrics,
 		})
 		if err != nil {

@@ -94,7 +94,7 @@ func (r *Receiver) handleDeliver(ctx context.Context, t *asynq.Task) error {
 		return relay.Fail(reason, cause)
 	case (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && retryAfter > 0:
 		r.m.deliveries.WithLabelValues("wait").Inc()
-		log.Info().Int("status", status).Dur("retry_after", retryAfter).Msg("sink asks to wait")
+		log.Info().Int("status", status).Dur("retry_after_ms", retryAfter).Msg("sink asks to wait")
 		return relay.Wait(retryAfter, fmt.Errorf("sink answered %d", status))
 	default:
 		r.m.deliveries.WithLabelValues("retry").Inc()

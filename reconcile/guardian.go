@@ -180,7 +180,7 @@ func (g *Guardian) check(ctx context.Context, b *budget) (WatchState, error) {
 		r.m.reenabled(st.Kind)
 		ev := log.Warn().Str("endpoint", st.Endpoint)
 		if !st.GapSince.IsZero() {
-			ev = ev.Time("gap_since", st.GapSince).Dur("gap", now.Sub(st.GapSince).Round(time.Second))
+			ev = ev.Time("gap_since", st.GapSince).Dur("gap_ms", now.Sub(st.GapSince).Round(time.Second))
 		}
 		ev.Msg("zendesk " + st.Kind + " was inactive: re-enabled; the next reconcile run covers the gap")
 	}

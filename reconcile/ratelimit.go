@@ -142,7 +142,7 @@ func call[T any](ctx context.Context, r *Reconciler, b *budget, export bool, fn 
 			if d <= 0 {
 				d = time.Second
 			}
-			r.log.Info().Str("op", ze.Op).Dur("retry_after", d).Msg("zendesk rate limit: waiting")
+			r.log.Info().Str("op", ze.Op).Dur("retry_after_ms", d).Msg("zendesk rate limit: waiting")
 			start := time.Now()
 			serr := sleep(ctx, d)
 			b.addWait(time.Since(start))
@@ -159,7 +159,7 @@ func call[T any](ctx context.Context, r *Reconciler, b *budget, export bool, fn 
 			if d <= 0 {
 				d = min(r.cfg.RetryBaseDelay<<(attempt-1), 30*time.Second)
 			}
-			r.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", d).Msg("zendesk request failed: retrying")
+			r.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in_ms", d).Msg("zendesk request failed: retrying")
 			if serr := sleep(ctx, d); serr != nil {
 				return zero, err
 			}

@@ -44,7 +44,7 @@ func (r *Reconciler) handleRun(ctx context.Context, _ *asynq.Task) error {
 	}
 	ev.Int("pages", rep.Pages).Int("tickets_scanned", rep.TicketsScanned).Int("events_found", rep.EventsFound).
 		Int("already_delivered", rep.AlreadyDelivered).Int("enqueued", rep.Enqueued).
-		Int("zendesk_requests", rep.ZendeskRequests).Dur("rate_limit_wait", rep.RateLimitWait).
+		Int("zendesk_requests", rep.ZendeskRequests).Dur("rate_limit_wait_ms", rep.RateLimitWait).
 		Time("checkpoint", rep.Checkpoint).Msg("reconcile run done")
 	return nil
 }

@@ -77,7 +77,7 @@ func (r *Relay) processCredentialProbe(ctx context.Context, _ *asynq.Task) error
 	if err := r.rdb.Del(ctx, keys.OutboundCredentials).Err(); err != nil {
 		return Wait(r.cfg.CredentialProbeInterval, err)
 	}
-	r.log.Info().Dur("unauthorized_for", r.cfg.Now().Sub(c.Since)).Msg("Zendesk accepts deskrelay's credentials again")
+	r.log.Info().Dur("unauthorized_for_ms", r.cfg.Now().Sub(c.Since)).Msg("Zendesk accepts deskrelay's credentials again")
 	if !r.cfg.AutoReplay {
 		r.log.Info().Msg("messages failed as unauthorized wait for `deskrelay replay --reason unauthorized` (AutoReplay is off)")
 		return nil
