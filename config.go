@@ -122,29 +122,8 @@ func parseConfig(v values, n needs) (*config, error) {
 	if n.ingest && c.ingestToken == "" {
 		p.add(v.name("DESKRELAY_INGEST_TOKEN"), "required (the bearer token the platform sends to POST /v1/messages)")
 	}
-	if (c.adminUser == "") != (c.adminPassword == "") {
-		p.add(v.name("DESKRELAY_ADMIN_PASSWORD"), "DESKRELAY_ADMIN_USER and DESKRELAY_ADMIN_PASSWORD go together")
-	}
-	if (c.targetUser == "") != (c.targetPassword == "") {
-		p.add(v.name("DESKRELAY_TARGET_PASSWORD"), "DESKRELAY_TARGET_USER and DESKRELAY_TARGET_PASSWORD go together")
-	}
-	if t := v["DESKRELAY_ZENDESK_TARGET_ID"]; t != "" {
-		id, err := strconv.ParseInt(t, 10, 64)
-		if err != nil || id <= 0 {
-			p.add(v.name("DESKRELAY_ZENDESK_TARGET_ID"), "must be a positive number, got %q", t)
-		}
-		c.targetID = id
-	}
-	if c.webhookID != "" && c.targetID != 0 {
-		p.add(v.name("DESKRELAY_ZENDESK_TARGET_ID"), "set either DESKRELAY_ZENDESK_WEBHOOK_ID or DESKRELAY_ZENDESK_TARGET_ID, not both")
-	}
-
-	if c.sinkURL == "" && (c.sinkSecret != "" || c.webhookSecret != "" || c.webhookID != "" || c.targetID != 0) {
-		p.add(v.name("DESKRELAY_SINK_URL"), "required when DESKRELAY_SINK_SECRET, DESKRELAY_WEBHOOK_SECRET or a webhook/target id is set: Zendesk's updates need somewhere to go")
-	}
-	if c.sinkURL != "" && c.sinkSecret == "" {
-		p.add(v.name("DESKRELAY_SINK_SECRET"), "required with DESKRELAY_SINK_URL (whsec_…, to sign deliveries)")
-	}
+	c.targetID = v.targetID(&p)
+	c.checkPairs(&p, v.name)
 
 	c.oauth = oauthSettings{
 		clientID:     v["DESKRELAY_ZENDESK_OAUTH_CLIENT_ID"],
@@ -169,6 +148,33 @@ func parseConfig(v values, n needs) (*config, error) {
 	}
 	c.checkParts(&p, v.name)
 	return c, p.err()
+}
+
+// checkPairs reports settings that go together.
+func (c *config) checkPairs(p *problems, name func(env string) string) {
+	if (c.adminUser == "") != (c.adminPassword == "") {
+		p.add(name("DESKRELAY_ADMIN_PASSWORD"), "DESKRELAY_ADMIN_USER and DESKRELAY_ADMIN_PASSWORD go together")
+	}
+	if (c.targetUser == "") != (c.targetPassword == "") {
+		p.add(name("DESKRELAY_TARGET_PASSWORD"), "DESKRELAY_TARGET_USER and DESKRELAY_TARGET_PASSWORD go together")
+	}
+	if c.sinkURL == "" && (c.sinkSecret != "" || c.webhookSecret != "" || c.webhookID != "" || c.targetID != 0) {
+		p.add(name("DESKRELAY_SINK_URL"), "required when DESKRELAY_SINK_SECRET, DESKRELAY_WEBHOOK_SECRET or a webhook/target id is set: Zendesk's updates need somewhere to go")
+	}
+}
+
+// targetID parses DESKRELAY_ZENDESK_TARGET_ID.
+func (v values) targetID(p *problems) int64 {
+	const env = "DESKRELAY_ZENDESK_TARGET_ID"
+	if v[env] == "" {
+		return 0
+	}
+	id, err := strconv.ParseInt(v[env], 10, 64)
+	if err != nil || id <= 0 {
+		p.add(v.name(env), "must be a positive number, got %q", v[env])
+		return 0
+	}
+	return id
 }
 
 // checkParts lets each package validate its own Config fields, once, and
