@@ -70,7 +70,8 @@ func cmdReconcile(ctx context.Context, env *environment, args []string) error {
 	}
 	defer p.close()
 	if len(rest) > 0 {
-		return fmt.Errorf("reconcile: unexpected argument %q", rest[0])
+		fmt.Fprintf(env.stderr, "unexpected argument %q\nrun 'deskrelay reconcile -h' for usage\n", rest[0])
+		return exitCode(2)
 	}
 	if p.reconciler == nil {
 		fmt.Fprintln(env.stderr, "DESKRELAY_SINK_URL: required: reconcile delivers Zendesk's updates to the platform's sink")
@@ -119,7 +120,8 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 	}
 	defer p.close()
 	if len(rest) > 0 {
-		return fmt.Errorf("replay: unexpected argument %q", rest[0])
+		fmt.Fprintf(env.stderr, "unexpected argument %q\nrun 'deskrelay replay -h' for usage\n", rest[0])
+		return exitCode(2)
 	}
 	var sinceT time.Time
 	if *since != "" {

@@ -192,9 +192,12 @@ func flagProblem(err error) string {
 			return "--" + name + ": " + r.problem
 		}
 	}
-	if i := strings.Index(msg, " for flag -"); i >= 0 && strings.HasPrefix(msg, "invalid ") {
-		name, rest, _ := strings.Cut(msg[i+len(" for flag -"):], ": ")
-		return "--" + name + ": " + msg[:i] + " (" + rest + ")"
+	// invalid value "x" for flag -n: …, invalid boolean value "x" for -n: …
+	for _, sep := range []string{" for flag -", " for -"} {
+		if i := strings.Index(msg, sep); i >= 0 && strings.HasPrefix(msg, "invalid ") {
+			name, rest, _ := strings.Cut(msg[i+len(sep):], ": ")
+			return "--" + name + ": " + msg[:i] + " (" + rest + ")"
+		}
 	}
 	return msg
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -34,7 +33,9 @@ type parts struct {
 func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometheus.Registerer) (*parts, error) {
 	rdb, ok := cfg.redis.MakeRedisClient().(redis.UniversalClient)
 	if !ok {
-		return nil, fmt.Errorf("DESKRELAY_REDIS_URL: unsupported connection kind")
+		var p problems
+		p.add("DESKRELAY_REDIS_URL", "unsupported connection kind")
+		return nil, p.err()
 	}
 	p := &parts{rdb: rdb}
 	p.limiter = relay.NewLimiter(rdb, cfg.rateLimit)
