@@ -39,6 +39,10 @@ func TestCLIContract(t *testing.T) {
 		{name: "BadBoolNamesTheFlag", args: []string{"demo", "--fast=maybe"}, wantCode: 2, wantErr: []string{"--fast: invalid boolean value", "run 'deskrelay demo -h' for usage"}, maxErrLine: 2},
 		{name: "BadIntNamesTheFlag", args: []string{"send", "--sequence", "x"}, wantCode: 2, wantErr: []string{"--sequence: invalid value"}, maxErrLine: 2},
 		{name: "FlagWithoutValue", args: []string{"serve", "--listen"}, wantCode: 2, wantErr: []string{"--listen: needs a value"}, maxErrLine: 2},
+		{name: "PackageFieldErrorNamesTheSetting", args: []string{"serve"}, env: map[string]string{"DESKRELAY_SINK_URL": "https://sink.example.com", "DESKRELAY_SINK_SECRET": "whsec_%%%"},
+			wantCode: 2, wantErr: []string{"DESKRELAY_SINK_SECRET: the part after whsec_ is not base64"}, notErr: []string{"inbound: SinkSecret"}},
+		{name: "PackageFieldErrorNamesTheFlag", args: []string{"serve", "--public-url", "ftp://relay.example.com"},
+			wantCode: 2, wantErr: []string{"--public-url: must be an http:// or https:// URL"}, notErr: []string{"reconcile: PublicURL"}},
 		{name: "SecretIsNoFlag", args: []string{"serve", "--ingest-token", "x"}, wantCode: 2, wantErr: []string{"--ingest-token: ", "DESKRELAY_INGEST_TOKEN"}},
 		{name: "SecretAndFileBoth", args: []string{"send", "--conversation", "c", "--body", "b", "--email", "a@b.c"},
 			env: map[string]string{"DESKRELAY_INGEST_TOKEN": "x", "DESKRELAY_INGEST_TOKEN_FILE": secretFile}, wantCode: 2,
@@ -94,4 +98,17 @@ func exitCodeOf(err error) int {
 		return 0
 	}
 	return exitStatus(err)
+}
+
+// TestFieldSettingsNameKnownSettings keeps the field-to-setting map honest.
+func TestFieldSettingsNameKnownSettings(t *testing.T) {
+	known := map[string]bool{}
+	for _, s := range settings {
+		known[s.env] = true
+	}
+	for field, env := range fieldSettings {
+		if !known[env] {
+			t.Errorf("fieldSettings maps %s to %s, which is no setting", field, env)
+		}
+	}
 }
