@@ -8,6 +8,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/internal/validate"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -104,48 +106,24 @@ func parseConfig(v values, n needs) (*config, error) {
 	c.orderGapTimeout = v.duration(&p, "DESKRELAY_ORDER_GAP_TIMEOUT", false)
 	c.autoReplay = v.boolean(&p, "DESKRELAY_AUTO_REPLAY")
 	c.forwardPrivate = v.boolean(&p, "DESKRELAY_FORWARD_PRIVATE")
-	c.sinkURL = v.httpURL(&p, "DESKRELAY_SINK_URL")
-	c.publicURL = v.httpURL(&p, "DESKRELAY_PUBLIC_URL")
+	c.sinkURL = strings.TrimRight(v["DESKRELAY_SINK_URL"], "/")
+	c.publicURL = strings.TrimRight(v["DESKRELAY_PUBLIC_URL"], "/")
 
 	switch strings.ToLower(c.logFormat) {
-	case "json", "console":
+	case "auto", "json", "console":
 	default:
-		p.add("DESKRELAY_LOG_FORMAT", "must be json or console, got %q", c.logFormat)
+		p.add(v.name("DESKRELAY_LOG_FORMAT"), "must be auto, json or console, got %q", c.logFormat)
 	}
 	switch strings.ToLower(c.logLevel) {
 	case "debug", "info", "warn", "error":
 	default:
-		p.add("DESKRELAY_LOG_LEVEL", "must be debug, info, warn or error, got %q", c.logLevel)
+		p.add(v.name("DESKRELAY_LOG_LEVEL"), "must be debug, info, warn or error, got %q", c.logLevel)
 	}
 	if n.ingest && c.ingestToken == "" {
-		p.add("DESKRELAY_INGEST_TOKEN", "required (the bearer token the platform sends to POST /v1/messages)")
+		p.add(v.name("DESKRELAY_INGEST_TOKEN"), "required (the bearer token the platform sends to POST /v1/messages)")
 	}
-	if c.sinkSecret != "" && !strings.HasPrefix(c.sinkSecret, "whsec_") {
-		p.add("DESKRELAY_SINK_SECRET", "must start with whsec_ (a Standard Webhooks secret)")
-	}
-	if (c.adminUser == "") != (c.adminPassword == "") {
-		p.add("DESKRELAY_ADMIN_PASSWORD", "DESKRELAY_ADMIN_USER and DESKRELAY_ADMIN_PASSWORD go together")
-	}
-	if (c.targetUser == "") != (c.targetPassword == "") {
-		p.add("DESKRELAY_TARGET_PASSWORD", "DESKRELAY_TARGET_USER and DESKRELAY_TARGET_PASSWORD go together")
-	}
-	if t := v["DESKRELAY_ZENDESK_TARGET_ID"]; t != "" {
-		id, err := strconv.ParseInt(t, 10, 64)
-		if err != nil || id <= 0 {
-			p.add("DESKRELAY_ZENDESK_TARGET_ID", "must be a positive number, got %q", t)
-		}
-		c.targetID = id
-	}
-	if c.webhookID != "" && c.targetID != 0 {
-		p.add("DESKRELAY_ZENDESK_TARGET_ID", "set either DESKRELAY_ZENDESK_WEBHOOK_ID or DESKRELAY_ZENDESK_TARGET_ID, not both")
-	}
-
-	if c.sinkURL == "" && (c.sinkSecret != "" || c.webhookSecret != "" || c.webhookID != "" || c.targetID != 0) {
-		p.add("DESKRELAY_SINK_URL", "required when DESKRELAY_SINK_SECRET, DESKRELAY_WEBHOOK_SECRET or a webhook/target id is set: Zendesk's updates need somewhere to go")
-	}
-	if c.sinkURL != "" && c.sinkSecret == "" {
-		p.add("DESKRELAY_SINK_SECRET", "required with DESKRELAY_SINK_URL (whsec_…, to sign deliveries)")
-	}
+	c.targetID = v.targetID(&p)
+	c.checkPairs(&p, v.name)
 
 	c.oauth = oauthSettings{
 		clientID:     v["DESKRELAY_ZENDESK_OAUTH_CLIENT_ID"],
@@ -160,13 +138,59 @@ func parseConfig(v values, n needs) (*config, error) {
 		OAuthToken: v["DESKRELAY_ZENDESK_OAUTH_TOKEN"],
 		UserAgent:  userAgent(),
 	}
-	if c.zendesk.Subdomain != "" && !subdomainRE.MatchString(c.zendesk.Subdomain) {
-		p.add("DESKRELAY_ZENDESK_SUBDOMAIN", "%q is not a subdomain (acme for acme.zendesk.com)", c.zendesk.Subdomain)
+	if c.zendesk.Subdomain != "" {
+		if problem := validate.Subdomain(c.zendesk.Subdomain); problem != "" {
+			p.add(v.name("DESKRELAY_ZENDESK_SUBDOMAIN"), "%s", problem)
+		}
 	}
 	if n.zendesk {
 		c.checkZendeskAuth(&p)
 	}
+	c.checkParts(&p, v.name)
 	return c, p.err()
+}
+
+// checkPairs reports settings that go together.
+func (c *config) checkPairs(p *problems, name func(env string) string) {
+	if (c.adminUser == "") != (c.adminPassword == "") {
+		p.add(name("DESKRELAY_ADMIN_PASSWORD"), "DESKRELAY_ADMIN_USER and DESKRELAY_ADMIN_PASSWORD go together")
+	}
+	if (c.targetUser == "") != (c.targetPassword == "") {
+		p.add(name("DESKRELAY_TARGET_PASSWORD"), "DESKRELAY_TARGET_USER and DESKRELAY_TARGET_PASSWORD go together")
+	}
+	if c.sinkURL == "" && (c.sinkSecret != "" || c.webhookSecret != "" || c.webhookID != "" || c.targetID != 0) {
+		p.add(name("DESKRELAY_SINK_URL"), "required when DESKRELAY_SINK_SECRET, DESKRELAY_WEBHOOK_SECRET or a webhook/target id is set: Zendesk's updates need somewhere to go")
+	}
+}
+
+// targetID parses DESKRELAY_ZENDESK_TARGET_ID.
+func (v values) targetID(p *problems) int64 {
+	const env = "DESKRELAY_ZENDESK_TARGET_ID"
+	if v[env] == "" {
+		return 0
+	}
+	id, err := strconv.ParseInt(v[env], 10, 64)
+	if err != nil || id <= 0 {
+		p.add(v.name(env), "must be a positive number, got %q", v[env])
+		return 0
+	}
+	return id
+}
+
+// checkParts lets each package validate its own Config fields, once, and
+// reports their problems under the settings' names.
+func (c *config) checkParts(p *problems, name func(env string) string) {
+	p.addFields(c.relayConfig().Validate(), name)
+	p.addFields(queues.Policy{MaxDelay: c.retryMaxDelay}.Validate(), name)
+	if c.sinkURL != "" || c.sinkSecret != "" {
+		// Without a sink URL, parseConfig has said why one is needed.
+		for _, fe := range validate.Fields(c.inboundConfig("").Validate()) {
+			if c.sinkURL != "" || fe.Field != "SinkURL" {
+				p.addFields(fe, name)
+			}
+		}
+	}
+	p.addFields(c.reconcileConfig().Validate(), name)
 }
 
 // checkZendeskAuth requires a Zendesk address and exactly one way of

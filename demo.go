@@ -51,10 +51,10 @@ type demoTimings struct {
 }
 
 func cmdDemo(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "demo", "demo [--fast] [--keep]")
+	fs := newFlagSet(env, "demo", "demo [--fast] [--keep]", nil)
 	fast := fs.Bool("fast", false, "shorten the waits (CI runs the demo this way as a smoke test)")
 	keep := fs.Bool("keep", false, "leave everything running after the story, for exploring (Ctrl-C ends it)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	t := demoTimings{outage: 12 * time.Second, reconcileInterval: 10 * time.Second, reconcileLag: 5 * time.Second,

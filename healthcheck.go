@@ -11,15 +11,20 @@ import (
 // cmdHealthcheck probes the local daemon's /healthz; for container health
 // checks in images without a shell or curl.
 func cmdHealthcheck(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "healthcheck", "healthcheck [flags]")
-	resolve := bindSettings(fs, env.getenv)
-	if err := fs.Parse(args); err != nil {
+	fs := newFlagSet(env, "healthcheck", "healthcheck [flags]", healthcheckSettings)
+	resolve := fs.settings()
+	if err := fs.parse(args); err != nil {
 		return err
 	}
-	addr := resolve()["DESKRELAY_LISTEN"]
-	host, port, err := net.SplitHostPort(addr)
+	v, err := resolve()
 	if err != nil {
-		return fmt.Errorf("DESKRELAY_LISTEN: %w", err)
+		return err
+	}
+	host, port, err := net.SplitHostPort(v["DESKRELAY_LISTEN"])
+	if err != nil {
+		var p problems
+		p.add(v.name("DESKRELAY_LISTEN"), "%v", err)
+		return p.err()
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"

@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
+	"github.com/deskrelay/deskrelay/internal/logging"
 	"github.com/deskrelay/deskrelay/internal/redistest"
 	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
+	"go.uber.org/goleak"
 )
 
 // Some Redis clients of the daemon are never closed, and each leaves
@@ -44,12 +44,15 @@ func TestRun(t *testing.T) {
 		wantErr  string
 		wantOut  string
 		wantCode int
+
+		wantStderr string
 	}{
-		{name: "UnknownCommandHints", args: []string{"serv"}, wantErr: `unknown command "serv" (did you mean "serve"?)`, wantCode: 1},
-		{name: "NoCommandPrintsUsage", args: nil, wantOut: "Usage: deskrelay <command>", wantCode: 2},
+		{name: "UnknownCommandHints", args: []string{"serv"}, wantStderr: `unknown command "serv" (did you mean "serve"?)`, wantCode: 2},
+		{name: "NoCommandPrintsUsage", args: nil, wantStderr: "Usage: deskrelay <command>", wantCode: 2},
 		{name: "HelpListsCommands", args: []string{"help"}, wantOut: "serve"},
-		{name: "CommandHelp", args: []string{"serve", "-h"}, wantOut: "-ingest-token"},
-		{name: "Version", args: []string{"version"}, wantOut: "deskrelay "},
+		{name: "CommandHelp", args: []string{"serve", "-h"}, wantOut: "DESKRELAY_INGEST_TOKEN"},
+		{name: "Version", args: []string{"version"}, wantOut: "(commit "},
+		{name: "VersionNamesGo", args: []string{"version"}, wantOut: ", go1."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,6 +69,9 @@ func TestRun(t *testing.T) {
 				}
 			} else if err != nil {
 				t.Fatalf("unexpected error: %v", err)
+			}
+			if !strings.Contains(errb.String(), tt.wantStderr) {
+				t.Fatalf("stderr = %q, want it to contain %q", errb.String(), tt.wantStderr)
 			}
 			if !strings.Contains(out.String(), tt.wantOut) {
 				t.Fatalf("stdout = %q, want it to contain %q", out.String(), tt.wantOut)
@@ -132,7 +138,7 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 	var errb bytes.Buffer
 	err := run(context.Background(), []string{"serve", "-concurrency", "0"},
 		envFrom(map[string]string{"DESKRELAY_CONCURRENCY": "5"}), &bytes.Buffer{}, &errb)
-	if exitStatus(err) != 2 || !strings.Contains(errb.String(), `DESKRELAY_CONCURRENCY: must be a positive whole number, got "0"`) {
+	if exitStatus(err) != 2 || !strings.Contains(errb.String(), `--concurrency: must be a positive whole number, got "0"`) {
 		t.Fatalf("flag did not override the environment: %v\n%s", err, errb.String())
 	}
 }
@@ -238,6 +244,22 @@ func TestServeHealthAndGracefulStop(t *testing.T) {
 		t.Fatalf("serve returned %v after cancellation, want nil\n%s", err, logs.String())
 	}
 	assertNoSecrets(t, env, logs.String())
+	assertJSONLogs(t, logs.String())
+	if !strings.Contains(logs.String(), `"message":"deskrelay starting"`) || !strings.Contains(logs.String(), `"reconcile_interval_ms":`) {
+		t.Errorf("no start-up line with version and parts:\n%s", logs.String())
+	}
+}
+
+// assertJSONLogs checks that every log line is JSON (a buffer is no
+// terminal) with each key once.
+func assertJSONLogs(t *testing.T, logs string) {
+	t.Helper()
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		dups, err := logging.DuplicateKeys([]byte(line))
+		if err != nil || len(dups) > 0 {
+			t.Errorf("log line %s: duplicate keys %v (%v)", line, dups, err)
+		}
+	}
 }
 
 func assertNoSecrets(t *testing.T, env map[string]string, output string) {
@@ -365,7 +387,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`deskrelay_queue_size{queue="outbound"}`, `deskrelay_zendesk_auth_mode{mode="api_token",retires="2027-04-30"} 1`} {
+	for _, want := range []string{`deskrelay_queue_size{queue="outbound"}`, `deskrelay_zendesk_auth_mode{mode="api_token",retires="2027-04-30"} 1`, `deskrelay_build_info{commit=`} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -374,6 +396,7 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("stop: %v", err)
 	}
 	assertNoSecrets(t, env, logs.String())
+	assertJSONLogs(t, logs.String())
 }
 
 // TestServeStopWithWorkInFlightLosesNothing: cancelling serve (SIGTERM) while

@@ -11,7 +11,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/deskrelay/deskrelay/internal/logging"
 	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/reconcile"
@@ -21,27 +20,23 @@ import (
 // oneShot parses a one-shot command's flags and settings and wires the parts
 // it needs; logs go to stderr at warn unless DESKRELAY_LOG_LEVEL says otherwise.
 func oneShot(ctx context.Context, env *environment, name, synopsis string, args []string, n needs, extra func(fs *flag.FlagSet)) (*parts, *config, zerolog.Logger, []string, error) {
-	fs := newFlagSet(env, name, synopsis)
-	resolve := bindSettings(fs, env.getenv)
-	if extra != nil {
-		extra(fs)
-	}
-	if err := fs.Parse(args); err != nil {
+	fs := oneShotFlags(env, name, synopsis, extra)
+	resolve := fs.settings()
+	if err := fs.parse(args); err != nil {
 		return nil, nil, zerolog.Nop(), nil, err
 	}
-	v := resolve()
+	v, err := resolve()
+	if err != nil {
+		return nil, nil, zerolog.Nop(), nil, err
+	}
 	if env.getenv("DESKRELAY_LOG_LEVEL") == "" {
 		v["DESKRELAY_LOG_LEVEL"] = "warn"
 	}
-	if env.getenv("DESKRELAY_LOG_FORMAT") == "" {
-		v["DESKRELAY_LOG_FORMAT"] = "console"
-	}
 	cfg, err := parseConfig(v, n)
 	if err != nil {
-		fmt.Fprintln(env.stderr, err)
-		return nil, nil, zerolog.Nop(), nil, exitCode(2)
+		return nil, nil, zerolog.Nop(), nil, err
 	}
-	log, err := logging.New(env.stderr, cfg.logFormat, cfg.logLevel)
+	log, err := newLogger(env, cfg)
 	if err != nil {
 		return nil, nil, zerolog.Nop(), nil, err
 	}
@@ -50,6 +45,16 @@ func oneShot(ctx context.Context, env *environment, name, synopsis string, args 
 		return nil, nil, zerolog.Nop(), nil, err
 	}
 	return p, cfg, log, fs.Args(), nil
+}
+
+// oneShotFlags is a one-shot command's flag set: its own flags (extra)
+// and the settings the one-shot commands take.
+func oneShotFlags(env *environment, name, synopsis string, extra func(fs *flag.FlagSet)) *flagSet {
+	fs := newFlagSet(env, name, synopsis, oneShotSettings())
+	if extra != nil {
+		extra(fs.FlagSet)
+	}
+	return fs
 }
 
 func cmdReconcile(ctx context.Context, env *environment, args []string) error {
@@ -66,7 +71,8 @@ func cmdReconcile(ctx context.Context, env *environment, args []string) error {
 	}
 	defer p.close()
 	if len(rest) > 0 {
-		return fmt.Errorf("reconcile: unexpected argument %q", rest[0])
+		fmt.Fprintf(env.stderr, "unexpected argument %q\nrun 'deskrelay reconcile -h' for usage\n", rest[0])
+		return exitCode(2)
 	}
 	if p.reconciler == nil {
 		fmt.Fprintln(env.stderr, "DESKRELAY_SINK_URL: required: reconcile delivers Zendesk's updates to the platform's sink")
@@ -115,7 +121,8 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 	}
 	defer p.close()
 	if len(rest) > 0 {
-		return fmt.Errorf("replay: unexpected argument %q", rest[0])
+		fmt.Fprintf(env.stderr, "unexpected argument %q\nrun 'deskrelay replay -h' for usage\n", rest[0])
+		return exitCode(2)
 	}
 	var sinceT time.Time
 	if *since != "" {
@@ -166,20 +173,20 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 }
 
 func cmdWebhook(ctx context.Context, env *environment, args []string) error {
+	var asJSON *bool
+	jsonFlag := func(fs *flag.FlagSet) { asJSON = fs.Bool("json", false, "print JSON") }
 	if len(args) == 0 || (args[0] != "status" && args[0] != "enable") {
+		fs := oneShotFlags(env, "webhook", "webhook status|enable [flags]\n\nstatus shows the Zendesk webhook or legacy target deskrelay watches; enable re-activates it.", jsonFlag)
+		_ = fs.settings()
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(env.stdout, "Usage: deskrelay webhook status|enable [flags]\n\nstatus shows the Zendesk webhook or legacy target deskrelay watches; enable re-activates it.")
+			fs.help(env.stdout)
 			return nil
 		}
-		fmt.Fprintln(env.stderr, "Usage: deskrelay webhook status|enable [flags]")
+		fmt.Fprintln(env.stderr, "Usage: deskrelay webhook status|enable [flags]\nrun 'deskrelay webhook -h' for usage")
 		return exitCode(2)
 	}
 	action := args[0]
-	var asJSON *bool
-	p, cfg, _, _, err := oneShot(ctx, env, "webhook "+action, "webhook "+action+" [flags]", args[1:], needs{zendesk: true},
-		func(fs *flag.FlagSet) {
-			asJSON = fs.Bool("json", false, "print JSON")
-		})
+	p, cfg, _, _, err := oneShot(ctx, env, "webhook "+action, "webhook "+action+" [flags]", args[1:], needs{zendesk: true}, jsonFlag)
 	if err != nil {
 		return err
 	}

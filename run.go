@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -41,12 +42,15 @@ func commands() []command {
 // End-to-end tests call it directly with a fake getenv.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	env := &environment{getenv: getenv, stdout: stdout, stderr: stderr}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	switch {
+	case len(args) == 0:
+		usage(stderr)
+		return exitCode(2)
+	case args[0] == "-h" || args[0] == "--help" || (args[0] == "help" && len(args) == 1):
 		usage(stdout)
-		if len(args) == 0 {
-			return exitCode(2)
-		}
 		return nil
+	case args[0] == "help":
+		args = []string{args[1], "-h"}
 	}
 	name := args[0]
 	for _, c := range commands() {
@@ -55,10 +59,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			if errors.Is(err, flag.ErrHelp) {
 				return nil
 			}
+			if isConfigError(err) {
+				fmt.Fprintln(stderr, err)
+				return exitCode(2)
+			}
 			return err
 		}
 	}
-	return fmt.Errorf("unknown command %q%s; run 'deskrelay help' for the list", name, hint(name))
+	fmt.Fprintf(stderr, "unknown command %q%s; run 'deskrelay help' for the list\n", name, hint(name))
+	return exitCode(2)
 }
 
 func usage(w io.Writer) {
@@ -127,40 +136,109 @@ func exitStatus(err error) int {
 	return 1
 }
 
-// newFlagSet returns a flag set for a subcommand whose -h prints its usage
-// to stdout: the command's own flags first, then the settings it takes.
-func newFlagSet(env *environment, name, synopsis string) *flag.FlagSet {
+// flagSet is a subcommand's flags and the settings it takes.
+type flagSet struct {
+	*flag.FlagSet
+	env      *environment
+	synopsis string
+	envs     []string // the DESKRELAY_* settings the command uses
+}
+
+// newFlagSet returns a flag set for a subcommand that takes the settings
+// envs: the non-secret ones also as flags.
+func newFlagSet(env *environment, name, synopsis string, envs []string) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		w := env.stdout
-		fmt.Fprintf(w, "Usage: deskrelay %s\n", synopsis)
-		var own, sets []*flag.Flag
-		fs.VisitAll(func(f *flag.Flag) {
-			if settingFlag(f.Name) {
-				sets = append(sets, f)
-			} else {
-				own = append(own, f)
-			}
-		})
-		if len(own) > 0 {
-			fmt.Fprintln(w, "\nFlags:")
-			for _, f := range own {
-				def := ""
-				if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
-					def = " (default " + f.DefValue + ")"
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {} // parse prints the help or the error itself
+	return &flagSet{FlagSet: fs, env: env, synopsis: synopsis, envs: envs}
+}
+
+// settings registers the command's settings as flags; call the returned
+// function after parse.
+func (f *flagSet) settings() func() (values, error) {
+	return bindSettings(f.FlagSet, f.env.getenv, f.envs)
+}
+
+// parse parses args. -h prints the help to stdout and returns
+// flag.ErrHelp; a bad flag is named once on stderr, with a hint, and
+// returns exit status 2.
+func (f *flagSet) parse(args []string) error {
+	err := f.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		f.help(f.env.stdout)
+		return flag.ErrHelp
+	}
+	fmt.Fprintf(f.env.stderr, "%s\nrun 'deskrelay %s -h' for usage\n", flagProblem(err), f.Name())
+	return exitCode(2)
+}
+
+// flagProblem rewrites the flag package's errors to name the flag first.
+func flagProblem(err error) string {
+	msg := err.Error()
+	for _, r := range []struct{ prefix, problem string }{
+		{"flag provided but not defined: -", "unknown flag"},
+		{"flag needs an argument: -", "needs a value"},
+	} {
+		if name, ok := strings.CutPrefix(msg, r.prefix); ok {
+			name = strings.TrimPrefix(name, "-")
+			for _, s := range settings {
+				if s.envOnly() && s.flagName() == name {
+					return fmt.Sprintf("--%s: a secret is not a flag (ps shows flags); set %s or %s_FILE", name, s.env, s.env)
 				}
-				fmt.Fprintf(w, "  -%s\n      %s%s\n", f.Name, f.Usage, def)
 			}
-		}
-		if len(sets) > 0 {
-			fmt.Fprintln(w, "\nSettings (each a flag or its environment variable; the flag wins):")
-			for _, f := range sets {
-				fmt.Fprintf(w, "  -%s\n      %s\n", f.Name, f.Usage)
-			}
+			return "--" + name + ": " + r.problem
 		}
 	}
-	return fs
+	// invalid value "x" for flag -n: …, invalid boolean value "x" for -n: …
+	for _, sep := range []string{" for flag -", " for -"} {
+		if i := strings.Index(msg, sep); i >= 0 && strings.HasPrefix(msg, "invalid ") {
+			name, rest, _ := strings.Cut(msg[i+len(sep):], ": ")
+			return "--" + name + ": " + msg[:i] + " (" + rest + ")"
+		}
+	}
+	return msg
+}
+
+// help prints the command's usage: its own flags with their defaults,
+// then the settings it takes.
+func (f *flagSet) help(w io.Writer) {
+	fmt.Fprintf(w, "Usage: deskrelay %s\n", f.synopsis)
+	var own []*flag.Flag
+	f.VisitAll(func(fl *flag.Flag) {
+		if !settingFlag(fl.Name) {
+			own = append(own, fl)
+		}
+	})
+	if len(own) > 0 {
+		fmt.Fprintln(w, "\nFlags:")
+		for _, fl := range own {
+			fmt.Fprintf(w, "  --%s\n      %s%s\n", fl.Name, fl.Usage, defaultNote(fl.DefValue))
+		}
+	}
+	sets := settingsFor(f.envs)
+	if len(sets) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nSettings (a flag wins over its environment variable; secrets are environment only, or X_FILE=/path):")
+	for _, s := range sets {
+		name := "--" + s.flagName() + ", " + s.env
+		if s.envOnly() {
+			name = s.env + ", " + s.env + "_FILE"
+		} else if s.fileable() {
+			name += ", " + s.env + "_FILE"
+		}
+		fmt.Fprintf(w, "  %s\n      %s%s\n", name, s.help, defaultNote(s.def))
+	}
+}
+
+func defaultNote(def string) string {
+	if def == "" || def == "false" || def == "0" {
+		return ""
+	}
+	return " (default " + def + ")"
 }
 
 // settingFlag reports whether a flag name is one of the DESKRELAY_* settings.
@@ -171,4 +249,23 @@ func settingFlag(name string) bool {
 		}
 	}
 	return false
+}
+
+// Which settings each command takes: serve all, the one-shot commands all
+// but the daemon's HTTP side.
+var (
+	daemonOnly = []string{"DESKRELAY_LISTEN", "DESKRELAY_INGEST_TOKEN", "DESKRELAY_ADMIN_USER", "DESKRELAY_ADMIN_PASSWORD",
+		"DESKRELAY_CONCURRENCY", "DESKRELAY_SHUTDOWN_TIMEOUT", "DESKRELAY_TARGET_USER", "DESKRELAY_TARGET_PASSWORD"}
+	sendSettings        = []string{"DESKRELAY_LISTEN", "DESKRELAY_INGEST_TOKEN"}
+	healthcheckSettings = []string{"DESKRELAY_LISTEN"}
+)
+
+func oneShotSettings() []string {
+	var out []string
+	for _, e := range allSettings() {
+		if !slices.Contains(daemonOnly, e) {
+			out = append(out, e)
+		}
+	}
+	return out
 }

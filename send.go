@@ -14,8 +14,8 @@ import (
 )
 
 func cmdSend(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "send", "send --conversation ID --body TEXT [flags]")
-	resolve := bindSettings(fs, env.getenv)
+	fs := newFlagSet(env, "send", "send --conversation ID --body TEXT [flags]", sendSettings)
+	resolve := fs.settings()
 	conv := fs.String("conversation", "", "conversation id (required)")
 	body := fs.String("body", "", "message text (required)")
 	id := fs.String("id", "", "message id (default: a random msg_… id)")
@@ -25,10 +25,13 @@ func cmdSend(ctx context.Context, env *environment, args []string) error {
 	name := fs.String("name", "", "author's name")
 	subject := fs.String("subject", "", "ticket subject (first message only)")
 	server := fs.String("server", "", "daemon URL (default: http:// + DESKRELAY_LISTEN)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
-	v := resolve()
+	v, err := resolve()
+	if err != nil {
+		return err
+	}
 	var p problems
 	if *conv == "" {
 		p.add("--conversation", "required")
@@ -43,8 +46,7 @@ func cmdSend(ctx context.Context, env *environment, args []string) error {
 		p.add("DESKRELAY_INGEST_TOKEN", "required (the daemon's ingest token)")
 	}
 	if err := p.err(); err != nil {
-		fmt.Fprintln(env.stderr, err)
-		return exitCode(2)
+		return err
 	}
 	if *id == "" {
 		b := make([]byte, 10)
@@ -77,7 +79,8 @@ func cmdSend(ctx context.Context, env *environment, args []string) error {
 	req.Header.Set("Authorization", "Bearer "+v["DESKRELAY_INGEST_TOKEN"])
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
-		return fmt.Errorf("post message: %w", err)
+		fmt.Fprintf(env.stderr, "post message: %v\n", err)
+		return exitCode(1)
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))

@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
@@ -20,24 +21,39 @@ import (
 )
 
 func cmdServe(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "serve", "serve [flags]")
-	resolve := bindSettings(fs, env.getenv)
-	if err := fs.Parse(args); err != nil {
+	fs := newFlagSet(env, "serve", "serve [flags]", allSettings())
+	resolve := fs.settings()
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
-	}
-	cfg, err := parseConfig(resolve(), needs{zendesk: true, ingest: true})
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
+		fmt.Fprintf(env.stderr, "unexpected argument %q\nrun 'deskrelay serve -h' for usage\n", fs.Arg(0))
 		return exitCode(2)
 	}
-	log, err := logging.New(env.stderr, cfg.logFormat, cfg.logLevel)
+	v, err := resolve()
+	if err != nil {
+		return err
+	}
+	cfg, err := parseConfig(v, needs{zendesk: true, ingest: true})
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(env, cfg)
 	if err != nil {
 		return err
 	}
 	return serve(ctx, cfg, log)
+}
+
+// newLogger builds the logger on stderr and routes go-redis's own logger
+// (a package variable of go-redis) through it.
+func newLogger(env *environment, cfg *config) (zerolog.Logger, error) {
+	log, err := logging.New(env.stderr, cfg.logFormat, cfg.logLevel)
+	if err != nil {
+		return log, err
+	}
+	redis.SetLogger(logging.Redis{L: log})
+	return log, nil
 }
 
 // daemon is everything serve runs, wired together.
@@ -146,6 +162,15 @@ func ignoreCanceled(err error) error {
 // missing piece in the first lines of the log.
 func (d *daemon) logStart() {
 	cfg, log := d.cfg, d.log
+	ver, rev, goVersion := buildVersion()
+	interval := cfg.reconcileInterval
+	if d.reconciler == nil {
+		interval = 0
+	}
+	log.Info().Str("version", ver).Str("commit", rev).Str("go_version", goVersion).
+		Bool("receiver", d.receiver != nil && d.secret != "").Bool("sink", d.receiver != nil).
+		Dur("reconcile_interval_ms", interval).Bool("admin_routes", cfg.adminUser != "").
+		Msg("deskrelay starting")
 	if cfg.apiTokenAuth() {
 		log.Warn().Time("retires", apiTokenRetirement).
 			Msg("Zendesk API-token auth is in use: Zendesk stops accepting API tokens on 2027-04-30; move to OAuth (DESKRELAY_ZENDESK_OAUTH_CLIENT_ID, _CLIENT_SECRET, _REFRESH_TOKEN)")
@@ -180,7 +205,7 @@ func newDaemon(ctx context.Context, cfg *config, log zerolog.Logger) (*daemon, e
 		insp:    asynq.NewInspector(cfg.redis),
 	}
 	reg.MustRegister(newQueueCollector(d.insp, log))
-	reg.MustRegister(authModeGauge(cfg))
+	reg.MustRegister(authModeGauge(cfg), buildInfoGauge())
 	d.asynqSrv = queues.NewServer(cfg.redis, queues.ServerConfig{
 		Concurrency:     cfg.concurrency,
 		Policy:          queues.Policy{MaxDelay: cfg.retryMaxDelay},
@@ -194,6 +219,17 @@ func newDaemon(ctx context.Context, cfg *config, log zerolog.Logger) (*daemon, e
 func (d *daemon) close() {
 	_ = d.insp.Close()
 	d.parts.close()
+}
+
+// buildInfoGauge is deskrelay_build_info{version,commit,go_version} 1.
+func buildInfoGauge() prometheus.Collector {
+	ver, rev, goVersion := buildVersion()
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "deskrelay_build_info",
+		Help: "1, labelled with the running build's version, commit and Go version.",
+	}, []string{"version", "commit", "go_version"})
+	g.WithLabelValues(ver, rev, goVersion).Set(1)
+	return g
 }
 
 // authModeGauge exports which way deskrelay authenticates with Zendesk, so

@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
-	"regexp"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/deskrelay/deskrelay/internal/validate"
 )
 
 // setting is one DESKRELAY_* setting. Every setting is an environment
@@ -51,7 +53,7 @@ var settings = []setting{
 	{env: "DESKRELAY_RECONCILE_INTERVAL", def: "5m", help: "how often the reconciler runs; 0 turns it off"},
 	{env: "DESKRELAY_RETRY_MAX_DELAY", def: "1h", help: "cap of the exponential backoff"},
 	{env: "DESKRELAY_CONCURRENCY", def: "20", help: "asynq workers"},
-	{env: "DESKRELAY_LOG_FORMAT", def: "json", help: "json, or console for people"},
+	{env: "DESKRELAY_LOG_FORMAT", def: "auto", help: "auto (console on a terminal, JSON otherwise), json, or console"},
 	{env: "DESKRELAY_LOG_LEVEL", def: "info", help: "debug, info, warn or error"},
 	{env: "DESKRELAY_SPOOL_DIR", def: "./spool", help: "where verified webhook events wait when Redis is unreachable"},
 	{env: "DESKRELAY_PUBLIC_URL", help: "the URL Zendesk calls; the guardian re-enables only a webhook that points there"},
@@ -63,33 +65,111 @@ var settings = []setting{
 	{env: "DESKRELAY_TARGET_PASSWORD", help: "basic auth password a legacy target must send", secret: true},
 }
 
-// values holds every setting's resolved value: flag, else environment, else default.
+// envOnly reports whether the setting is a secret that is never a flag
+// (ps shows flags): it is read from the environment, or from the file
+// named by its _FILE variable.
+func (s setting) envOnly() bool {
+	for _, suffix := range []string{"_TOKEN", "_SECRET", "_PASSWORD"} {
+		if strings.HasSuffix(s.env, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// fileable reports whether the setting may also be given as a file
+// (DESKRELAY_X_FILE=/path).
+func (s setting) fileable() bool { return s.secret || s.envOnly() }
+
+// settingsFor returns the settings named in envs, in the table's order.
+func settingsFor(envs []string) []setting {
+	var out []setting
+	for _, s := range settings {
+		for _, e := range envs {
+			if s.env == e {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// allSettings names every setting (serve uses them all).
+func allSettings() []string {
+	out := make([]string, len(settings))
+	for i, s := range settings {
+		out[i] = s.env
+	}
+	return out
+}
+
+// values holds every setting's resolved value: flag, else environment (or
+// its _FILE), else default. A key "flag:"+env records that the flag set it.
 type values map[string]string
 
-// bindSettings registers a flag for every setting on fs and returns a
-// function that resolves the values after fs.Parse.
-func bindSettings(fs *flag.FlagSet, getenv func(string) string) func() values {
-	flags := make(map[string]*string, len(settings))
-	for _, s := range settings {
-		usage := s.help + " (" + s.env + ")"
-		flags[s.env] = fs.String(s.flagName(), "", usage)
+// bindSettings registers a flag for each non-secret setting in envs on fs
+// and returns a function that resolves their values after fs.Parse.
+func bindSettings(fs *flag.FlagSet, getenv func(string) string, envs []string) func() (values, error) {
+	sets := settingsFor(envs)
+	flags := make(map[string]*string, len(sets))
+	for _, s := range sets {
+		if !s.envOnly() {
+			flags[s.env] = fs.String(s.flagName(), s.def, s.help+" ("+s.env+")")
+		}
 	}
-	return func() values {
+	return func() (values, error) {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		v := make(values, len(settings))
 		for _, s := range settings {
+			v[s.env] = s.def // the settings this command does not take
+		}
+		var p problems
+		for _, s := range sets {
 			switch {
-			case set[s.flagName()]:
+			case set[s.flagName()] && flags[s.env] != nil:
 				v[s.env] = *flags[s.env]
-			case strings.TrimSpace(getenv(s.env)) != "":
-				v[s.env] = strings.TrimSpace(getenv(s.env))
+				v["flag:"+s.env] = "--" + s.flagName()
 			default:
-				v[s.env] = s.def
+				v[s.env] = fromEnv(&p, s, getenv)
 			}
 		}
-		return v
+		return v, p.err()
 	}
+}
+
+// fromEnv reads a setting from the environment: X, or the file X_FILE
+// names (its trailing newline trimmed), or the default. Errors never show
+// a file's content.
+func fromEnv(p *problems, s setting, getenv func(string) string) string {
+	val := strings.TrimSpace(getenv(s.env))
+	file := ""
+	if s.fileable() {
+		file = strings.TrimSpace(getenv(s.env + "_FILE"))
+	}
+	switch {
+	case val != "" && file != "":
+		p.add(s.env, "set either %s or %s_FILE, not both", s.env, s.env)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			p.add(s.env+"_FILE", "cannot read the file: %v", errors.Unwrap(err))
+			return ""
+		}
+		return strings.TrimRight(string(b), "\r\n")
+	case val != "":
+		return val
+	}
+	return s.def
+}
+
+// name is the name an operator wrote for env: its flag when the flag set
+// it, else the environment variable.
+func (v values) name(env string) string {
+	if f := v["flag:"+env]; f != "" {
+		return f
+	}
+	return env
 }
 
 // secretValues returns the non-empty values of secret settings, so that tests
@@ -135,9 +215,9 @@ func (v values) duration(p *problems, env string, allowZero bool) time.Duration 
 	}
 	switch {
 	case err != nil:
-		p.add(env, "%q is not a duration (e.g. 30s, 5m, 1h)", v[env])
+		p.add(v.name(env), "%q is not a duration (e.g. 30s, 5m, 1h)", v[env])
 	case d < 0 || (d == 0 && !allowZero):
-		p.add(env, "must be positive, got %s", v[env])
+		p.add(v.name(env), "must be positive, got %s", v[env])
 	}
 	return d
 }
@@ -145,7 +225,7 @@ func (v values) duration(p *problems, env string, allowZero bool) time.Duration 
 func (v values) positiveInt(p *problems, env string) int {
 	n, err := strconv.Atoi(v[env])
 	if err != nil || n <= 0 {
-		p.add(env, "must be a positive whole number, got %q", v[env])
+		p.add(v.name(env), "must be a positive whole number, got %q", v[env])
 	}
 	return n
 }
@@ -153,7 +233,7 @@ func (v values) positiveInt(p *problems, env string) int {
 func (v values) boolean(p *problems, env string) bool {
 	b, err := strconv.ParseBool(v[env])
 	if err != nil {
-		p.add(env, "must be true or false, got %q", v[env])
+		p.add(v.name(env), "must be true or false, got %q", v[env])
 	}
 	return b
 }
@@ -164,18 +244,16 @@ func (v values) redisOpt(p *problems) asynq.RedisConnOpt {
 	raw := v[env]
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
-		p.add(env, "not a valid URL (want redis://host:port/db, rediss://…, redis-sentinel://…, redis-socket://…)")
+		p.add(v.name(env), "not a valid URL (want redis://host:port/db, rediss://…, redis-sentinel://…, redis-socket://…)")
 		return nil
 	}
 	opt, err := asynq.ParseRedisURI(raw)
 	if err != nil {
-		p.add(env, "unsupported scheme %q or malformed URL (want redis, rediss, redis-sentinel or redis-socket)", u.Scheme)
+		p.add(v.name(env), "unsupported scheme %q or malformed URL (want redis, rediss, redis-sentinel or redis-socket)", u.Scheme)
 		return nil
 	}
 	return opt
 }
-
-var subdomainRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // httpURL checks an http(s) URL setting.
 func (v values) httpURL(p *problems, env string) string {
@@ -183,14 +261,62 @@ func (v values) httpURL(p *problems, env string) string {
 	if raw == "" {
 		return ""
 	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		p.add(env, "must be an http:// or https:// URL")
-		return ""
-	}
-	if u.User != nil {
-		p.add(env, "must not carry credentials in the URL")
+	if problem := validate.HTTPURL(raw); problem != "" {
+		p.add(v.name(env), "%s", problem)
 		return ""
 	}
 	return strings.TrimRight(raw, "/")
+}
+
+// fieldSettings maps each package's Config field (pkg.Field, as in
+// validate.FieldError) to the setting that fills it. It is the only place
+// where a package's field meets a DESKRELAY_* name.
+var fieldSettings = map[string]string{
+	"queues.MaxDelay":       "DESKRELAY_RETRY_MAX_DELAY",
+	"relay.OrderGapTimeout": "DESKRELAY_ORDER_GAP_TIMEOUT",
+	"relay.RateLimit":       "DESKRELAY_ZENDESK_RATE_LIMIT",
+	"relay.AutoReplay":      "DESKRELAY_AUTO_REPLAY",
+	"inbound.SinkURL":       "DESKRELAY_SINK_URL",
+	"inbound.SinkSecret":    "DESKRELAY_SINK_SECRET",
+	"inbound.WebhookSecret": "DESKRELAY_WEBHOOK_SECRET",
+	"inbound.SpoolDir":      "DESKRELAY_SPOOL_DIR",
+	"reconcile.Interval":    "DESKRELAY_RECONCILE_INTERVAL",
+	"reconcile.WebhookID":   "DESKRELAY_ZENDESK_WEBHOOK_ID",
+	"reconcile.TargetID":    "DESKRELAY_ZENDESK_TARGET_ID",
+	"reconcile.PublicURL":   "DESKRELAY_PUBLIC_URL",
+	"zdoauth.BaseURL":       "DESKRELAY_ZENDESK_URL",
+	"zdoauth.Subdomain":     "DESKRELAY_ZENDESK_SUBDOMAIN",
+	"zdoauth.ClientID":      "DESKRELAY_ZENDESK_OAUTH_CLIENT_ID",
+	"zdoauth.ClientSecret":  "DESKRELAY_ZENDESK_OAUTH_CLIENT_SECRET",
+	"zdoauth.RefreshToken":  "DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN",
+	"zendesk.BaseURL":       "DESKRELAY_ZENDESK_URL",
+	"zendesk.Subdomain":     "DESKRELAY_ZENDESK_SUBDOMAIN",
+	"zendesk.Email":         "DESKRELAY_ZENDESK_EMAIL",
+	"zendesk.APIToken":      "DESKRELAY_ZENDESK_API_TOKEN",
+	"zendesk.OAuthToken":    "DESKRELAY_ZENDESK_OAUTH_TOKEN",
+}
+
+// addFields adds err's *validate.FieldError problems under the names the
+// operator wrote (the setting, or its flag); it reports whether err held any.
+func (p *problems) addFields(err error, name func(env string) string) bool {
+	fields := validate.Fields(err)
+	for _, fe := range fields {
+		env, ok := fieldSettings[fe.Pkg+"."+fe.Field]
+		if !ok {
+			*p = append(*p, fe.Error())
+			continue
+		}
+		p.add(name(env), "%s", fe.Problem)
+	}
+	return len(fields) > 0
+}
+
+// settingsError turns an error from building the parts into a settings
+// error (exit status 2) naming the settings when it holds field errors.
+func settingsError(err error) error {
+	var p problems
+	if p.addFields(err, func(env string) string { return env }) {
+		return p.err()
+	}
+	return err
 }

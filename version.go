@@ -7,8 +7,9 @@ import (
 	"runtime/debug"
 )
 
-// Set by -ldflags "-X main.version=… -X main.commit=…"; otherwise read from
-// the build info.
+// Set by -ldflags "-X main.version=… -X main.commit=…" (the Makefile and
+// the Dockerfile do); the build info's vcs.revision wins over commit when
+// the binary was built inside a git checkout.
 var (
 	version = ""
 	commit  = ""
@@ -20,17 +21,7 @@ func buildVersion() (ver, rev, goVersion string) {
 		if ver == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			ver = bi.Main.Version
 		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && rev == "" {
-				rev = s.Value
-				if len(rev) > 12 {
-					rev = rev[:12]
-				}
-			}
-			if s.Key == "vcs.modified" && s.Value == "true" && rev != "" {
-				rev += "-dirty"
-			}
-		}
+		rev = vcsRevision(bi.Settings, rev)
 	}
 	if ver == "" {
 		ver = "dev"
@@ -48,11 +39,35 @@ func userAgent() string {
 }
 
 func cmdVersion(_ context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "version", "version")
-	if err := fs.Parse(args); err != nil {
+	fs := newFlagSet(env, "version", "version", nil)
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	v, c, g := buildVersion()
 	fmt.Fprintf(env.stdout, "deskrelay %s (commit %s, %s)\n", v, c, g)
 	return nil
+}
+
+// vcsRevision is the build info's vcs.revision (12 characters, -dirty when
+// modified), else fallback.
+func vcsRevision(settings []debug.BuildSetting, fallback string) string {
+	rev, dirty := "", false
+	for _, s := range settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return fallback
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return rev
 }

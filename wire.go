@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"syscall"
 	"time"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/budget"
-	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/schema"
 	"github.com/deskrelay/deskrelay/internal/zdoauth"
 	"github.com/deskrelay/deskrelay/reconcile"
@@ -43,7 +41,9 @@ type parts struct {
 func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometheus.Registerer) (*parts, error) {
 	rdb, ok := cfg.redis.MakeRedisClient().(redis.UniversalClient)
 	if !ok {
-		return nil, fmt.Errorf("DESKRELAY_REDIS_URL: unsupported connection kind")
+		var p problems
+		p.add("DESKRELAY_REDIS_URL", "unsupported connection kind")
+		return nil, p.err()
 	}
 	p := &parts{rdb: rdb}
 	if ctx != nil {
@@ -82,20 +82,11 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 	zd, err := zendesk.New(zcfg)
 	if err != nil {
 		p.close()
-		return nil, err
+		return nil, settingsError(err)
 	}
 	p.zd = zd
 
-	if err := (queues.Policy{MaxDelay: cfg.retryMaxDelay}).Validate(); err != nil {
-		p.close()
-		return nil, err
-	}
-	p.relay, err = relay.New(relay.Config{
-		OrderGapTimeout:   cfg.orderGapTimeout,
-		RateLimit:         cfg.rateLimit,
-		GateProbeInterval: cfg.tuning.gateProbe,
-		AutoReplay:        cfg.autoReplay,
-	}, relay.Deps{
+	p.relay, err = relay.New(cfg.relayConfig(), relay.Deps{
 		Redis:   rdb,
 		Asynq:   cfg.redis,
 		Zendesk: zd,
@@ -105,7 +96,7 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 	})
 	if err != nil {
 		p.close()
-		return nil, err
+		return nil, settingsError(err)
 	}
 
 	secret := cfg.webhookSecret
@@ -123,13 +114,7 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 	}
 	var pub reconcile.Publisher
 	if cfg.sinkURL != "" {
-		p.receiver, err = inbound.New(inbound.Config{
-			SinkURL:        cfg.sinkURL,
-			SinkSecret:     cfg.sinkSecret,
-			WebhookSecret:  secret,
-			ForwardPrivate: cfg.forwardPrivate,
-			SpoolDir:       cfg.spoolDir,
-		}, inbound.Deps{
+		p.receiver, err = inbound.New(cfg.inboundConfig(secret), inbound.Deps{
 			Redis:   rdb,
 			Tickets: p.relay.Tickets(),
 			Zendesk: zd,
@@ -146,22 +131,14 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 	}
 
 	if pub != nil {
-		p.reconciler, err = reconcile.New(reconcile.Config{
-			Interval:        cfg.reconcileInterval,
-			Lag:             cfg.tuning.reconcileLag,
-			ExportWindow:    cfg.tuning.exportWindow,
-			InitialLookback: cfg.tuning.initialLookback,
-			WebhookID:       cfg.webhookID,
-			TargetID:        cfg.targetID,
-			PublicURL:       cfg.publicURL,
-		}, reconcile.Deps{
+		p.reconciler, err = reconcile.New(cfg.reconcileConfig(), reconcile.Deps{
 			Redis:     rdb,
 			Zendesk:   zd,
 			Publisher: pub,
 			Tickets:   p.relay.Tickets(),
 			Limiter:   p.limiter,
 			Receiver:  receiverHealth{rdb: rdb},
-			Log:       log.With().Str("component", "reconcile").Logger(),
+			Log:       log, // the reconciler adds component=reconcile itself
 			Metrics:   metrics,
 		})
 		if err != nil {
@@ -256,4 +233,37 @@ func (h receiverHealth) LastReceived(ctx context.Context) (time.Time, error) {
 func (h receiverHealth) SignatureFailures(ctx context.Context) (int, error) {
 	s, err := inbound.ReadSignatureFailures(ctx, h.rdb)
 	return int(s.Run), err
+}
+
+// relayConfig, inboundConfig and reconcileConfig fill each package's Config
+// from the settings; the packages validate their own fields.
+func (c *config) relayConfig() relay.Config {
+	return relay.Config{
+		OrderGapTimeout:   c.orderGapTimeout,
+		RateLimit:         c.rateLimit,
+		GateProbeInterval: c.tuning.gateProbe,
+		AutoReplay:        c.autoReplay,
+	}
+}
+
+func (c *config) inboundConfig(webhookSecret string) inbound.Config {
+	return inbound.Config{
+		SinkURL:        c.sinkURL,
+		SinkSecret:     c.sinkSecret,
+		WebhookSecret:  webhookSecret,
+		ForwardPrivate: c.forwardPrivate,
+		SpoolDir:       c.spoolDir,
+	}
+}
+
+func (c *config) reconcileConfig() reconcile.Config {
+	return reconcile.Config{
+		Interval:        c.reconcileInterval,
+		Lag:             c.tuning.reconcileLag,
+		ExportWindow:    c.tuning.exportWindow,
+		InitialLookback: c.tuning.initialLookback,
+		WebhookID:       c.webhookID,
+		TargetID:        c.targetID,
+		PublicURL:       c.publicURL,
+	}
 }

@@ -3,32 +3,30 @@ package inbound
 import (
 	"cmp"
 	"errors"
-	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/deskrelay/deskrelay/internal/sink"
+	"github.com/deskrelay/deskrelay/internal/validate"
 )
 
 // Config configures the inbound path. Package main fills it from the
-// environment and flags; errors name the DESKRELAY_* setting.
+// settings; errors are *validate.FieldError naming the field.
 type Config struct {
-	// SinkURL is the platform's endpoint for ticket events
-	// (DESKRELAY_SINK_URL). Required: http or https.
+	// SinkURL is the platform's endpoint for ticket events. Required: http
+	// or https.
 	SinkURL string
-	// SinkSecret signs sink deliveries with Standard Webhooks
-	// (DESKRELAY_SINK_SECRET): "whsec_" + base64. Required.
+	// SinkSecret signs sink deliveries with Standard Webhooks: "whsec_" +
+	// base64. Required.
 	SinkSecret string
-	// WebhookSecret is Zendesk's signing secret for the webhook
-	// (DESKRELAY_WEBHOOK_SECRET). Empty: Webhook() answers 503, the receiver
+	// WebhookSecret is Zendesk's signing secret for the webhook.
+	// Empty: Webhook() answers 503, the receiver
 	// is off (Target() still works: it has no signature).
 	WebhookSecret string
-	// ForwardPrivate also forwards agents' private notes
-	// (DESKRELAY_FORWARD_PRIVATE). Default false.
+	// ForwardPrivate also forwards agents' private notes. Default false.
 	ForwardPrivate bool
 	// SpoolDir is where verified webhook requests wait while Redis is
-	// unreachable (DESKRELAY_SPOOL_DIR). Default "./spool". One directory
+	// unreachable. Default "./spool". One directory
 	// per process: replicas must not share it.
 	SpoolDir string
 	// SpoolMaxBytes caps the spool's size; beyond it the receiver answers
@@ -115,25 +113,32 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Validate checks c (after its defaults), reporting each bad field as a
+// *validate.FieldError.
+func (c Config) Validate() error { return c.withDefaults().validate() }
+
 func (c Config) validate() error {
 	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, validate.Errorf("inbound", field, format, args...))
+	}
 	if c.SinkURL == "" {
-		errs = append(errs, errors.New("DESKRELAY_SINK_URL: required"))
-	} else if u, err := url.Parse(c.SinkURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, errors.New("DESKRELAY_SINK_URL: want an http:// or https:// URL"))
+		bad("SinkURL", "required")
+	} else if problem := validate.HTTPURL(c.SinkURL); problem != "" {
+		bad("SinkURL", "%s", problem)
 	}
 	switch {
 	case c.SinkSecret == "":
-		errs = append(errs, errors.New("DESKRELAY_SINK_SECRET: required (whsec_ followed by base64)"))
+		bad("SinkSecret", "required (whsec_ followed by base64)")
 	case !strings.HasPrefix(c.SinkSecret, "whsec_"):
-		errs = append(errs, errors.New("DESKRELAY_SINK_SECRET: must start with whsec_"))
+		bad("SinkSecret", "must start with whsec_ (a Standard Webhooks secret)")
 	default:
 		if err := sink.CheckSecret(c.SinkSecret); err != nil {
-			errs = append(errs, errors.New("DESKRELAY_SINK_SECRET: the part after whsec_ is not base64"))
+			bad("SinkSecret", "the part after whsec_ is not base64")
 		}
 	}
 	if c.SinkTimeout >= c.TaskTimeout {
-		errs = append(errs, fmt.Errorf("sink timeout %s must be below the task timeout %s", c.SinkTimeout, c.TaskTimeout))
+		bad("SinkTimeout", "%s must be below TaskTimeout %s", c.SinkTimeout, c.TaskTimeout)
 	}
 	return errors.Join(errs...)
 }

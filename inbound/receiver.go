@@ -24,6 +24,7 @@ import (
 	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/internal/tickets"
+	"github.com/deskrelay/deskrelay/internal/validate"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -114,7 +115,7 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 	}
 	sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes)
 	if err != nil {
-		return nil, err
+		return nil, validate.Errorf("inbound", "SpoolDir", "%v", err)
 	}
 	hc := deps.SinkClient
 	if hc == nil {
@@ -189,7 +190,7 @@ type received struct {
 func (r *Receiver) Webhook() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if r.cfg.WebhookSecret == "" {
-			httpx.WriteError(w, http.StatusServiceUnavailable, "receiver_off", "DESKRELAY_WEBHOOK_SECRET is not set: the webhook receiver is off")
+			httpx.WriteError(w, http.StatusServiceUnavailable, "receiver_off", "the webhook signing secret is not set: the webhook receiver is off")
 			return
 		}
 		body, ok := r.readBody(w, req)
@@ -433,7 +434,7 @@ func (r *Receiver) noteReceived(now time.Time) {
 
 // noteSignatureFailure counts a failure in the current run (written to
 // Redis off the request path) and logs it, as an error when the run looks
-// like a wrong DESKRELAY_WEBHOOK_SECRET.
+// like a wrong webhook signing secret.
 func (r *Receiver) noteSignatureFailure(_ time.Time, cause error) {
 	r.sigMu.Lock()
 	r.sigRun++

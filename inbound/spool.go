@@ -66,12 +66,12 @@ func segName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, segExt) }
 
 func openSpool(dir string, maxBytes int64) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("DESKRELAY_SPOOL_DIR: %w", err)
+		return nil, err
 	}
 	s := &spool{dir: dir, maxBytes: maxBytes, target: segmentTarget, wake: make(chan struct{}, 1)}
 	seqs, err := s.segments()
 	if err != nil {
-		return nil, fmt.Errorf("DESKRELAY_SPOOL_DIR: %w", err)
+		return nil, err
 	}
 	s.curSeq, s.curOff = s.readCursor()
 	if len(seqs) == 0 {
@@ -104,13 +104,13 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 		}
 		n, b, end, err := scanSegment(filepath.Join(dir, segName(q)), from)
 		if err != nil {
-			return nil, fmt.Errorf("DESKRELAY_SPOOL_DIR: %w", err)
+			return nil, err
 		}
 		s.records.Add(n)
 		s.bytes += b
 		if i == len(seqs)-1 {
 			if err := os.Truncate(filepath.Join(dir, segName(q)), end); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("DESKRELAY_SPOOL_DIR: %w", err)
+				return nil, err
 			}
 			if q == s.curSeq && s.curOff > end {
 				s.curOff = end
@@ -120,17 +120,17 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 	last := seqs[len(seqs)-1]
 	f, err := os.OpenFile(filepath.Join(dir, segName(last)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("DESKRELAY_SPOOL_DIR: not writable: %w", err)
+		return nil, fmt.Errorf("not writable: %w", err)
 	}
 	info, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("DESKRELAY_SPOOL_DIR: %w", err)
+		return nil, err
 	}
 	s.seg, s.segSeq, s.segSize = f, last, info.Size()
 	if err := syncDir(dir); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("DESKRELAY_SPOOL_DIR: %w", err)
+		return nil, err
 	}
 	return s, nil
 }

@@ -79,8 +79,8 @@ func TestSpoolDirUnusable(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := inbound.New(inbound.Config{SinkURL: "http://127.0.0.1:1/", SinkSecret: sinkSecret, SpoolDir: file}, inbound.Deps{Redis: redistest.New(t).Client})
-	if err == nil || !strings.Contains(err.Error(), "DESKRELAY_SPOOL_DIR") {
-		t.Fatalf("err = %v, want one naming DESKRELAY_SPOOL_DIR", err)
+	if err == nil || !strings.Contains(err.Error(), "inbound: SpoolDir: ") {
+		t.Fatalf("err = %v, want one naming SpoolDir", err)
 	}
 }
 
@@ -91,11 +91,11 @@ func TestConfigErrors(t *testing.T) {
 		cfg  inbound.Config
 		want string
 	}{
-		{"SinkURLRequired", inbound.Config{SinkSecret: sinkSecret}, "DESKRELAY_SINK_URL: required"},
-		{"SinkURLScheme", inbound.Config{SinkURL: "ftp://x", SinkSecret: sinkSecret}, "DESKRELAY_SINK_URL"},
-		{"SinkSecretRequired", inbound.Config{SinkURL: "http://x"}, "DESKRELAY_SINK_SECRET: required"},
-		{"SinkSecretPrefix", inbound.Config{SinkURL: "http://x", SinkSecret: "abc"}, "DESKRELAY_SINK_SECRET: must start with whsec_"},
-		{"SinkSecretBase64", inbound.Config{SinkURL: "http://x", SinkSecret: "whsec_%%%"}, "DESKRELAY_SINK_SECRET"},
+		{"SinkURLRequired", inbound.Config{SinkSecret: sinkSecret}, "inbound: SinkURL: required"},
+		{"SinkURLScheme", inbound.Config{SinkURL: "ftp://x", SinkSecret: sinkSecret}, "inbound: SinkURL: "},
+		{"SinkSecretRequired", inbound.Config{SinkURL: "http://x"}, "inbound: SinkSecret: required"},
+		{"SinkSecretPrefix", inbound.Config{SinkURL: "http://x", SinkSecret: "abc"}, "inbound: SinkSecret: must start with whsec_"},
+		{"SinkSecretBase64", inbound.Config{SinkURL: "http://x", SinkSecret: "whsec_%%%"}, "inbound: SinkSecret: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -36,7 +36,7 @@ type SignatureFailures struct {
 }
 
 // ReadSignatureFailures returns the current run of signature failures
-// (a wrong DESKRELAY_WEBHOOK_SECRET shows as a growing run). The guardian
+// (a wrong webhook signing secret shows as a growing run). The guardian
 // does not re-enable a webhook while Run > 0.
 func ReadSignatureFailures(ctx context.Context, rdb redis.UniversalClient) (SignatureFailures, error) {
 	v, err := rdb.HGetAll(ctx, keys.Default.WebhookSignatureFailures()).Result()

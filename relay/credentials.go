@@ -15,7 +15,7 @@ import (
 // marks the credentials unauthorized; one probe task (TypeCredentialProbe,
 // unique across replicas) then asks Zendesk every CredentialProbeInterval
 // whether they work again. When they do, the state is ok again and, with
-// AutoReplay (DESKRELAY_AUTO_REPLAY), the messages failed as unauthorized are
+// AutoReplay, the messages failed as unauthorized are
 // replayed in conversation order.
 
 // TypeCredentialProbe is the asynq task type of the credentials probe.
@@ -78,9 +78,9 @@ func (r *Relay) processCredentialProbe(ctx context.Context, _ *asynq.Task) error
 	if err := r.rdb.Del(ctx, keys.Default.OutboundCredentials()).Err(); err != nil {
 		return queues.Wait(r.cfg.CredentialProbeInterval, err)
 	}
-	r.log.Info().Dur("unauthorized_for", r.cfg.Now().Sub(c.Since)).Msg("Zendesk accepts deskrelay's credentials again")
+	r.log.Info().Dur("unauthorized_for_ms", r.cfg.Now().Sub(c.Since)).Msg("Zendesk accepts deskrelay's credentials again")
 	if !r.cfg.AutoReplay {
-		r.log.Info().Msg("messages failed as unauthorized wait for `deskrelay replay --reason unauthorized` (DESKRELAY_AUTO_REPLAY is off)")
+		r.log.Info().Msg("messages failed as unauthorized wait for `deskrelay replay --reason unauthorized` (AutoReplay is off)")
 		return nil
 	}
 	sum, err := r.Replay(ctx, ReplayOptions{Reason: ReasonUnauthorized})

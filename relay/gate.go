@@ -133,7 +133,7 @@ func (r *Relay) gateFailure(ctx context.Context) {
 	}
 	if closed == 1 {
 		r.m.gateClosed.Set(1)
-		r.log.Warn().Str("queue", queues.Outbound).Int("failures", r.cfg.GateThreshold).
+		r.log.Warn().Int("failures", r.cfg.GateThreshold).
 			Msg("zendesk outage: outage gate closed, parking outbound work and probing")
 		r.ensureProbe(ctx)
 	}
@@ -160,7 +160,7 @@ func (r *Relay) releaseBacklog() {
 	if err := errors.Join(err1, err2); err != nil {
 		ev = r.log.Warn().Err(err)
 	}
-	ev.Str("queue", queues.Outbound).Int("released", nr+ns).Msg("zendesk answers again: outage gate open, backlog released")
+	ev.Int("released", nr+ns).Msg("zendesk answers again: outage gate open, backlog released")
 }
 
 // processProbe is the handler of TypeGateProbe.

@@ -48,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		orderGaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "deskrelay_outbound_order_gaps_total",
-			Help: "Conversations that went on after waiting DESKRELAY_ORDER_GAP_TIMEOUT for a missing sequence.",
+			Help: "Conversations that went on after waiting the order gap timeout for a missing sequence.",
 		}),
 	}
 	if reg == nil {

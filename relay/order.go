@@ -80,7 +80,7 @@ func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, err
 	waited := now.Sub(since)
 	if waited >= r.cfg.OrderGapTimeout {
 		r.log.Warn().Str("conversation_id", rec.Conv).Str("message_id", rec.ID).
-			Int64("missing_from", next).Int64("missing_to", rec.Pos-1).Dur("waited", waited).
+			Int64("missing_from", next).Int64("missing_to", rec.Pos-1).Dur("waited_ms", waited).
 			Msg("sequence gap: missing messages did not arrive in time, going on")
 		r.m.orderGaps.Inc()
 		return true, 0, nil

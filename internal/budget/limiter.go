@@ -24,8 +24,8 @@ type Limiter struct {
 	burst     int
 }
 
-// NewLimiter returns the shared limiter for perMinute requests a minute
-// (DESKRELAY_ZENDESK_RATE_LIMIT), with a burst of a tenth of that.
+// NewLimiter returns the shared limiter for perMinute requests a minute,
+// with a burst of a tenth of that.
 func NewLimiter(rdb redis.UniversalClient, perMinute int) *Limiter {
 	if perMinute < 1 {
 		perMinute = 1

@@ -1,21 +1,30 @@
-// Package logging builds deskrelay's zerolog logger and adapts it for asynq.
+// Package logging builds deskrelay's zerolog logger and adapts it for asynq
+// and go-redis.
 // The logger is injected everywhere as a value; there is no global logger.
 //
 // It must not import any other deskrelay package.
 package logging
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
-	"time"
+	"sync"
 
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 )
 
-// New returns a logger writing to w in format "json" (default) or
-// "console", at level ("debug", "info", "warn", "error"; default info).
+// TimeFormat is the timestamp of every line: RFC 3339 with milliseconds.
+const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+var setTimeFormat sync.Once
+
+// New returns a logger writing to w in format "auto" (default: console on
+// a terminal, JSON otherwise), "json" or "console", at level ("debug",
+// "info", "warn", "error"; default info).
 func New(w io.Writer, format, level string) (zerolog.Logger, error) {
 	lvl := zerolog.InfoLevel
 	if level != "" {
@@ -26,13 +35,44 @@ func New(w io.Writer, format, level string) (zerolog.Logger, error) {
 		lvl = l
 	}
 	switch strings.ToLower(format) {
-	case "", "json":
+	case "", "auto":
+		if IsTerminal(w) {
+			w = console(w)
+		}
+	case "json":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		w = console(w)
 	default:
-		return zerolog.Nop(), fmt.Errorf("unknown log format %q (want json or console)", format)
+		return zerolog.Nop(), fmt.Errorf("unknown log format %q (want auto, json or console)", format)
 	}
+	// zerolog reads the time format from a package variable; every
+	// deskrelay logger wants the same one.
+	setTimeFormat.Do(func() { zerolog.TimeFieldFormat = TimeFormat })
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func console(w io.Writer) io.Writer {
+	return zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !IsTerminal(w)}
+}
+
+// IsTerminal reports whether w is a terminal (a character device).
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// Redis adapts a zerolog logger to go-redis's logger (redis.SetLogger), so
+// that its internal messages are log lines like any other.
+type Redis struct{ L zerolog.Logger }
+
+// Printf logs a go-redis message at warn level: go-redis only logs what
+// went wrong (a dial that failed, a pool problem).
+func (r Redis) Printf(_ context.Context, format string, v ...any) {
+	r.L.Warn().Str("component", "redis").Msg(strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 
 // Asynq adapts a zerolog logger to asynq.Logger.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deskrelay/deskrelay/internal/validate"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -34,7 +35,7 @@ const MaxRetry = math.MaxInt32
 type Policy struct {
 	// BaseDelay is the first retry's ceiling. Default 1s.
 	BaseDelay time.Duration
-	// MaxDelay caps the backoff (DESKRELAY_RETRY_MAX_DELAY). Default 1h.
+	// MaxDelay caps the backoff. Default 1h.
 	MaxDelay time.Duration
 	// rand returns a number in [0, n); nil means math/rand/v2.
 	rand func(n int64) int64
@@ -44,7 +45,7 @@ type Policy struct {
 // the defaults).
 func (p Policy) Validate() error {
 	if p.MaxDelay != 0 && p.MaxDelay < time.Second {
-		return fmt.Errorf("DESKRELAY_RETRY_MAX_DELAY: must be at least 1s, got %s", p.MaxDelay)
+		return validate.Errorf("queues", "MaxDelay", "must be at least 1s, got %s", p.MaxDelay)
 	}
 	return nil
 }

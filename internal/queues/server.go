@@ -18,12 +18,12 @@ const (
 
 // ServerConfig configures the asynq server that runs every deskrelay queue.
 type ServerConfig struct {
-	// Concurrency is the number of workers (DESKRELAY_CONCURRENCY). Default 20.
+	// Concurrency is the number of workers. Default 20.
 	Concurrency int
-	// Policy is the retry policy (DESKRELAY_RETRY_MAX_DELAY is its MaxDelay).
+	// Policy is the retry policy (its MaxDelay must equal Config.RetryMaxDelay).
 	Policy Policy
 	// ShutdownTimeout is how long Shutdown waits for in-flight tasks
-	// (DESKRELAY_SHUTDOWN_TIMEOUT). Default 30s.
+	//. Default 30s.
 	ShutdownTimeout time.Duration
 	// PollInterval is how often asynq looks for due scheduled/retry tasks
 	// and idle queues. Default 1s, so that a backlog made due at once starts

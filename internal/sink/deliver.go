@@ -90,7 +90,7 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return queues.Fail(reason, cause)
 	case (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && retryAfter > 0:
 		d.deliveries.WithLabelValues("wait").Inc()
-		log.Info().Int("status", status).Dur("retry_after", retryAfter).Msg("sink asks to wait")
+		log.Info().Int("status", status).Dur("retry_after_ms", retryAfter).Msg("sink asks to wait")
 		return queues.Wait(retryAfter, fmt.Errorf("sink answered %d", status))
 	default:
 		d.deliveries.WithLabelValues("retry").Inc()

@@ -20,7 +20,7 @@ import (
 // PublisherConfig configures a Publisher.
 type PublisherConfig struct {
 	// ForwardPrivate also forwards agents' private notes
-	// (DESKRELAY_FORWARD_PRIVATE). Default false.
+	//. Default false.
 	ForwardPrivate bool
 	// LedgerRetention is how long event ids are remembered for dedupe.
 	// Default DefaultLedgerRetention (14 days).

@@ -2,13 +2,14 @@ package zdoauth
 
 import (
 	"cmp"
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/deskrelay/deskrelay/internal/validate"
 )
 
 // Defaults for Config.
@@ -22,24 +23,20 @@ const (
 	DefaultRetryEarly    = 30 * time.Second
 )
 
-// Config configures a Source. Package main fills it from the
-// DESKRELAY_ZENDESK_* settings.
+// Config configures a Source. Package main fills it from the settings;
+// errors are *validate.FieldError naming the field.
 type Config struct {
 	// BaseURL is the Zendesk account's base URL, e.g. https://acme.zendesk.com
-	// (DESKRELAY_ZENDESK_URL, or built from DESKRELAY_ZENDESK_SUBDOMAIN);
 	// tokens are refreshed at BaseURL + "/oauth/tokens". When empty it is
 	// built from Subdomain.
 	BaseURL string
 	// Subdomain is "acme" for acme.zendesk.com; used when BaseURL is empty.
 	Subdomain string
-	// ClientID is the OAuth client's unique identifier
-	// (DESKRELAY_ZENDESK_OAUTH_CLIENT_ID). Required.
+	// ClientID is the OAuth client's unique identifier. Required.
 	ClientID string
-	// ClientSecret is the OAuth client's secret
-	// (DESKRELAY_ZENDESK_OAUTH_CLIENT_SECRET). Required.
+	// ClientSecret is the OAuth client's secret. Required.
 	ClientSecret string
-	// RefreshToken is the configured refresh token
-	// (DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN). Required. It is used only if it
+	// RefreshToken is the configured refresh token. Required. It is used only if it
 	// was never configured before; afterwards the rotated one in Redis is.
 	RefreshToken string
 	// Account names the Zendesk account in Redis keys. Default "default".
@@ -95,54 +92,52 @@ func (c Config) withDefaults() Config {
 func (c Config) tokenURL() (string, error) {
 	if c.BaseURL == "" {
 		if c.Subdomain == "" {
-			return "", errors.New("DESKRELAY_ZENDESK_SUBDOMAIN: required (or DESKRELAY_ZENDESK_URL) for OAuth")
+			return "", validate.Errorf("zdoauth", "Subdomain", "required (or BaseURL) for OAuth")
 		}
-		if strings.ContainsAny(c.Subdomain, "./:@ ") {
-			return "", errors.New("DESKRELAY_ZENDESK_SUBDOMAIN: only the subdomain, e.g. acme for acme.zendesk.com")
+		if problem := validate.Subdomain(c.Subdomain); problem != "" {
+			return "", validate.Errorf("zdoauth", "Subdomain", "%s", problem)
 		}
 		return "https://" + c.Subdomain + ".zendesk.com/oauth/tokens", nil
 	}
+	if problem := validate.HTTPURL(c.BaseURL); problem != "" {
+		return "", validate.Errorf("zdoauth", "BaseURL", "%s", problem)
+	}
 	u, err := url.Parse(c.BaseURL)
-	switch {
-	case err != nil:
-		return "", errors.New("DESKRELAY_ZENDESK_URL: not a valid URL")
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "", errors.New("DESKRELAY_ZENDESK_URL: must start with https:// (or http://)")
-	case u.Host == "":
-		return "", errors.New("DESKRELAY_ZENDESK_URL: host missing")
-	case u.User != nil:
-		return "", errors.New("DESKRELAY_ZENDESK_URL: must not contain credentials")
-	case u.RawQuery != "" || u.Fragment != "":
-		return "", errors.New("DESKRELAY_ZENDESK_URL: must not contain a query or fragment")
+	if err != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", validate.Errorf("zdoauth", "BaseURL", "must not contain a query or fragment")
 	}
 	u.Path = strings.TrimRight(u.Path, "/") + "/oauth/tokens"
 	u.RawPath = ""
 	return u.String(), nil
 }
 
+// Validate checks c (after its defaults), reporting each bad field as a
+// *validate.FieldError.
+func (c Config) Validate() error { return c.withDefaults().validate() }
+
 func (c Config) validate() error {
 	if _, err := c.tokenURL(); err != nil {
 		return err
 	}
 	for _, s := range []struct{ name, v string }{
-		{"DESKRELAY_ZENDESK_OAUTH_CLIENT_ID", c.ClientID},
-		{"DESKRELAY_ZENDESK_OAUTH_CLIENT_SECRET", c.ClientSecret},
-		{"DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN", c.RefreshToken},
+		{"ClientID", c.ClientID},
+		{"ClientSecret", c.ClientSecret},
+		{"RefreshToken", c.RefreshToken},
 	} {
 		switch {
 		case s.v == "":
-			return errors.New(s.name + ": required for OAuth with refresh tokens")
+			return validate.Errorf("zdoauth", s.name, "required for OAuth with refresh tokens")
 		case strings.ContainsAny(s.v, " \t\r\n"):
-			return errors.New(s.name + ": must not contain whitespace")
+			return validate.Errorf("zdoauth", s.name, "must not contain whitespace")
 		}
 	}
 	switch {
 	case strings.ContainsAny(c.Account, " \t\r\n:{}"):
-		return errors.New("zdoauth Config.Account: no whitespace, colons or braces")
+		return validate.Errorf("zdoauth", "Account", "no whitespace, colons or braces")
 	case c.Timeout < 0, c.RefreshBefore < 0, c.WaitTimeout < 0, c.PollInterval < 0, c.RetryEarly < 0:
-		return errors.New("zdoauth Config: durations must not be negative")
+		return validate.Errorf("zdoauth", "Timeout", "durations must not be negative")
 	case c.LockTTL <= c.Timeout:
-		return errors.New("zdoauth Config.LockTTL: must exceed Timeout")
+		return validate.Errorf("zdoauth", "LockTTL", "must exceed Timeout")
 	}
 	return nil
 }

@@ -100,7 +100,7 @@ func (s *Source) classify(err error, secrets []string) *zendesk.Error {
 
 // unauthorized is the error for credentials already known to be rejected.
 func unauthorized(lastError string) *zendesk.Error {
-	msg := "the refresh token was rejected; configure a new DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN"
+	msg := "the refresh token was rejected; configure a new OAuth refresh token"
 	if lastError != "" {
 		msg += " (" + lastError + ")"
 	}

@@ -314,7 +314,7 @@ func (s *Source) refreshLocked(ctx context.Context, stale string) (string, error
 		// Zendesk has rotated the refresh token; losing it here means an
 		// operator must configure a new one. Say so loudly.
 		s.log.Error().Str("error", oneLine(err.Error(), 200)).
-			Msg("zendesk oauth: refreshed, but could not store the new tokens in Redis; if this persists, configure a new DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN")
+			Msg("zendesk oauth: refreshed, but could not store the new tokens in Redis; if this persists, configure a new OAuth refresh token")
 	case n == 0:
 		s.log.Info().Msg("zendesk oauth: refreshed, but the stored refresh token changed meanwhile (a new one was configured); keeping the stored state")
 	default:

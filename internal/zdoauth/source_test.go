@@ -116,13 +116,13 @@ func TestNewValidates(t *testing.T) {
 	}{
 		{"Valid", func(*zdoauth.Config) {}, ""},
 		{"SubdomainInsteadOfURL", func(c *zdoauth.Config) { c.BaseURL, c.Subdomain = "", "acme" }, ""},
-		{"NoURL", func(c *zdoauth.Config) { c.BaseURL = "" }, "DESKRELAY_ZENDESK_SUBDOMAIN"},
-		{"BadScheme", func(c *zdoauth.Config) { c.BaseURL = "ftp://acme" }, "DESKRELAY_ZENDESK_URL"},
-		{"CredentialsInURL", func(c *zdoauth.Config) { c.BaseURL = "https://u:p@acme.zendesk.com" }, "DESKRELAY_ZENDESK_URL"},
-		{"NoClientID", func(c *zdoauth.Config) { c.ClientID = "" }, "DESKRELAY_ZENDESK_OAUTH_CLIENT_ID"},
-		{"NoClientSecret", func(c *zdoauth.Config) { c.ClientSecret = "" }, "DESKRELAY_ZENDESK_OAUTH_CLIENT_SECRET"},
-		{"NoRefreshToken", func(c *zdoauth.Config) { c.RefreshToken = "" }, "DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN"},
-		{"WhitespaceInRefreshToken", func(c *zdoauth.Config) { c.RefreshToken = "rt\n" }, "DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN: must not contain whitespace"},
+		{"NoURL", func(c *zdoauth.Config) { c.BaseURL = "" }, "zdoauth: Subdomain: "},
+		{"BadScheme", func(c *zdoauth.Config) { c.BaseURL = "ftp://acme" }, "zdoauth: BaseURL: "},
+		{"CredentialsInURL", func(c *zdoauth.Config) { c.BaseURL = "https://u:p@acme.zendesk.com" }, "zdoauth: BaseURL: "},
+		{"NoClientID", func(c *zdoauth.Config) { c.ClientID = "" }, "zdoauth: ClientID: "},
+		{"NoClientSecret", func(c *zdoauth.Config) { c.ClientSecret = "" }, "zdoauth: ClientSecret: "},
+		{"NoRefreshToken", func(c *zdoauth.Config) { c.RefreshToken = "" }, "zdoauth: RefreshToken: "},
+		{"WhitespaceInRefreshToken", func(c *zdoauth.Config) { c.RefreshToken = "rt\n" }, "zdoauth: RefreshToken: must not contain whitespace"},
 		{"LockShorterThanTimeout", func(c *zdoauth.Config) { c.Timeout, c.LockTTL = time.Minute, time.Second }, "LockTTL"},
 	}
 	for _, tt := range tests {
