@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -74,7 +75,7 @@ func (l *Lease) Extend(ctx context.Context) (held bool, err error) {
 // Held reports whether the key still holds this owner's token.
 func (l *Lease) Held(ctx context.Context) (bool, error) {
 	v, err := l.rdb.Get(ctx, l.key).Result()
-	if err == redis.Nil {
+	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
 	if err != nil {
