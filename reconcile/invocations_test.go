@@ -479,7 +479,7 @@ func TestBreakerWarning(t *testing.T) {
 				e.clock.Advance(time.Second)
 				e.zd.AgentComment(ticket, "reply", true)
 			}
-			st, err := r.guardian.check(context.Background(), &budget{})
+			st, err := r.guardian.check(context.Background(), &budget{}, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -524,7 +524,7 @@ func TestBreakerWarning(t *testing.T) {
 		// once tripped, events are dropped: an error, saying so
 		e.clock.Advance(time.Second)
 		e.zd.AgentComment(ticket, "dropped", true)
-		st, err := r.guardian.check(context.Background(), &budget{})
+		st, err := r.guardian.check(context.Background(), &budget{}, false)
 		if err != nil || !st.Breaker.Tripped || st.Breaker.CircuitBroken == 0 {
 			t.Fatalf("after the trip: %v %+v", err, st.Breaker)
 		}
@@ -554,7 +554,7 @@ func TestBreakerWarning(t *testing.T) {
 				e.clock.Advance(time.Second)
 				e.zd.AgentComment(ticket, "reply", true)
 			}
-			st, err := r.guardian.check(context.Background(), &budget{})
+			st, err := r.guardian.check(context.Background(), &budget{}, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -576,7 +576,7 @@ func TestBreakerWarning(t *testing.T) {
 			e.zd.AgentComment(ticket, "reply", true)
 		}
 		e.clock.Advance(6 * time.Minute)
-		st, err := r.guardian.check(context.Background(), &budget{})
+		st, err := r.guardian.check(context.Background(), &budget{}, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -771,7 +771,7 @@ func TestCheckBreaker(t *testing.T) {
 		hook := e.zd.AddWebhook(rc.srv.URL+WebhookPath, "", zendesktest.EventCommentAdded)
 		ticket := e.managedTicket(t)
 		r := e.reconciler(t, Config{WebhookID: hook})
-		if _, err := r.guardian.check(context.Background(), &budget{}); err != nil {
+		if _, err := r.guardian.check(context.Background(), &budget{}, false); err != nil {
 			t.Fatal(err)
 		}
 		rc.answer(repeat(60, 503)...)
