@@ -186,8 +186,8 @@ func TestInvocations(t *testing.T) {
 			t.Errorf("summary does not split the sources:\n%s", sum.String())
 		}
 		cp, ok, err := r.readCheckpoint(context.Background(), invocationsCheckpoint)
-		if err != nil || !ok || !cp.Equal(ir.Window.Until) {
-			t.Errorf("invocations checkpoint %v %v %v, want %v", cp, ok, err, ir.Window.Until)
+		if want := ir.Window.Until.Add(-invocationsSettle); err != nil || !ok || !cp.Equal(want) {
+			t.Errorf("invocations checkpoint %v %v %v, want %v", cp, ok, err, want)
 		}
 		if v := gather(t, reg)[`deskrelay_reconcile_invocations_total{result="recovered"}`]; v != float64(ir.Recovered) || v == 0 {
 			t.Errorf("recovered metric %v, report %d", v, ir.Recovered)
@@ -359,8 +359,8 @@ func TestInvocations(t *testing.T) {
 			t.Errorf("%d attempts read, want 5", got)
 		}
 		cp, _, _ := r.readCheckpoint(context.Background(), invocationsCheckpoint)
-		if !cp.Equal(ir.Window.Until) {
-			t.Errorf("invocations checkpoint %v, want the window's end %v", cp, ir.Window.Until)
+		if want := ir.Window.Until.Add(-invocationsSettle); !cp.Equal(want) {
+			t.Errorf("invocations checkpoint %v, want the window's end less the settle time %v", cp, want)
 		}
 	})
 
