@@ -162,6 +162,7 @@ type invMetrics struct {
 	requests    prometheus.Gauge
 	failed      *prometheus.GaugeVec
 	broken      prometheus.Gauge
+	throttled   prometheus.Gauge
 	warnings    prometheus.Counter
 }
 
@@ -190,18 +191,23 @@ func newInvMetrics(reg prometheus.Registerer) (*invMetrics, error) {
 			Name: "deskrelay_webhook_circuit_broken",
 			Help: "Webhook events Zendesk's circuit breaker dropped in the guardian's window.",
 		}),
+		throttled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deskrelay_webhook_throttled",
+			Help: "Webhook events Zendesk held back and never sent (invocation status throttled) in the guardian's window.",
+		}),
 		warnings: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "deskrelay_webhook_breaker_warnings_total",
 			Help: "Guardian checks that warned of the webhook's failure ratio before (or after) Zendesk's circuit breaker tripped.",
 		}),
 	}
-	var errs [6]error
+	var errs [7]error
 	m.invocations, errs[0] = promx.Register(reg, m.invocations)
 	m.ratio, errs[1] = promx.Register(reg, m.ratio)
 	m.requests, errs[2] = promx.Register(reg, m.requests)
 	m.failed, errs[3] = promx.Register(reg, m.failed)
 	m.broken, errs[4] = promx.Register(reg, m.broken)
 	m.warnings, errs[5] = promx.Register(reg, m.warnings)
+	m.throttled, errs[6] = promx.Register(reg, m.throttled)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}
@@ -231,6 +237,7 @@ func (m *invMetrics) breaker(bs *BreakerState) {
 	m.ratio.Set(bs.FailureRatio)
 	m.requests.Set(float64(bs.Requests))
 	m.broken.Set(float64(bs.CircuitBroken))
+	m.throttled.Set(float64(bs.Throttled))
 	m.failed.Reset()
 	for k, n := range bs.StatusCodes {
 		m.failed.WithLabelValues(k).Set(float64(n))
