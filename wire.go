@@ -147,13 +147,14 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 
 	if pub != nil {
 		p.reconciler, err = reconcile.New(reconcile.Config{
-			Interval:          cfg.reconcileInterval,
-			Lag:               cfg.tuning.reconcileLag,
-			ExportWindow:      cfg.tuning.exportWindow,
-			InitialLookback:   cfg.tuning.initialLookback,
-			WebhookID:         cfg.webhookID,
-			TargetID:          cfg.targetID,
-			PublicURL:         cfg.publicURL,
+			Interval:        cfg.reconcileInterval,
+			Lag:             cfg.tuning.reconcileLag,
+			ExportWindow:    cfg.tuning.exportWindow,
+			InitialLookback: cfg.tuning.initialLookback,
+			WebhookID:       cfg.webhookID,
+			TargetID:        cfg.targetID,
+			PublicURL:       cfg.publicURL,
+
 			WebhookAutoEnable: cfg.webhookAutoEnable,
 		}, reconcile.Deps{
 			Redis:     rdb,
