@@ -265,5 +265,7 @@ func (c *config) reconcileConfig() reconcile.Config {
 		WebhookID:       c.webhookID,
 		TargetID:        c.targetID,
 		PublicURL:       c.publicURL,
+
+		WebhookAutoEnable: c.webhookAutoEnable,
 	}
 }
