@@ -296,7 +296,7 @@ of them shows.
 
 // explore prints where everything is and waits for Ctrl-C (--keep).
 func (d *demo) explore(ctx context.Context) {
-	replica, err := d.writeReplicaEnv()
+	replica, err := d.writeReplicaEnv(ctx)
 	if err != nil {
 		fmt.Fprintf(d.env.stderr, "demo: %v\n", err)
 	}

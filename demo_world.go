@@ -223,8 +223,8 @@ func (d *demo) redisPort() string {
 // demo's Redis and Zendesk (on a free port, with its own spool) into the
 // working directory, for `set -a; . file; deskrelay serve`. They are the
 // demo's made-up credentials, on loopback only.
-func (d *demo) writeReplicaEnv() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func (d *demo) writeReplicaEnv(ctx context.Context) (string, error) {
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("a free port for a second deskrelay: %w", err)
 	}
