@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -117,9 +118,9 @@ type wireMessage struct {
 func (w *wireMessage) message() (Message, error) {
 	m := Message{ID: w.ID, ConversationID: w.ConversationID, Body: w.Body, Subject: w.Subject, Tags: w.Tags, Account: w.Account}
 	if len(w.Sequence) > 0 && string(w.Sequence) != "null" {
-		var n int64
-		if err := json.Unmarshal(w.Sequence, &n); err != nil {
-			return m, &ValidationError{Field: "sequence", Problem: "must be a whole number"}
+		n, err := parseSequence(w.Sequence)
+		if err != nil {
+			return m, err
 		}
 		m.Sequence = &n
 	}
@@ -141,6 +142,31 @@ func (w *wireMessage) message() (Message, error) {
 		}
 	}
 	return m, nil
+}
+
+// parseSequence reads sequence exactly: a JSON integer literal (no
+// fraction, no exponent) from 1 to MaxSequence. A float64 would turn 10^17
+// into something else and 2^63−1 into a float.
+func parseSequence(raw json.RawMessage) (int64, error) {
+	bad := &ValidationError{Field: "sequence", Problem: fmt.Sprintf("must be a whole number from 1 to %d", int64(MaxSequence))}
+	if raw[0] < '0' || raw[0] > '9' { // a string (json.Number takes "3"), bool, object …
+		return 0, bad
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var num json.Number
+	if err := dec.Decode(&num); err != nil {
+		return 0, bad
+	}
+	s := num.String()
+	if s == "" || strings.ContainsAny(s, ".eE-+") || len(s) > 16 {
+		return 0, bad
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 || n > MaxSequence {
+		return 0, bad
+	}
+	return n, nil
 }
 
 // PostMessage is POST /v1/messages. Mount it behind the ingest token check.
@@ -217,11 +243,7 @@ func decodeMessage(body []byte) (Message, *decodeError) {
 	var wm wireMessage
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&wm); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return Message{}, &decodeError{http.StatusUnprocessableEntity, "invalid_field", te.Field + ": wrong type"}
-		}
-		return Message{}, &decodeError{http.StatusBadRequest, "malformed_json", "body is not a JSON object: " + err.Error()}
+		return Message{}, jsonError(err)
 	}
 	if !onlyWhitespaceLeft(dec) {
 		return Message{}, &decodeError{http.StatusBadRequest, "malformed_json", "trailing data after the JSON object"}
@@ -247,4 +269,46 @@ func isJSON(ct string) bool {
 func onlyWhitespaceLeft(dec *json.Decoder) bool {
 	_, err := dec.Token()
 	return err == io.EOF
+}
+
+// fieldWants says, in plain words, what each field of a message must be.
+var fieldWants = map[string]string{
+	"id": "a string", "conversation_id": "a string", "body": "a string",
+	"subject": "a string", "created_at": "an RFC 3339 time string",
+	"tags": "a list of strings", "account": "a string",
+}
+
+// jsonError turns encoding/json's error into an answer in plain words: it
+// never shows Go's type names (relay.wireMessage, int64 …).
+func jsonError(err error) *decodeError {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return &decodeError{http.StatusBadRequest, "malformed_json", "body must be a JSON object, not " + jsonKind(te.Value)}
+		}
+		field, _, _ := strings.Cut(te.Field, ".")
+		want := fieldWants[field]
+		if want == "" {
+			want = "of another type"
+		}
+		return &decodeError{http.StatusUnprocessableEntity, "invalid_field", field + ": must be " + want + ", not " + jsonKind(te.Value)}
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return &decodeError{http.StatusBadRequest, "malformed_json", fmt.Sprintf("body is not valid JSON (at byte %d)", se.Offset)}
+	}
+	return &decodeError{http.StatusBadRequest, "malformed_json", "body is not a complete JSON object"}
+}
+
+// jsonKind names a JSON value kind as encoding/json reports it.
+func jsonKind(v string) string {
+	switch {
+	case v == "array" || v == "object":
+		return "an " + v
+	case v == "string" || v == "bool":
+		return "a " + v
+	case strings.HasPrefix(v, "number"):
+		return "a number"
+	}
+	return "that value"
 }
