@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -136,7 +137,7 @@ const (
 	kindRateLimited
 	kindUnauthorized
 	kindNotFound
-	kindClosed
+	kindClosed // a closed ticket, or one at its maximum of comments: a new ticket takes over
 	kindInvalid
 	kindWait  // a queues.Wait (budget, gate)
 	kindOther // not Zendesk's answer: Redis, context, programming errors
@@ -163,7 +164,7 @@ func kindOf(err error) kind {
 	case zendesk.KindNotFound:
 		return kindNotFound
 	case zendesk.KindUnprocessable:
-		if ze.Closed() {
+		if ze.Closed() || ze.CommentLimit() {
 			return kindClosed
 		}
 		return kindInvalid
@@ -193,27 +194,44 @@ func (r *Relay) spent(err error) error {
 }
 
 // observe feeds one Zendesk call's outcome to metrics and the outage gate.
+// Only Zendesk-wide symptoms count toward closing the gate (outage below);
+// an error of one request (a 4xx, a request that cannot be sent) never does.
 func (r *Relay) observe(op string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	switch k := kindOf(err); k {
-	case kindOK:
+	ze := zendesk.AsError(err)
+	switch k := kindOf(err); {
+	case k == kindOK:
 		r.m.zendeskStatus.WithLabelValues(op, "2xx").Inc()
 		r.gateSuccess(ctx)
-	case kindTemporary:
+	case k == kindWait || k == kindOther:
+	case k == kindRateLimited:
+		// budget.Call / budget.Pause429 paused the account
+		r.m.zendeskStatus.WithLabelValues(op, statusLabel(err)).Inc()
+	case outage(ze):
 		r.m.zendeskStatus.WithLabelValues(op, statusLabel(err)).Inc()
 		if !errors.Is(err, context.Canceled) { // shutting down is no outage
 			r.gateFailure(ctx)
 		}
-	case kindRateLimited:
-		// budget.Call / budget.Pause429 paused the account
+	case ze.Status == 0:
+		// Not sent at all (e.g. a header net/http refuses): Zendesk said nothing.
 		r.m.zendeskStatus.WithLabelValues(op, statusLabel(err)).Inc()
-	case kindWait, kindOther:
 	default:
-		// Zendesk answered: it is up.
+		// Zendesk answered (a 4xx, a 409 conflict): it is up.
 		r.m.zendeskStatus.WithLabelValues(op, statusLabel(err)).Inc()
 		r.gateSuccess(ctx)
 	}
+}
+
+// outage reports a Zendesk-wide symptom, the only errors that may close
+// the outage gate: no connection or no answer in time (status 0), 5xx,
+// 408, and 423 (Zendesk's maintenance).
+func outage(ze *zendesk.Error) bool {
+	if ze == nil || ze.Kind != zendesk.KindTemporary {
+		return false
+	}
+	s := ze.Status
+	return s == 0 || s >= 500 || s == http.StatusRequestTimeout || s == http.StatusLocked
 }
 
 func statusLabel(err error) string {

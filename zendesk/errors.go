@@ -37,7 +37,8 @@ const (
 	// reports the "closed prevents ticket update" case, Error.CommentLimit
 	// a ticket at its maximum of comments.
 	KindUnprocessable
-	// KindInvalid means: give up; the request will never succeed (other 4xx).
+	// KindInvalid means: give up; the request will never succeed (other 4xx,
+	// or a request net/http refuses to send, with Status 0).
 	KindInvalid
 )
 
@@ -245,6 +246,14 @@ func checkResponse(x *exchangeResult) *Error {
 func transportError(x *exchangeResult, e *Error, write bool) *Error {
 	e.Kind = KindTemporary
 	e.Err = unwrapURLError(x.err)
+	if x.status == 0 && unsendable(e.Err) {
+		// The request was refused before any connection (a header value
+		// net/http will not send): it never will be sent, and Zendesk was
+		// not asked.
+		e.Kind = KindInvalid
+		e.Message = scrub("request cannot be sent: "+e.Err.Error(), x.secrets)
+		return e
+	}
 	switch {
 	case x.parentErr != nil:
 		e.Message = "canceled: " + x.parentErr.Error()
@@ -436,6 +445,13 @@ func scrub(s string, secrets []string) string {
 		}
 	}
 	return s
+}
+
+// unsendable reports net/http's refusal of a request it cannot send (an
+// invalid header field name or value, an invalid method): these errors are
+// not typed, their text is net/http's promise.
+func unsendable(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "net/http: invalid ")
 }
 
 // unwrapURLError drops *url.Error's wrapper, whose text holds the URL.
