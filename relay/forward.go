@@ -151,7 +151,7 @@ func (r *Relay) chain(ctx context.Context, conv string) {
 			return
 		}
 		// Its own task has nothing left to do (best effort: it may be running).
-		_ = r.insp.DeleteTask(queues.Outbound, taskID(rec.ID, rec.Gen))
+		_ = r.deleteTask(rec.ID, rec.Gen)
 	}
 }
 

@@ -31,13 +31,37 @@ type taskPayload struct {
 	Gen int64  `json:"gen,omitempty"`
 }
 
-// taskID is the asynq task id of a message's delivery: the message id, plus
-// the replay generation after a replay.
+// taskID is the asynq task id of a message's delivery: msg{<id>}, and
+// replay{<id>}{<gen>} for a replay's generation. Message ids hold no braces
+// (intake refuses them), so no message id can produce another message's
+// task id.
 func taskID(id string, gen int64) string {
+	if gen == 0 {
+		return "msg{" + id + "}"
+	}
+	return "replay{" + id + "}{" + strconv.FormatInt(gen, 10) + "}"
+}
+
+// legacyTaskID is the task id the previous release gave (msg:<id>,
+// msg:<id>:r<gen>); its tasks still run (the payload names the message),
+// and are removed like the others when a replay or a chain supersedes them.
+func legacyTaskID(id string, gen int64) string {
 	if gen == 0 {
 		return "msg:" + id
 	}
 	return "msg:" + id + ":r" + strconv.FormatInt(gen, 10)
+}
+
+// deleteTask removes a message generation's task, whichever release
+// enqueued it; it reports the first error other than "not found".
+func (r *Relay) deleteTask(id string, gen int64) error {
+	var first error
+	for _, tid := range []string{taskID(id, gen), legacyTaskID(id, gen)} {
+		if err := r.insp.DeleteTask(queues.Outbound, tid); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // zendeskAPI is what the relay needs of Zendesk (*zendesk.Client).
