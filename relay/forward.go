@@ -68,7 +68,7 @@ func (r *Relay) processMessage(ctx context.Context, t *asynq.Task) error {
 	case "accepting":
 		// The intake was interrupted after the task was enqueued: the
 		// message is durable, so complete its acceptance.
-		if err := r.st.queue(ctx, rec.ID, rec.Conv, rec.Msg.Sequence); err != nil {
+		if _, err := r.st.queue(ctx, rec.ID, rec.Conv, rec.Msg.Sequence, ""); err != nil {
 			return err
 		}
 		if rec, err = r.st.load(ctx, p.ID); err != nil {

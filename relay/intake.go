@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"strconv"
@@ -23,7 +24,8 @@ const MaxBodyBytes = 1 << 20
 // durable (deskrelay's record plus an asynq task on the outbound queue). The
 // same id with the same content again returns its current Status and
 // created=false, for as long as the record is kept (Config.Retention after
-// delivery; failed messages until replayed). Errors: *ValidationError,
+// delivery; failed messages until replayed); of several calls with one new
+// id at once, exactly one returns created=true. Errors: *ValidationError,
 // ErrConflict (same id, other content), ErrUnavailable (Redis could not take
 // it; nothing was kept).
 func (r *Relay) Enqueue(ctx context.Context, m Message) (Status, bool, error) {
@@ -44,44 +46,76 @@ func (r *Relay) Enqueue(ctx context.Context, m Message) (Status, bool, error) {
 	if err != nil {
 		return Status{}, false, err
 	}
-	unavailable := func(what string, err error) (Status, bool, error) {
-		r.m.intake.WithLabelValues("unavailable").Inc()
-		r.log.Error().Err(err).Str("message_id", m.ID).Str("conversation_id", m.ConversationID).Msg("intake: " + what)
-		return Status{}, false, fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
-	}
-	outcome, _, err := r.st.accept(ctx, &m, hash, msgJSON, r.cfg.Now(), r.cfg.Retention)
-	if err != nil {
-		return unavailable("record message", err)
-	}
-	switch outcome {
-	case "conflict":
-		r.m.intake.WithLabelValues("conflict").Inc()
-		return Status{}, false, ErrConflict
-	case "exists":
-		st, err := r.Status(ctx, m.ID)
+	token := strconv.FormatUint(rand.Uint64(), 36)
+	wait := time.NewTicker(25 * time.Millisecond)
+	defer wait.Stop()
+	for {
+		outcome, err := r.st.accept(ctx, &m, hash, msgJSON, token, r.cfg.Retention)
 		if err != nil {
-			return unavailable("read message", err)
+			return r.unavailable(&m, "record message", err)
 		}
-		r.m.intake.WithLabelValues("duplicate").Inc()
-		return st, false, nil
+		switch outcome {
+		case acceptConflict:
+			r.m.intake.WithLabelValues("conflict").Inc()
+			return Status{}, false, ErrConflict
+		case acceptExists:
+			return r.duplicate(ctx, &m)
+		case acceptNew:
+			return r.complete(ctx, &m, token)
+		}
+		// Another request holds a fresh claim on this id: wait for it.
+		select {
+		case <-ctx.Done():
+			return r.unavailable(&m, "wait for a concurrent intake of the same id", ctx.Err())
+		case <-wait.C:
+		}
 	}
+}
+
+// complete finishes an intake this request claimed: the asynq task, then
+// the message's place in its conversation.
+func (r *Relay) complete(ctx context.Context, m *Message, token string) (Status, bool, error) {
 	if err := r.enqueueTask(ctx, m.ID, 0); err != nil {
 		// Take the record back so that nothing is half-written; the
 		// platform keeps the message and retries.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		if derr := r.st.drop(dctx, m.ID, hash); derr != nil {
+		if derr := r.st.drop(dctx, m.ID, token); derr != nil {
 			r.log.Warn().Err(derr).Str("message_id", m.ID).Msg("intake: cannot remove the unfinished record; a retry completes it")
 		}
-		return unavailable("enqueue task", err)
+		return r.unavailable(m, "enqueue task", err)
 	}
-	if err := r.st.queue(ctx, m.ID, m.ConversationID, m.Sequence); err != nil {
+	outcome, err := r.st.queue(ctx, m.ID, m.ConversationID, m.Sequence, token)
+	switch {
+	case err != nil:
 		// The task exists, so the message is durable; but it was not
 		// acknowledged: the retry (or the task itself) completes it.
-		return unavailable("queue message", err)
+		return r.unavailable(m, "queue message", err)
+	case outcome == "lost":
+		// Our claim outlived its lease and another request took it over:
+		// that one answers 202.
+		return r.duplicate(ctx, m)
+	case outcome != "queued":
+		return r.unavailable(m, "queue message", fmt.Errorf("message record %s", outcome))
 	}
 	r.m.intake.WithLabelValues("accepted").Inc()
 	return Status{ID: m.ID, ConversationID: m.ConversationID, Status: StateQueued}, true, nil
+}
+
+// duplicate answers a repeated id with the same content: its status.
+func (r *Relay) duplicate(ctx context.Context, m *Message) (Status, bool, error) {
+	st, err := r.Status(ctx, m.ID)
+	if err != nil {
+		return r.unavailable(m, "read message", err)
+	}
+	r.m.intake.WithLabelValues("duplicate").Inc()
+	return st, false, nil
+}
+
+func (r *Relay) unavailable(m *Message, what string, err error) (Status, bool, error) {
+	r.m.intake.WithLabelValues("unavailable").Inc()
+	r.log.Error().Err(err).Str("message_id", m.ID).Str("conversation_id", m.ConversationID).Msg("intake: " + what)
+	return Status{}, false, fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
 }
 
 // Status returns what deskrelay knows about a message; ErrNotFound when the
