@@ -178,7 +178,7 @@ func (r *Relay) settle(ctx context.Context, rec *record, d delivery, err error, 
 		if k == kindUnauthorized {
 			reason = ReasonUnauthorized
 		}
-		f := finish{state: StateFailed, reason: reason, lastError: lastError(err), ticketID: d.ticketID}
+		f := finish{state: StateFailed, reason: reason, lastError: r.errorText(err), ticketID: d.ticketID}
 		if ferr := r.st.finish(ctx, rec, f, now, r.cfg.Retention); ferr != nil {
 			return fmt.Errorf("record failure of %s: %w", rec.ID, ferr)
 		}
@@ -197,7 +197,7 @@ func (r *Relay) settle(ctx context.Context, rec *record, d delivery, err error, 
 		// The write mark stays: only write() knows whether the error was
 		// the write's own (and clears it then); a failed check or read
 		// proves nothing about an earlier write.
-		if rerr := r.st.attemptFailed(ctx, rec.ID, lastError(err)); rerr != nil {
+		if rerr := r.st.attemptFailed(ctx, rec.ID, r.errorText(err)); rerr != nil {
 			log.Warn().Err(rerr).Msg("cannot record failed attempt")
 		}
 		r.m.deliveries.WithLabelValues("retry").Inc()

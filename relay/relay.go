@@ -73,6 +73,7 @@ type zendeskAPI interface {
 	ListAudits(ctx context.Context, ticketID int64) ([]zendesk.Audit, error)
 	Me(ctx context.Context) (*zendesk.User, error)
 	CreateOrUpdateUser(ctx context.Context, u zendesk.UserInput) (*zendesk.User, error)
+	Scrub(s string) string
 }
 
 // Relay is the outbound relay. Safe for concurrent use; several processes
@@ -279,6 +280,17 @@ func randInt64N(n int64) int64 {
 // mark), never a character cut in two.
 func lastError(err error) string {
 	return textx.Truncate(strings.TrimSpace(err.Error()), 1000)
+}
+
+// errorText is err as stored with a message (last_error, shown by GET
+// /v1/messages/{id} and replay): lastError with Zendesk's credentials
+// scrubbed first, whatever the error's origin (zendesk scrubs its own
+// errors; this is the second line).
+func (r *Relay) errorText(err error) string {
+	if r.zd == nil {
+		return lastError(err)
+	}
+	return lastError(errors.New(r.zd.Scrub(err.Error())))
 }
 
 // zdCall runs one Zendesk call within the shared budget and observes its

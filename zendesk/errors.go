@@ -174,7 +174,7 @@ func checkResponse(x *exchangeResult) *Error {
 	e := &Error{Op: x.op, Status: x.status, Family: rule.Family}
 	var account RateLimit
 	if x.header != nil {
-		e.RequestID = requestID(x.header)
+		e.RequestID = requestID(x.header, x.secrets)
 		e.RateLimit, account = ParseRateLimits(x.header, rule)
 	}
 	now := x.now
@@ -186,7 +186,9 @@ func checkResponse(x *exchangeResult) *Error {
 		return transportError(x, e, write)
 	}
 
-	e.Name, e.Message, e.Details = parseErrorBody(x.header, x.body)
+	// Scrub before parsing: the message is cut to maxMessage, and a cut
+	// credential would no longer be recognized.
+	e.Name, e.Message, e.Details = parseErrorBody(x.header, []byte(scrub(string(x.body), x.secrets)))
 	ra, haveRA := time.Duration(0), false
 	if x.header != nil {
 		ra, haveRA = ParseRetryAfter(x.header.Get("Retry-After"), now)
@@ -477,11 +479,14 @@ func isDialError(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
-func requestID(h http.Header) string {
-	if v := h.Get("X-Request-Id"); v != "" {
-		return truncate(oneLine(v), 100)
+// requestID is the response's request id, scrubbed (an upstream may echo
+// the Authorization header in it) before it is cut to 100 bytes.
+func requestID(h http.Header, secrets []string) string {
+	v := h.Get("X-Request-Id")
+	if v == "" {
+		v = h.Get("X-Zendesk-Request-Id")
 	}
-	return truncate(oneLine(h.Get("X-Zendesk-Request-Id")), 100)
+	return truncate(oneLine(scrub(v, secrets)), 100)
 }
 
 // ParseRetryAfter reads a Retry-After value: delay seconds or an HTTP-date
