@@ -190,7 +190,7 @@ func (m *Message) contentHash() (string, []byte, error) {
 	return hex.EncodeToString(sum[:]), b, nil
 }
 
-// ticketSubject is the subject rule of DESIGN.md: the message's subject, or
+// ticketSubject is the subject of a ticket the message creates: the message's subject, or
 // the first line of the body, at most 80 characters.
 func (m *Message) ticketSubject() string {
 	s := strings.TrimSpace(m.Subject)
