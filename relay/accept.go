@@ -80,6 +80,15 @@ if ARGV[1] ~= '' then
   local max = tonumber(redis.call('HGET', KEYS[3], 'max') or '0') or 0
   if tonumber(pos) > max then redis.call('HSET', KEYS[3], 'max', pos) end
 else
+  local m = redis.call('HGET', KEYS[3], 'max')
+  if m and not string.match(m, '^%d+$') then
+    -- The previous release stored a float here after a sequence beyond
+    -- 2^53: go on from the largest exact position.
+    local v = math.floor(tonumber(m) or 0)
+    if v < 0 then v = 0 end
+    if v > 9007199254740990 then v = 9007199254740990 end
+    redis.call('HSET', KEYS[3], 'max', string.format('%d', v))
+  end
   pos = redis.call('HINCRBY', KEYS[3], 'max', 1)
 end
 redis.call('ZADD', KEYS[2], pos, ARGV[2])

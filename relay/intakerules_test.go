@@ -107,3 +107,22 @@ func TestIntakeSequenceExact(t *testing.T) {
 		t.Errorf("stored position = %q (%v), want 9007199254740991", got, err)
 	}
 }
+
+// The previous release could store a conversation's highest position as a
+// float ("9.2233720368548e+18", after a sequence of 2^63−1); a message
+// without sequence in that conversation is still accepted, after it.
+func TestIntakeHealsFloatPositions(t *testing.T) {
+	e := newEnv(t, envOptions{noWorkers: true})
+	ctx := context.Background()
+	if err := e.rdb.HSet(ctx, keys.Default.ConversationOrder("floaty"), "max", "9.2233720368548e+18").Err(); err != nil {
+		t.Fatal(err)
+	}
+	m := msg("floaty", 1)
+	m.Sequence = nil
+	if _, created, err := e.relay.Enqueue(ctx, m); err != nil || !created {
+		t.Fatalf("Enqueue after a float position: created=%v err=%v; want accepted", created, err)
+	}
+	if got, _ := e.rdb.HGet(ctx, keys.Default.Message(m.ID), "pos").Result(); got != "9007199254740991" {
+		t.Errorf("position = %q, want 9007199254740991 (the largest exact one)", got)
+	}
+}
