@@ -126,13 +126,26 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		d.asynqSrv.Shutdown()
 		log.Info().Msg("shutting down: stopping the schedule and the spool mover")
 		stopBackground()
-		if err := bg.Wait(); err != nil {
-			log.Warn().Err(err).Msg("background work")
-		}
+		waitBackground(bg, cfg.shutdownTimeout, log)
 		log.Info().Msg("stopped")
 		return nil
 	})
 	return g.Wait()
+}
+
+// waitBackground waits for the background work to stop, at most timeout:
+// SIGTERM always ends the process.
+func waitBackground(bg *errgroup.Group, timeout time.Duration, log zerolog.Logger) {
+	done := make(chan error, 1)
+	go func() { done <- bg.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Warn().Err(err).Msg("background work")
+		}
+	case <-time.After(timeout):
+		log.Error().Int64("waited_ms", timeout.Milliseconds()).Msg("background work did not stop in time: exiting anyway")
+	}
 }
 
 func ignoreCanceled(err error) error {

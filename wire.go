@@ -129,6 +129,7 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 			WebhookSecret:  secret,
 			ForwardPrivate: cfg.forwardPrivate,
 			SpoolDir:       cfg.spoolDir,
+			NoSpool:        metrics == nil, // a one-shot command: serve holds the spool's lock
 		}, inbound.Deps{
 			Redis:   rdb,
 			Tickets: p.relay.Tickets(),
@@ -238,6 +239,9 @@ func (p *parts) close() {
 	}
 	if p.relay != nil {
 		_ = p.relay.Close()
+	}
+	if p.receiver != nil {
+		_ = p.receiver.Close()
 	}
 	if p.rdb != nil {
 		_ = p.rdb.Close()

@@ -31,6 +31,10 @@ type Config struct {
 	// unreachable (DESKRELAY_SPOOL_DIR). Default "./spool". One directory
 	// per process: replicas must not share it.
 	SpoolDir string
+	// NoSpool is for one-shot commands that only replay (deskrelay replay):
+	// no spool directory is opened or locked, since a running serve holds
+	// it; webhooks it would have to spool are answered 503.
+	NoSpool bool
 	// SpoolMaxBytes caps the spool's size; beyond it the receiver answers
 	// 503. Default 1 GiB.
 	SpoolMaxBytes int64

@@ -205,6 +205,7 @@ func (h *harness) start() {
 		h.stopRun()
 		<-h.runDone
 		h.api.Close()
+		_ = h.recv.Close()
 	}
 	r, err := inbound.New(h.cfg, h.deps)
 	if err != nil {
@@ -223,6 +224,7 @@ func (h *harness) start() {
 		cancel()
 		<-done
 		h.api.Close()
+		_ = r.Close()
 	})
 }
 
@@ -234,8 +236,9 @@ func (h *harness) link(conv string, ticket int64) {
 }
 
 type response struct {
-	Status int
-	Body   string
+	Status     int
+	Body       string
+	RetryAfter string
 }
 
 // post sends body to the webhook endpoint, signed with secret at ts.
@@ -258,7 +261,7 @@ func (h *harness) post(body []byte, secret string, ts time.Time, invocation stri
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, string(b)}
+	return response{resp.StatusCode, string(b), resp.Header.Get("Retry-After")}
 }
 
 // send posts a correctly signed webhook and requires a 200.

@@ -10,6 +10,7 @@ type metrics struct {
 	webhooks   *prometheus.CounterVec // outcome: accepted, spooled, duplicate, ignored
 	rejected   *prometheus.CounterVec // reason: signature, timestamp, too_large, malformed, unavailable
 	spoolFiles prometheus.Gauge
+	spoolStuck prometheus.Gauge
 	events     *prometheus.CounterVec // result: enqueued, duplicate, skipped; reason
 }
 
@@ -27,6 +28,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "deskrelay_inbound_spool_pending",
 			Help: "Webhook requests waiting in the local spool for Redis.",
 		}),
+		spoolStuck: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deskrelay_inbound_spool_stuck",
+			Help: "1 while the spool mover fails to move spooled webhook requests into Redis (see /v1/status inbound.spool.stuck).",
+		}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deskrelay_inbound_events_total",
 			Help: "Events derived from webhooks, by publish result (enqueued, duplicate, skipped) and reason.",
@@ -36,6 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.webhooks, _ = promx.Register(reg, m.webhooks)
 		m.rejected, _ = promx.Register(reg, m.rejected)
 		m.spoolFiles, _ = promx.Register(reg, m.spoolFiles)
+		m.spoolStuck, _ = promx.Register(reg, m.spoolStuck)
 		m.events, _ = promx.Register(reg, m.events)
 	}
 	return m

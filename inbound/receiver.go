@@ -79,6 +79,7 @@ type Receiver struct {
 	m       *metrics
 	spool   *spool
 	deliver *sink.Deliverer
+	stuck   stuckState
 
 	downUntil     atomic.Int64 // unix nanos until which the ack path spools without trying Redis
 	slow          atomic.Bool  // an enqueue is taking long: spool without trying Redis
@@ -112,9 +113,12 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 			Now:             cfg.Now,
 		})
 	}
-	sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes)
-	if err != nil {
-		return nil, err
+	sp := &spool{wake: make(chan struct{}, 1)} // no directory: Append fails
+	if !cfg.NoSpool {
+		var err error
+		if sp, err = openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes); err != nil {
+			return nil, err
+		}
 	}
 	hc := deps.SinkClient
 	if hc == nil {
@@ -152,12 +156,23 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 		spool:   sp,
 		deliver: dl,
 	}
+	sp.onSkip = func(seq uint64, off, n int64) {
+		r.log.Error().Uint64("segment", seq).Int64("offset", off).Int64("bytes", n).
+			Msg("spool: bytes holding no complete record (damaged on disk) skipped")
+	}
 	r.sigDirty = true // clear a run left by an earlier process on the first good signature
 	r.m.spoolFiles.Set(float64(sp.Pending()))
 	if n := sp.Pending(); n > 0 {
 		r.log.Warn().Int64("spooled", n).Str("dir", cfg.SpoolDir).Msg("spooled webhook requests wait for Redis")
 	}
 	return r, nil
+}
+
+// Close releases the spool directory (its lock). Call it after the HTTP
+// server and Run have stopped.
+func (r *Receiver) Close() error {
+	r.spool.close()
+	return nil
 }
 
 // Publisher returns the Publisher the receiver uses (share it with the reconciler).
@@ -290,6 +305,7 @@ func (r *Receiver) accept(w http.ResponseWriter, _ *http.Request, kind, invocati
 		if err := r.spool.Append(payload, now); err != nil {
 			r.m.rejected.WithLabelValues("unavailable").Inc()
 			r.log.Error().Err(err).Msg("cannot spool webhook request: answering 503")
+			w.Header().Set("Retry-After", "10")
 			httpx.WriteError(w, http.StatusServiceUnavailable, "unavailable", "cannot store the event now")
 			return
 		}
@@ -367,54 +383,7 @@ func (r *Receiver) enqueueReceived(ctx context.Context, payload []byte, invocati
 // the receiver takes requests: after an outage it is what lets the
 // receiver use Redis directly again.
 func (r *Receiver) Run(ctx context.Context) error {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	backoff := 100 * time.Millisecond
-	for {
-		if r.spool.Pending() > 0 {
-			n, err := r.spool.Drain(func(name string, payload []byte) error {
-				var rec received
-				if err := json.Unmarshal(payload, &rec); err != nil {
-					r.log.Error().Err(err).Str("file", name).Msg("spool file unreadable: dropped")
-					return nil
-				}
-				ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				defer cancel()
-				err := r.enqueueReceived(ectx, payload, rec.InvocationID, name)
-				if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-					return err
-				}
-				return nil
-			})
-			r.m.spoolFiles.Set(float64(r.spool.Pending()))
-			if n > 0 {
-				r.log.Info().Int("moved", n).Int64("left", r.spool.Pending()).Msg("spooled webhook requests moved into redis")
-			}
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				r.log.Debug().Err(err).Msg("spool: redis still unreachable")
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(backoff):
-				}
-				backoff = min(backoff*2, 2*time.Second)
-				continue
-			}
-			backoff = 100 * time.Millisecond
-			r.downUntil.Store(0)
-			r.slow.Store(false)
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-r.spool.wake:
-		case <-tick.C:
-		}
-	}
+	return r.moveSpool(ctx)
 }
 
 // noteReceived records the time of the latest verified request, at most
