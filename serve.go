@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/logging"
 	"github.com/deskrelay/deskrelay/internal/queues"
 )
@@ -166,7 +167,7 @@ func (d *daemon) logStart() {
 	switch {
 	case d.receiver == nil:
 		log.Warn().Msg("inbound is off: set DESKRELAY_SINK_URL and DESKRELAY_SINK_SECRET to deliver Zendesk's updates to the platform")
-	case d.secret == "":
+	case d.receiver.ReceiverStatus().State == inbound.ReceiverOff:
 		log.Warn().Msg("the webhook receiver is off: set DESKRELAY_WEBHOOK_SECRET (or DESKRELAY_ZENDESK_WEBHOOK_ID to read it from Zendesk)")
 	}
 	if d.reconciler == nil || cfg.reconcileInterval == 0 {

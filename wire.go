@@ -32,7 +32,6 @@ type parts struct {
 	zd         *zendesk.Client
 	relay      *relay.Relay
 	receiver   *inbound.Receiver // nil when inbound is off (no DESKRELAY_SINK_URL)
-	secret     string            // the webhook signing secret in use; "" turns the webhook route off
 	reconciler *reconcile.Reconciler
 	// layoutPending: Redis did not answer at start, so the key layout is
 	// still to be checked (awaitKeyLayout).
@@ -108,25 +107,13 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 		return nil, err
 	}
 
-	secret := cfg.webhookSecret
-	if secret == "" && cfg.webhookID != "" && ctx != nil {
-		// DESIGN.md: read the signing secret from Zendesk when unset and the webhook id is known.
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		s, err := zd.WebhookSigningSecret(sctx, cfg.webhookID)
-		cancel()
-		if err != nil {
-			log.Error().Err(err).Str("webhook_id", cfg.webhookID).
-				Msg("could not read the webhook's signing secret from Zendesk; the webhook receiver stays off until DESKRELAY_WEBHOOK_SECRET is set or Zendesk answers at the next start")
-		} else {
-			secret = s
-		}
-	}
 	var pub reconcile.Publisher
 	if cfg.sinkURL != "" {
 		p.receiver, err = inbound.New(inbound.Config{
 			SinkURL:        cfg.sinkURL,
 			SinkSecret:     cfg.sinkSecret,
-			WebhookSecret:  secret,
+			WebhookSecret:  cfg.webhookSecret,
+			WebhookID:      cfg.webhookID, // without a secret, Run reads it from Zendesk in the background
 			ForwardPrivate: cfg.forwardPrivate,
 			SpoolDir:       cfg.spoolDir,
 			NoSpool:        metrics == nil, // a one-shot command: serve holds the spool's lock
@@ -143,7 +130,6 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 			return nil, err
 		}
 		pub = p.receiver.Publisher()
-		p.secret = secret
 	}
 
 	if pub != nil {

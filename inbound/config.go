@@ -21,9 +21,19 @@ type Config struct {
 	// (DESKRELAY_SINK_SECRET): "whsec_" + base64. Required.
 	SinkSecret string
 	// WebhookSecret is Zendesk's signing secret for the webhook
-	// (DESKRELAY_WEBHOOK_SECRET). Empty: Webhook() answers 503, the receiver
-	// is off (Target() still works: it has no signature).
+	// (DESKRELAY_WEBHOOK_SECRET). Empty: Run reads it from Zendesk when
+	// WebhookID is set (Webhook() answers 503 until then); without either
+	// the receiver is off and Webhook() answers 404 (Target() still works:
+	// it has no signature).
 	WebhookSecret string
+	// WebhookID is the Zendesk webhook that calls deskrelay
+	// (DESKRELAY_ZENDESK_WEBHOOK_ID): its signing secret is read from
+	// Zendesk when WebhookSecret is empty, and again on RefreshSecret.
+	WebhookID string
+	// SecretRetry is the first wait after a failed read of the signing
+	// secret; it doubles up to SecretRetryMax. Defaults 2s and 2 minutes.
+	SecretRetry    time.Duration
+	SecretRetryMax time.Duration
 	// ForwardPrivate also forwards agents' private notes
 	// (DESKRELAY_FORWARD_PRIVATE). Default false.
 	ForwardPrivate bool
@@ -82,6 +92,13 @@ func (c Config) withDefaults() Config {
 	if c.SpoolMaxBytes <= 0 {
 		c.SpoolMaxBytes = DefaultSpoolMaxBytes
 	}
+	if c.SecretRetry <= 0 {
+		c.SecretRetry = 2 * time.Second
+	}
+	if c.SecretRetryMax <= 0 {
+		c.SecretRetryMax = 2 * time.Minute
+	}
+	c.SecretRetryMax = max(c.SecretRetryMax, c.SecretRetry)
 	if c.LedgerRetention <= 0 {
 		c.LedgerRetention = sink.DefaultLedgerRetention
 	}

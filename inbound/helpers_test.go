@@ -148,6 +148,7 @@ type harnessOptions struct {
 	noWorkers bool
 	zendesk   *zendesk.Client
 	limiter   inbound.RateLimiter
+	secrets   inbound.SecretReader
 	cfg       func(*inbound.Config)
 }
 
@@ -179,7 +180,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		o.cfg(&h.cfg)
 	}
 	h.reg = prometheus.NewRegistry()
-	h.deps = inbound.Deps{Redis: h.rdb, Tickets: h.tickets, Zendesk: o.zendesk, Limiter: o.limiter, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), Metrics: h.reg}
+	h.deps = inbound.Deps{Redis: h.rdb, Tickets: h.tickets, Zendesk: o.zendesk, Limiter: o.limiter, Secrets: o.secrets, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), Metrics: h.reg}
 	h.start()
 	if !o.noWorkers {
 		mux := asynq.NewServeMux()

@@ -11,7 +11,10 @@ type metrics struct {
 	rejected   *prometheus.CounterVec // reason: signature, timestamp, too_large, malformed, unavailable
 	spoolFiles prometheus.Gauge
 	spoolStuck prometheus.Gauge
-	events     *prometheus.CounterVec // result: enqueued, duplicate, skipped; reason
+	// receiverState is 1 for the receiver's current state (on,
+	// waiting_for_secret, off), 0 for the others.
+	receiverState *prometheus.GaugeVec
+	events        *prometheus.CounterVec // result: enqueued, duplicate, skipped; reason
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,6 +35,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "deskrelay_inbound_spool_stuck",
 			Help: "1 while the spool mover fails to move spooled webhook requests into Redis (see /v1/status inbound.spool.stuck).",
 		}),
+		receiverState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "deskrelay_webhook_receiver_state",
+			Help: "1 for the webhook receiver's current state: on, waiting_for_secret (reading the signing secret from Zendesk; webhooks answered 503) or off.",
+		}, []string{"state"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deskrelay_inbound_events_total",
 			Help: "Events derived from webhooks, by publish result (enqueued, duplicate, skipped) and reason.",
@@ -42,6 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.rejected, _ = promx.Register(reg, m.rejected)
 		m.spoolFiles, _ = promx.Register(reg, m.spoolFiles)
 		m.spoolStuck, _ = promx.Register(reg, m.spoolStuck)
+		m.receiverState, _ = promx.Register(reg, m.receiverState)
 		m.events, _ = promx.Register(reg, m.events)
 	}
 	return m

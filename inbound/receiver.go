@@ -46,6 +46,11 @@ type Deps struct {
 	// the event-subscription envelope is used: trigger comments are then
 	// dropped with a warning.
 	Zendesk *zendesk.Client
+	// Secrets reads the webhook's signing secret (Config.WebhookID). Default
+	// Zendesk when set.
+	Secrets SecretReader
+	// Space is the account's Redis key space. Default keys.Default.
+	Space *keys.Space
 	// Limiter, when set, is asked before every Zendesk API call the
 	// trigger path makes (the account's shared budget; budget.Limiter).
 	Limiter RateLimiter
@@ -80,6 +85,9 @@ type Receiver struct {
 	spool   *spool
 	deliver *sink.Deliverer
 	stuck   stuckState
+	secrets SecretReader
+	sec     secretState
+	space   keys.Space
 
 	downUntil     atomic.Int64 // unix nanos until which the ack path spools without trying Redis
 	slow          atomic.Bool  // an enqueue is taking long: spool without trying Redis
@@ -155,7 +163,16 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 		m:       newMetrics(deps.Metrics),
 		spool:   sp,
 		deliver: dl,
+		secrets: deps.Secrets,
+		space:   keys.Default,
 	}
+	if deps.Space != nil {
+		r.space = *deps.Space
+	}
+	if r.secrets == nil && deps.Zendesk != nil {
+		r.secrets = deps.Zendesk
+	}
+	r.initSecret()
 	sp.onSkip = func(seq uint64, off, n int64) {
 		r.log.Error().Uint64("segment", seq).Int64("offset", off).Int64("bytes", n).
 			Msg("spool: bytes holding no complete record (damaged on disk) skipped")
@@ -203,8 +220,16 @@ type received struct {
 // Webhook is the handler of POST /v1/zendesk/webhook.
 func (r *Receiver) Webhook() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if r.cfg.WebhookSecret == "" {
-			httpx.WriteError(w, http.StatusServiceUnavailable, "receiver_off", "DESKRELAY_WEBHOOK_SECRET is not set: the webhook receiver is off")
+		secret, state := r.signingSecret()
+		switch state {
+		case ReceiverOff:
+			httpx.WriteError(w, http.StatusNotFound, "receiver_off",
+				"the webhook receiver is off: set DESKRELAY_WEBHOOK_SECRET (or DESKRELAY_ZENDESK_WEBHOOK_ID to read it from Zendesk)")
+			return
+		case ReceiverWaiting:
+			r.m.rejected.WithLabelValues("waiting_for_secret").Inc()
+			w.Header().Set("Retry-After", "10")
+			httpx.WriteError(w, http.StatusServiceUnavailable, "waiting_for_secret", "the webhook's signing secret is being read from Zendesk")
 			return
 		}
 		body, ok := r.readBody(w, req)
@@ -212,7 +237,7 @@ func (r *Receiver) Webhook() http.Handler {
 			return
 		}
 		now := r.cfg.Now()
-		err := zendesk.VerifySignature(r.cfg.WebhookSecret, body,
+		err := zendesk.VerifySignature(secret, body,
 			req.Header.Get(zendesk.HeaderSignatureTimestamp), req.Header.Get(zendesk.HeaderSignature), now, r.cfg.MaxSkew)
 		if err != nil {
 			reason, msg := "signature", "webhook signature missing or wrong"
@@ -382,8 +407,18 @@ func (r *Receiver) enqueueReceived(ctx context.Context, payload []byte, invocati
 // Run moves spooled requests into Redis until ctx ends. It must run while
 // the receiver takes requests: after an outage it is what lets the
 // receiver use Redis directly again.
+//
+// It also reads the webhook's signing secret from Zendesk in the
+// background when the receiver waits for it. Both stop when ctx ends.
 func (r *Receiver) Run(ctx context.Context) error {
-	return r.moveSpool(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = r.awaitSecret(ctx)
+	}()
+	err := r.moveSpool(ctx)
+	<-done
+	return err
 }
 
 // noteReceived records the time of the latest verified request, at most
