@@ -56,6 +56,13 @@ type Config struct {
 	MaxSkew time.Duration
 	// MaxBodyBytes limits a webhook body (413 beyond). Default 1 MiB.
 	MaxBodyBytes int64
+	// BodyReadTimeout bounds reading one webhook body (Zendesk sends it at
+	// once): 408 beyond. Default 5s.
+	BodyReadTimeout time.Duration
+	// BodyBudgetBytes bounds the memory held by all request bodies being
+	// read at once: beyond it a request is answered 503 with Retry-After.
+	// Default 32 MiB.
+	BodyBudgetBytes int64
 	// EnqueueTimeout is how long the webhook answer waits for Redis before
 	// it spools the request instead. Default 100ms.
 	EnqueueTimeout time.Duration
@@ -85,6 +92,8 @@ const (
 	DefaultSpoolMaxBytes = 1 << 30
 	DefaultMaxSkew       = 5 * time.Minute
 	DefaultMaxBodyBytes  = 1 << 20
+	// DefaultBodyBudgetBytes bounds the memory of request bodies in flight.
+	DefaultBodyBudgetBytes = 32 << 20
 )
 
 func (c Config) withDefaults() Config {
@@ -107,6 +116,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.BodyReadTimeout <= 0 {
+		c.BodyReadTimeout = 5 * time.Second
+	}
+	if c.BodyBudgetBytes <= 0 {
+		c.BodyBudgetBytes = DefaultBodyBudgetBytes
 	}
 	if c.EnqueueTimeout <= 0 {
 		c.EnqueueTimeout = 100 * time.Millisecond

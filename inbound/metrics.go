@@ -8,7 +8,7 @@ import (
 
 type metrics struct {
 	webhooks   *prometheus.CounterVec // outcome: accepted, spooled, duplicate, ignored
-	rejected   *prometheus.CounterVec // reason: signature, timestamp, too_large, malformed, unavailable
+	rejected   *prometheus.CounterVec // reason: signature, timestamp, unsigned, too_large, slow_body, busy, malformed, unavailable, waiting_for_secret
 	spoolFiles prometheus.Gauge
 	spoolStuck prometheus.Gauge
 	// receiverState is 1 for the receiver's current state (on,
@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"outcome"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deskrelay_inbound_webhooks_rejected_total",
-			Help: "Zendesk webhook and target requests rejected, by reason (signature, timestamp, too_large, malformed, unavailable).",
+			Help: "Zendesk webhook and target requests rejected, by reason: signature and timestamp (signed for this webhook, did not verify), unsigned (no signature headers, a timestamp outside the window, or another webhook's id: anyone can send these, they block nothing), too_large, slow_body, busy (body memory budget), malformed, unavailable, waiting_for_secret.",
 		}, []string{"reason"}),
 		spoolFiles: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "deskrelay_inbound_spool_pending",

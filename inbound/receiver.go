@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -85,6 +83,7 @@ type Receiver struct {
 	spool   *spool
 	deliver *sink.Deliverer
 	stuck   stuckState
+	budget  *bodyBudget
 	secrets SecretReader
 	sec     secretState
 	space   keys.Space
@@ -165,6 +164,7 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 		deliver: dl,
 		secrets: deps.Secrets,
 		space:   keys.Default,
+		budget:  &bodyBudget{max: cfg.BodyBudgetBytes},
 	}
 	if deps.Space != nil {
 		r.space = *deps.Space
@@ -232,10 +232,15 @@ func (r *Receiver) Webhook() http.Handler {
 			httpx.WriteError(w, http.StatusServiceUnavailable, "waiting_for_secret", "the webhook's signing secret is being read from Zendesk")
 			return
 		}
-		body, ok := r.readBody(w, req)
+		signed, ok := r.preflight(w, req)
 		if !ok {
 			return
 		}
+		body, done, ok := r.readBody(w, req)
+		if !ok {
+			return
+		}
+		defer done()
 		now := r.cfg.Now()
 		err := zendesk.VerifySignature(secret, body,
 			req.Header.Get(zendesk.HeaderSignatureTimestamp), req.Header.Get(zendesk.HeaderSignature), now, r.cfg.MaxSkew)
@@ -247,8 +252,13 @@ func (r *Receiver) Webhook() http.Handler {
 			case errors.Is(err, zendesk.ErrTimestampInvalid):
 				reason, msg = "timestamp", "webhook signature timestamp is not ISO 8601"
 			}
+			if !signed {
+				reason = "unsigned" // another webhook's call: anyone can send that
+			}
 			r.m.rejected.WithLabelValues(reason).Inc()
-			r.noteSignatureFailure(now, err)
+			if signed {
+				r.noteSignatureFailure(now, err)
+			}
 			httpx.WriteError(w, http.StatusUnauthorized, "bad_signature", msg)
 			return
 		}
@@ -261,33 +271,13 @@ func (r *Receiver) Webhook() http.Handler {
 // which cannot sign: main wraps it in basic auth.
 func (r *Receiver) Target() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, ok := r.readBody(w, req)
+		body, done, ok := r.readBody(w, req)
 		if !ok {
 			return
 		}
+		defer done()
 		r.accept(w, req, "target", "", body, r.cfg.Now())
 	})
-}
-
-func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request) ([]byte, bool) {
-	if req.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		httpx.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
-		return nil, false
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			r.m.rejected.WithLabelValues("too_large").Inc()
-			httpx.WriteError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over %d bytes", r.cfg.MaxBodyBytes))
-			return nil, false
-		}
-		r.m.rejected.WithLabelValues("malformed").Inc()
-		httpx.WriteError(w, http.StatusBadRequest, "unreadable", "could not read the request body")
-		return nil, false
-	}
-	return body, true
 }
 
 // accept parses the verified body (400 when unreadable), then makes it
