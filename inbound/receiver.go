@@ -83,10 +83,18 @@ type Receiver struct {
 	spool   *spool
 	deliver *sink.Deliverer
 	stuck   stuckState
-	budget  *bodyBudget
-	secrets SecretReader
-	sec     secretState
-	space   keys.Space
+
+	// life is the context of the goroutines the request path starts
+	// (spawn); Close ends it and waits for them.
+	life      context.Context
+	stopLife  context.CancelFunc
+	lifeMu    sync.Mutex // orders spawn's Add before Close's Wait
+	lifeWG    sync.WaitGroup
+	closeOnce sync.Once
+	budget    *bodyBudget
+	secrets   SecretReader
+	sec       secretState
+	space     keys.Space
 
 	downUntil     atomic.Int64 // unix nanos until which the ack path spools without trying Redis
 	slow          atomic.Bool  // an enqueue is taking long: spool without trying Redis
@@ -166,6 +174,7 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 		space:   keys.Default,
 		budget:  &bodyBudget{max: cfg.BodyBudgetBytes},
 	}
+	r.life, r.stopLife = context.WithCancel(context.Background()) // ended by Close
 	if deps.Space != nil {
 		r.space = *deps.Space
 	}
@@ -185,10 +194,16 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 	return r, nil
 }
 
-// Close releases the spool directory (its lock). Call it after the HTTP
-// server and Run have stopped.
+// Close stops the goroutines the request path started (best-effort Redis
+// writes, enqueue deadlines) and waits for them, then releases the spool
+// directory (its lock). Call it after the HTTP server and Run have stopped
+// (serve's shutdown order), before the Redis client is closed.
 func (r *Receiver) Close() error {
-	r.spool.close()
+	r.lifeMu.Lock()
+	r.stopLife()
+	r.lifeMu.Unlock()
+	r.lifeWG.Wait()
+	r.closeOnce.Do(r.spool.close)
 	return nil
 }
 
@@ -337,12 +352,14 @@ var errEnqueueSlow = errors.New("redis did not answer in time")
 // after the request was spooled is a duplicate that the task id and the
 // event ledger drop.
 func (r *Receiver) enqueueWithin(payload []byte, invocationID string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.EnqueueTimeout)
 	done := make(chan error, 1)
-	go func() {
+	if !r.spawn(func(life context.Context) {
+		ctx, cancel := context.WithTimeout(life, r.cfg.EnqueueTimeout)
 		defer cancel()
 		done <- r.enqueueReceived(ctx, payload, invocationID, "")
-	}()
+	}) {
+		return errClosed
+	}
 	timer := time.NewTimer(r.cfg.EnqueueTimeout)
 	defer timer.Stop()
 	slow := time.NewTimer(r.cfg.SlowEnqueue)
@@ -372,12 +389,32 @@ func (r *Receiver) background(busy *atomic.Bool, f func(ctx context.Context)) {
 	if r.cfg.Now().UnixNano() < r.downUntil.Load() || !busy.CompareAndSwap(false, true) {
 		return
 	}
-	go func() {
+	if !r.spawn(func(life context.Context) {
 		defer busy.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(life, time.Second)
 		defer cancel()
 		f(ctx)
+	}) {
+		busy.Store(false)
+	}
+}
+
+var errClosed = errors.New("receiver closed")
+
+// spawn runs f on a goroutine the Receiver owns: f's ctx ends with Close,
+// which waits for f. After Close it runs nothing and returns false.
+func (r *Receiver) spawn(f func(ctx context.Context)) bool {
+	r.lifeMu.Lock()
+	defer r.lifeMu.Unlock()
+	if r.life.Err() != nil {
+		return false
+	}
+	r.lifeWG.Add(1)
+	go func() {
+		defer r.lifeWG.Done()
+		f(r.life)
 	}()
+	return true
 }
 
 // enqueueReceived makes a TaskWebhook task. Its id dedupes one invocation
@@ -419,7 +456,7 @@ func (r *Receiver) noteReceived(now time.Time) {
 		return
 	}
 	r.background(&r.busyReceived, func(ctx context.Context) {
-		if err := r.rdb.Set(ctx, keys.Default.WebhookLastReceived(), now.UnixMilli(), 0).Err(); err != nil {
+		if err := r.rdb.Set(ctx, r.space.WebhookLastReceived(), now.UnixMilli(), 0).Err(); err != nil {
 			r.lastSeenWrite.Store(last)
 		}
 	})
@@ -467,44 +504,56 @@ func (r *Receiver) flushSignatures() {
 	if !r.sigFlushing.CompareAndSwap(false, true) {
 		return
 	}
-	go func() {
+	if !r.spawn(func(life context.Context) {
 		defer r.sigFlushing.Store(false)
-		for {
-			r.sigMu.Lock()
-			if len(r.sigOps) == 0 {
-				r.sigMu.Unlock()
+		for life.Err() == nil {
+			if !r.flushSignatureOp(life) {
 				return
 			}
-			op := r.sigOps[0]
-			r.sigMu.Unlock()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			var err error
-			if op == 0 {
-				err = r.rdb.Del(ctx, keys.Default.WebhookSignatureFailures()).Err()
-			} else {
-				now := r.cfg.Now().UnixMilli()
-				_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-					p.HIncrBy(ctx, keys.Default.WebhookSignatureFailures(), "run", op)
-					p.HSetNX(ctx, keys.Default.WebhookSignatureFailures(), "first_at", now)
-					p.HSet(ctx, keys.Default.WebhookSignatureFailures(), "last_at", now)
-					return nil
-				})
-			}
-			cancel()
-			r.sigMu.Lock()
-			if err != nil {
-				if op == 0 {
-					r.sigDirty = true // try the clear again with the next good signature
-				}
-				r.sigMu.Unlock()
-				return // the queued changes stay for the next flush
-			}
-			if len(r.sigOps) > 0 && r.sigOps[0] == op {
-				r.sigOps = r.sigOps[1:]
-			} else if len(r.sigOps) > 0 && op > 0 && r.sigOps[0] > op {
-				r.sigOps[0] -= op // more failures were added to the op while it was written
-			} // else a clear replaced the op meanwhile: nothing to drop
-			r.sigMu.Unlock()
 		}
-	}()
+	}) {
+		r.sigFlushing.Store(false)
+	}
+}
+
+// flushSignatureOp writes the first queued signature-state change; it
+// reports whether one was written (false: none left, or Redis failed and
+// the changes stay for the next flush).
+func (r *Receiver) flushSignatureOp(life context.Context) bool {
+	r.sigMu.Lock()
+	if len(r.sigOps) == 0 {
+		r.sigMu.Unlock()
+		return false
+	}
+	op := r.sigOps[0]
+	r.sigMu.Unlock()
+	ctx, cancel := context.WithTimeout(life, time.Second)
+	defer cancel()
+	key := r.space.WebhookSignatureFailures()
+	var err error
+	if op == 0 {
+		err = r.rdb.Del(ctx, key).Err()
+	} else {
+		now := r.cfg.Now().UnixMilli()
+		_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HIncrBy(ctx, key, "run", op)
+			p.HSetNX(ctx, key, "first_at", now)
+			p.HSet(ctx, key, "last_at", now)
+			return nil
+		})
+	}
+	r.sigMu.Lock()
+	defer r.sigMu.Unlock()
+	if err != nil {
+		if op == 0 {
+			r.sigDirty = true // try the clear again with the next good signature
+		}
+		return false
+	}
+	if len(r.sigOps) > 0 && r.sigOps[0] == op {
+		r.sigOps = r.sigOps[1:]
+	} else if len(r.sigOps) > 0 && op > 0 && r.sigOps[0] > op {
+		r.sigOps[0] -= op // more failures were added to the op while it was written
+	} // else a clear replaced the op meanwhile: nothing to drop
+	return true
 }
