@@ -83,7 +83,9 @@ func dripConn(b *testing.B, h *harness, stop <-chan struct{}) {
 	answered := make(chan struct{})
 	go func() {
 		defer close(answered)
-		_, _ = http.ReadResponse(bufio.NewReader(c), nil)
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+			resp.Body.Close()
+		}
 	}()
 	chunk := bytes.Repeat([]byte("x"), 16<<10)
 	for {
