@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/deskrelay/deskrelay/inbound"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -128,4 +129,36 @@ func TestWebhookBodyLimits(t *testing.T) {
 			t.Fatal("no request was answered 503 with Retry-After: 10 beyond the body budget")
 		}
 	})
+}
+
+// TestOtherWebhookNotASignatureFailure: a signed call naming another
+// webhook's id is refused but does not count as a signature failure.
+func TestOtherWebhookNotASignatureFailure(t *testing.T) {
+	h := newHarness(t, harnessOptions{noWorkers: true, cfg: func(c *inbound.Config) { c.WebhookID = "01OURHOOK" }})
+	body := statusBody(1001, "PENDING", time.Now())
+	for _, id := range []string{"01OTHERHOOK", "01OURHOOK"} {
+		stamp := time.Now().UTC().Format(time.RFC3339)
+		req, _ := http.NewRequest(http.MethodPost, h.api.URL+"/v1/zendesk/webhook", strings.NewReader(string(body)))
+		req.Header.Set(zendesk.HeaderSignatureTimestamp, stamp)
+		req.Header.Set(zendesk.HeaderSignature, zendesk.Sign("wrong", stamp, body))
+		req.Header.Set(inbound.HeaderWebhookID, id)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("webhook %s answered %d, want 401", id, resp.StatusCode)
+		}
+	}
+	if got := h.metric("deskrelay_inbound_webhooks_rejected_total", "unsigned"); got != 1 {
+		t.Fatalf("rejected{unsigned} = %v, want 1 (the other webhook's call)", got)
+	}
+	if got := h.metric("deskrelay_inbound_webhooks_rejected_total", "signature"); got != 1 {
+		t.Fatalf("rejected{signature} = %v, want 1 (ours)", got)
+	}
+	testutil.WaitFor(t, 5*time.Second, func() bool {
+		sf, err := inbound.ReadSignatureFailures(context.Background(), h.rdb)
+		return err == nil && sf.Run == 1
+	}, "a run of exactly 1 signature failure (ours)")
 }

@@ -47,8 +47,10 @@ type Deps struct {
 	// Secrets reads the webhook's signing secret (Config.WebhookID). Default
 	// Zendesk when set.
 	Secrets SecretReader
-	// Space is the account's Redis key space. Default keys.Default.
-	Space *keys.Space
+	// Space is the account's Redis key space (the zero Space: keys.Default).
+	// Used for the receiver's own keys: last received, signature failures,
+	// receiver state.
+	Space keys.Space
 	// Limiter, when set, is asked before every Zendesk API call the
 	// trigger path makes (the account's shared budget; budget.Limiter).
 	Limiter RateLimiter
@@ -174,24 +176,29 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 		space:   keys.Default,
 		budget:  &bodyBudget{max: cfg.BodyBudgetBytes},
 	}
+	r.init(deps)
+	return r, nil
+}
+
+// init finishes New: owners, the secret's state, the spool's reporting.
+func (r *Receiver) init(deps Deps) {
 	r.life, r.stopLife = context.WithCancel(context.Background()) // ended by Close
-	if deps.Space != nil {
-		r.space = *deps.Space
+	if deps.Space.Prefix() != "" {
+		r.space = deps.Space
 	}
 	if r.secrets == nil && deps.Zendesk != nil {
 		r.secrets = deps.Zendesk
 	}
 	r.initSecret()
-	sp.onSkip = func(seq uint64, off, n int64) {
+	r.spool.onSkip = func(seq uint64, off, n int64) {
 		r.log.Error().Uint64("segment", seq).Int64("offset", off).Int64("bytes", n).
 			Msg("spool: bytes holding no complete record (damaged on disk) skipped")
 	}
 	r.sigDirty = true // clear a run left by an earlier process on the first good signature
-	r.m.spoolFiles.Set(float64(sp.Pending()))
-	if n := sp.Pending(); n > 0 {
-		r.log.Warn().Int64("spooled", n).Str("dir", cfg.SpoolDir).Msg("spooled webhook requests wait for Redis")
+	r.m.spoolFiles.Set(float64(r.spool.Pending()))
+	if n := r.spool.Pending(); n > 0 {
+		r.log.Warn().Int64("spooled", n).Str("dir", r.cfg.SpoolDir).Msg("spooled webhook requests wait for Redis")
 	}
-	return r, nil
 }
 
 // Close stops the goroutines the request path started (best-effort Redis
