@@ -561,6 +561,9 @@ func (s *spool) skipDamaged(f *os.File, seq uint64, off int64) (next int64, ok b
 	if off >= limit {
 		return off, false
 	}
+	if _, err := readRecord(io.NewSectionReader(f, off, limit-off)); err == nil {
+		return off, true // it was being appended while the mover read it: read it again
+	}
 	next = nextRecord(f, off+1, limit)
 	if next >= limit && !active {
 		return off, false // a torn tail of a closed segment: nothing after it

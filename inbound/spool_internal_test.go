@@ -209,3 +209,41 @@ func TestSpoolSkipsDamage(t *testing.T) {
 		})
 	}
 }
+
+// TestSpoolDrainWhileAppending: a record being appended while the mover
+// reads it is read again, never skipped as damage.
+func TestSpoolDrainWhileAppending(t *testing.T) {
+	s, err := openSpool(t.TempDir(), 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	s.onSkip = func(seq uint64, off, n int64) { t.Errorf("skipped %d bytes at %d:%d", n, seq, off) }
+	pad := strings.Repeat("x", 8<<10) // big records: more chance to read one half-written
+	const total = 300
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range total {
+			if err := s.Append(fmt.Appendf(nil, `{"n":%d,"pad":%q}`, i, pad), time.Now()); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	seen := map[string]bool{}
+	move := func(_ string, p []byte) error { seen[string(p[:12])] = true; return nil }
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		if _, err := s.Drain(move); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(seen) != total || s.Pending() != 0 {
+		t.Fatalf("moved %d distinct records, %d pending; want %d and 0", len(seen), s.Pending(), total)
+	}
+}
