@@ -127,7 +127,8 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		d.asynqSrv.Shutdown()
 		log.Info().Msg("shutting down: stopping the schedule and the spool mover")
 		stopBackground()
-		waitBackground(bg, cfg.shutdownTimeout, log)
+		dl, _ := shutCtx.Deadline() // one shutdown timeout for the whole stop
+		waitBackground(bg, max(time.Until(dl), time.Second), log)
 		log.Info().Msg("stopped")
 		return nil
 	})
