@@ -186,7 +186,7 @@ func (c *config) checkParts(p *problems, name func(env string) string) {
 	p.addFields(queues.Policy{MaxDelay: c.retryMaxDelay}.Validate(), name)
 	if c.sinkURL != "" || c.sinkSecret != "" {
 		// Without a sink URL, parseConfig has said why one is needed.
-		for _, fe := range validate.Fields(c.inboundConfig("").Validate()) {
+		for _, fe := range validate.Fields(c.inboundConfig(true).Validate()) {
 			if c.sinkURL != "" || fe.Field != "SinkURL" {
 				p.addFields(fe, name)
 			}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/deskrelay/deskrelay/inbound"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/reconcile"
@@ -206,6 +208,7 @@ func cmdWebhook(ctx context.Context, env *environment, args []string) error {
 	} else {
 		st, err = g.Enable(ctx)
 	}
+	waiting := action == "status" && receiverWaiting(ctx, p, &st)
 	if *asJSON {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
@@ -216,10 +219,26 @@ func cmdWebhook(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	if action == "status" && st.State != "active" {
+	if action == "status" && (st.State != "active" || waiting) {
 		return exitCode(1)
 	}
 	return nil
+}
+
+// receiverWaiting reports (into st) that serve's receiver still waits for
+// the webhook's signing secret, as it last wrote to Redis in the last 10
+// minutes (it confirms at least every 2 minutes while waiting).
+func receiverWaiting(ctx context.Context, p *parts, st *reconcile.WatchState) bool {
+	rs, ok, err := inbound.ReadReceiverState(ctx, p.rdb, keys.Default)
+	if err != nil || !ok || rs.State != inbound.ReceiverWaiting || time.Since(rs.UpdatedAt) > 10*time.Minute {
+		return false
+	}
+	st.ReceiverHealthy = false
+	st.ReceiverProblem = "waiting for the webhook's signing secret from Zendesk"
+	if rs.LastError != "" {
+		st.ReceiverProblem += ": " + rs.LastError
+	}
+	return true
 }
 
 func printWatchState(env *environment, st reconcile.WatchState) {

@@ -25,9 +25,8 @@ func (d *daemon) routes() http.Handler {
 
 	// Zendesk's side: the signed webhook, and the legacy target (basic auth).
 	if d.receiver != nil {
-		if d.secret != "" {
-			mux.Handle("POST /v1/zendesk/webhook", d.receiver.Webhook())
-		}
+		// 503 while it waits for its signing secret, 404 when it has no way to get one
+		mux.Handle("POST /v1/zendesk/webhook", d.receiver.Webhook())
 		if cfg.targetUser != "" {
 			mux.Handle("POST /v1/zendesk/target", httpx.RequireBasic(cfg.targetUser, cfg.targetPassword, "deskrelay target", d.receiver.Target()))
 		}

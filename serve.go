@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/logging"
 	"github.com/deskrelay/deskrelay/internal/queues"
 )
@@ -142,13 +143,27 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		d.asynqSrv.Shutdown()
 		log.Info().Msg("shutting down: stopping the schedule and the spool mover")
 		stopBackground()
-		if err := bg.Wait(); err != nil {
-			log.Warn().Err(err).Msg("background work")
-		}
+		dl, _ := shutCtx.Deadline() // one shutdown timeout for the whole stop
+		waitBackground(bg, max(time.Until(dl), time.Second), log)
 		log.Info().Msg("stopped")
 		return nil
 	})
 	return g.Wait()
+}
+
+// waitBackground waits for the background work to stop, at most timeout:
+// SIGTERM always ends the process.
+func waitBackground(bg *errgroup.Group, timeout time.Duration, log zerolog.Logger) {
+	done := make(chan error, 1)
+	go func() { done <- bg.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Warn().Err(err).Msg("background work")
+		}
+	case <-time.After(timeout):
+		log.Error().Int64("waited_ms", timeout.Milliseconds()).Msg("background work did not stop in time: exiting anyway")
+	}
 }
 
 func ignoreCanceled(err error) error {
@@ -168,7 +183,7 @@ func (d *daemon) logStart() {
 		interval = 0
 	}
 	log.Info().Str("version", ver).Str("commit", rev).Str("go_version", goVersion).
-		Bool("receiver", d.receiver != nil && d.secret != "").Bool("sink", d.receiver != nil).
+		Str("receiver", receiverState(d.receiver)).Bool("sink", d.receiver != nil).
 		Dur("reconcile_interval_ms", interval).Bool("admin_routes", cfg.adminUser != "").
 		Msg("deskrelay starting")
 	if cfg.apiTokenAuth() {
@@ -178,7 +193,7 @@ func (d *daemon) logStart() {
 	switch {
 	case d.receiver == nil:
 		log.Warn().Msg("inbound is off: set DESKRELAY_SINK_URL and DESKRELAY_SINK_SECRET to deliver Zendesk's updates to the platform")
-	case d.secret == "":
+	case d.receiver.ReceiverStatus().State == inbound.ReceiverOff:
 		log.Warn().Msg("the webhook receiver is off: set DESKRELAY_WEBHOOK_SECRET (or DESKRELAY_ZENDESK_WEBHOOK_ID to read it from Zendesk)")
 	}
 	if d.reconciler == nil || cfg.reconcileInterval == 0 {
@@ -187,6 +202,14 @@ func (d *daemon) logStart() {
 	if cfg.adminUser == "" {
 		log.Info().Msg("admin routes (/v1/status, /monitoring/) are off: set DESKRELAY_ADMIN_USER and DESKRELAY_ADMIN_PASSWORD")
 	}
+}
+
+// receiverState is the webhook receiver's state for the start-up line.
+func receiverState(r *inbound.Receiver) string {
+	if r == nil {
+		return string(inbound.ReceiverOff)
+	}
+	return string(r.ReceiverStatus().State)
 }
 
 func newDaemon(ctx context.Context, cfg *config, log zerolog.Logger) (*daemon, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -23,11 +24,16 @@ type statusReport struct {
 }
 
 type inboundStatus struct {
-	ReceiverOn        bool      `json:"receiver_on"`
-	SpoolPending      int64     `json:"spool_pending"`
-	LastWebhookAt     time.Time `json:"last_webhook_at,omitzero"`
-	SignatureFailures int64     `json:"signature_failures_run"`
-	Failed            int       `json:"failed_deliveries"`
+	// ReceiverOn is true when the webhook receiver verifies webhooks
+	// (receiver.state "on").
+	ReceiverOn bool                    `json:"receiver_on"`
+	Receiver   *inbound.ReceiverStatus `json:"receiver,omitempty"`
+	// SpoolPending is spool.pending, kept for existing scripts.
+	SpoolPending      int64                `json:"spool_pending"`
+	Spool             *inbound.SpoolStatus `json:"spool,omitempty"`
+	LastWebhookAt     time.Time            `json:"last_webhook_at,omitzero"`
+	SignatureFailures int64                `json:"signature_failures_run"`
+	Failed            int                  `json:"failed_deliveries"`
 }
 
 type credentialState struct {
@@ -57,9 +63,17 @@ func (d *daemon) status(ctx context.Context) statusReport {
 	} else {
 		rep.Outbound = out
 	}
-	in := &inboundStatus{ReceiverOn: d.receiver != nil}
+	in := &inboundStatus{}
 	if d.receiver != nil {
-		in.SpoolPending = d.receiver.SpoolPending()
+		rs, sp := d.receiver.ReceiverStatus(), d.receiver.SpoolStatus()
+		in.ReceiverOn, in.Receiver = rs.State == inbound.ReceiverOn, &rs
+		in.SpoolPending, in.Spool = sp.Pending, &sp
+		if rs.LastError != "" {
+			fail("webhook receiver", errors.New(rs.LastError))
+		}
+		if sp.Stuck != "" {
+			fail("spool", errors.New(sp.Stuck))
+		}
 	}
 	if at, ok, err := inbound.LastWebhookAt(ctx, d.rdb); err != nil {
 		fail("inbound", err)

@@ -30,7 +30,6 @@ type parts struct {
 	zd         *zendesk.Client
 	relay      *relay.Relay
 	receiver   *inbound.Receiver // nil when inbound is off (no DESKRELAY_SINK_URL)
-	secret     string            // the webhook signing secret in use; "" turns the webhook route off
 	reconciler *reconcile.Reconciler
 	// layoutPending: Redis did not answer at start, so the key layout is
 	// still to be checked (awaitKeyLayout).
@@ -73,7 +72,7 @@ func (p *parts) wire(ctx context.Context, cfg *config, log zerolog.Logger, metri
 	if cfg.sinkURL == "" {
 		return nil // inbound is off, and the reconciler has nowhere to publish
 	}
-	if err := p.buildInbound(ctx, cfg, log, metrics); err != nil {
+	if err := p.buildInbound(cfg, log, metrics); err != nil {
 		return err
 	}
 	return p.buildReconciler(cfg, log, metrics)
@@ -129,23 +128,11 @@ func (p *parts) buildRelay(cfg *config, log zerolog.Logger, metrics prometheus.R
 }
 
 // buildInbound makes the receiver of Zendesk's webhook and target (Zendesk
-// to the sink), with the webhook's signing secret: the configured one, or
-// else the one Zendesk gives for the configured webhook id.
-func (p *parts) buildInbound(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometheus.Registerer) error {
-	secret := cfg.webhookSecret
-	if secret == "" && cfg.webhookID != "" && ctx != nil {
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		s, err := p.zd.WebhookSigningSecret(sctx, cfg.webhookID)
-		cancel()
-		if err != nil {
-			log.Error().Err(err).Str("webhook_id", cfg.webhookID).
-				Msg("could not read the webhook's signing secret from Zendesk; the webhook receiver stays off until DESKRELAY_WEBHOOK_SECRET is set or Zendesk answers at the next start")
-		} else {
-			secret = s
-		}
-	}
+// to the sink). Without a configured signing secret, the receiver reads it
+// from Zendesk in the background (inbound.Receiver.Run).
+func (p *parts) buildInbound(cfg *config, log zerolog.Logger, metrics prometheus.Registerer) error {
 	var err error
-	p.receiver, err = inbound.New(cfg.inboundConfig(secret), inbound.Deps{
+	p.receiver, err = inbound.New(cfg.inboundConfig(metrics == nil), inbound.Deps{
 		Redis:   p.rdb,
 		Tickets: p.relay.Tickets(),
 		Zendesk: p.zd,
@@ -156,7 +143,6 @@ func (p *parts) buildInbound(ctx context.Context, cfg *config, log zerolog.Logge
 	if err != nil {
 		return err
 	}
-	p.secret = secret
 	return nil
 }
 
@@ -170,7 +156,7 @@ func (p *parts) buildReconciler(cfg *config, log zerolog.Logger, metrics prometh
 		Publisher: p.receiver.Publisher(),
 		Tickets:   p.relay.Tickets(),
 		Limiter:   p.limiter,
-		Receiver:  receiverHealth{rdb: p.rdb},
+		Receiver:  receiverHealth{rdb: p.rdb, rcv: p.receiver},
 		Log:       log, // the reconciler adds component=reconcile itself
 		Metrics:   metrics,
 	})
@@ -244,6 +230,9 @@ func (p *parts) close() {
 	if p.relay != nil {
 		_ = p.relay.Close()
 	}
+	if p.receiver != nil {
+		_ = p.receiver.Close()
+	}
 	if p.rdb != nil {
 		_ = p.rdb.Close()
 	}
@@ -251,7 +240,16 @@ func (p *parts) close() {
 
 // receiverHealth tells the guardian how deskrelay's own receiver is doing,
 // from what every replica records in Redis.
-type receiverHealth struct{ rdb redis.UniversalClient }
+type receiverHealth struct {
+	rdb redis.UniversalClient
+	rcv *inbound.Receiver
+}
+
+// RefreshSecret reads the webhook's signing secret from Zendesk again, when
+// the guardian sees Zendesk's calls failing verification.
+func (h receiverHealth) RefreshSecret(ctx context.Context) error {
+	return h.rcv.RefreshSecret(ctx)
+}
 
 func (h receiverHealth) LastReceived(ctx context.Context) (time.Time, error) {
 	at, _, err := inbound.LastWebhookAt(ctx, h.rdb)
@@ -274,13 +272,16 @@ func (c *config) relayConfig() relay.Config {
 	}
 }
 
-func (c *config) inboundConfig(webhookSecret string) inbound.Config {
+// inboundConfig: oneShot commands open no spool (serve holds its lock).
+func (c *config) inboundConfig(oneShot bool) inbound.Config {
 	return inbound.Config{
 		SinkURL:        c.sinkURL,
 		SinkSecret:     c.sinkSecret,
-		WebhookSecret:  webhookSecret,
+		WebhookSecret:  c.webhookSecret,
+		WebhookID:      c.webhookID, // without a secret, Run reads it from Zendesk in the background
 		ForwardPrivate: c.forwardPrivate,
 		SpoolDir:       c.spoolDir,
+		NoSpool:        oneShot,
 	}
 }
 

@@ -19,16 +19,29 @@ type Config struct {
 	// SinkSecret signs sink deliveries with Standard Webhooks: "whsec_" +
 	// base64. Required.
 	SinkSecret string
-	// WebhookSecret is Zendesk's signing secret for the webhook.
-	// Empty: Webhook() answers 503, the receiver
-	// is off (Target() still works: it has no signature).
+	// WebhookSecret is Zendesk's signing secret for the webhook
+	//. Empty: Run reads it from Zendesk when
+	// WebhookID is set (Webhook() answers 503 until then); without either
+	// the receiver is off and Webhook() answers 404 (Target() still works:
+	// it has no signature).
 	WebhookSecret string
+	// WebhookID is the Zendesk webhook that calls deskrelay: its signing secret is read from
+	// Zendesk when WebhookSecret is empty, and again on RefreshSecret.
+	WebhookID string
+	// SecretRetry is the first wait after a failed read of the signing
+	// secret; it doubles up to SecretRetryMax. Defaults 2s and 2 minutes.
+	SecretRetry    time.Duration
+	SecretRetryMax time.Duration
 	// ForwardPrivate also forwards agents' private notes. Default false.
 	ForwardPrivate bool
 	// SpoolDir is where verified webhook requests wait while Redis is
 	// unreachable. Default "./spool". One directory
 	// per process: replicas must not share it.
 	SpoolDir string
+	// NoSpool is for one-shot commands that only replay (deskrelay replay):
+	// no spool directory is opened or locked, since a running serve holds
+	// it; webhooks it would have to spool are answered 503.
+	NoSpool bool
 	// SpoolMaxBytes caps the spool's size; beyond it the receiver answers
 	// 503. Default 1 GiB.
 	SpoolMaxBytes int64
@@ -40,6 +53,13 @@ type Config struct {
 	MaxSkew time.Duration
 	// MaxBodyBytes limits a webhook body (413 beyond). Default 1 MiB.
 	MaxBodyBytes int64
+	// BodyReadTimeout bounds reading one webhook body (Zendesk sends it at
+	// once): 408 beyond. Default 5s.
+	BodyReadTimeout time.Duration
+	// BodyBudgetBytes bounds the memory held by all request bodies being
+	// read at once: beyond it a request is answered 503 with Retry-After.
+	// Default 32 MiB.
+	BodyBudgetBytes int64
 	// EnqueueTimeout is how long the webhook answer waits for Redis before
 	// it spools the request instead. Default 100ms.
 	EnqueueTimeout time.Duration
@@ -69,6 +89,8 @@ const (
 	DefaultSpoolMaxBytes = 1 << 30
 	DefaultMaxSkew       = 5 * time.Minute
 	DefaultMaxBodyBytes  = 1 << 20
+	// DefaultBodyBudgetBytes bounds the memory of request bodies in flight.
+	DefaultBodyBudgetBytes = 32 << 20
 )
 
 func (c Config) withDefaults() Config {
@@ -76,6 +98,13 @@ func (c Config) withDefaults() Config {
 	if c.SpoolMaxBytes <= 0 {
 		c.SpoolMaxBytes = DefaultSpoolMaxBytes
 	}
+	if c.SecretRetry <= 0 {
+		c.SecretRetry = 2 * time.Second
+	}
+	if c.SecretRetryMax <= 0 {
+		c.SecretRetryMax = 2 * time.Minute
+	}
+	c.SecretRetryMax = max(c.SecretRetryMax, c.SecretRetry)
 	if c.LedgerRetention <= 0 {
 		c.LedgerRetention = sink.DefaultLedgerRetention
 	}
@@ -84,6 +113,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.BodyReadTimeout <= 0 {
+		c.BodyReadTimeout = 5 * time.Second
+	}
+	if c.BodyBudgetBytes <= 0 {
+		c.BodyBudgetBytes = DefaultBodyBudgetBytes
 	}
 	if c.EnqueueTimeout <= 0 {
 		c.EnqueueTimeout = 100 * time.Millisecond

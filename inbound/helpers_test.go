@@ -148,6 +148,7 @@ type harnessOptions struct {
 	noWorkers bool
 	zendesk   *zendesk.Client
 	limiter   inbound.RateLimiter
+	secrets   inbound.SecretReader
 	cfg       func(*inbound.Config)
 }
 
@@ -179,7 +180,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		o.cfg(&h.cfg)
 	}
 	h.reg = prometheus.NewRegistry()
-	h.deps = inbound.Deps{Redis: h.rdb, Tickets: h.tickets, Zendesk: o.zendesk, Limiter: o.limiter, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), Metrics: h.reg}
+	h.deps = inbound.Deps{Redis: h.rdb, Tickets: h.tickets, Zendesk: o.zendesk, Limiter: o.limiter, Secrets: o.secrets, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), Metrics: h.reg}
 	h.start()
 	if !o.noWorkers {
 		mux := asynq.NewServeMux()
@@ -205,6 +206,7 @@ func (h *harness) start() {
 		h.stopRun()
 		<-h.runDone
 		h.api.Close()
+		_ = h.recv.Close()
 	}
 	r, err := inbound.New(h.cfg, h.deps)
 	if err != nil {
@@ -223,6 +225,7 @@ func (h *harness) start() {
 		cancel()
 		<-done
 		h.api.Close()
+		_ = r.Close()
 	})
 }
 
@@ -234,8 +237,9 @@ func (h *harness) link(conv string, ticket int64) {
 }
 
 type response struct {
-	Status int
-	Body   string
+	Status     int
+	Body       string
+	RetryAfter string
 }
 
 // post sends body to the webhook endpoint, signed with secret at ts.
@@ -258,7 +262,7 @@ func (h *harness) post(body []byte, secret string, ts time.Time, invocation stri
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, string(b)}
+	return response{resp.StatusCode, string(b), resp.Header.Get("Retry-After")}
 }
 
 // send posts a correctly signed webhook and requires a 200.

@@ -8,9 +8,13 @@ import (
 
 type metrics struct {
 	webhooks   *prometheus.CounterVec // outcome: accepted, spooled, duplicate, ignored
-	rejected   *prometheus.CounterVec // reason: signature, timestamp, too_large, malformed, unavailable
+	rejected   *prometheus.CounterVec // reason: signature, timestamp, unsigned, too_large, slow_body, busy, malformed, unavailable, waiting_for_secret
 	spoolFiles prometheus.Gauge
-	events     *prometheus.CounterVec // result: enqueued, duplicate, skipped; reason
+	spoolStuck prometheus.Gauge
+	// receiverState is 1 for the receiver's current state (on,
+	// waiting_for_secret, off), 0 for the others.
+	receiverState *prometheus.GaugeVec
+	events        *prometheus.CounterVec // result: enqueued, duplicate, skipped; reason
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -21,12 +25,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"outcome"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deskrelay_inbound_webhooks_rejected_total",
-			Help: "Zendesk webhook and target requests rejected, by reason (signature, timestamp, too_large, malformed, unavailable).",
+			Help: "Zendesk webhook and target requests rejected, by reason: signature and timestamp (signed for this webhook, did not verify), unsigned (no signature headers, a timestamp outside the window, or another webhook's id: anyone can send these, they block nothing), too_large, slow_body, busy (body memory budget), malformed, unavailable, waiting_for_secret.",
 		}, []string{"reason"}),
 		spoolFiles: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "deskrelay_inbound_spool_pending",
 			Help: "Webhook requests waiting in the local spool for Redis.",
 		}),
+		spoolStuck: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deskrelay_inbound_spool_stuck",
+			Help: "1 while the spool mover fails to move spooled webhook requests into Redis (see /v1/status inbound.spool.stuck).",
+		}),
+		receiverState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "deskrelay_webhook_receiver_state",
+			Help: "1 for the webhook receiver's current state: on, waiting_for_secret (reading the signing secret from Zendesk; webhooks answered 503) or off.",
+		}, []string{"state"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deskrelay_inbound_events_total",
 			Help: "Events derived from webhooks, by publish result (enqueued, duplicate, skipped) and reason.",
@@ -36,6 +48,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.webhooks, _ = promx.Register(reg, m.webhooks)
 		m.rejected, _ = promx.Register(reg, m.rejected)
 		m.spoolFiles, _ = promx.Register(reg, m.spoolFiles)
+		m.spoolStuck, _ = promx.Register(reg, m.spoolStuck)
+		m.receiverState, _ = promx.Register(reg, m.receiverState)
 		m.events, _ = promx.Register(reg, m.events)
 	}
 	return m

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -47,6 +45,13 @@ type Deps struct {
 	// the event-subscription envelope is used: trigger comments are then
 	// dropped with a warning.
 	Zendesk *zendesk.Client
+	// Secrets reads the webhook's signing secret (Config.WebhookID). Default
+	// Zendesk when set.
+	Secrets SecretReader
+	// Space is the account's Redis key space (the zero Space: keys.Default).
+	// Used for the receiver's own keys: last received, signature failures,
+	// receiver state.
+	Space keys.Space
 	// Limiter, when set, is asked before every Zendesk API call the
 	// trigger path makes (the account's shared budget; budget.Limiter).
 	Limiter RateLimiter
@@ -80,6 +85,19 @@ type Receiver struct {
 	m       *metrics
 	spool   *spool
 	deliver *sink.Deliverer
+	stuck   stuckState
+
+	// life is the context of the goroutines the request path starts
+	// (spawn); Close ends it and waits for them.
+	life      context.Context
+	stopLife  context.CancelFunc
+	lifeMu    sync.Mutex // orders spawn's Add before Close's Wait
+	lifeWG    sync.WaitGroup
+	closeOnce sync.Once
+	budget    *bodyBudget
+	secrets   SecretReader
+	sec       secretState
+	space     keys.Space
 
 	downUntil     atomic.Int64 // unix nanos until which the ack path spools without trying Redis
 	slow          atomic.Bool  // an enqueue is taking long: spool without trying Redis
@@ -113,9 +131,12 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 			Now:             cfg.Now,
 		})
 	}
-	sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes)
-	if err != nil {
-		return nil, validate.Errorf("inbound", "SpoolDir", "%v", err)
+	sp := &spool{wake: make(chan struct{}, 1)} // no directory: Append fails
+	if !cfg.NoSpool {
+		var err error
+		if sp, err = openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes); err != nil {
+			return nil, validate.Errorf("inbound", "SpoolDir", "%v", err)
+		}
 	}
 	hc := deps.SinkClient
 	if hc == nil {
@@ -152,13 +173,46 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 		m:       newMetrics(deps.Metrics),
 		spool:   sp,
 		deliver: dl,
+		secrets: deps.Secrets,
+		space:   keys.Default,
+		budget:  &bodyBudget{max: cfg.BodyBudgetBytes},
+	}
+	r.init(deps)
+	return r, nil
+}
+
+// init finishes New: owners, the secret's state, the spool's reporting.
+func (r *Receiver) init(deps Deps) {
+	r.life, r.stopLife = context.WithCancel(context.Background()) // ended by Close
+	if deps.Space.Prefix() != "" {
+		r.space = deps.Space
+	}
+	if r.secrets == nil && deps.Zendesk != nil {
+		r.secrets = deps.Zendesk
+	}
+	r.initSecret()
+	r.spool.onSkip = func(seq uint64, off, n int64) {
+		r.log.Error().Uint64("segment", seq).Int64("offset", off).Int64("bytes", n).
+			Msg("spool: bytes holding no complete record (damaged on disk) skipped")
 	}
 	r.sigDirty = true // clear a run left by an earlier process on the first good signature
-	r.m.spoolFiles.Set(float64(sp.Pending()))
-	if n := sp.Pending(); n > 0 {
-		r.log.Warn().Int64("spooled", n).Str("dir", cfg.SpoolDir).Msg("spooled webhook requests wait for Redis")
+	r.m.spoolFiles.Set(float64(r.spool.Pending()))
+	if n := r.spool.Pending(); n > 0 {
+		r.log.Warn().Int64("spooled", n).Str("dir", r.cfg.SpoolDir).Msg("spooled webhook requests wait for Redis")
 	}
-	return r, nil
+}
+
+// Close stops the goroutines the request path started (best-effort Redis
+// writes, enqueue deadlines) and waits for them, then releases the spool
+// directory (its lock). Call it after the HTTP server and Run have stopped
+// (serve's shutdown order), before the Redis client is closed.
+func (r *Receiver) Close() error {
+	r.lifeMu.Lock()
+	r.stopLife()
+	r.lifeMu.Unlock()
+	r.lifeWG.Wait()
+	r.closeOnce.Do(r.spool.close)
+	return nil
 }
 
 // Publisher returns the Publisher the receiver uses (share it with the reconciler).
@@ -189,16 +243,29 @@ type received struct {
 // Webhook is the handler of POST /v1/zendesk/webhook.
 func (r *Receiver) Webhook() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if r.cfg.WebhookSecret == "" {
-			httpx.WriteError(w, http.StatusServiceUnavailable, "receiver_off", "the webhook signing secret is not set: the webhook receiver is off")
+		secret, state := r.signingSecret()
+		switch state {
+		case ReceiverOff:
+			httpx.WriteError(w, http.StatusNotFound, "receiver_off",
+				"the webhook receiver is off: set DESKRELAY_WEBHOOK_SECRET (or DESKRELAY_ZENDESK_WEBHOOK_ID to read it from Zendesk)")
+			return
+		case ReceiverWaiting:
+			r.m.rejected.WithLabelValues("waiting_for_secret").Inc()
+			w.Header().Set("Retry-After", "10")
+			httpx.WriteError(w, http.StatusServiceUnavailable, "waiting_for_secret", "the webhook's signing secret is being read from Zendesk")
 			return
 		}
-		body, ok := r.readBody(w, req)
+		signed, ok := r.preflight(w, req)
 		if !ok {
 			return
 		}
+		body, done, ok := r.readBody(w, req)
+		if !ok {
+			return
+		}
+		defer done()
 		now := r.cfg.Now()
-		err := zendesk.VerifySignature(r.cfg.WebhookSecret, body,
+		err := zendesk.VerifySignature(secret, body,
 			req.Header.Get(zendesk.HeaderSignatureTimestamp), req.Header.Get(zendesk.HeaderSignature), now, r.cfg.MaxSkew)
 		if err != nil {
 			reason, msg := "signature", "webhook signature missing or wrong"
@@ -208,8 +275,13 @@ func (r *Receiver) Webhook() http.Handler {
 			case errors.Is(err, zendesk.ErrTimestampInvalid):
 				reason, msg = "timestamp", "webhook signature timestamp is not ISO 8601"
 			}
+			if !signed {
+				reason = "unsigned" // another webhook's call: anyone can send that
+			}
 			r.m.rejected.WithLabelValues(reason).Inc()
-			r.noteSignatureFailure(now, err)
+			if signed {
+				r.noteSignatureFailure(now, err)
+			}
 			httpx.WriteError(w, http.StatusUnauthorized, "bad_signature", msg)
 			return
 		}
@@ -222,33 +294,13 @@ func (r *Receiver) Webhook() http.Handler {
 // which cannot sign: main wraps it in basic auth.
 func (r *Receiver) Target() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, ok := r.readBody(w, req)
+		body, done, ok := r.readBody(w, req)
 		if !ok {
 			return
 		}
+		defer done()
 		r.accept(w, req, "target", "", body, r.cfg.Now())
 	})
-}
-
-func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request) ([]byte, bool) {
-	if req.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		httpx.WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
-		return nil, false
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			r.m.rejected.WithLabelValues("too_large").Inc()
-			httpx.WriteError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over %d bytes", r.cfg.MaxBodyBytes))
-			return nil, false
-		}
-		r.m.rejected.WithLabelValues("malformed").Inc()
-		httpx.WriteError(w, http.StatusBadRequest, "unreadable", "could not read the request body")
-		return nil, false
-	}
-	return body, true
 }
 
 // accept parses the verified body (400 when unreadable), then makes it
@@ -291,6 +343,7 @@ func (r *Receiver) accept(w http.ResponseWriter, _ *http.Request, kind, invocati
 		if err := r.spool.Append(payload, now); err != nil {
 			r.m.rejected.WithLabelValues("unavailable").Inc()
 			r.log.Error().Err(err).Msg("cannot spool webhook request: answering 503")
+			w.Header().Set("Retry-After", "10")
 			httpx.WriteError(w, http.StatusServiceUnavailable, "unavailable", "cannot store the event now")
 			return
 		}
@@ -307,12 +360,14 @@ var errEnqueueSlow = errors.New("redis did not answer in time")
 // after the request was spooled is a duplicate that the task id and the
 // event ledger drop.
 func (r *Receiver) enqueueWithin(payload []byte, invocationID string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.EnqueueTimeout)
 	done := make(chan error, 1)
-	go func() {
+	if !r.spawn(func(life context.Context) {
+		ctx, cancel := context.WithTimeout(life, r.cfg.EnqueueTimeout)
 		defer cancel()
 		done <- r.enqueueReceived(ctx, payload, invocationID, "")
-	}()
+	}) {
+		return errClosed
+	}
 	timer := time.NewTimer(r.cfg.EnqueueTimeout)
 	defer timer.Stop()
 	slow := time.NewTimer(r.cfg.SlowEnqueue)
@@ -342,12 +397,32 @@ func (r *Receiver) background(busy *atomic.Bool, f func(ctx context.Context)) {
 	if r.cfg.Now().UnixNano() < r.downUntil.Load() || !busy.CompareAndSwap(false, true) {
 		return
 	}
-	go func() {
+	if !r.spawn(func(life context.Context) {
 		defer busy.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(life, time.Second)
 		defer cancel()
 		f(ctx)
+	}) {
+		busy.Store(false)
+	}
+}
+
+var errClosed = errors.New("receiver closed")
+
+// spawn runs f on a goroutine the Receiver owns: f's ctx ends with Close,
+// which waits for f. After Close it runs nothing and returns false.
+func (r *Receiver) spawn(f func(ctx context.Context)) bool {
+	r.lifeMu.Lock()
+	defer r.lifeMu.Unlock()
+	if r.life.Err() != nil {
+		return false
+	}
+	r.lifeWG.Add(1)
+	go func() {
+		defer r.lifeWG.Done()
+		f(r.life)
 	}()
+	return true
 }
 
 // enqueueReceived makes a TaskWebhook task. Its id dedupes one invocation
@@ -367,55 +442,18 @@ func (r *Receiver) enqueueReceived(ctx context.Context, payload []byte, invocati
 // Run moves spooled requests into Redis until ctx ends. It must run while
 // the receiver takes requests: after an outage it is what lets the
 // receiver use Redis directly again.
+//
+// It also reads the webhook's signing secret from Zendesk in the
+// background when the receiver waits for it. Both stop when ctx ends.
 func (r *Receiver) Run(ctx context.Context) error {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	backoff := 100 * time.Millisecond
-	for {
-		if r.spool.Pending() > 0 {
-			n, err := r.spool.Drain(func(name string, payload []byte) error {
-				var rec received
-				if err := json.Unmarshal(payload, &rec); err != nil {
-					r.log.Error().Err(err).Str("file", name).Msg("spool file unreadable: dropped")
-					return nil
-				}
-				ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				defer cancel()
-				err := r.enqueueReceived(ectx, payload, rec.InvocationID, name)
-				if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-					return err
-				}
-				return nil
-			})
-			r.m.spoolFiles.Set(float64(r.spool.Pending()))
-			if n > 0 {
-				r.log.Info().Int("moved", n).Int64("left", r.spool.Pending()).Msg("spooled webhook requests moved into redis")
-			}
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				r.log.Debug().Err(err).Msg("spool: redis still unreachable")
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(backoff):
-				}
-				backoff = min(backoff*2, 2*time.Second)
-				continue
-			}
-			backoff = 100 * time.Millisecond
-			r.downUntil.Store(0)
-			r.slow.Store(false)
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-r.spool.wake:
-		case <-tick.C:
-		}
-	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = r.awaitSecret(ctx)
+	}()
+	err := r.moveSpool(ctx)
+	<-done
+	return err
 }
 
 // noteReceived records the time of the latest verified request, at most
@@ -426,7 +464,7 @@ func (r *Receiver) noteReceived(now time.Time) {
 		return
 	}
 	r.background(&r.busyReceived, func(ctx context.Context) {
-		if err := r.rdb.Set(ctx, keys.Default.WebhookLastReceived(), now.UnixMilli(), 0).Err(); err != nil {
+		if err := r.rdb.Set(ctx, r.space.WebhookLastReceived(), now.UnixMilli(), 0).Err(); err != nil {
 			r.lastSeenWrite.Store(last)
 		}
 	})
@@ -474,44 +512,56 @@ func (r *Receiver) flushSignatures() {
 	if !r.sigFlushing.CompareAndSwap(false, true) {
 		return
 	}
-	go func() {
+	if !r.spawn(func(life context.Context) {
 		defer r.sigFlushing.Store(false)
-		for {
-			r.sigMu.Lock()
-			if len(r.sigOps) == 0 {
-				r.sigMu.Unlock()
+		for life.Err() == nil {
+			if !r.flushSignatureOp(life) {
 				return
 			}
-			op := r.sigOps[0]
-			r.sigMu.Unlock()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			var err error
-			if op == 0 {
-				err = r.rdb.Del(ctx, keys.Default.WebhookSignatureFailures()).Err()
-			} else {
-				now := r.cfg.Now().UnixMilli()
-				_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-					p.HIncrBy(ctx, keys.Default.WebhookSignatureFailures(), "run", op)
-					p.HSetNX(ctx, keys.Default.WebhookSignatureFailures(), "first_at", now)
-					p.HSet(ctx, keys.Default.WebhookSignatureFailures(), "last_at", now)
-					return nil
-				})
-			}
-			cancel()
-			r.sigMu.Lock()
-			if err != nil {
-				if op == 0 {
-					r.sigDirty = true // try the clear again with the next good signature
-				}
-				r.sigMu.Unlock()
-				return // the queued changes stay for the next flush
-			}
-			if len(r.sigOps) > 0 && r.sigOps[0] == op {
-				r.sigOps = r.sigOps[1:]
-			} else if len(r.sigOps) > 0 && op > 0 && r.sigOps[0] > op {
-				r.sigOps[0] -= op // more failures were added to the op while it was written
-			} // else a clear replaced the op meanwhile: nothing to drop
-			r.sigMu.Unlock()
 		}
-	}()
+	}) {
+		r.sigFlushing.Store(false)
+	}
+}
+
+// flushSignatureOp writes the first queued signature-state change; it
+// reports whether one was written (false: none left, or Redis failed and
+// the changes stay for the next flush).
+func (r *Receiver) flushSignatureOp(life context.Context) bool {
+	r.sigMu.Lock()
+	if len(r.sigOps) == 0 {
+		r.sigMu.Unlock()
+		return false
+	}
+	op := r.sigOps[0]
+	r.sigMu.Unlock()
+	ctx, cancel := context.WithTimeout(life, time.Second)
+	defer cancel()
+	key := r.space.WebhookSignatureFailures()
+	var err error
+	if op == 0 {
+		err = r.rdb.Del(ctx, key).Err()
+	} else {
+		now := r.cfg.Now().UnixMilli()
+		_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HIncrBy(ctx, key, "run", op)
+			p.HSetNX(ctx, key, "first_at", now)
+			p.HSet(ctx, key, "last_at", now)
+			return nil
+		})
+	}
+	r.sigMu.Lock()
+	defer r.sigMu.Unlock()
+	if err != nil {
+		if op == 0 {
+			r.sigDirty = true // try the clear again with the next good signature
+		}
+		return false
+	}
+	if len(r.sigOps) > 0 && r.sigOps[0] == op {
+		r.sigOps = r.sigOps[1:]
+	} else if len(r.sigOps) > 0 && op > 0 && r.sigOps[0] > op {
+		r.sigOps[0] -= op // more failures were added to the op while it was written
+	} // else a clear replaced the op meanwhile: nothing to drop
+	return true
 }

@@ -132,14 +132,6 @@ func TestWebhook(t *testing.T) {
 			t.Fatalf("answer %s", r.Body)
 		}
 	})
-
-	t.Run("NoSecretReceiverOff", func(t *testing.T) {
-		h := newHarness(t, harnessOptions{noWorkers: true, cfg: func(c *inbound.Config) { c.WebhookSecret = "" }})
-		r := h.post(statusBody(1001, "OPEN", time.Now()), "", time.Now(), "")
-		if r.Status != http.StatusServiceUnavailable {
-			t.Fatalf("status %d", r.Status)
-		}
-	})
 }
 
 func TestNoEcho(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -30,14 +31,21 @@ import (
 // cursor update moves those records again after the restart: the task id
 // ("spool:<hash of the record>") and the event ledger drop the duplicates. A torn
 // record at the end of the last segment (a crash mid-append, never
-// acknowledged) is cut off at start.
+// acknowledged) is cut off at start. An append that fails part-way (a full
+// disk) is cut off at once, before the request is answered 503, so that a
+// torn record never sits before acknowledged ones; if even the cut fails,
+// the next append starts a new segment. A lock file ("lock", flock) keeps a
+// second process out of the directory.
 type spool struct {
 	dir      string
 	maxBytes int64
 	target   int64 // rotate the active segment beyond this size
 
+	lock *os.File // holds the flock on the directory
+
 	mu      sync.Mutex // guards the fields below
 	seg     *os.File   // active segment, append only
+	torn    bool       // the active segment may end in a failed append not yet cut off
 	segSeq  uint64
 	segSize int64
 	written int64 // bytes appended since start, all segments
@@ -50,17 +58,28 @@ type spool struct {
 
 	records atomic.Int64 // records not yet moved
 	wake    chan struct{}
+
+	// onSkip is told about bytes the mover skipped because they hold no
+	// complete record (damaged on disk).
+	onSkip func(seq uint64, off, n int64)
+	// write appends to the active segment (tests inject a failing disk);
+	// nil is (*os.File).Write.
+	write func(f *os.File, p []byte) (int, error)
 }
 
 const (
 	segExt        = ".seg"
 	cursorFile    = "cursor"
+	lockFile      = "lock"
 	recordHeader  = 8
 	maxRecord     = 16 << 20
 	segmentTarget = 8 << 20
 )
 
-var errSpoolFull = errors.New("spool is full")
+var (
+	errSpoolFull = errors.New("spool is full")
+	errNoSpool   = errors.New("no spool directory (a one-shot command)")
+)
 
 func segName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, segExt) }
 
@@ -68,10 +87,41 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	s := &spool{dir: dir, maxBytes: maxBytes, target: segmentTarget, wake: make(chan struct{}, 1)}
-	seqs, err := s.segments()
+	lock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
+	}
+	s := &spool{dir: dir, maxBytes: maxBytes, target: segmentTarget, wake: make(chan struct{}, 1), lock: lock}
+	if err := s.open(); err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// lockDir takes an exclusive flock on the directory's lock file, so that two
+// processes never append to one spool (the lock ends with the process).
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil { //nolint:gosec // a file descriptor fits an int
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s is in use by another deskrelay process: give each process its own spool directory", dir)
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+// open reads the directory: cursor, segments, what is left to move.
+func (s *spool) open() error {
+	dir := s.dir
+	seqs, err := s.segments()
+	if err != nil {
+		return err
 	}
 	s.curSeq, s.curOff = s.readCursor()
 	if len(seqs) == 0 {
@@ -104,13 +154,13 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 		}
 		n, b, end, err := scanSegment(filepath.Join(dir, segName(q)), from)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.records.Add(n)
 		s.bytes += b
 		if i == len(seqs)-1 {
 			if err := os.Truncate(filepath.Join(dir, segName(q)), end); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, err
+				return err
 			}
 			if q == s.curSeq && s.curOff > end {
 				s.curOff = end
@@ -120,19 +170,19 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 	last := seqs[len(seqs)-1]
 	f, err := os.OpenFile(filepath.Join(dir, segName(last)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("not writable: %w", err)
+		return fmt.Errorf("not writable: %w", err)
 	}
 	info, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
 	s.seg, s.segSeq, s.segSize = f, last, info.Size()
 	if err := syncDir(dir); err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
-	return s, nil
+	return nil
 }
 
 func contains(s []uint64, v uint64) bool {
@@ -170,7 +220,8 @@ func (s *spool) segments() ([]uint64, error) {
 }
 
 // scanSegment counts the complete records from offset from and returns
-// where the last complete one ends.
+// where the last complete one ends. Bytes that hold no record between two
+// complete ones (a record damaged on disk) are skipped, as the mover does.
 func scanSegment(path string, from int64) (n, bytes, end int64, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -180,20 +231,44 @@ func scanSegment(path string, from int64) (n, bytes, end int64, err error) {
 		return 0, 0, 0, err
 	}
 	defer f.Close()
-	if _, err := f.Seek(from, io.SeekStart); err != nil {
+	info, err := f.Stat()
+	if err != nil {
 		return 0, 0, 0, err
 	}
-	rd := bufio.NewReader(f)
+	size := info.Size()
 	end = from
-	for {
-		p, err := readRecord(rd)
+	for off := from; off < size; {
+		p, err := readRecord(io.NewSectionReader(f, off, size-off))
 		if err != nil {
-			return n, bytes, end, nil
+			if off = nextRecord(f, off+1, size); off >= size {
+				return n, bytes, end, nil
+			}
+			continue
 		}
 		n++
 		bytes += int64(len(p))
-		end += recordHeader + int64(len(p))
+		off += recordHeader + int64(len(p))
+		end = off
 	}
+	return n, bytes, end, nil
+}
+
+// nextRecord returns the offset of the first complete record at or after
+// off and before size, or size when there is none.
+func nextRecord(f *os.File, off, size int64) int64 {
+	var h [recordHeader]byte
+	for o := off; o+recordHeader <= size; o++ {
+		if _, err := f.ReadAt(h[:], o); err != nil {
+			return size
+		}
+		if n := int64(binary.BigEndian.Uint32(h[:4])); n > maxRecord || o+recordHeader+n > size {
+			continue
+		}
+		if _, err := readRecord(io.NewSectionReader(f, o, size-o)); err == nil {
+			return o
+		}
+	}
+	return size
 }
 
 var errIncomplete = errors.New("incomplete record")
@@ -268,6 +343,38 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// close closes the active segment and gives up the directory's lock.
+func (s *spool) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dir == "" {
+		return
+	}
+	_ = s.seg.Close()
+	_ = s.lock.Close()
+}
+
+// prepareLocked readies the active segment for an append: the tail of a
+// failed append is cut off (or, when that fails again, a new segment is
+// started), and a full segment is rotated.
+func (s *spool) prepareLocked() error {
+	if s.torn {
+		s.cutLocked()
+	}
+	if s.torn || s.segSize >= s.target {
+		if err := s.rotateLocked(); err != nil {
+			return err
+		}
+		s.torn = false // a torn tail at the end of a closed segment is skipped by the mover
+	}
+	return nil
+}
+
+// cutLocked truncates the active segment back to its last complete record.
+func (s *spool) cutLocked() {
+	s.torn = s.seg.Truncate(s.segSize) != nil
+}
+
 // Pending is the number of spooled requests not yet moved.
 func (s *spool) Pending() int64 { return s.records.Load() }
 
@@ -276,6 +383,9 @@ func (s *spool) Pending() int64 { return s.records.Load() }
 func (s *spool) Append(payload []byte, _ time.Time) error {
 	if len(payload) > maxRecord {
 		return errSpoolFull
+	}
+	if s.dir == "" {
+		return errNoSpool
 	}
 	rec := make([]byte, recordHeader+len(payload))
 	binary.BigEndian.PutUint32(rec[:4], uint32(len(payload))) //nolint:gosec // len(payload) <= maxRecord, checked above
@@ -287,14 +397,18 @@ func (s *spool) Append(payload []byte, _ time.Time) error {
 		s.mu.Unlock()
 		return errSpoolFull
 	}
-	if s.segSize >= s.target {
-		if err := s.rotateLocked(); err != nil {
-			s.mu.Unlock()
-			return err
-		}
+	if err := s.prepareLocked(); err != nil {
+		s.mu.Unlock()
+		return err
 	}
-	if _, err := s.seg.Write(rec); err != nil {
-		// a partial write is cut off by the next start; this one is not acknowledged
+	write := s.write
+	if write == nil {
+		write = (*os.File).Write
+	}
+	if _, err := write(s.seg, rec); err != nil {
+		// not acknowledged: cut what was written off again, so that the
+		// next acknowledged record does not follow a torn one
+		s.cutLocked()
 		s.mu.Unlock()
 		return fmt.Errorf("spool: write: %w", err)
 	}
@@ -377,7 +491,9 @@ func (s *spool) Drain(move func(name string, payload []byte) error) (int, error)
 	}
 }
 
-// drainSegment moves the records of segment seq from off on.
+// drainSegment moves the records of segment seq from off on. Bytes that
+// hold no record before the segment's written end (damaged on disk) are
+// skipped up to the next complete record, and reported to onSkip.
 func (s *spool) drainSegment(seq uint64, off int64, move func(string, []byte) error) (int, int64, error) {
 	f, err := os.Open(filepath.Join(s.dir, segName(seq)))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -395,7 +511,16 @@ func (s *spool) drainSegment(seq uint64, off int64, move func(string, []byte) er
 	for {
 		p, err := readRecord(rd)
 		if err != nil {
-			break // the end, or a record still being written
+			next, ok := s.skipDamaged(f, seq, off)
+			if !ok {
+				break // the end, or a record still being written
+			}
+			if _, err := f.Seek(next, io.SeekStart); err != nil {
+				return n, off, fmt.Errorf("spool: %w", err)
+			}
+			rd.Reset(f)
+			off = next
+			continue
 		}
 		if err := move(recordName(p), p); err != nil {
 			return n, off, errors.Join(err, s.advance(seq, off))
@@ -416,6 +541,37 @@ func (s *spool) drainSegment(seq uint64, off int64, move func(string, []byte) er
 		}
 	}
 	return n, off, s.advance(seq, off)
+}
+
+// skipDamaged decides what an unreadable record at off means: before the
+// segment's written end it is damage, skipped to the next complete record
+// (ok); at the end it is the end.
+func (s *spool) skipDamaged(f *os.File, seq uint64, off int64) (next int64, ok bool) {
+	s.mu.Lock()
+	limit := s.segSize // the active segment: everything before is complete records
+	active := seq == s.segSeq
+	s.mu.Unlock()
+	if !active {
+		info, err := f.Stat()
+		if err != nil {
+			return off, false
+		}
+		limit = info.Size()
+	}
+	if off >= limit {
+		return off, false
+	}
+	if _, err := readRecord(io.NewSectionReader(f, off, limit-off)); err == nil {
+		return off, true // it was being appended while the mover read it: read it again
+	}
+	next = nextRecord(f, off+1, limit)
+	if next >= limit && !active {
+		return off, false // a torn tail of a closed segment: nothing after it
+	}
+	if s.onSkip != nil {
+		s.onSkip(seq, off, next-off)
+	}
+	return next, true
 }
 
 // recordName identifies a record by its content (which holds the receive
@@ -439,7 +595,13 @@ func (s *spool) advance(seq uint64, off int64) error {
 func (s *spool) maybeRecycle(seq uint64, off int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if seq != s.segSeq || off != s.segSize || s.segSize == 0 {
+	if seq != s.segSeq || off != s.segSize {
+		return
+	}
+	// everything written is moved (records skipped as damaged included)
+	s.records.Store(0)
+	s.bytes = 0
+	if s.segSize == 0 {
 		return
 	}
 	if err := s.rotateLocked(); err != nil {
@@ -450,4 +612,29 @@ func (s *spool) maybeRecycle(seq uint64, off int64) {
 	}
 	s.curSeq, s.curOff = s.segSeq, 0
 	_ = os.Remove(filepath.Join(s.dir, segName(seq)))
+}
+
+// oldest returns the oldest record not yet moved; ok is false when there
+// is none (or it cannot be read).
+func (s *spool) oldest() (p []byte, ok bool) {
+	s.mu.Lock()
+	seq, off, active := s.curSeq, s.curOff, s.segSeq
+	s.mu.Unlock()
+	for ; seq <= active; seq, off = seq+1, 0 {
+		f, err := os.Open(filepath.Join(s.dir, segName(seq)))
+		if err != nil {
+			continue
+		}
+		info, err := f.Stat()
+		if err == nil && off < info.Size() {
+			if at := nextRecord(f, off, info.Size()); at < info.Size() {
+				p, err = readRecord(io.NewSectionReader(f, at, info.Size()-at))
+			}
+		}
+		f.Close()
+		if p != nil && err == nil {
+			return p, true
+		}
+	}
+	return nil, false
 }

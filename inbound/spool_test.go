@@ -2,9 +2,11 @@ package inbound_test
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,5 +213,66 @@ func restoreDir(t *testing.T, files map[string][]byte, dir string) {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestSpoolDiskFull: with Redis down, an append that fails part-way answers
+// 503 with Retry-After and leaves nothing torn behind; what was acknowledged
+// before and after it reaches the sink, also across a restart.
+func TestSpoolDiskFull(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{AppendOnly: true})
+	h := newHarness(t, harnessOptions{server: srv})
+	h.link("conv_42", 1001)
+	srv.Kill(t)
+	now := time.Now()
+	h.send(commentBody(1001, 1700, "conv_42", true, true, now), "")
+	inbound.SetSpoolWriter(h.recv, func(f *os.File, p []byte) (int, error) {
+		n, _ := f.Write(p[:len(p)/2])
+		return n, syscall.ENOSPC
+	})
+	r := h.post(commentBody(1001, 1701, "conv_42", true, true, now.Add(time.Second)), webhookSecret, time.Now(), "")
+	if r.Status != http.StatusServiceUnavailable || r.RetryAfter != "10" {
+		t.Fatalf("append on a full disk answered %d Retry-After %q, want 503 with Retry-After: 10", r.Status, r.RetryAfter)
+	}
+	inbound.SetSpoolWriter(h.recv, nil)
+	h.send(commentBody(1001, 1702, "conv_42", true, true, now.Add(2*time.Second)), "")
+	h.start() // a restart while Redis is still down
+	if n := h.recv.SpoolPending(); n != 2 {
+		t.Fatalf("restarted receiver sees %d spooled, want 2", n)
+	}
+	srv.Start(t)
+	testutil.WaitFor(t, 15*time.Second, func() bool { return len(h.sink.events()) >= 2 }, "both acknowledged events at the sink")
+	h.idle(10 * time.Second)
+	if got := fmt.Sprint(h.sink.ids()); got != "[zd:comment:1700 zd:comment:1702]" {
+		t.Fatalf("sink got %s, want 1700 and 1702 once each", got)
+	}
+}
+
+// TestSpoolStuck: while the mover fails (here: Redis stays down), it backs
+// off, the status and a metric say the spool is stuck and why, and Run
+// still stops at once on shutdown; when Redis returns, it is no longer stuck.
+func TestSpoolStuck(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{AppendOnly: true})
+	h := newHarness(t, harnessOptions{server: srv, noWorkers: true})
+	srv.Kill(t)
+	h.send(commentBody(1001, 1800, "conv_42", true, true, time.Now()), "")
+	testutil.WaitFor(t, 10*time.Second, func() bool { return h.recv.SpoolStatus().Stuck != "" }, "the spool to report it is stuck")
+	st := h.recv.SpoolStatus()
+	if st.Pending != 1 || !strings.Contains(st.Stuck, "redis") || st.StuckSince.IsZero() || st.OldestAt.IsZero() {
+		t.Fatalf("spool status %+v, want 1 pending, stuck on redis, with its oldest record's time", st)
+	}
+	if got := h.metric("deskrelay_inbound_spool_stuck", ""); got != 1 {
+		t.Fatalf("deskrelay_inbound_spool_stuck = %v, want 1", got)
+	}
+	srv.Start(t)
+	testutil.WaitFor(t, 40*time.Second, func() bool { return h.recv.SpoolStatus().Stuck == "" && h.recv.SpoolPending() == 0 }, "the spool to drain")
+	srv.Kill(t)
+	h.send(commentBody(1001, 1801, "conv_42", true, true, time.Now()), "")
+	testutil.WaitFor(t, 10*time.Second, func() bool { return h.recv.SpoolStatus().Stuck != "" }, "the spool to be stuck again")
+	h.stopRun()
+	select {
+	case <-h.runDone:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not stop within 2s of shutdown")
 	}
 }

@@ -213,3 +213,10 @@ func (s Space) OAuthToken() string { return s.prefix + "oauth:token" }
 // OAuthRefreshLock is the lock held by the one replica that is refreshing
 // the account's access token (value: a random owner id; PX-bounded).
 func (s Space) OAuthRefreshLock() string { return s.prefix + "oauth:lock" }
+
+// ---- inbound receiver (p-inbound) ----
+
+// WebhookReceiverState is the hash of the webhook receiver's state as serve
+// last saw it ("state": on|waiting_for_secret|off, "last_error", "since"
+// and "updated_at" in unix ms), for `deskrelay webhook status`.
+func (s Space) WebhookReceiverState() string { return s.prefix + "inbound:webhook:receiver_state" }
