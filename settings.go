@@ -61,6 +61,10 @@ var settings = []setting{
 	{env: "DESKRELAY_FORWARD_PRIVATE", def: "false", help: "also forward agents' private notes to the sink"},
 	{env: "DESKRELAY_TARGET_USER", help: "basic auth user a legacy target must send (targets cannot sign)"},
 	{env: "DESKRELAY_TARGET_PASSWORD", help: "basic auth password a legacy target must send", secret: true},
+	{env: "DESKRELAY_VIEWER_USER", help: "read-only login for /monitoring/ and /v1/status (GET only)"},
+	{env: "DESKRELAY_VIEWER_PASSWORD", help: "the read-only login's password", secret: true},
+	{env: "DESKRELAY_METRICS_LISTEN", help: "serve /metrics on this address only (an internal interface), instead of the main listener"},
+	{env: "DESKRELAY_REDIS_PASSWORD", help: "Redis's password, when DESKRELAY_REDIS_URL carries none (docker-compose.yml gives it as a file)", secret: true},
 }
 
 // values holds every setting's resolved value: flag, else environment, else default.
