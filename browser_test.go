@@ -23,7 +23,8 @@ import (
 // deskrelay serve with a fake Zendesk, the admin logs in to /monitoring/
 // with basic auth, sees the three queues, and pauses and resumes the
 // outbound queue with the UI's own buttons; asynq's Inspector confirms each
-// step. The cross-site guard must not get in the UI's way. Screenshots go
+// step. The cross-site guard must not get in the UI's way. Then the viewer
+// login sees the queues in the read-only UI. Screenshots go
 // to BROWSERCHECK_OUT (default bin/browsercheck).
 func TestBrowserMonitoringUI(t *testing.T) {
 	chromedriver, err1 := exec.LookPath("chromedriver")
@@ -42,6 +43,8 @@ func TestBrowserMonitoringUI(t *testing.T) {
 	db := redistest.New(t)
 	env := daemonEnv(t, db.URL(), newTestZendesk(t))
 	env["DESKRELAY_PUBLIC_URL"] = "https://relay.example.com"
+	env["DESKRELAY_VIEWER_USER"] = "viewer"
+	env["DESKRELAY_VIEWER_PASSWORD"] = "viewer-password-SECRET7"
 	base, _, _ := startDaemon(t, env)
 	knowOutbound(t, base, env)
 	knowQueues(t, db.AsynqOpt(), queues.Inbound, queues.Reconcile)
@@ -72,6 +75,19 @@ func TestBrowserMonitoringUI(t *testing.T) {
 	pressQueueButton(t, ctx, wd, queues.Outbound)
 	testutil.WaitFor(t, 10*time.Second, func() bool { return !queuePaused(t, insp, queues.Outbound) }, "outbound resumed from the UI")
 	shot(t, ctx, wd, filepath.Join(out, "3-resumed.png"))
+
+	// The viewer sees the same queues in asynqmon's read-only UI: no actions.
+	if err := wd.BasicAuth(ctx, "viewer", env["DESKRELAY_VIEWER_PASSWORD"]); err != nil {
+		t.Fatal(err)
+	}
+	if err := wd.Navigate(ctx, base+"/monitoring/"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, wd, "the three queues for the viewer", queues.Outbound, queues.Inbound, queues.Reconcile)
+	if text, _ := wd.Text(ctx); strings.Contains(text, "Actions") {
+		t.Errorf("the viewer's queue table has an Actions column")
+	}
+	shot(t, ctx, wd, filepath.Join(out, "4-viewer.png"))
 }
 
 // knowQueues makes asynq list the queues (it lists a queue once a task went
