@@ -86,7 +86,7 @@ func (d *daemon) metricsHandler() http.Handler {
 func (d *daemon) metricsRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", d.metricsHandler())
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		httpx.WriteError(w, http.StatusNotFound, "not_found", "this address serves GET /metrics only")
 	})
 	return mux
