@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: help build run demo test test-race lint fuzz bench bench-long tidy compose-check ci
+.PHONY: help build run demo test test-race lint fuzz bench bench-long tidy compose-check compose-secrets compose-up browser-check ci
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,6 +49,21 @@ tidy: ## go mod tidy
 
 compose-check: ## validate docker-compose.yml (needs only the docker client)
 	@if docker compose version >/dev/null 2>&1; then docker compose config --quiet; else docker-compose config -q; fi && echo "docker-compose.yml: ok"
+
+COMPOSE_SECRETS := redis_password ingest_token webhook_secret sink_secret admin_password viewer_password target_password \
+  zendesk_api_token zendesk_oauth_token zendesk_oauth_client_secret zendesk_oauth_refresh_token
+compose-secrets: ## create ./secrets/ for docker compose: a random Redis password, empty files for the rest (never overwrites)
+	@umask 077; mkdir -p secrets; chmod 700 secrets
+	@test -s secrets/redis_password || (od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > secrets/redis_password && echo "secrets/redis_password: generated")
+	@for f in $(COMPOSE_SECRETS); do test -e secrets/$$f || : > secrets/$$f; chmod 644 secrets/$$f; done
+	@echo "secrets/: fill in the ones you use (an empty file leaves that secret unset)"
+
+compose-up: compose-secrets ## docker compose up with git's version and commit in the image
+	DESKRELAY_VERSION=$(VERSION) DESKRELAY_COMMIT=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown) \
+	  $$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose) up -d --build
+
+browser-check: ## the asynqmon UI in a real Chromium: log in, see the queues, pause and resume (needs chromium + chromium-driver; screenshots in bin/browsercheck)
+	$(GO) test -tags browser -count=1 -run '^TestBrowser' -v .
 
 ci: ## what CI runs
 	bash .ci/run

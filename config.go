@@ -43,6 +43,7 @@ type config struct {
 	forwardPrivate    bool
 	targetUser        string
 	targetPassword    string
+	ops               opsSettings // viewer login, metrics address (opsettings.go)
 
 	// secrets are the values never to be printed.
 	secrets []string
@@ -98,7 +99,8 @@ func parseConfig(v values, n needs) (*config, error) {
 		targetPassword: v["DESKRELAY_TARGET_PASSWORD"],
 		secrets:        v.secretValues(),
 	}
-	c.redis = v.redisOpt(&p)
+	c.redis = v.withRedisPassword(&p, v.redisOpt(&p))
+	c.ops = v.opsSettings(&p)
 	c.rateLimit = v.positiveInt(&p, "DESKRELAY_ZENDESK_RATE_LIMIT")
 	c.concurrency = v.positiveInt(&p, "DESKRELAY_CONCURRENCY")
 	c.reconcileInterval = v.duration(&p, "DESKRELAY_RECONCILE_INTERVAL", true)

@@ -11,13 +11,17 @@ import (
 	"github.com/deskrelay/deskrelay/internal/httpx"
 )
 
-// routes lists every HTTP route deskrelay serves.
-func (d *daemon) routes() http.Handler {
+// routes lists every HTTP route deskrelay serves on its main listener (and,
+// in metricsRoutes, the one of DESKRELAY_METRICS_LISTEN). closeRoutes
+// closes asynqmon's Redis clients once the server has stopped.
+func (d *daemon) routes() (h http.Handler, closeRoutes func()) {
 	cfg := d.cfg
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", d.handleHealthz)
 	mux.HandleFunc("GET /readyz", d.handleReadyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
+	if cfg.ops.metricsListen == "" {
+		mux.Handle("GET /metrics", d.metricsHandler())
+	}
 
 	// The platform's side: intake, behind the ingest token.
 	mux.Handle("POST /v1/messages", httpx.RequireBearer(cfg.ingestToken, d.relay.PostMessage()))
@@ -32,18 +36,57 @@ func (d *daemon) routes() http.Handler {
 		}
 	}
 
-	// Operators: status and asynqmon, behind admin basic auth.
+	closeRoutes = func() {}
 	if cfg.adminUser != "" {
-		admin := func(h http.Handler) http.Handler {
-			return httpx.RequireBasic(cfg.adminUser, cfg.adminPassword, "deskrelay admin", h)
-		}
-		mux.Handle("GET /v1/status", admin(http.HandlerFunc(d.handleStatus)))
-		mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: cfg.redis})
-		mux.Handle("/monitoring/", admin(mon))
+		closeRoutes = d.adminRoutes(mux)
 	}
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return mux, closeRoutes
+}
+
+// adminRoutes adds the operators' routes: status and asynqmon, behind the
+// admin login, or the read-only viewer login for GET and HEAD (the viewer
+// gets asynqmon's read-only UI). A page on another site cannot make an
+// admin's browser change anything, nor frame these pages.
+func (d *daemon) adminRoutes(mux *http.ServeMux) (closeRoutes func()) {
+	cfg := d.cfg
+	admin := httpx.Login{User: cfg.adminUser, Password: cfg.adminPassword}
+	viewer := httpx.Login{User: cfg.ops.viewerUser, Password: cfg.ops.viewerPassword}
+	guard := func(h http.Handler) http.Handler {
+		return httpx.NotFramable(httpx.SameSiteWrites(cfg.publicURL, httpx.RequireLogin(admin, viewer, "deskrelay admin", h)))
+	}
+	mux.Handle("GET /v1/status", guard(http.HandlerFunc(d.handleStatus)))
+
+	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: cfg.redis})
+	closers := []func() error{mon.Close}
+	var monitoring http.Handler = mon
+	if viewer.User != "" {
+		ro := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: cfg.redis, ReadOnly: true})
+		closers = append(closers, ro.Close)
+		monitoring = httpx.ByLogin(mon, ro)
+	}
+	mux.Handle("/monitoring/", guard(monitoring))
+	return func() {
+		for _, c := range closers {
+			_ = c()
+		}
+	}
+}
+
+// metricsHandler serves the Prometheus registry.
+func (d *daemon) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{})
+}
+
+// metricsRoutes is DESKRELAY_METRICS_LISTEN's handler: /metrics and nothing else.
+func (d *daemon) metricsRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", d.metricsHandler())
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		httpx.WriteError(w, http.StatusNotFound, "not_found", "this address serves GET /metrics only")
 	})
 	return mux
 }

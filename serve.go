@@ -84,6 +84,12 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 			return fmt.Errorf("DESKRELAY_LISTEN: %w", err)
 		}
 	}
+	metricsSrv, err := d.listenMetrics(ctx)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer metricsSrv.close()
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err = d.rdb.Ping(pingCtx).Err()
 	cancel()
@@ -94,8 +100,10 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	}
 	d.logStart()
 
+	handler, closeRoutes := d.routes()
+	defer closeRoutes()
 	httpSrv := &http.Server{
-		Handler:           d.routes(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -125,6 +133,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		}
 		return nil
 	})
+	g.Go(func() error { return metricsSrv.serve(d) })
 	if err := d.asynqSrv.Start(d.mux); err != nil {
 		_ = httpSrv.Close()
 		return fmt.Errorf("start workers: %w", err)
@@ -137,6 +146,9 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		defer cancel()
 		if err := httpSrv.Shutdown(shutCtx); err != nil {
 			log.Warn().Err(err).Msg("http shutdown")
+		}
+		if err := metricsSrv.shutdown(shutCtx); err != nil {
+			log.Warn().Err(err).Msg("metrics shutdown")
 		}
 		log.Info().Msg("shutting down: draining workers")
 		d.working.Store(false)

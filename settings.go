@@ -64,6 +64,10 @@ var settings = []setting{
 	{env: "DESKRELAY_TARGET_USER", help: "basic auth user a legacy target must send (targets cannot sign)"},
 	{env: "DESKRELAY_TARGET_PASSWORD", help: "basic auth password a legacy target must send", secret: true},
 	{env: "DESKRELAY_WEBHOOK_AUTO_ENABLE", def: "false", help: "re-activate an inactive webhook automatically (by default it is reported, backfilled, and `deskrelay webhook enable` re-activates it); a target is always re-activated"},
+	{env: "DESKRELAY_VIEWER_USER", help: "read-only login for /monitoring/ and /v1/status (GET only)"},
+	{env: "DESKRELAY_VIEWER_PASSWORD", help: "the read-only login's password", secret: true},
+	{env: "DESKRELAY_METRICS_LISTEN", help: "serve /metrics on this address only (an internal interface), instead of the main listener"},
+	{env: "DESKRELAY_REDIS_PASSWORD", help: "Redis's password, when DESKRELAY_REDIS_URL carries none (docker-compose.yml gives it as a file)", secret: true},
 }
 
 // envOnly reports whether the setting is a secret that is never a flag

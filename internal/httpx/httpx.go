@@ -1,6 +1,7 @@
 // Package httpx holds the small HTTP helpers every deskrelay endpoint shares:
-// JSON answers, the error body {"error": {"code", "message"}}, and
-// constant-time credential checks.
+// JSON answers, the error body {"error": {"code", "message"}}, constant-time
+// credential checks (bearer, basic, an admin and a read-only login), and the
+// guards of the operators' pages (same-site writes, no framing).
 //
 // It must not import any other deskrelay package.
 package httpx
@@ -27,6 +28,7 @@ type ErrorDetail struct {
 // WriteJSON writes v as JSON with the given status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
@@ -69,15 +71,5 @@ func RequireBearer(token string, next http.Handler) http.Handler {
 // RequireBasic wraps next so that it runs only with the right basic-auth
 // user and password; otherwise it answers 401.
 func RequireBasic(user, password, realm string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, p, ok := r.BasicAuth()
-		// Both compared every time, so the answer's timing tells nothing.
-		userOK, passOK := Equal(u, user), Equal(p, password)
-		if !ok || !userOK || !passOK {
-			w.Header().Set("WWW-Authenticate", `Basic realm="`+realm+`"`)
-			WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong credentials")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	return RequireLogin(Login{User: user, Password: password}, Login{}, realm, next)
 }

@@ -230,6 +230,8 @@ type ServerOptions struct {
 	// AppendOnly turns on the append-only file with appendfsync always, so
 	// that a restart keeps every acknowledged write.
 	AppendOnly bool
+	// Password, when set, is required of every client (requirepass).
+	Password string
 }
 
 // Server is a private redis-server process.
@@ -288,6 +290,9 @@ func (s *Server) Start(tb testing.TB) {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
+	if s.opts.Password != "" {
+		args = append(args, "--requirepass", s.opts.Password)
+	}
 	cmd := exec.CommandContext(context.Background(), "redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("redistest: start redis-server: %v", err)
@@ -295,7 +300,7 @@ func (s *Server) Start(tb testing.TB) {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	s.cmd, s.done = cmd, done
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, Password: s.opts.Password, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
