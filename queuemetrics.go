@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"time"
+
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -14,16 +17,24 @@ import (
 type queueCollector struct {
 	insp *asynq.Inspector
 	log  zerolog.Logger
+	// oldest returns when the oldest outbound message not yet delivered
+	// or failed was accepted ((*relay.Relay).OldestPending); nil: none.
+	oldest func(context.Context) (time.Time, bool, error)
+	now    func() time.Time
 
 	size, latency, processed, failed, paused *prometheus.Desc
 	byState                                  *prometheus.Desc
+	oldestAge                                *prometheus.Desc
 }
 
-func newQueueCollector(insp *asynq.Inspector, log zerolog.Logger) *queueCollector {
+func newQueueCollector(insp *asynq.Inspector, oldest func(context.Context) (time.Time, bool, error), log zerolog.Logger) *queueCollector {
 	q := []string{"queue"}
 	return &queueCollector{
 		insp:      insp,
 		log:       log,
+		oldest:    oldest,
+		now:       time.Now,
+		oldestAge: prometheus.NewDesc("deskrelay_outbound_oldest_pending_age_seconds", "Age of the oldest outbound message neither delivered nor failed (0 when there is none).", nil, nil),
 		size:      prometheus.NewDesc("deskrelay_queue_size", "Tasks in the queue, in every state.", q, nil),
 		byState:   prometheus.NewDesc("deskrelay_queue_tasks", "Tasks in the queue by state.", []string{"queue", "state"}, nil),
 		latency:   prometheus.NewDesc("deskrelay_queue_latency_seconds", "Age of the oldest pending task.", q, nil),
@@ -34,12 +45,13 @@ func newQueueCollector(insp *asynq.Inspector, log zerolog.Logger) *queueCollecto
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.size, c.byState, c.latency, c.processed, c.failed, c.paused} {
+	for _, d := range []*prometheus.Desc{c.size, c.byState, c.latency, c.processed, c.failed, c.paused, c.oldestAge} {
 		ch <- d
 	}
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	c.collectOldest(ch)
 	for _, q := range []string{queues.Outbound, queues.Inbound, queues.Reconcile} {
 		info, err := c.insp.GetQueueInfo(q)
 		if err != nil {
@@ -62,4 +74,25 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.paused, prometheus.GaugeValue, paused, q)
 	}
+}
+
+// collectOldest reports the age of the oldest outbound message not yet
+// delivered or failed; a Redis error leaves the gauge out of this scrape
+// (logged) rather than reporting a false 0.
+func (c *queueCollector) collectOldest(ch chan<- prometheus.Metric) {
+	if c.oldest == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	at, ok, err := c.oldest(ctx)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("metrics: cannot read the oldest pending outbound message")
+		return
+	}
+	age := 0.0
+	if ok {
+		age = max(c.now().Sub(at).Seconds(), 0)
+	}
+	ch <- prometheus.MustNewConstMetric(c.oldestAge, prometheus.GaugeValue, age)
 }

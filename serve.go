@@ -204,7 +204,11 @@ func newDaemon(ctx context.Context, cfg *config, log zerolog.Logger) (*daemon, e
 		mux:     asynq.NewServeMux(),
 		insp:    asynq.NewInspector(cfg.redis),
 	}
-	reg.MustRegister(newQueueCollector(d.insp, log))
+	var oldest func(context.Context) (time.Time, bool, error)
+	if p.relay != nil {
+		oldest = p.relay.OldestPending
+	}
+	reg.MustRegister(newQueueCollector(d.insp, oldest, log))
 	reg.MustRegister(authModeGauge(cfg), buildInfoGauge())
 	d.asynqSrv = queues.NewServer(cfg.redis, queues.ServerConfig{
 		Concurrency:     cfg.concurrency,
