@@ -143,7 +143,7 @@ func (r *Relay) OldestPending(ctx context.Context) (time.Time, bool, error) {
 	var oldest int64
 	for _, c := range cmds {
 		v := c.Val()
-		if len(v) != 2 || v[0] != "queued" { // delivered or failed while its task ends
+		if len(v) != 2 || v[0] != StateQueued { // delivered or failed while its task ends
 			continue
 		}
 		ms, _ := strconv.ParseInt(fmt.Sprint(v[1]), 10, 64)
