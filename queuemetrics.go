@@ -96,3 +96,15 @@ func (c *queueCollector) collectOldest(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.oldestAge, prometheus.GaugeValue, age)
 }
+
+// reconcileIntervalGauge is deskrelay_reconcile_interval_seconds, the
+// schedule's interval (0: off), so that an alert can compare
+// deskrelay_reconcile_checkpoint_age_seconds with it (deploy/prometheus).
+func reconcileIntervalGauge(interval time.Duration) prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "deskrelay_reconcile_interval_seconds",
+		Help: "The reconciler's schedule interval (DESKRELAY_RECONCILE_INTERVAL; 0 when the schedule is off).",
+	})
+	g.Set(interval.Seconds())
+	return g
+}

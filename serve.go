@@ -209,7 +209,7 @@ func newDaemon(ctx context.Context, cfg *config, log zerolog.Logger) (*daemon, e
 		oldest = p.relay.OldestPending
 	}
 	reg.MustRegister(newQueueCollector(d.insp, oldest, log))
-	reg.MustRegister(authModeGauge(cfg), buildInfoGauge())
+	reg.MustRegister(authModeGauge(cfg), buildInfoGauge(), reconcileIntervalGauge(cfg.reconcileInterval))
 	d.asynqSrv = queues.NewServer(cfg.redis, queues.ServerConfig{
 		Concurrency:     cfg.concurrency,
 		Policy:          queues.Policy{MaxDelay: cfg.retryMaxDelay},
