@@ -12,7 +12,7 @@ import (
 )
 
 // deployFiles are the monitoring files shipped under deploy/.
-var deployFiles = []string{"deploy/prometheus/alerts.yml", "deploy/grafana/deskrelay.json"}
+var deployFiles = []string{"deploy/prometheus/alerts.yml", "deploy/prometheus/alerts_test.yml", "deploy/grafana/deskrelay.json"}
 
 var metricName = regexp.MustCompile(`deskrelay_[a-z0-9_]*[a-z0-9]`)
 

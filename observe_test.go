@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/internal/redistest"
 	"github.com/deskrelay/deskrelay/internal/testutil"
@@ -143,6 +148,18 @@ func TestStatusJSONFollowsOneConvention(t *testing.T) {
 	if w := st.(map[string]any)["breaker"].(map[string]any)["window_seconds"]; w != 300.0 {
 		t.Errorf("webhook status breaker.window_seconds = %v, want 300", w)
 	}
+
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"deskrelay_outbound_oldest_pending_age_seconds 0", "deskrelay_reconcile_interval_seconds 60"} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }
 
 func adminGet(t *testing.T, url, password string) map[string]any {
@@ -185,4 +202,46 @@ func TestWebhookStatusSaysItPlainly(t *testing.T) {
 			t.Fatalf("webhook status text:\n%s\nwant a breaker line %q", out.String(), want)
 		}
 	})
+}
+
+// TestOldestPendingGauge: the queue collector reports the age of the oldest
+// undelivered outbound message, 0 when there is none, and leaves the gauge
+// out of a scrape when Redis cannot be read (never a false 0).
+func TestOldestPendingGauge(t *testing.T) {
+	db := redistest.New(t)
+	insp := asynq.NewInspector(db.AsynqOpt())
+	t.Cleanup(func() { _ = insp.Close() })
+	now := time.Date(2026, 12, 2, 14, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		oldest func(context.Context) (time.Time, bool, error)
+		want   []float64
+	}{
+		{name: "AgeOfTheOldest", oldest: func(context.Context) (time.Time, bool, error) { return now.Add(-90 * time.Second), true, nil }, want: []float64{90}},
+		{name: "ZeroWhenNone", oldest: func(context.Context) (time.Time, bool, error) { return time.Time{}, false, nil }, want: []float64{0}},
+		{name: "AbsentOnError", oldest: func(context.Context) (time.Time, bool, error) { return time.Time{}, false, errors.New("redis down") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newQueueCollector(insp, tt.oldest, zerolog.Nop())
+			c.now = func() time.Time { return now }
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(c)
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []float64
+			for _, mf := range mfs {
+				if mf.GetName() == "deskrelay_outbound_oldest_pending_age_seconds" {
+					for _, m := range mf.GetMetric() {
+						got = append(got, m.GetGauge().GetValue())
+					}
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("deskrelay_outbound_oldest_pending_age_seconds = %v, want %v", got, tt.want)
+			}
+		})
+	}
 }
