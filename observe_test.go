@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -155,7 +156,7 @@ func TestStatusJSONFollowsOneConvention(t *testing.T) {
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"deskrelay_outbound_oldest_pending_age_seconds 0", "deskrelay_reconcile_interval_seconds 60"} {
+	for _, want := range []string{"deskrelay_outbound_oldest_pending_age_seconds 0", "deskrelay_outbound_credentials_unauthorized 0", "deskrelay_reconcile_interval_seconds 60"} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
@@ -204,26 +205,46 @@ func TestWebhookStatusSaysItPlainly(t *testing.T) {
 	})
 }
 
-// TestOldestPendingGauge: the queue collector reports the age of the oldest
-// undelivered outbound message, 0 when there is none, and leaves the gauge
-// out of a scrape when Redis cannot be read (never a false 0).
-func TestOldestPendingGauge(t *testing.T) {
+// fakeOutbound is an outboundState with fixed answers.
+type fakeOutbound struct {
+	oldest       time.Time
+	pending      bool
+	unauthorized bool
+	err          error
+}
+
+func (f fakeOutbound) OldestPending(context.Context) (time.Time, bool, error) {
+	return f.oldest, f.pending, f.err
+}
+
+func (f fakeOutbound) CredentialsUnauthorized(context.Context) (bool, error) {
+	return f.unauthorized, f.err
+}
+
+// TestOutboundGauges: the queue collector reports the age of the oldest
+// undelivered outbound message (0 when there is none) and the credentials'
+// state, and leaves them out of a scrape when Redis cannot be read (never a
+// false 0).
+func TestOutboundGauges(t *testing.T) {
 	db := redistest.New(t)
 	insp := asynq.NewInspector(db.AsynqOpt())
 	t.Cleanup(func() { _ = insp.Close() })
 	now := time.Date(2026, 12, 2, 14, 0, 0, 0, time.UTC)
+	const age, unauth = "deskrelay_outbound_oldest_pending_age_seconds", "deskrelay_outbound_credentials_unauthorized"
 	tests := []struct {
-		name   string
-		oldest func(context.Context) (time.Time, bool, error)
-		want   []float64
+		name     string
+		outbound fakeOutbound
+		want     map[string][]float64
 	}{
-		{name: "AgeOfTheOldest", oldest: func(context.Context) (time.Time, bool, error) { return now.Add(-90 * time.Second), true, nil }, want: []float64{90}},
-		{name: "ZeroWhenNone", oldest: func(context.Context) (time.Time, bool, error) { return time.Time{}, false, nil }, want: []float64{0}},
-		{name: "AbsentOnError", oldest: func(context.Context) (time.Time, bool, error) { return time.Time{}, false, errors.New("redis down") }},
+		{name: "AgeOfTheOldest", outbound: fakeOutbound{oldest: now.Add(-90 * time.Second), pending: true},
+			want: map[string][]float64{age: {90}, unauth: {0}}},
+		{name: "ZeroWhenNone", outbound: fakeOutbound{}, want: map[string][]float64{age: {0}, unauth: {0}}},
+		{name: "Unauthorized", outbound: fakeOutbound{unauthorized: true}, want: map[string][]float64{age: {0}, unauth: {1}}},
+		{name: "AbsentOnError", outbound: fakeOutbound{err: errors.New("redis down")}, want: map[string][]float64{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newQueueCollector(insp, tt.oldest, zerolog.Nop())
+			c := newQueueCollector(insp, tt.outbound, zerolog.Nop())
 			c.now = func() time.Time { return now }
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(c)
@@ -231,16 +252,16 @@ func TestOldestPendingGauge(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []float64
+			got := map[string][]float64{}
 			for _, mf := range mfs {
-				if mf.GetName() == "deskrelay_outbound_oldest_pending_age_seconds" {
+				if mf.GetName() == age || mf.GetName() == unauth {
 					for _, m := range mf.GetMetric() {
-						got = append(got, m.GetGauge().GetValue())
+						got[mf.GetName()] = append(got[mf.GetName()], m.GetGauge().GetValue())
 					}
 				}
 			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("deskrelay_outbound_oldest_pending_age_seconds = %v, want %v", got, tt.want)
+			if !maps.EqualFunc(got, tt.want, slices.Equal) {
+				t.Errorf("gauges = %v, want %v", got, tt.want)
 			}
 		})
 	}

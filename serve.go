@@ -204,11 +204,11 @@ func newDaemon(ctx context.Context, cfg *config, log zerolog.Logger) (*daemon, e
 		mux:     asynq.NewServeMux(),
 		insp:    asynq.NewInspector(cfg.redis),
 	}
-	var oldest func(context.Context) (time.Time, bool, error)
+	var outbound outboundState
 	if p.relay != nil {
-		oldest = p.relay.OldestPending
+		outbound = p.relay
 	}
-	reg.MustRegister(newQueueCollector(d.insp, oldest, log))
+	reg.MustRegister(newQueueCollector(d.insp, outbound, log))
 	reg.MustRegister(authModeGauge(cfg), buildInfoGauge(), reconcileIntervalGauge(cfg.reconcileInterval))
 	d.asynqSrv = queues.NewServer(cfg.redis, queues.ServerConfig{
 		Concurrency:     cfg.concurrency,

@@ -153,3 +153,12 @@ func (r *Relay) OldestPending(ctx context.Context) (time.Time, bool, error) {
 	}
 	return time.UnixMilli(oldest), oldest > 0, nil
 }
+
+// CredentialsUnauthorized reports whether Zendesk rejects deskrelay's
+// credentials (a 401/403 not yet cleared by the credentials probe), as
+// every replica sees it in Redis: the deskrelay_outbound_credentials_unauthorized
+// gauge.
+func (r *Relay) CredentialsUnauthorized(ctx context.Context) (bool, error) {
+	c, err := r.credentialsState(ctx)
+	return c.State == CredentialsUnauthorized, err
+}

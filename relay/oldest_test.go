@@ -50,3 +50,24 @@ func TestOldestPending(t *testing.T) {
 		}
 	})
 }
+
+// TestCredentialsUnauthorizedGauge: the gauge's source is true from
+// Zendesk's 401 until the probe sees the credentials work again.
+func TestCredentialsUnauthorizedGauge(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, envOptions{})
+	if bad, err := e.relay.CredentialsUnauthorized(ctx); err != nil || bad {
+		t.Fatalf("CredentialsUnauthorized at start = %v, %v; want false", bad, err)
+	}
+	e.fake.RevokeCredentials()
+	mustEnqueue(t, e.relay, msg("conv-401", 1))
+	testutil.WaitFor(t, 10*time.Second, func() bool {
+		bad, err := e.relay.CredentialsUnauthorized(ctx)
+		return err == nil && bad
+	}, "credentials unauthorized after a 401")
+	e.fake.SetCredentials(e.fake.Email(), e.fake.APIToken())
+	testutil.WaitFor(t, 10*time.Second, func() bool {
+		bad, err := e.relay.CredentialsUnauthorized(ctx)
+		return err == nil && !bad
+	}, "credentials ok again after the probe")
+}
