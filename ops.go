@@ -245,7 +245,9 @@ func printWatchState(env *environment, st reconcile.WatchState) {
 	w := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "%s\t%s %s\n", st.Kind, st.ID, st.Name)
 	fmt.Fprintf(w, "state\t%s\n", st.State)
-	fmt.Fprintf(w, "endpoint\t%s\n", st.Endpoint)
+	if st.Endpoint != "" {
+		fmt.Fprintf(w, "endpoint\t%s\n", st.Endpoint)
+	}
 	if st.ExpectedEndpoint != "" {
 		fmt.Fprintf(w, "expected endpoint\t%s (ours: %v)\n", st.ExpectedEndpoint, st.Ours)
 	}
@@ -263,8 +265,11 @@ func printWatchState(env *environment, st reconcile.WatchState) {
 	if st.Action != "" {
 		fmt.Fprintf(w, "action\t%s\n", st.Action)
 	}
-	if st.Breaker != nil && st.Breaker.Message != "" {
-		fmt.Fprintf(w, "recent deliveries\t%s\n", st.Breaker.Message)
+	if st.Breaker != nil {
+		fmt.Fprintf(w, "breaker\t%s\n", st.Breaker.Summary())
+		if st.Breaker.Message != "" {
+			fmt.Fprintf(w, "warning\t%s\n", st.Breaker.Message)
+		}
 	}
 	if !st.GapSince.IsZero() {
 		fmt.Fprintf(w, "gap to backfill since\t%s (the next scheduled run covers it; without a schedule: deskrelay reconcile --since %s)\n",

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"time"
+
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -14,16 +17,36 @@ import (
 type queueCollector struct {
 	insp *asynq.Inspector
 	log  zerolog.Logger
+	// outbound reads the outbound relay's Redis-backed state (*relay.Relay);
+	// nil: none.
+	outbound outboundState
+	now      func() time.Time
 
 	size, latency, processed, failed, paused *prometheus.Desc
 	byState                                  *prometheus.Desc
+	oldestAge, unauthorized                  *prometheus.Desc
 }
 
-func newQueueCollector(insp *asynq.Inspector, log zerolog.Logger) *queueCollector {
+// outboundState is what the collector reads of the outbound relay.
+type outboundState interface {
+	// OldestPending returns when the oldest outbound message not yet
+	// delivered or failed was accepted.
+	OldestPending(ctx context.Context) (time.Time, bool, error)
+	// CredentialsUnauthorized reports whether Zendesk rejects deskrelay's
+	// credentials.
+	CredentialsUnauthorized(ctx context.Context) (bool, error)
+}
+
+func newQueueCollector(insp *asynq.Inspector, outbound outboundState, log zerolog.Logger) *queueCollector {
 	q := []string{"queue"}
 	return &queueCollector{
-		insp:      insp,
-		log:       log,
+		insp:     insp,
+		log:      log,
+		outbound: outbound,
+		now:      time.Now,
+		unauthorized: prometheus.NewDesc("deskrelay_outbound_credentials_unauthorized",
+			"1 while Zendesk rejects deskrelay's credentials (401/403; outbound messages fail as unauthorized until the probe sees them work), else 0.", nil, nil),
+		oldestAge: prometheus.NewDesc("deskrelay_outbound_oldest_pending_age_seconds", "Age of the oldest outbound message neither delivered nor failed (0 when there is none).", nil, nil),
 		size:      prometheus.NewDesc("deskrelay_queue_size", "Tasks in the queue, in every state.", q, nil),
 		byState:   prometheus.NewDesc("deskrelay_queue_tasks", "Tasks in the queue by state.", []string{"queue", "state"}, nil),
 		latency:   prometheus.NewDesc("deskrelay_queue_latency_seconds", "Age of the oldest pending task.", q, nil),
@@ -34,12 +57,13 @@ func newQueueCollector(insp *asynq.Inspector, log zerolog.Logger) *queueCollecto
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.size, c.byState, c.latency, c.processed, c.failed, c.paused} {
+	for _, d := range []*prometheus.Desc{c.size, c.byState, c.latency, c.processed, c.failed, c.paused, c.oldestAge, c.unauthorized} {
 		ch <- d
 	}
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	c.collectOutbound(ch)
 	for _, q := range []string{queues.Outbound, queues.Inbound, queues.Reconcile} {
 		info, err := c.insp.GetQueueInfo(q)
 		if err != nil {
@@ -62,4 +86,41 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.paused, prometheus.GaugeValue, paused, q)
 	}
+}
+
+// collectOutbound reports the age of the oldest outbound message not yet
+// delivered or failed and the credentials' state; a Redis error leaves a
+// gauge out of this scrape (logged) rather than reporting a false 0.
+func (c *queueCollector) collectOutbound(ch chan<- prometheus.Metric) {
+	if c.outbound == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if at, ok, err := c.outbound.OldestPending(ctx); err != nil {
+		c.log.Warn().Err(err).Msg("metrics: cannot read the oldest pending outbound message")
+	} else {
+		age := 0.0
+		if ok {
+			age = max(c.now().Sub(at).Seconds(), 0)
+		}
+		ch <- prometheus.MustNewConstMetric(c.oldestAge, prometheus.GaugeValue, age)
+	}
+	if bad, err := c.outbound.CredentialsUnauthorized(ctx); err != nil {
+		c.log.Warn().Err(err).Msg("metrics: cannot read the credentials state")
+	} else {
+		ch <- prometheus.MustNewConstMetric(c.unauthorized, prometheus.GaugeValue, map[bool]float64{true: 1}[bad])
+	}
+}
+
+// reconcileIntervalGauge is deskrelay_reconcile_interval_seconds, the
+// schedule's interval (0: off), so that an alert can compare
+// deskrelay_reconcile_checkpoint_age_seconds with it (deploy/prometheus).
+func reconcileIntervalGauge(interval time.Duration) prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "deskrelay_reconcile_interval_seconds",
+		Help: "The reconciler's schedule interval (DESKRELAY_RECONCILE_INTERVAL; 0 when the schedule is off).",
+	})
+	g.Set(interval.Seconds())
+	return g
 }

@@ -239,8 +239,12 @@ func newDaemon(ctx context.Context, cfg *config, log zerolog.Logger) (*daemon, e
 		mux:     asynq.NewServeMux(),
 		insp:    asynq.NewInspector(cfg.redis),
 	}
-	reg.MustRegister(newQueueCollector(d.insp, log))
-	reg.MustRegister(authModeGauge(cfg), buildInfoGauge())
+	var outbound outboundState
+	if p.relay != nil {
+		outbound = p.relay
+	}
+	reg.MustRegister(newQueueCollector(d.insp, outbound, log))
+	reg.MustRegister(authModeGauge(cfg), buildInfoGauge(), reconcileIntervalGauge(cfg.reconcileInterval))
 	d.asynqSrv = queues.NewServer(cfg.redis, queues.ServerConfig{
 		Concurrency:     cfg.concurrency,
 		Policy:          queues.Policy{MaxDelay: cfg.retryMaxDelay},

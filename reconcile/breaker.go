@@ -29,8 +29,8 @@ const (
 // breaker trips (70 % of at least 100 requests failed in 5 minutes, or over
 // 1,000 errors), shown in WatchState.Breaker and so in /v1/status.
 type BreakerState struct {
-	// Window is the look-back (Config.Invocations.BreakerWindow).
-	Window time.Duration `json:"window"`
+	// WindowSeconds is the look-back (Config.Invocations.BreakerWindow).
+	WindowSeconds float64 `json:"window_seconds"`
 	// Requests is the number of requests Zendesk made to deskrelay in the
 	// window; Failed of them did not succeed; FailureRatio = Failed/Requests.
 	Requests     int     `json:"requests"`
@@ -66,7 +66,7 @@ type BreakerState struct {
 func (g *Guardian) breaker(ctx context.Context, b *budget) *BreakerState {
 	r := g.r
 	cfg := r.cfg.Invocations
-	st := &BreakerState{Window: cfg.BreakerWindow}
+	st := &BreakerState{WindowSeconds: cfg.BreakerWindow.Seconds()}
 	now := r.cfg.Now().UTC()
 	from := now.Add(-cfg.BreakerWindow).Truncate(time.Second)
 	codes := map[string]int{}
@@ -126,20 +126,46 @@ func (g *Guardian) breaker(ctx context.Context, b *budget) *BreakerState {
 	return st
 }
 
+// window is the look-back for people: "5 min", "90 s".
+func (st *BreakerState) window() string {
+	if d := seconds(st.WindowSeconds); d%time.Minute == 0 {
+		return fmt.Sprintf("%d min", d/time.Minute)
+	}
+	return fmt.Sprintf("%.0f s", st.WindowSeconds)
+}
+
+// Summary is the failure ratio in one line for `deskrelay webhook status`:
+// "12 of 60 calls failed in the last 5 min (20%); Zendesk's breaker trips
+// at 70% of at least 100 calls, or over 1000 errors, in 5 min".
+func (st *BreakerState) Summary() string {
+	if st.Error != "" {
+		return "unknown: " + st.Error
+	}
+	s := fmt.Sprintf("%d of %d calls failed in the last %s (%.0f%%); Zendesk's breaker trips at %.0f%% of at least %d calls, or over %d errors, in 5 min",
+		st.Failed, st.Requests, st.window(), 100*st.FailureRatio, 100*ZendeskBreakerRatio, ZendeskBreakerMinRequests, ZendeskBreakerMaxErrors)
+	if st.Tripped {
+		s += fmt.Sprintf("; TRIPPED: it dropped %d events", st.CircuitBroken)
+	}
+	if st.Partial {
+		s += " (of the most recent invocations only)"
+	}
+	return s
+}
+
 // describe says what Zendesk saw, naming the status codes.
 func (st *BreakerState) describe() string {
 	var sb strings.Builder
 	if st.Tripped {
-		fmt.Fprintf(&sb, "Zendesk's circuit breaker dropped %d webhook events in the last %s (the reconciler recovers them); ", st.CircuitBroken, st.Window)
+		fmt.Fprintf(&sb, "Zendesk's circuit breaker dropped %d webhook events in the last %s (the reconciler recovers them); ", st.CircuitBroken, st.window())
 	}
 	if st.Throttled > 0 {
-		fmt.Fprintf(&sb, "webhook events Zendesk held back and never sent in the last %s: throttled %d (the reconciler recovers them)", st.Window, st.Throttled)
+		fmt.Fprintf(&sb, "webhook events Zendesk held back and never sent in the last %s: throttled %d (the reconciler recovers them)", st.window(), st.Throttled)
 		if st.Requests == 0 {
 			return sb.String()
 		}
 		sb.WriteString("; ")
 	}
-	fmt.Fprintf(&sb, "%d of %d webhook requests in the last %s failed (%.0f%%)", st.Failed, st.Requests, st.Window, 100*st.FailureRatio)
+	fmt.Fprintf(&sb, "%d of %d webhook requests in the last %s failed (%.0f%%)", st.Failed, st.Requests, st.window(), 100*st.FailureRatio)
 	if len(st.StatusCodes) > 0 {
 		keys := slices.SortedFunc(maps.Keys(st.StatusCodes), func(a, b string) int {
 			if c := st.StatusCodes[b] - st.StatusCodes[a]; c != 0 {

@@ -287,8 +287,13 @@ func (g *Guardian) inspect(ctx context.Context, b *budget) (WatchState, error) {
 		failures, err = g.readTarget(ctx, b, &st)
 	}
 	if err != nil {
+		if zendesk.KindOf(err) == zendesk.KindNotFound {
+			err = notFound(st.Kind, st.ID, err)
+		} else {
+			err = fmt.Errorf("check %s %s: %w", st.Kind, st.ID, err)
+		}
 		st.Error = err.Error()
-		return st, fmt.Errorf("check %s %s: %w", st.Kind, st.ID, err)
+		return st, err
 	}
 	g.rejections(ctx, b, &st, failures)
 	if r.cfg.PublicURL != "" {
@@ -489,3 +494,26 @@ const inactiveLogEvery = time.Hour
 // fieldInactiveLoggedAt (of keys.Default.ReconcileGuardian()) is when the
 // inactive webhook was last logged (unix ms); gone while it is active.
 const fieldInactiveLoggedAt = "inactive_logged_at"
+
+// notFoundError is Zendesk's 404 for the watched webhook or target, said
+// plainly: the id is wrong (or it was deleted), and the setting to check.
+type notFoundError struct {
+	msg string
+	err error
+}
+
+func (e *notFoundError) Error() string { return e.msg }
+func (e *notFoundError) Unwrap() error { return e.err }
+
+func notFound(kind, id string, err error) error {
+	setting := "DESKRELAY_ZENDESK_WEBHOOK_ID"
+	if kind == KindTarget {
+		setting = "DESKRELAY_ZENDESK_TARGET_ID"
+	}
+	msg := fmt.Sprintf("%s %s not found in Zendesk: check %s", kind, id, setting)
+	var ze *zendesk.Error
+	if errors.As(err, &ze) && ze.RequestID != "" {
+		msg += " (request " + ze.RequestID + ")"
+	}
+	return &notFoundError{msg: msg, err: err}
+}

@@ -56,16 +56,47 @@ type Report struct {
 	RateLimited int `json:"rate_limited"`
 	// RateLimitWait is the time spent waiting on rate limits (the export's
 	// own, the shared account limiter, 429 Retry-After).
-	RateLimitWait time.Duration `json:"rate_limit_wait"`
+	RateLimitWait time.Duration `json:"-"` // JSON: rate_limit_wait_seconds
 	// Checkpoint is where the scheduled checkpoint stands after the run
 	// (zero for Backfill).
 	Checkpoint time.Time `json:"checkpoint,omitzero"`
 	// StartedAt and Duration time the run.
 	StartedAt time.Time     `json:"started_at"`
-	Duration  time.Duration `json:"duration"`
+	Duration  time.Duration `json:"-"` // JSON: duration_seconds
 	// Errors lists what went wrong; the run stopped at the first one.
 	Errors []string `json:"errors,omitempty"`
 }
+
+// reportJSON is Report as JSON (/v1/status, `reconcile --json`, the last
+// run kept in Redis): durations in seconds, in fields named *_seconds
+// (README, "Status JSON").
+type reportJSON struct {
+	plainReport
+	RateLimitWaitSeconds float64 `json:"rate_limit_wait_seconds"`
+	DurationSeconds      float64 `json:"duration_seconds"`
+}
+
+type plainReport Report
+
+// MarshalJSON writes the durations as *_seconds numbers.
+func (r Report) MarshalJSON() ([]byte, error) {
+	return json.Marshal(reportJSON{plainReport(r), r.RateLimitWait.Seconds(), r.Duration.Seconds()})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (r *Report) UnmarshalJSON(b []byte) error {
+	var v reportJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*r = Report(v.plainReport)
+	r.RateLimitWait = seconds(v.RateLimitWaitSeconds)
+	r.Duration = seconds(v.DurationSeconds)
+	return nil
+}
+
+// seconds is the inverse of time.Duration.Seconds.
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // Filtered total.
 func (r Report) filteredTotal() int {

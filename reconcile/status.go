@@ -10,10 +10,13 @@ import (
 )
 
 // Status is the reconciler's part of GET /v1/status. It reads Redis only.
+// Like all of /v1/status (README, "Status JSON"): durations are numbers of
+// seconds in fields named *_seconds, times RFC 3339 strings.
 type Status struct {
 	// Enabled is false when the schedule is off (Interval 0).
-	Enabled  bool   `json:"enabled"`
-	Interval string `json:"interval"`
+	Enabled bool `json:"enabled"`
+	// IntervalSeconds is Config.Interval.
+	IntervalSeconds float64 `json:"interval_seconds"`
 	// Checkpoint is where the next scheduled run starts; CheckpointAge is
 	// how far behind now it is, in seconds (-1 when there is none yet).
 	Checkpoint    time.Time `json:"checkpoint,omitzero"`
@@ -32,7 +35,7 @@ type Status struct {
 // Status reports the schedule's state for /v1/status, from Redis, without
 // calling Zendesk.
 func (r *Reconciler) Status(ctx context.Context) (Status, error) {
-	s := Status{Enabled: r.cfg.Interval > 0, Interval: r.cfg.Interval.String(), CheckpointAge: -1}
+	s := Status{Enabled: r.cfg.Interval > 0, IntervalSeconds: r.cfg.Interval.Seconds(), CheckpointAge: -1}
 	cp, ok, err := r.Checkpoint(ctx)
 	if err != nil {
 		return s, err

@@ -1,10 +1,20 @@
 package relay
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
 // metrics are the relay's Prometheus collectors.
@@ -85,4 +95,70 @@ func register[T prometheus.Collector](reg prometheus.Registerer, c *T, errp *err
 	default:
 		*errp = err
 	}
+}
+
+// oldestScan bounds how many tasks of each asynq state OldestPending reads.
+const oldestScan = 1000
+
+// OldestPending returns when the oldest outbound message that is neither
+// delivered nor failed was accepted (ok is false when there is none): the
+// deskrelay_outbound_oldest_pending_age_seconds gauge. It reads the message
+// tasks of every asynq state (pending from the oldest, active, scheduled and
+// retry) up to oldestScan per state, and their records' accepted_at in one
+// pipeline: cheap at any backlog, and exact while each state holds fewer
+// than oldestScan tasks (beyond, it is the oldest of those read).
+func (r *Relay) OldestPending(ctx context.Context) (time.Time, bool, error) {
+	qs, err := r.insp.Queues()
+	if err != nil || !slices.Contains(qs, queues.Outbound) {
+		return time.Time{}, false, err
+	}
+	page := asynq.PageSize(oldestScan)
+	lists := []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
+		r.insp.ListPendingTasks, r.insp.ListActiveTasks, r.insp.ListScheduledTasks, r.insp.ListRetryTasks,
+	}
+	var ids []string
+	for _, list := range lists {
+		tasks, err := list(queues.Outbound, page)
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("oldest pending message: %w", err)
+		}
+		for _, t := range tasks {
+			var p taskPayload
+			if t.Type == TypeMessage && json.Unmarshal(t.Payload, &p) == nil && p.ID != "" {
+				ids = append(ids, p.ID)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return time.Time{}, false, nil
+	}
+	pipe := r.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HMGet(ctx, keys.Default.Message(id), "state", "accepted_at")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return time.Time{}, false, fmt.Errorf("oldest pending message: %w", err)
+	}
+	var oldest int64
+	for _, c := range cmds {
+		v := c.Val()
+		if len(v) != 2 || v[0] != StateQueued { // delivered or failed while its task ends
+			continue
+		}
+		ms, _ := strconv.ParseInt(fmt.Sprint(v[1]), 10, 64)
+		if ms > 0 && (oldest == 0 || ms < oldest) {
+			oldest = ms
+		}
+	}
+	return time.UnixMilli(oldest), oldest > 0, nil
+}
+
+// CredentialsUnauthorized reports whether Zendesk rejects deskrelay's
+// credentials (a 401/403 not yet cleared by the credentials probe), as
+// every replica sees it in Redis: the deskrelay_outbound_credentials_unauthorized
+// gauge.
+func (r *Relay) CredentialsUnauthorized(ctx context.Context) (bool, error) {
+	c, err := r.credentialsState(ctx)
+	return c.State == CredentialsUnauthorized, err
 }
