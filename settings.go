@@ -63,6 +63,7 @@ var settings = []setting{
 	{env: "DESKRELAY_FORWARD_PRIVATE", def: "false", help: "also forward agents' private notes to the sink"},
 	{env: "DESKRELAY_TARGET_USER", help: "basic auth user a legacy target must send (targets cannot sign)"},
 	{env: "DESKRELAY_TARGET_PASSWORD", help: "basic auth password a legacy target must send", secret: true},
+	{env: "DESKRELAY_SINK_OUTCOMES", def: "failed", help: "message outcome events to the sink: failed, delivered (failed and delivered) or none"},
 	{env: "DESKRELAY_WEBHOOK_AUTO_ENABLE", def: "false", help: "re-activate an inactive webhook automatically (by default it is reported, backfilled, and `deskrelay webhook enable` re-activates it); a target is always re-activated"},
 }
 
@@ -281,6 +282,7 @@ var fieldSettings = map[string]string{
 	"inbound.SinkSecret":    "DESKRELAY_SINK_SECRET",
 	"inbound.WebhookSecret": "DESKRELAY_WEBHOOK_SECRET",
 	"inbound.SpoolDir":      "DESKRELAY_SPOOL_DIR",
+	"sink.Send":             "DESKRELAY_SINK_OUTCOMES",
 	"reconcile.Interval":    "DESKRELAY_RECONCILE_INTERVAL",
 	"reconcile.WebhookID":   "DESKRELAY_ZENDESK_WEBHOOK_ID",
 	"reconcile.TargetID":    "DESKRELAY_ZENDESK_TARGET_ID",
