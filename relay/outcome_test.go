@@ -145,6 +145,60 @@ func TestOutcomes(t *testing.T) {
 	})
 }
 
+// TestOutcomeToldBeforeReplay: a failure whose telling was lost, and whose
+// task is gone too (so nothing would tell it again), is told by the replay
+// before the next generation runs.
+func TestOutcomeToldBeforeReplay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	down := &downSink{down: true}
+	e := outcomeEnv(t, "", func(o relay.OutcomeSink) relay.OutcomeSink { down.next = o; return down })
+	e.fake.RevokeCredentials()
+	m := msg("untold", 1)
+	mustEnqueue(t, e.relay, m)
+	waitStatus(t, e.relay, []string{m.ID}, relay.StateFailed, 20*time.Second)
+	testutil.WaitFor(t, 20*time.Second, func() bool {
+		tasks, _ := e.insp.ListRetryTasks(queues.Outbound)
+		for _, task := range tasks {
+			if task.Type == relay.TypeMessage && e.insp.DeleteTask(queues.Outbound, task.ID) == nil {
+				return true
+			}
+		}
+		return false
+	}, "the failed message's task retrying its telling, to delete it")
+	down.setDown(false)
+	if sum, err := e.relay.Replay(ctx, relay.ReplayOptions{}); err != nil || sum.Replayed != 1 {
+		t.Fatalf("replay = %+v, %v", sum, err)
+	}
+	got := waitOutcomes(t, e, 2)
+	if got[0].ID != "msg:untold-m01:failed:0" || got[1].ID != "msg:untold-m01:failed:1" {
+		t.Fatalf("outcomes %+v, want the failures of generations 0 and 1", got)
+	}
+}
+
+// downSink fails every telling while down, publishing nothing.
+type downSink struct {
+	next relay.OutcomeSink
+	mu   sync.Mutex
+	down bool
+}
+
+func (d *downSink) setDown(v bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.down = v
+}
+
+func (d *downSink) PublishOutcome(ctx context.Context, o sink.Outcome) error {
+	d.mu.Lock()
+	down := d.down
+	d.mu.Unlock()
+	if down {
+		return errors.New("redis: connection refused (simulated)")
+	}
+	return d.next.PublishOutcome(ctx, o)
+}
+
 // lostAnswer publishes every outcome but answers the first telling of each
 // with an error, as if the process died right after publishing.
 type lostAnswer struct {
