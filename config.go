@@ -27,6 +27,7 @@ type config struct {
 	ingestToken       string
 	sinkURL           string
 	sinkSecret        string
+	sinkOutcomes      string
 	adminUser         string
 	adminPassword     string
 	reconcileInterval time.Duration
@@ -90,6 +91,7 @@ func parseConfig(v values, n needs) (*config, error) {
 		webhookSecret:  v["DESKRELAY_WEBHOOK_SECRET"],
 		ingestToken:    v["DESKRELAY_INGEST_TOKEN"],
 		sinkSecret:     v["DESKRELAY_SINK_SECRET"],
+		sinkOutcomes:   v["DESKRELAY_SINK_OUTCOMES"],
 		adminUser:      v["DESKRELAY_ADMIN_USER"],
 		adminPassword:  v["DESKRELAY_ADMIN_PASSWORD"],
 		logFormat:      v["DESKRELAY_LOG_FORMAT"],
@@ -195,6 +197,7 @@ func (c *config) checkParts(p *problems, name func(env string) string) {
 		}
 	}
 	p.addFields(c.reconcileConfig().Validate(), name)
+	p.addFields(c.outcomesConfig().Validate(), name)
 }
 
 // checkZendeskAuth requires a Zendesk address and exactly one way of

@@ -15,6 +15,7 @@ import (
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/schema"
+	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/internal/zdoauth"
 	"github.com/deskrelay/deskrelay/reconcile"
 	"github.com/deskrelay/deskrelay/relay"
@@ -115,7 +116,10 @@ func (p *parts) buildZendesk(ctx context.Context, cfg *config, log zerolog.Logge
 
 // buildRelay makes the relay (messages to Zendesk).
 func (p *parts) buildRelay(cfg *config, log zerolog.Logger, metrics prometheus.Registerer) error {
-	var err error
+	outcomes, err := p.outcomeSink(cfg)
+	if err != nil {
+		return err
+	}
 	p.relay, err = relay.New(cfg.relayConfig(), relay.Deps{
 		Redis:   p.rdb,
 		Asynq:   cfg.redis,
@@ -123,8 +127,23 @@ func (p *parts) buildRelay(cfg *config, log zerolog.Logger, metrics prometheus.R
 		Limiter: p.limiter,
 		Log:     log.With().Str("component", "relay").Logger(),
 		Metrics: metrics,
+
+		Outcomes: outcomes,
 	})
 	return settingsError(err)
+}
+
+// outcomeSink is where the relay tells the messages' outcomes: the sink,
+// unless there is none (inbound off) or DESKRELAY_SINK_OUTCOMES is none.
+func (p *parts) outcomeSink(cfg *config) (relay.OutcomeSink, error) {
+	if cfg.sinkURL == "" || cfg.sinkOutcomes == sink.SendNone {
+		return nil, nil
+	}
+	o, err := sink.NewOutcomes(p.rdb, cfg.outcomesConfig())
+	if err != nil {
+		return nil, settingsError(err)
+	}
+	return o, nil
 }
 
 // buildInbound makes the receiver of Zendesk's webhook and target (Zendesk
@@ -270,6 +289,10 @@ func (c *config) relayConfig() relay.Config {
 		GateProbeInterval: c.tuning.gateProbe,
 		AutoReplay:        c.autoReplay,
 	}
+}
+
+func (c *config) outcomesConfig() sink.OutcomesConfig {
+	return sink.OutcomesConfig{Send: c.sinkOutcomes}
 }
 
 // inboundConfig: oneShot commands open no spool (serve holds its lock).

@@ -137,6 +137,9 @@ type Deps struct {
 	Log zerolog.Logger
 	// Metrics registers the relay's Prometheus collectors; nil: no metrics.
 	Metrics prometheus.Registerer
+	// Outcomes is told each message's outcome (*sink.Outcomes); nil: no
+	// outcome events (no sink).
+	Outcomes OutcomeSink
 }
 
 // ReplayOptions selects the failed messages `deskrelay replay` puts back.

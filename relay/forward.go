@@ -75,7 +75,7 @@ func (r *Relay) processMessage(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 	case StateDelivered, StateFailed:
-		return nil
+		return r.retellOutcome(ctx, rec, p.Gen)
 	}
 	if err := r.gateAdmit(ctx); err != nil {
 		return err
@@ -100,7 +100,7 @@ func (r *Relay) processMessage(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	if rec.State != StateQueued || rec.Gen != p.Gen {
-		return nil
+		return r.retellOutcome(ctx, rec, p.Gen)
 	}
 	d, err := r.deliver(lctx, rec, log)
 	serr := r.settle(ctx, rec, d, err, log)
@@ -161,12 +161,13 @@ func (r *Relay) settle(ctx context.Context, rec *record, d delivery, err error, 
 	k := kindOf(err)
 	switch k {
 	case kindOK:
-		if err := r.st.finish(ctx, rec, finish{state: StateDelivered, ticketID: d.ticketID, commentID: d.commentID}, now, r.cfg.Retention); err != nil {
+		f := finish{state: StateDelivered, ticketID: d.ticketID, commentID: d.commentID}
+		if err := r.st.finish(ctx, rec, f, now, r.cfg.Retention); err != nil {
 			return fmt.Errorf("record delivery of %s: %w", rec.ID, err)
 		}
 		r.m.deliveries.WithLabelValues("delivered").Inc()
 		log.Info().Int64("ticket_id", d.ticketID).Int64("comment_id", d.commentID).Int("attempt", rec.Attempts+1).Msg("message delivered")
-		return nil
+		return r.tellOutcome(ctx, rec, f, now)
 	case kindWait:
 		return err
 	case kindRateLimited:
@@ -191,6 +192,9 @@ func (r *Relay) settle(ctx context.Context, rec *record, d delivery, err error, 
 			ev = ev.Int("zendesk_status", ze.Status).Str("request_id", ze.RequestID)
 		}
 		ev.Err(err).Str("reason", reason).Msg("message failed; kept for deskrelay replay")
+		if terr := r.tellOutcome(ctx, rec, f, now); terr != nil {
+			return terr
+		}
 		return queues.Fail(reason, err)
 	default:
 		ze := zendesk.AsError(err)

@@ -47,6 +47,7 @@ type envOptions struct {
 	zdTimeout time.Duration
 	rdb       redis.UniversalClient // default: redistest.New
 	opt       asynq.RedisConnOpt
+	outcomes  relay.OutcomeSink // Deps.Outcomes
 }
 
 func testLogger(tb testing.TB) zerolog.Logger {
@@ -122,7 +123,8 @@ func (e *env) newRelay(o envOptions) *relay.Relay {
 	e.zd = zd
 	cfg := fastConfig(o.cfg)
 	cfg.RateLimit = o.rateLimit
-	r, err := relay.New(cfg, relay.Deps{Redis: e.rdb, Asynq: e.opt, Zendesk: zd, Limiter: lim, Log: testLogger(tb), Metrics: e.reg})
+	r, err := relay.New(cfg, relay.Deps{Redis: e.rdb, Asynq: e.opt, Zendesk: zd, Limiter: lim, Log: testLogger(tb), Metrics: e.reg,
+		Outcomes: o.outcomes})
 	if err != nil {
 		tb.Fatalf("relay.New: %v", err)
 	}

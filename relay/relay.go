@@ -89,6 +89,8 @@ type Relay struct {
 	st      store
 	log     zerolog.Logger
 	m       *metrics
+	// outcomes is Deps.Outcomes (outcome.go).
+	outcomes OutcomeSink
 }
 
 // New returns a Relay. Deps.Redis and Deps.Asynq are required;
@@ -116,6 +118,7 @@ func New(cfg Config, d Deps) (*Relay, error) {
 		log:     d.Log.With().Str("queue", queues.Outbound).Logger(),
 		m:       m,
 	}
+	r.outcomes = d.Outcomes
 	if d.Zendesk != nil {
 		r.zd = d.Zendesk
 	}

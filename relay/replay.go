@@ -104,6 +104,9 @@ func (r *Relay) Replay(ctx context.Context, opts ReplayOptions) (ReplaySummary, 
 // record (the task waits for the flip); a failure in between is completed by
 // running the replay again.
 func (r *Relay) replayOne(ctx context.Context, rec *record, reason string) (bool, error) {
+	if err := r.retellOutcome(ctx, rec, rec.Gen); err != nil { // no failure goes untold (outcome.go)
+		return false, err
+	}
 	if err := r.enqueueTask(ctx, rec.ID, rec.Gen+1); err != nil {
 		return false, err
 	}

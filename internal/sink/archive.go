@@ -37,9 +37,12 @@ type ReplayReport struct {
 	Waiting  int // a delivery task for the event already existed
 }
 
-// FailedEvent is a sink delivery kept after it failed for good.
+// FailedEvent is a sink delivery kept after it failed for good: a ticket
+// event (Event), or a message outcome event (Outcome, when set; Event is
+// then empty).
 type FailedEvent struct {
 	Event    events.Event
+	Outcome  *Outcome
 	Reason   string
 	Error    string
 	FailedAt time.Time
@@ -62,7 +65,13 @@ func Failed(ctx context.Context, rdb redis.UniversalClient, since time.Time) ([]
 			return nil, fmt.Errorf("read failed event %s: %w", id, err)
 		}
 		var fe FailedEvent
-		if err := json.Unmarshal([]byte(h["event"]), &fe.Event); err != nil {
+		if o, ok := h["outcome"]; ok {
+			fe.Outcome = &Outcome{}
+			err = json.Unmarshal([]byte(o), fe.Outcome)
+		} else {
+			err = json.Unmarshal([]byte(h["event"]), &fe.Event)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("failed event %s: record unreadable: %w", id, err)
 		}
 		fe.Reason, fe.Error = h["reason"], h["error"]
@@ -89,11 +98,12 @@ func Replay(ctx context.Context, rdb redis.UniversalClient, pub *Publisher, opts
 		}
 	}
 	sort.SliceStable(sel, func(i, j int) bool {
-		a, b := sel[i].Event, sel[j].Event
-		if a.ConversationID != b.ConversationID {
-			return a.ConversationID < b.ConversationID
+		_, aconv, aat := sel[i].place()
+		_, bconv, bat := sel[j].place()
+		if aconv != bconv {
+			return aconv < bconv
 		}
-		return a.OccurredAt.Before(b.OccurredAt)
+		return aat.Before(bat)
 	})
 	rep.Found = len(sel)
 	printf := func(format string, args ...any) {
@@ -103,16 +113,16 @@ func Replay(ctx context.Context, rdb redis.UniversalClient, pub *Publisher, opts
 	}
 	var errs []error
 	for _, fe := range sel {
-		ev := fe.Event
+		id, conv, _ := fe.place()
 		if opts.DryRun {
 			rep.Replayed++
-			printf("would replay %s (conversation %s, failed %s: %s)\n", ev.ID, ev.ConversationID, fe.FailedAt.Format(time.RFC3339), fe.Reason)
+			printf("would replay %s (conversation %s, failed %s: %s)\n", id, conv, fe.FailedAt.Format(time.RFC3339), fe.Reason)
 			continue
 		}
-		queued, err := pub.Redeliver(ctx, ev)
+		queued, err := fe.redeliver(ctx, pub)
 		if err != nil {
 			errs = append(errs, err)
-			printf("error %s: %v\n", ev.ID, err)
+			printf("error %s: %v\n", id, err)
 			continue
 		}
 		if !queued {
@@ -121,15 +131,30 @@ func Replay(ctx context.Context, rdb redis.UniversalClient, pub *Publisher, opts
 			rep.Replayed++
 		}
 		if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.ZRem(ctx, keys.Default.Failed(queues.Inbound), ev.ID)
-			p.Del(ctx, keys.Default.InboundFailedEvent(ev.ID))
+			p.ZRem(ctx, keys.Default.Failed(queues.Inbound), id)
+			p.Del(ctx, keys.Default.InboundFailedEvent(id))
 			return nil
 		}); err != nil {
-			errs = append(errs, fmt.Errorf("forget failed event %s: %w", ev.ID, err))
+			errs = append(errs, fmt.Errorf("forget failed event %s: %w", id, err))
 		}
-		printf("replayed %s (conversation %s)\n", ev.ID, ev.ConversationID)
+		printf("replayed %s (conversation %s)\n", id, conv)
 	}
 	return rep, errors.Join(errs...)
+}
+
+// place is fe's event id, conversation and instant.
+func (fe FailedEvent) place() (id, conv string, at time.Time) {
+	if o := fe.Outcome; o != nil {
+		return o.ID, o.ConversationID, o.OccurredAt
+	}
+	return fe.Event.ID, fe.Event.ConversationID, fe.Event.OccurredAt
+}
+
+func (fe FailedEvent) redeliver(ctx context.Context, pub *Publisher) (bool, error) {
+	if fe.Outcome != nil {
+		return pub.RedeliverOutcome(ctx, *fe.Outcome)
+	}
+	return pub.Redeliver(ctx, fe.Event)
 }
 
 // archive keeps a failed event for Replay and lets the rest of its
@@ -145,6 +170,22 @@ func (d *Deliverer) archive(ctx context.Context, ev events.Event, reason string,
 		p.ZAdd(ctx, keys.Default.Failed(queues.Inbound), redis.Z{Score: float64(now.UnixMilli()), Member: ev.ID})
 		orderLeave(ctx, p, ev.ConversationID, ev.ID)
 		d.pub.ledger.markIn(ctx, p, ev.ID, now)
+		return nil
+	})
+	return err
+}
+
+// archiveOutcome keeps a failed outcome event for Replay.
+func (d *Deliverer) archiveOutcome(ctx context.Context, o Outcome, reason string, cause error) error {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	now := d.cfg.Now()
+	_, err = d.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, keys.Default.InboundFailedEvent(o.ID), "outcome", b, "reason", reason, "error", cause.Error(), "failed_at", now.UnixMilli())
+		p.ZAdd(ctx, keys.Default.Failed(queues.Inbound), redis.Z{Score: float64(now.UnixMilli()), Member: o.ID})
+		d.pub.ledger.markIn(ctx, p, o.ID, now)
 		return nil
 	})
 	return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/queues"
@@ -38,8 +39,11 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &pl); err != nil {
 		return fmt.Errorf("deliver task: corrupt payload: %w: %w", err, asynq.SkipRetry)
 	}
-	ev := pl.Event
 	attempt, _ := asynq.GetRetryCount(ctx)
+	if pl.Outcome != nil {
+		return d.deliverOutcome(ctx, *pl.Outcome, attempt)
+	}
+	ev := pl.Event
 	log := d.log.With().Str("event_id", ev.ID).Str("conversation_id", ev.ConversationID).
 		Int64("ticket_id", ev.TicketID).Int("attempt", attempt).Str("queue", queues.Inbound).Logger()
 
@@ -63,7 +67,27 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return d.finish(ctx, ev)
 	}
 
-	status, retryAfter, err := d.post(ctx, ev)
+	status, retryAfter, err := d.post(ctx, ev.ID, ev)
+	return d.answer(log, ev.ID, status, retryAfter, err,
+		func() error { return errors.Join(d.pub.StatusDelivered(ctx, ev), d.finish(ctx, ev)) },
+		func(reason string, cause error) error { return d.archive(ctx, ev, reason, cause) })
+}
+
+// deliverOutcome delivers a message outcome event: at once, in no
+// conversation's order (see Outcomes).
+func (d *Deliverer) deliverOutcome(ctx context.Context, o Outcome, attempt int) error {
+	log := d.log.With().Str("event_id", o.ID).Str("message_id", o.MessageID).Str("conversation_id", o.ConversationID).
+		Int("attempt", attempt).Str("queue", queues.Inbound).Logger()
+	status, retryAfter, err := d.post(ctx, o.ID, o)
+	return d.answer(log, o.ID, status, retryAfter, err,
+		func() error { return d.pub.ledger.markIn(ctx, d.rdb, o.ID, d.cfg.Now()).Err() },
+		func(reason string, cause error) error { return d.archiveOutcome(ctx, o, reason, cause) })
+}
+
+// answer acts on the sink's answer to one delivery: done records a
+// delivered event, keep archives one the sink refused for good.
+func (d *Deliverer) answer(log zerolog.Logger, id string, status int, retryAfter time.Duration, err error,
+	done func() error, keep func(reason string, cause error) error) error {
 	switch {
 	case err != nil:
 		d.deliveries.WithLabelValues("retry").Inc()
@@ -71,7 +95,7 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return err
 	case status >= 200 && status < 300:
 		d.deliveries.WithLabelValues("delivered").Inc()
-		if err := errors.Join(d.pub.StatusDelivered(ctx, ev), d.finish(ctx, ev)); err != nil {
+		if err := done(); err != nil {
 			log.Warn().Err(err).Msg("delivered, bookkeeping failed")
 		}
 		log.Debug().Msg("delivered to sink")
@@ -82,8 +106,8 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			reason = ReasonGone
 		}
 		cause := fmt.Errorf("sink answered %d", status)
-		if err := d.archive(ctx, ev, reason, cause); err != nil {
-			return fmt.Errorf("keep failed event %s: %w", ev.ID, err) // retried: never lose it
+		if err := keep(reason, cause); err != nil {
+			return fmt.Errorf("keep failed event %s: %w", id, err) // retried: never lose it
 		}
 		d.deliveries.WithLabelValues("failed").Inc()
 		log.Error().Int("status", status).Str("reason", reason).Msg("sink refused the event: failed, kept for replay")
@@ -140,14 +164,15 @@ func (d *Deliverer) myTurn(ctx context.Context, ev events.Event) (turn bool, wai
 	return false, d.cfg.OrderPoll, nil
 }
 
-// post sends ev to the sink, signed with Standard Webhooks.
-func (d *Deliverer) post(ctx context.Context, ev events.Event) (status int, retryAfter time.Duration, err error) {
+// post sends event id (its body ev) to the sink, signed with Standard
+// Webhooks.
+func (d *Deliverer) post(ctx context.Context, id string, ev any) (status int, retryAfter time.Duration, err error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return 0, 0, fmt.Errorf("encode event: %w", err)
 	}
 	now := d.cfg.Now()
-	sig, err := d.signer.Sign(ev.ID, now, body)
+	sig, err := d.signer.Sign(id, now, body)
 	if err != nil {
 		return 0, 0, fmt.Errorf("sign event: %w", err)
 	}
@@ -157,7 +182,7 @@ func (d *Deliverer) post(ctx context.Context, ev events.Event) (status int, retr
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "deskrelay")
-	req.Header.Set("webhook-id", ev.ID)
+	req.Header.Set("webhook-id", id)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
 	req.Header.Set("webhook-signature", sig)
 	resp, err := d.http.Do(req)

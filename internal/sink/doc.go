@@ -7,6 +7,12 @@
 // conversation, retried with the queues policy), and the archive of events
 // the sink refused for good (Failed, Replay).
 //
+// Besides Zendesk's ticket events it delivers message outcome events
+// (message.failed, message.delivered: Outcome), published by Outcomes when
+// the relay records a message's outcome. They travel in the same task type
+// with the same signing, retries and archive, but in no conversation's
+// order (see Outcomes).
+//
 // Every write of the event ledger (keys.EventLedger) goes through Ledger,
 // every write of a conversation's order (keys.InboundOrder) through
 // order.go.

@@ -116,19 +116,9 @@ func (p *Publisher) Publish(ctx context.Context, ev events.Event) (events.Outcom
 // delivery): it removes the archived task of the earlier attempt, if any.
 // It returns false when a delivery task for ev is already waiting.
 func (p *Publisher) Redeliver(ctx context.Context, ev events.Event) (bool, error) {
-	if err := p.insp.DeleteTask(queues.Inbound, DeliverTaskID(ev.ID)); err != nil &&
-		!errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
-		// an active or pending task cannot be deleted: it is on its way
-		if info, ierr := p.insp.GetTaskInfo(queues.Inbound, DeliverTaskID(ev.ID)); ierr == nil && info.State != asynq.TaskStateArchived {
-			return false, nil
-		}
-		return false, fmt.Errorf("replay %s: remove archived task: %w", ev.ID, err)
-	}
-	if err := p.enqueue(ctx, ev); err != nil {
-		if errors.Is(err, asynq.ErrTaskIDConflict) {
-			return false, nil
-		}
-		return false, err
+	queued, err := p.requeue(ctx, ev.ID, DeliverPayload{Event: ev, PublishedAt: p.cfg.Now().UTC()})
+	if !queued || err != nil {
+		return queued, err
 	}
 	if err := orderPut(ctx, p.rdb, ev).Err(); err != nil {
 		return true, fmt.Errorf("replay %s: order: %w", ev.ID, err)
@@ -136,19 +126,51 @@ func (p *Publisher) Redeliver(ctx context.Context, ev events.Event) (bool, error
 	return true, nil
 }
 
-func (p *Publisher) enqueue(ctx context.Context, ev events.Event) error {
-	b, err := json.Marshal(DeliverPayload{Event: ev, PublishedAt: p.cfg.Now().UTC()})
-	if err != nil {
-		return fmt.Errorf("encode event %s: %w", ev.ID, err)
+// RedeliverOutcome is Redeliver for a message outcome event (which takes no
+// place in a conversation's order).
+func (p *Publisher) RedeliverOutcome(ctx context.Context, o Outcome) (bool, error) {
+	return p.requeue(ctx, o.ID, DeliverPayload{Outcome: &o, PublishedAt: p.cfg.Now().UTC()})
+}
+
+// requeue makes event id's delivery task anew, with payload pl, removing
+// the archived task of an earlier attempt; false: a task is waiting.
+func (p *Publisher) requeue(ctx context.Context, id string, pl DeliverPayload) (bool, error) {
+	if err := p.insp.DeleteTask(queues.Inbound, DeliverTaskID(id)); err != nil &&
+		!errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+		// an active or pending task cannot be deleted: it is on its way
+		if info, ierr := p.insp.GetTaskInfo(queues.Inbound, DeliverTaskID(id)); ierr == nil && info.State != asynq.TaskStateArchived {
+			return false, nil
+		}
+		return false, fmt.Errorf("replay %s: remove archived task: %w", id, err)
 	}
-	_, err = p.client.EnqueueContext(ctx, asynq.NewTask(TaskDeliver, b),
+	if err := enqueueDelivery(ctx, p.client, id, pl, p.cfg.TaskTimeout); err != nil {
+		if errors.Is(err, asynq.ErrTaskIDConflict) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+func (p *Publisher) enqueue(ctx context.Context, ev events.Event) error {
+	return enqueueDelivery(ctx, p.client, ev.ID, DeliverPayload{Event: ev, PublishedAt: p.cfg.Now().UTC()}, p.cfg.TaskTimeout)
+}
+
+// enqueueDelivery makes the TaskDeliver task of event id (task id
+// DeliverTaskID); asynq.ErrTaskIDConflict, unwrapped, says it exists.
+func enqueueDelivery(ctx context.Context, client *asynq.Client, id string, pl DeliverPayload, timeout time.Duration) error {
+	b, err := json.Marshal(pl)
+	if err != nil {
+		return fmt.Errorf("encode event %s: %w", id, err)
+	}
+	_, err = client.EnqueueContext(ctx, asynq.NewTask(TaskDeliver, b),
 		asynq.Queue(queues.Inbound),
-		asynq.TaskID(DeliverTaskID(ev.ID)),
+		asynq.TaskID(DeliverTaskID(id)),
 		asynq.MaxRetry(queues.MaxRetry),
-		asynq.Timeout(p.cfg.TaskTimeout),
+		asynq.Timeout(timeout),
 	)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue event %s: %w", ev.ID, err)
+		return fmt.Errorf("enqueue event %s: %w", id, err)
 	}
 	return err
 }

@@ -18,8 +18,10 @@ const DefaultTaskTimeout = time.Minute
 // such task exists at a time.
 func DeliverTaskID(eventID string) string { return "deliver:" + eventID }
 
-// DeliverPayload is the payload of a TaskDeliver task.
+// DeliverPayload is the payload of a TaskDeliver task: a ticket event
+// (Event), or a message outcome (Outcome, when set).
 type DeliverPayload struct {
 	Event       events.Event `json:"event"`
+	Outcome     *Outcome     `json:"outcome,omitempty"`
 	PublishedAt time.Time    `json:"published_at"`
 }
