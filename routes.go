@@ -18,6 +18,7 @@ func (d *daemon) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", d.handleHealthz)
 	mux.HandleFunc("GET /readyz", d.handleReadyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /v1/openapi.json", handleOpenAPI)
 
 	// The platform's side: intake, behind the ingest token.
 	mux.Handle("POST /v1/messages", httpx.RequireBearer(cfg.ingestToken, d.relay.PostMessage()))
@@ -46,7 +47,7 @@ func (d *daemon) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return mux
+	return observed(mux)
 }
 
 func (d *daemon) handleHealthz(w http.ResponseWriter, _ *http.Request) {
