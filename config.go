@@ -37,6 +37,7 @@ type config struct {
 	spoolDir          string
 	publicURL         string
 	autoReplay        bool
+	webhookAutoEnable bool
 	shutdownTimeout   time.Duration
 	orderGapTimeout   time.Duration
 	forwardPrivate    bool
@@ -105,6 +106,7 @@ func parseConfig(v values, n needs) (*config, error) {
 	c.shutdownTimeout = v.duration(&p, "DESKRELAY_SHUTDOWN_TIMEOUT", false)
 	c.orderGapTimeout = v.duration(&p, "DESKRELAY_ORDER_GAP_TIMEOUT", false)
 	c.autoReplay = v.boolean(&p, "DESKRELAY_AUTO_REPLAY")
+	c.webhookAutoEnable = v.boolean(&p, "DESKRELAY_WEBHOOK_AUTO_ENABLE")
 	c.forwardPrivate = v.boolean(&p, "DESKRELAY_FORWARD_PRIVATE")
 	c.sinkURL = strings.TrimRight(v["DESKRELAY_SINK_URL"], "/")
 	c.publicURL = strings.TrimRight(v["DESKRELAY_PUBLIC_URL"], "/")

@@ -63,6 +63,7 @@ var settings = []setting{
 	{env: "DESKRELAY_FORWARD_PRIVATE", def: "false", help: "also forward agents' private notes to the sink"},
 	{env: "DESKRELAY_TARGET_USER", help: "basic auth user a legacy target must send (targets cannot sign)"},
 	{env: "DESKRELAY_TARGET_PASSWORD", help: "basic auth password a legacy target must send", secret: true},
+	{env: "DESKRELAY_WEBHOOK_AUTO_ENABLE", def: "false", help: "re-activate an inactive webhook automatically (by default it is reported, backfilled, and `deskrelay webhook enable` re-activates it); a target is always re-activated"},
 }
 
 // envOnly reports whether the setting is a secret that is never a flag

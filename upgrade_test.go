@@ -495,7 +495,7 @@ func keysMoved(t *testing.T, s *redistest.Server) {
 			t.Errorf("key %s left in layout 0", k)
 		}
 	}
-	if tagged < 40 {
-		t.Errorf("%d keys under %s, want the fixture's (over 40)", tagged, keys.Default.Prefix())
+	if tagged < 20 {
+		t.Errorf("%d keys under %s, want most of the fixture's 69 (at least 20; delivered work removes some)", tagged, keys.Default.Prefix())
 	}
 }

@@ -38,6 +38,7 @@ type parts struct {
 }
 
 // build wires every component. metrics may be nil (one-shot commands).
+// ctx may be nil: then nothing is asked of Redis or Zendesk while wiring.
 func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometheus.Registerer) (*parts, error) {
 	rdb, ok := cfg.redis.MakeRedisClient().(redis.UniversalClient)
 	if !ok {
@@ -46,14 +47,41 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 		return nil, p.err()
 	}
 	p := &parts{rdb: rdb}
+	if err := p.wire(ctx, cfg, log, metrics); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// wire builds the components in order, each step on the ones before it:
+// the key layout, the Zendesk budget, the Zendesk client, the relay, then,
+// when there is a sink, inbound and the reconciler.
+func (p *parts) wire(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometheus.Registerer) error {
 	if ctx != nil {
 		if err := p.migrateKeys(ctx, log); err != nil {
-			p.close()
-			return nil, err
+			return err
 		}
 	}
-	p.limiter = budget.NewLimiter(rdb, cfg.rateLimit)
+	p.limiter = budget.NewLimiter(p.rdb, cfg.rateLimit)
+	if err := p.buildZendesk(ctx, cfg, log, metrics); err != nil {
+		return err
+	}
+	if err := p.buildRelay(cfg, log, metrics); err != nil {
+		return err
+	}
+	if cfg.sinkURL == "" {
+		return nil // inbound is off, and the reconciler has nowhere to publish
+	}
+	if err := p.buildInbound(ctx, cfg, log, metrics); err != nil {
+		return err
+	}
+	return p.buildReconciler(cfg, log, metrics)
+}
 
+// buildZendesk makes the Zendesk client, its responses observed by the
+// budget, and with OAuth its token source.
+func (p *parts) buildZendesk(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometheus.Registerer) error {
 	zcfg := cfg.zendesk
 	zcfg.OnResponse = p.limiter.Observe
 	if cfg.oauth.set() {
@@ -64,10 +92,9 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 			ClientSecret: cfg.oauth.clientSecret,
 			RefreshToken: cfg.oauth.refreshToken,
 			Metrics:      metrics,
-		}, rdb, log.With().Str("component", "oauth").Logger())
+		}, p.rdb, log.With().Str("component", "oauth").Logger())
 		if err != nil {
-			p.close()
-			return nil, err
+			return err
 		}
 		p.oauth = src
 		zcfg.TokenSource = src
@@ -81,29 +108,34 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 	}
 	zd, err := zendesk.New(zcfg)
 	if err != nil {
-		p.close()
-		return nil, settingsError(err)
+		return settingsError(err)
 	}
 	p.zd = zd
+	return nil
+}
 
+// buildRelay makes the relay (messages to Zendesk).
+func (p *parts) buildRelay(cfg *config, log zerolog.Logger, metrics prometheus.Registerer) error {
+	var err error
 	p.relay, err = relay.New(cfg.relayConfig(), relay.Deps{
-		Redis:   rdb,
+		Redis:   p.rdb,
 		Asynq:   cfg.redis,
-		Zendesk: zd,
+		Zendesk: p.zd,
 		Limiter: p.limiter,
 		Log:     log.With().Str("component", "relay").Logger(),
 		Metrics: metrics,
 	})
-	if err != nil {
-		p.close()
-		return nil, settingsError(err)
-	}
+	return settingsError(err)
+}
 
+// buildInbound makes the receiver of Zendesk's webhook and target (Zendesk
+// to the sink), with the webhook's signing secret: the configured one, or
+// else the one Zendesk gives for the configured webhook id.
+func (p *parts) buildInbound(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometheus.Registerer) error {
 	secret := cfg.webhookSecret
 	if secret == "" && cfg.webhookID != "" && ctx != nil {
-		// DESIGN.md: read the signing secret from Zendesk when unset and the webhook id is known.
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		s, err := zd.WebhookSigningSecret(sctx, cfg.webhookID)
+		s, err := p.zd.WebhookSigningSecret(sctx, cfg.webhookID)
 		cancel()
 		if err != nil {
 			log.Error().Err(err).Str("webhook_id", cfg.webhookID).
@@ -112,41 +144,37 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 			secret = s
 		}
 	}
-	var pub reconcile.Publisher
-	if cfg.sinkURL != "" {
-		p.receiver, err = inbound.New(cfg.inboundConfig(secret), inbound.Deps{
-			Redis:   rdb,
-			Tickets: p.relay.Tickets(),
-			Zendesk: zd,
-			Limiter: p.limiter,
-			Log:     log.With().Str("component", "inbound").Logger(),
-			Metrics: metrics,
-		})
-		if err != nil {
-			p.close()
-			return nil, err
-		}
-		pub = p.receiver.Publisher()
-		p.secret = secret
+	var err error
+	p.receiver, err = inbound.New(cfg.inboundConfig(secret), inbound.Deps{
+		Redis:   p.rdb,
+		Tickets: p.relay.Tickets(),
+		Zendesk: p.zd,
+		Limiter: p.limiter,
+		Log:     log.With().Str("component", "inbound").Logger(),
+		Metrics: metrics,
+	})
+	if err != nil {
+		return err
 	}
+	p.secret = secret
+	return nil
+}
 
-	if pub != nil {
-		p.reconciler, err = reconcile.New(cfg.reconcileConfig(), reconcile.Deps{
-			Redis:     rdb,
-			Zendesk:   zd,
-			Publisher: pub,
-			Tickets:   p.relay.Tickets(),
-			Limiter:   p.limiter,
-			Receiver:  receiverHealth{rdb: rdb},
-			Log:       log, // the reconciler adds component=reconcile itself
-			Metrics:   metrics,
-		})
-		if err != nil {
-			p.close()
-			return nil, err
-		}
-	}
-	return p, nil
+// buildReconciler makes the reconciler (backfill from Zendesk's exports and
+// the guardian of the webhook and target), publishing through inbound.
+func (p *parts) buildReconciler(cfg *config, log zerolog.Logger, metrics prometheus.Registerer) error {
+	var err error
+	p.reconciler, err = reconcile.New(cfg.reconcileConfig(), reconcile.Deps{
+		Redis:     p.rdb,
+		Zendesk:   p.zd,
+		Publisher: p.receiver.Publisher(),
+		Tickets:   p.relay.Tickets(),
+		Limiter:   p.limiter,
+		Receiver:  receiverHealth{rdb: p.rdb},
+		Log:       log, // the reconciler adds component=reconcile itself
+		Metrics:   metrics,
+	})
+	return err
 }
 
 // register puts every task handler on mux.
@@ -265,5 +293,7 @@ func (c *config) reconcileConfig() reconcile.Config {
 		WebhookID:       c.webhookID,
 		TargetID:        c.targetID,
 		PublicURL:       c.publicURL,
+
+		WebhookAutoEnable: c.webhookAutoEnable,
 	}
 }

@@ -41,16 +41,18 @@ type BreakerState struct {
 	// ("timeout", "failed": no answer).
 	StatusCodes map[string]int `json:"status_codes,omitempty"`
 	// CircuitBroken is the number of events Zendesk did not even send in the
-	// window because its breaker was open (Throttled: throttled ones); the
-	// reconciler recovers them from their stored payloads.
+	// window because its breaker was open; Throttled the ones it held back
+	// ("throttled", no status code: recorded, not documented). Neither is a
+	// request; the reconciler recovers both from their stored payloads.
 	CircuitBroken int `json:"circuit_broken,omitempty"`
 	Throttled     int `json:"throttled,omitempty"`
 	// Partial is true when the window held more invocations than were read
 	// (Config.Invocations.BreakerMaxPages): the figures cover the most
 	// recent ones.
 	Partial bool `json:"partial,omitempty"`
-	// Warning is true from the warn thresholds on; Tripped when Zendesk's
-	// breaker dropped events in the window. Message says it for people.
+	// Warning is true from the warn thresholds on, or when Zendesk held
+	// events back (Throttled); Tripped when Zendesk's breaker dropped events
+	// in the window. Message says it for people.
 	Warning bool   `json:"warning"`
 	Tripped bool   `json:"tripped"`
 	Message string `json:"message,omitempty"`
@@ -116,7 +118,7 @@ func (g *Guardian) breaker(ctx context.Context, b *budget) *BreakerState {
 		st.FailureRatio = float64(st.Failed) / float64(st.Requests)
 	}
 	st.Tripped = st.CircuitBroken > 0
-	st.Warning = st.Tripped || st.Failed >= cfg.BreakerWarnErrors ||
+	st.Warning = st.Tripped || st.Throttled > 0 || st.Failed >= cfg.BreakerWarnErrors ||
 		(st.Requests >= cfg.BreakerWarnRequests && st.FailureRatio >= cfg.BreakerWarnRatio)
 	if st.Warning {
 		st.Message = st.describe()
@@ -129,6 +131,13 @@ func (st *BreakerState) describe() string {
 	var sb strings.Builder
 	if st.Tripped {
 		fmt.Fprintf(&sb, "Zendesk's circuit breaker dropped %d webhook events in the last %s (the reconciler recovers them); ", st.CircuitBroken, st.Window)
+	}
+	if st.Throttled > 0 {
+		fmt.Fprintf(&sb, "webhook events Zendesk held back and never sent in the last %s: throttled %d (the reconciler recovers them)", st.Window, st.Throttled)
+		if st.Requests == 0 {
+			return sb.String()
+		}
+		sb.WriteString("; ")
 	}
 	fmt.Fprintf(&sb, "%d of %d webhook requests in the last %s failed (%.0f%%)", st.Failed, st.Requests, st.Window, 100*st.FailureRatio)
 	if len(st.StatusCodes) > 0 {
@@ -176,7 +185,7 @@ func (g *Guardian) checkBreaker(ctx context.Context, b *budget, log zerolog.Logg
 		ev = log.Error()
 	}
 	ev.Int("requests", bs.Requests).Int("failed", bs.Failed).Float64("failure_ratio", bs.FailureRatio).
-		Interface("status_codes", bs.StatusCodes).Int("circuit_broken", bs.CircuitBroken).
+		Interface("status_codes", bs.StatusCodes).Int("circuit_broken", bs.CircuitBroken).Int("throttled", bs.Throttled).
 		Msg("zendesk is failing to deliver webhooks to deskrelay: " + bs.Message)
 	if st.Reason == "" {
 		st.Reason = bs.Message

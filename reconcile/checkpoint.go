@@ -23,8 +23,9 @@ var (
 	// events export from (Reconciler.Checkpoint, /v1/status).
 	exportCheckpoint = checkpoint(keys.Default.ReconcileCheckpoint())
 	// invocationsCheckpoint is where the next scheduled run lists the
-	// webhook's invocations from; it never runs ahead of exportCheckpoint's
-	// window of the same run.
+	// webhook's invocations from. Its window ends at now, not now − Lag
+	// (invocations.go): it runs ahead of exportCheckpoint, and the ledger
+	// drops what both find.
 	invocationsCheckpoint = checkpoint(keys.Default.ReconcileInvocationsCheckpoint())
 )
 

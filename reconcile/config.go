@@ -19,7 +19,6 @@ const (
 	DefaultRunTimeout      = 30 * time.Minute
 	DefaultMaxRewind       = 24 * time.Hour
 	DefaultFailureWarn     = 10
-	DefaultSignatureRun    = 3
 	DefaultMaxAttempts     = 5
 	DefaultRetryBaseDelay  = time.Second
 	DefaultConcurrency     = 8
@@ -80,10 +79,15 @@ type Config struct {
 	// FailureWarn is the consecutive failure count (target_failures) at
 	// which the guardian warns, before Zendesk's 21. Default 10.
 	FailureWarn int
-	// SignatureFailureRun is the length of a run of webhook signature
-	// failures from which deskrelay's receiver counts as unhealthy and the
-	// guardian stops re-enabling. Default 3.
-	SignatureFailureRun int
+	// WebhookAutoEnable makes the scheduled run re-activate an inactive
+	// webhook (DESKRELAY_WEBHOOK_AUTO_ENABLE, default false). Zendesk never
+	// switches a webhook off for failures, so an inactive one was switched
+	// off by a person or an app: by default the guardian reports it (log,
+	// /v1/status, deskrelay_webhook_active) and the reconciler backfills;
+	// Guardian.Enable (`deskrelay webhook enable`) re-activates it on
+	// demand. A legacy target that Zendesk deactivated is re-activated
+	// whatever this says.
+	WebhookAutoEnable bool
 	// MaxRewind bounds how far back the guardian moves the next run when it
 	// re-enables a webhook (the gap since the last event received). Default 24h.
 	MaxRewind time.Duration
@@ -113,7 +117,6 @@ func (c Config) withDefaults() Config {
 	c.MaxAttempts = cmp.Or(c.MaxAttempts, DefaultMaxAttempts)
 	c.RetryBaseDelay = cmp.Or(c.RetryBaseDelay, DefaultRetryBaseDelay)
 	c.FailureWarn = cmp.Or(c.FailureWarn, DefaultFailureWarn)
-	c.SignatureFailureRun = cmp.Or(c.SignatureFailureRun, DefaultSignatureRun)
 	c.MaxRewind = cmp.Or(c.MaxRewind, DefaultMaxRewind)
 	c.BreakerCheckInterval = cmp.Or(c.BreakerCheckInterval, DefaultBreakerCheckInterval)
 	c.Invocations = c.Invocations.withDefaults()

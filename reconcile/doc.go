@@ -5,7 +5,8 @@
 //
 // Which file answers which question:
 //
-//	reconciler.go   what the Reconciler needs (Deps and the small interfaces) and New
+//	reconciler.go   what the Reconciler needs (Deps and the small interfaces: Zendesk,
+//	                Publisher, Receiver, SecretRefresher, …) and New
 //	config.go       its settings: Config, InvocationsConfig, defaults, validation
 //	run.go          a run's lifecycle: RunOnce (lease, guardian, scan, report) and Backfill
 //	lease.go        the scheduled run's lease in Redis (one run at a time)
@@ -17,7 +18,11 @@
 //	invocations.go  recovery of failed webhook calls from their stored payloads, step by step
 //	users.go        who wrote a comment (cached user lookups)
 //	ratelimit.go    calling Zendesk under the export's limit, the shared limiter, 429s, retries
-//	guardian.go     the webhook/target watch: status, re-enable, the gap to cover
+//	guardian.go     the webhook/target watch: status, re-enable (a target always, a webhook
+//	                on demand or with Config.WebhookAutoEnable), an inactive webhook
+//	                reported, the gap to cover
+//	evidence.go     Zendesk's record of calls deskrelay answered 401 (a wrong secret): what
+//	                stops re-activation, and the secret read again (SecretRefresher)
 //	breaker.go      the early warning before Zendesk's circuit breaker trips
 //	breakerwatch.go that warning every minute between runs, one replica per slot
 //	schedule.go     the asynq tasks: one run per interval slot (task ids), Register

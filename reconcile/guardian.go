@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -29,6 +30,7 @@ const (
 	ActionReenabled = "reenabled" // it was inactive and is active again
 	ActionRefused   = "refused"   // inactive, but re-enabling is not safe (Reason says why)
 	ActionObserved  = "observed"  // Status: looked, did nothing
+	ActionReported  = "reported"  // an inactive webhook left off (Config.WebhookAutoEnable is false)
 )
 
 // Paths of deskrelay's receivers, appended to Config.PublicURL.
@@ -58,9 +60,27 @@ type WatchState struct {
 	// ConsecutiveFailures is the latest recent consecutive_failure_count of
 	// a target (Zendesk deactivates it at 21).
 	ConsecutiveFailures int `json:"consecutive_failures,omitempty"`
-	// ReceiverHealthy is false during a run of webhook signature failures.
+	// ReceiverHealthy is false when Zendesk's own record shows calls that
+	// deskrelay answered 401 (SignatureRejections): a wrong secret.
+	// ReceiverProblem says so for people.
 	ReceiverHealthy bool   `json:"receiver_healthy"`
 	ReceiverProblem string `json:"receiver_problem,omitempty"`
+	// SignatureRejections is how many of Zendesk's calls deskrelay answered
+	// 401 since RejectionsSince: the last verified call or the last time the
+	// secret was read again (SecretReadAt), within Zendesk's record (a
+	// webhook's invocations; a target's recent target_failures). Any stops
+	// re-activation and, for a webhook, has the secret read again
+	// (evidence.go).
+	SignatureRejections int       `json:"signature_rejections"`
+	RejectionsSince     time.Time `json:"rejections_since,omitzero"`
+	SecretReadAt        time.Time `json:"secret_read_at,omitzero"`
+	// LocalSignatureFailures is the receiver's own count of requests it
+	// refused for their signature since the last good one. Anyone can send
+	// those: shown, never a reason to refuse anything.
+	LocalSignatureFailures int `json:"local_signature_failures,omitempty"`
+	// AutoEnable is Config.WebhookAutoEnable: whether scheduled runs
+	// re-activate an inactive webhook (a target always is).
+	AutoEnable bool `json:"auto_enable"`
 	// LastReceived is when the receiver last accepted a verified event.
 	LastReceived time.Time `json:"last_received,omitzero"`
 	// Action is what this check did; Reason explains a refusal or a warning.
@@ -83,6 +103,9 @@ type WatchState struct {
 // Guardian watches the webhook (or legacy target) that calls deskrelay.
 type Guardian struct {
 	r *Reconciler
+
+	mu         sync.Mutex
+	lastReread time.Time // the last RefreshSecret call (evidence.go)
 }
 
 // Status looks at the webhook or target in Zendesk and at the receiver's
@@ -100,12 +123,13 @@ func (g *Guardian) Status(ctx context.Context) (WatchState, error) {
 }
 
 // Enable re-activates the webhook or target when it is inactive, points
-// to this deskrelay and the receiver is healthy, and makes the next
+// to this deskrelay and Zendesk's record shows no call deskrelay answered
+// 401 (whatever Config.WebhookAutoEnable says), and makes the next
 // scheduled run cover the gap (`deskrelay webhook enable`). It returns an
 // error wrapping ErrRefused, with the reason, when that is not safe; an
 // active one is left alone (Action "none").
 func (g *Guardian) Enable(ctx context.Context) (WatchState, error) {
-	st, err := g.check(ctx, &budget{})
+	st, err := g.check(ctx, &budget{}, true)
 	if err != nil {
 		return st, err
 	}
@@ -115,8 +139,10 @@ func (g *Guardian) Enable(ctx context.Context) (WatchState, error) {
 	return st, nil
 }
 
-// check is the scheduled run's guardian step: inspect, and re-enable when safe.
-func (g *Guardian) check(ctx context.Context, b *budget) (WatchState, error) {
+// check is the guardian's step of a scheduled run (manual false) and of
+// Enable (manual true): inspect, have the secret read again on evidence of
+// a wrong one, and re-activate when that is safe and wanted.
+func (g *Guardian) check(ctx context.Context, b *budget, manual bool) (WatchState, error) {
 	r := g.r
 	st, err := g.inspect(ctx, b)
 	if err != nil || st.Kind == "" {
@@ -126,6 +152,10 @@ func (g *Guardian) check(ctx context.Context, b *budget) (WatchState, error) {
 		return st, err
 	}
 	log := r.log.With().Str("kind", st.Kind).Str("webhook_id", st.ID).Logger()
+	if st.SignatureRejections > 0 {
+		log.Error().Int("signature_rejections", st.SignatureRejections).Time("since", st.RejectionsSince).Msg(st.ReceiverProblem)
+		g.rereadSecret(ctx, log, &st)
+	}
 	switch {
 	case st.State == "active":
 		g.checkActive(ctx, b, log, &st)
@@ -136,7 +166,9 @@ func (g *Guardian) check(ctx context.Context, b *budget) (WatchState, error) {
 	case !st.ReceiverHealthy:
 		st.Action = ActionRefused
 		st.Reason = st.ReceiverProblem
-		log.Error().Msg("zendesk " + st.Kind + " is inactive and not re-enabled: " + st.Reason)
+		log.Warn().Msg("zendesk " + st.Kind + " is inactive and not re-enabled: Zendesk's calls were answered 401")
+	case st.Kind == KindWebhook && !manual && !r.cfg.WebhookAutoEnable:
+		g.reportInactive(ctx, log, &st)
 	default:
 		if err := g.reenable(ctx, b, log, &st); err != nil {
 			st.Error = err.Error()
@@ -144,9 +176,30 @@ func (g *Guardian) check(ctx context.Context, b *budget) (WatchState, error) {
 			return st, fmt.Errorf("re-activate %s %s: %w", st.Kind, st.ID, err)
 		}
 	}
-	r.m.watched(st.Kind, st.State == "active", st.ConsecutiveFailures)
+	if st.State == "active" {
+		_ = r.rdb.HDel(ctx, keys.Default.ReconcileGuardian(), fieldInactiveLoggedAt).Err()
+	}
+	r.m.watched(st.Kind, st.State == "active", st.ConsecutiveFailures, st.SignatureRejections)
 	g.save(st)
 	return st, nil
+}
+
+// reportInactive leaves an inactive webhook off (Config.WebhookAutoEnable
+// is false) and says so: a warning when it is first seen off, then every
+// inactiveLogEvery; /v1/status and deskrelay_webhook_active always.
+func (g *Guardian) reportInactive(ctx context.Context, log zerolog.Logger, st *WatchState) {
+	st.Action = ActionReported
+	st.Reason = "switched off in Zendesk by a person or an app (Zendesk never switches a webhook off for failures) and left off, since DESKRELAY_WEBHOOK_AUTO_ENABLE is false: " +
+		"`deskrelay webhook enable` re-activates it; meanwhile every reconcile run backfills what it does not deliver"
+	now := g.r.cfg.Now()
+	h := keys.Default.ReconcileGuardian()
+	if v, err := g.r.rdb.HGet(ctx, h, fieldInactiveLoggedAt).Int64(); err == nil && now.Sub(time.UnixMilli(v)) < inactiveLogEvery {
+		return
+	}
+	log.Warn().Str("endpoint", st.Endpoint).Msg("zendesk webhook is inactive: " + st.Reason)
+	if err := g.r.rdb.HSet(ctx, h, fieldInactiveLoggedAt, now.UnixMilli()).Err(); err != nil {
+		log.Warn().Err(err).Msg("record the inactive webhook's warning")
+	}
 }
 
 // checkActive looks at an active webhook's failure ratio (the breaker's
@@ -215,7 +268,7 @@ func (g *Guardian) gapSince(ctx context.Context, lastReceived, now time.Time) ti
 // inspect reads the webhook or target and the receiver's health.
 func (g *Guardian) inspect(ctx context.Context, b *budget) (WatchState, error) {
 	r := g.r
-	st := WatchState{CheckedAt: r.cfg.Now().UTC(), State: "unknown", ReceiverHealthy: true, Ours: true}
+	st := WatchState{CheckedAt: r.cfg.Now().UTC(), State: "unknown", ReceiverHealthy: true, Ours: true, AutoEnable: r.cfg.WebhookAutoEnable}
 	switch {
 	case r.cfg.WebhookID != "":
 		st.Kind, st.ID = KindWebhook, r.cfg.WebhookID
@@ -227,15 +280,17 @@ func (g *Guardian) inspect(ctx context.Context, b *budget) (WatchState, error) {
 	g.counters(ctx, &st)
 	g.receiverHealth(ctx, &st)
 	var err error
+	var failures []zendesk.TargetFailure
 	if st.Kind == KindWebhook {
 		err = g.readWebhook(ctx, b, &st)
 	} else {
-		err = g.readTarget(ctx, b, &st)
+		failures, err = g.readTarget(ctx, b, &st)
 	}
 	if err != nil {
 		st.Error = err.Error()
 		return st, fmt.Errorf("check %s %s: %w", st.Kind, st.ID, err)
 	}
+	g.rejections(ctx, b, &st, failures)
 	if r.cfg.PublicURL != "" {
 		path := WebhookPath
 		if st.Kind == KindTarget {
@@ -248,7 +303,8 @@ func (g *Guardian) inspect(ctx context.Context, b *budget) (WatchState, error) {
 }
 
 // receiverHealth reads when the receiver last got an event and, for a
-// webhook, whether a run of bad signatures makes it unhealthy.
+// webhook, its own count of requests refused for their signature (shown
+// only: anyone can send those).
 func (g *Guardian) receiverHealth(ctx context.Context, st *WatchState) {
 	r := g.r
 	if last, err := r.receiver.LastReceived(ctx); err == nil {
@@ -257,11 +313,8 @@ func (g *Guardian) receiverHealth(ctx context.Context, st *WatchState) {
 	if st.Kind != KindWebhook {
 		return
 	}
-	if n, err := r.receiver.SignatureFailures(ctx); err != nil {
-		st.ReceiverHealthy, st.ReceiverProblem = false, "receiver state unreadable: "+err.Error()
-	} else if n >= r.cfg.SignatureFailureRun {
-		st.ReceiverHealthy = false
-		st.ReceiverProblem = fmt.Sprintf("deskrelay's receiver rejected the last %d webhook calls for a bad signature (check DESKRELAY_WEBHOOK_SECRET): re-enabling would only make Zendesk count more failures", n)
+	if n, err := r.receiver.SignatureFailures(ctx); err == nil {
+		st.LocalSignatureFailures = n
 	}
 }
 
@@ -281,12 +334,13 @@ func (g *Guardian) readWebhook(ctx context.Context, b *budget, st *WatchState) e
 }
 
 // readTarget reads the target's title, URL and active flag, and its recent
-// consecutive failures (unknown failures are logged, not an error).
-func (g *Guardian) readTarget(ctx context.Context, b *budget, st *WatchState) error {
+// failures and consecutive failures (unknown failures are logged, not an
+// error).
+func (g *Guardian) readTarget(ctx context.Context, b *budget, st *WatchState) ([]zendesk.TargetFailure, error) {
 	r := g.r
 	t, err := call(ctx, r, b, false, func(ctx context.Context) (*zendesk.Target, error) { return r.zd.GetTarget(ctx, r.cfg.TargetID) })
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st.Name, st.Endpoint = t.Title, redactURL(t.TargetURL)
 	st.State = "inactive"
@@ -296,10 +350,10 @@ func (g *Guardian) readTarget(ctx context.Context, b *budget, st *WatchState) er
 	fails, err := call(ctx, r, b, false, func(ctx context.Context) ([]zendesk.TargetFailure, error) { return r.zd.TargetFailures(ctx) })
 	if err != nil {
 		r.log.Warn().Err(err).Msg("read target failures")
-		return nil
+		return nil, nil
 	}
 	st.ConsecutiveFailures = latestFailures(fails, t.Title, st.CheckedAt, st.LastReenable)
-	return nil
+	return fails, nil
 }
 
 // latestFailures is the consecutive failure count of the target's most
@@ -427,3 +481,11 @@ func (r redisReceiver) SignatureFailures(ctx context.Context) (int, error) {
 	}
 	return v, nil
 }
+
+// inactiveLogEvery is how often an inactive webhook left off is logged
+// again while it stays so.
+const inactiveLogEvery = time.Hour
+
+// fieldInactiveLoggedAt (of keys.Default.ReconcileGuardian()) is when the
+// inactive webhook was last logged (unix ms); gone while it is active.
+const fieldInactiveLoggedAt = "inactive_logged_at"

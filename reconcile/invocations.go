@@ -22,6 +22,14 @@ const InvocationRetention = 7 * 24 * time.Hour
 // find its first invocations expired.
 const invocationRetentionMargin = 10 * time.Minute
 
+// invocationsSettle is how far the invocations checkpoint stays behind the
+// end of the window a scheduled run read (now): an invocation still being
+// retried, or stamped by a Zendesk clock behind ours, may complete with a
+// time inside the window after it was listed. The next run lists that
+// stretch again; the ledger skips what was already processed, so it costs
+// a listing page, not the attempts.
+const invocationsSettle = time.Minute
+
 // Invocation statuses as Zendesk's webhook invocations report them; every
 // status but success is recovered.
 const (
@@ -121,9 +129,10 @@ func (r *Reconciler) startInvocations(ctx context.Context, w Window, scheduled b
 }
 
 // invocationWindow is the span of invocations a scan reads: for a
-// scheduled run from the invocations checkpoint to the export window's end
-// (never ahead of what the export covers in the same run), for a Backfill
-// the backfill's window; clamped to Zendesk's retention.
+// scheduled run from the invocations checkpoint up to now (the invocations
+// log, unlike the export, holds nothing back: an event Zendesk dropped
+// seconds ago is recovered by the next run, not once it is Lag old), for a
+// Backfill the backfill's window; clamped to Zendesk's retention.
 func (r *Reconciler) invocationWindow(ctx context.Context, w Window, scheduled bool) (Window, bool, error) {
 	iw := w
 	if scheduled {
@@ -134,6 +143,7 @@ func (r *Reconciler) invocationWindow(ctx context.Context, w Window, scheduled b
 		if ok {
 			iw.Since = cp
 		}
+		iw.Until = r.cfg.Now().UTC().Truncate(time.Second)
 	}
 	floor := r.cfg.Now().Add(-InvocationRetention + invocationRetentionMargin).UTC().Truncate(time.Second).Add(time.Second)
 	clamped := false
@@ -404,7 +414,7 @@ func (r *Reconciler) publishRecovered(ctx context.Context, ru *runState, ir *Inv
 
 // markRecovered runs once the recovered events are durable: it marks the
 // invocations in the ledger, then (a scheduled run, holding lease l) moves
-// the invocations checkpoint to until.
+// the invocations checkpoint to until − invocationsSettle.
 func (r *Reconciler) markRecovered(ctx context.Context, l *lease, ids []string, until time.Time) error {
 	for _, id := range ids {
 		if err := r.pub.Ledger().MarkInvocation(ctx, id); err != nil {
@@ -414,5 +424,5 @@ func (r *Reconciler) markRecovered(ctx context.Context, l *lease, ids []string, 
 	if l == nil {
 		return nil
 	}
-	return r.advanceCheckpoint(ctx, l, invocationsCheckpoint, until)
+	return r.advanceCheckpoint(ctx, l, invocationsCheckpoint, until.Add(-invocationsSettle))
 }

@@ -186,8 +186,8 @@ func TestInvocations(t *testing.T) {
 			t.Errorf("summary does not split the sources:\n%s", sum.String())
 		}
 		cp, ok, err := r.readCheckpoint(context.Background(), invocationsCheckpoint)
-		if err != nil || !ok || !cp.Equal(ir.Window.Until) {
-			t.Errorf("invocations checkpoint %v %v %v, want %v", cp, ok, err, ir.Window.Until)
+		if want := ir.Window.Until.Add(-invocationsSettle); err != nil || !ok || !cp.Equal(want) {
+			t.Errorf("invocations checkpoint %v %v %v, want %v", cp, ok, err, want)
 		}
 		if v := gather(t, reg)[`deskrelay_reconcile_invocations_total{result="recovered"}`]; v != float64(ir.Recovered) || v == 0 {
 			t.Errorf("recovered metric %v, report %d", v, ir.Recovered)
@@ -359,8 +359,8 @@ func TestInvocations(t *testing.T) {
 			t.Errorf("%d attempts read, want 5", got)
 		}
 		cp, _, _ := r.readCheckpoint(context.Background(), invocationsCheckpoint)
-		if !cp.Equal(ir.Window.Until) {
-			t.Errorf("invocations checkpoint %v, want the window's end %v", cp, ir.Window.Until)
+		if want := ir.Window.Until.Add(-invocationsSettle); !cp.Equal(want) {
+			t.Errorf("invocations checkpoint %v, want the window's end less the settle time %v", cp, want)
 		}
 	})
 
@@ -479,7 +479,7 @@ func TestBreakerWarning(t *testing.T) {
 				e.clock.Advance(time.Second)
 				e.zd.AgentComment(ticket, "reply", true)
 			}
-			st, err := r.guardian.check(context.Background(), &budget{})
+			st, err := r.guardian.check(context.Background(), &budget{}, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -524,7 +524,7 @@ func TestBreakerWarning(t *testing.T) {
 		// once tripped, events are dropped: an error, saying so
 		e.clock.Advance(time.Second)
 		e.zd.AgentComment(ticket, "dropped", true)
-		st, err := r.guardian.check(context.Background(), &budget{})
+		st, err := r.guardian.check(context.Background(), &budget{}, false)
 		if err != nil || !st.Breaker.Tripped || st.Breaker.CircuitBroken == 0 {
 			t.Fatalf("after the trip: %v %+v", err, st.Breaker)
 		}
@@ -554,7 +554,7 @@ func TestBreakerWarning(t *testing.T) {
 				e.clock.Advance(time.Second)
 				e.zd.AgentComment(ticket, "reply", true)
 			}
-			st, err := r.guardian.check(context.Background(), &budget{})
+			st, err := r.guardian.check(context.Background(), &budget{}, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -576,7 +576,7 @@ func TestBreakerWarning(t *testing.T) {
 			e.zd.AgentComment(ticket, "reply", true)
 		}
 		e.clock.Advance(6 * time.Minute)
-		st, err := r.guardian.check(context.Background(), &budget{})
+		st, err := r.guardian.check(context.Background(), &budget{}, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -771,7 +771,7 @@ func TestCheckBreaker(t *testing.T) {
 		hook := e.zd.AddWebhook(rc.srv.URL+WebhookPath, "", zendesktest.EventCommentAdded)
 		ticket := e.managedTicket(t)
 		r := e.reconciler(t, Config{WebhookID: hook})
-		if _, err := r.guardian.check(context.Background(), &budget{}); err != nil {
+		if _, err := r.guardian.check(context.Background(), &budget{}, false); err != nil {
 			t.Fatal(err)
 		}
 		rc.answer(repeat(60, 503)...)

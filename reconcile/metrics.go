@@ -22,6 +22,8 @@ type metrics struct {
 	reenables  *prometheus.CounterVec
 	webhookUp  *prometheus.GaugeVec
 	failures   prometheus.Gauge
+	rejections *prometheus.GaugeVec
+	rereads    *prometheus.CounterVec
 	lastCPUnix atomic.Int64
 }
 
@@ -62,6 +64,14 @@ func newMetrics(reg prometheus.Registerer, r *Reconciler) (*metrics, error) {
 			Name: "deskrelay_webhook_consecutive_failures",
 			Help: "Consecutive failed deliveries Zendesk reports for the watched target (21 deactivates it).",
 		}),
+		rejections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "deskrelay_webhook_signature_rejections",
+			Help: "Zendesk's calls that deskrelay answered 401 since the last verified call or secret re-read, by kind (Zendesk's own record: a wrong secret); above 0 stops re-activation.",
+		}, []string{"kind"}),
+		rereads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deskrelay_webhook_secret_rereads_total",
+			Help: "Times the guardian had the receiver read the webhook's signing secret again after Zendesk's calls were answered 401, by result (ok, error).",
+		}, []string{"result"}),
 	}
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "deskrelay_reconcile_checkpoint_age_seconds",
@@ -77,7 +87,7 @@ func newMetrics(reg prometheus.Registerer, r *Reconciler) (*metrics, error) {
 		}
 		return 0
 	})
-	var errs [9]error
+	var errs [11]error
 	m.runs, errs[0] = promx.Register(reg, m.runs)
 	m.events, errs[1] = promx.Register(reg, m.events)
 	m.missing, errs[2] = promx.Register(reg, m.missing)
@@ -87,6 +97,8 @@ func newMetrics(reg prometheus.Registerer, r *Reconciler) (*metrics, error) {
 	m.webhookUp, errs[6] = promx.Register(reg, m.webhookUp)
 	m.failures, errs[7] = promx.Register(reg, m.failures)
 	_, errs[8] = promx.Register(reg, age)
+	m.rejections, errs[9] = promx.Register(reg, m.rejections)
+	m.rereads, errs[10] = promx.Register(reg, m.rereads)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}
@@ -123,7 +135,7 @@ func (m *metrics) reenabled(kind string) {
 	}
 }
 
-func (m *metrics) watched(kind string, active bool, failures int) {
+func (m *metrics) watched(kind string, active bool, failures, rejections int) {
 	if m == nil || kind == "" {
 		return
 	}
@@ -133,6 +145,13 @@ func (m *metrics) watched(kind string, active bool, failures int) {
 	}
 	m.webhookUp.WithLabelValues(kind).Set(v)
 	m.failures.Set(float64(failures))
+	m.rejections.WithLabelValues(kind).Set(float64(rejections))
+}
+
+func (m *metrics) secretReread(result string) {
+	if m != nil {
+		m.rereads.WithLabelValues(result).Inc()
+	}
 }
 
 // invMetrics are the metrics of the recovery from invocations and of the
@@ -143,6 +162,7 @@ type invMetrics struct {
 	requests    prometheus.Gauge
 	failed      *prometheus.GaugeVec
 	broken      prometheus.Gauge
+	throttled   prometheus.Gauge
 	warnings    prometheus.Counter
 }
 
@@ -171,18 +191,23 @@ func newInvMetrics(reg prometheus.Registerer) (*invMetrics, error) {
 			Name: "deskrelay_webhook_circuit_broken",
 			Help: "Webhook events Zendesk's circuit breaker dropped in the guardian's window.",
 		}),
+		throttled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deskrelay_webhook_throttled",
+			Help: "Webhook events Zendesk held back and never sent (invocation status throttled) in the guardian's window.",
+		}),
 		warnings: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "deskrelay_webhook_breaker_warnings_total",
 			Help: "Guardian checks that warned of the webhook's failure ratio before (or after) Zendesk's circuit breaker tripped.",
 		}),
 	}
-	var errs [6]error
+	var errs [7]error
 	m.invocations, errs[0] = promx.Register(reg, m.invocations)
 	m.ratio, errs[1] = promx.Register(reg, m.ratio)
 	m.requests, errs[2] = promx.Register(reg, m.requests)
 	m.failed, errs[3] = promx.Register(reg, m.failed)
 	m.broken, errs[4] = promx.Register(reg, m.broken)
 	m.warnings, errs[5] = promx.Register(reg, m.warnings)
+	m.throttled, errs[6] = promx.Register(reg, m.throttled)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}
@@ -212,6 +237,7 @@ func (m *invMetrics) breaker(bs *BreakerState) {
 	m.ratio.Set(bs.FailureRatio)
 	m.requests.Set(float64(bs.Requests))
 	m.broken.Set(float64(bs.CircuitBroken))
+	m.throttled.Set(float64(bs.Throttled))
 	m.failed.Reset()
 	for k, n := range bs.StatusCodes {
 		m.failed.WithLabelValues(k).Set(float64(n))

@@ -127,15 +127,29 @@ type Tickets interface {
 type Limiter = zdbudget.Account
 
 // Receiver reports the health of deskrelay's own webhook receiver (inbound
-// implements it). When Deps.Receiver is nil the reconciler reads the same
+// implements it); it may also be a SecretRefresher. When Deps.Receiver is nil the reconciler reads the same
 // keys inbound writes (keys.Default.WebhookLastReceived(), keys.Default.WebhookSignatureFailures()).
 type Receiver interface {
 	// LastReceived is when a verified webhook event last arrived; zero when
 	// none is recorded.
 	LastReceived(ctx context.Context) (time.Time, error)
 	// SignatureFailures is the length of the current run of webhook
-	// signature failures (0 after a good signature).
+	// signature failures (0 after a good signature): shown in the
+	// guardian's state, never a reason to refuse anything, since anyone
+	// can send a request with a bad signature.
 	SignatureFailures(ctx context.Context) (int, error)
+}
+
+// SecretRefresher is implemented by a Receiver that can read the webhook's
+// signing secret from Zendesk again (inbound's Receiver.RefreshSecret).
+// The guardian calls it, at most once a minute, when Zendesk's record shows
+// calls deskrelay answered 401 (evidence.go). Nil means the receiver now
+// verifies with the secret Zendesk signs with: the 401s before the call no
+// longer count. An error (Zendesk unreachable, or a configured
+// DESKRELAY_WEBHOOK_SECRET that differs from Zendesk's) leaves them
+// standing.
+type SecretRefresher interface {
+	RefreshSecret(ctx context.Context) error
 }
 
 // Deps are the Reconciler's collaborators.
@@ -152,6 +166,8 @@ type Deps struct {
 	// Limiter is the shared account limiter; nil means none.
 	Limiter Limiter
 	// Receiver reports the webhook receiver's health; nil reads its keys.
+	// When it is a SecretRefresher the guardian has it read the signing
+	// secret again on Zendesk's evidence of a wrong one.
 	Receiver Receiver
 	// Log receives the reconciler's logs.
 	Log zerolog.Logger

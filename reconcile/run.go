@@ -67,7 +67,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 	}()
 
 	b := &budget{}
-	if _, gerr := r.guardian.check(ctx, b); gerr != nil && ctx.Err() == nil {
+	if _, gerr := r.guardian.check(ctx, b, false); gerr != nil && ctx.Err() == nil {
 		r.log.Warn().Err(gerr).Msg("webhook guardian check failed")
 	}
 

@@ -440,7 +440,7 @@ func TestSelfHealing(t *testing.T) {
 		m1, m2 := msg("heal", 1), msg("heal", 2)
 		mustEnqueue(t, e.relay, m1)
 		mustEnqueue(t, e.relay, m2)
-		if err := e.insp.DeleteTask(queues.Outbound, "msg:"+m1.ID); err != nil {
+		if err := e.insp.DeleteTask(queues.Outbound, "msg{"+m1.ID+"}"); err != nil {
 			t.Fatalf("delete task: %v", err)
 		}
 		startWorkers(t, e.opt, e.relay, 4, time.Second)

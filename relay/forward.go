@@ -68,7 +68,7 @@ func (r *Relay) processMessage(ctx context.Context, t *asynq.Task) error {
 	case "accepting":
 		// The intake was interrupted after the task was enqueued: the
 		// message is durable, so complete its acceptance.
-		if err := r.st.queue(ctx, rec.ID, rec.Conv, rec.Msg.Sequence); err != nil {
+		if _, err := r.st.queue(ctx, rec.ID, rec.Conv, rec.Msg.Sequence, ""); err != nil {
 			return err
 		}
 		if rec, err = r.st.load(ctx, p.ID); err != nil {
@@ -151,7 +151,7 @@ func (r *Relay) chain(ctx context.Context, conv string) {
 			return
 		}
 		// Its own task has nothing left to do (best effort: it may be running).
-		_ = r.insp.DeleteTask(queues.Outbound, taskID(rec.ID, rec.Gen))
+		_ = r.deleteTask(rec.ID, rec.Gen)
 	}
 }
 
@@ -178,7 +178,7 @@ func (r *Relay) settle(ctx context.Context, rec *record, d delivery, err error, 
 		if k == kindUnauthorized {
 			reason = ReasonUnauthorized
 		}
-		f := finish{state: StateFailed, reason: reason, lastError: lastError(err), ticketID: d.ticketID}
+		f := finish{state: StateFailed, reason: reason, lastError: r.errorText(err), ticketID: d.ticketID}
 		if ferr := r.st.finish(ctx, rec, f, now, r.cfg.Retention); ferr != nil {
 			return fmt.Errorf("record failure of %s: %w", rec.ID, ferr)
 		}
@@ -197,7 +197,7 @@ func (r *Relay) settle(ctx context.Context, rec *record, d delivery, err error, 
 		// The write mark stays: only write() knows whether the error was
 		// the write's own (and clears it then); a failed check or read
 		// proves nothing about an earlier write.
-		if rerr := r.st.attemptFailed(ctx, rec.ID, lastError(err)); rerr != nil {
+		if rerr := r.st.attemptFailed(ctx, rec.ID, r.errorText(err)); rerr != nil {
 			log.Warn().Err(rerr).Msg("cannot record failed attempt")
 		}
 		r.m.deliveries.WithLabelValues("retry").Inc()
@@ -243,6 +243,11 @@ func (r *Relay) deliver(ctx context.Context, rec *record, log zerolog.Logger) (d
 	d, err := r.comment(ctx, rec, cur)
 	switch kindOf(err) {
 	case kindClosed:
+		if ze := zendesk.AsError(err); ze != nil && ze.CommentLimit() {
+			// Zendesk makes follow-ups of closed tickets only: a new ticket.
+			log.Info().Int64("ticket_id", cur).Msg("ticket holds the maximum of comments: moving the conversation to a new ticket")
+			return r.create(ctx, rec, cur, "limit")
+		}
 		log.Info().Int64("ticket_id", cur).Msg("ticket closed: creating a follow-up ticket")
 		return r.create(ctx, rec, cur, "followup")
 	case kindNotFound:
@@ -292,8 +297,33 @@ func write[T any](ctx context.Context, r *Relay, rec *record, op string, pre fun
 }
 
 // create opens a ticket for the conversation: its first, a follow-up of a
-// closed ticket (prev, why "followup"), or a replacement of a deleted one.
+// closed ticket (prev, why "followup"), the successor of a ticket at its
+// maximum of comments ("limit"), or a replacement of a deleted one.
 func (r *Relay) create(ctx context.Context, rec *record, prev int64, why string) (delivery, error) {
+	nt, key := newTicket(rec, prev, why)
+	if nt.Requester == nil {
+		uid, err := r.userByExternalID(ctx, rec.Msg.Author)
+		if err != nil {
+			return delivery{}, err
+		}
+		nt.RequesterID = uid
+	}
+	tw, err := write(ctx, r, rec, "create ticket", nil, func(ctx context.Context) (*zendesk.TicketWrite, error) {
+		return r.zd.CreateTicket(ctx, nt, key)
+	})
+	if err != nil {
+		return delivery{}, fmt.Errorf("conversation %s: %w", rec.Conv, err)
+	}
+	d := delivery{ticketID: tw.Ticket.ID, commentID: tw.CommentID()}
+	if err := r.adopt(ctx, rec.Conv, tw.Ticket, d.commentID); err != nil {
+		return d, err
+	}
+	return d, nil
+}
+
+// newTicket is the ticket creation request for rec and its Idempotency-Key
+// (see create); a requester known by external id only is left to the caller.
+func newTicket(rec *record, prev int64, why string) (zendesk.NewTicket, string) {
 	m := &rec.Msg
 	nt := zendesk.NewTicket{
 		Subject:      m.ticketSubject(),
@@ -308,28 +338,12 @@ func (r *Relay) create(ctx context.Context, rec *record, prev int64, why string)
 	}
 	if m.Author.Email != "" {
 		nt.Requester = &zendesk.Requester{Name: m.Author.Name, Email: m.Author.Email}
-	} else {
-		uid, err := r.userByExternalID(ctx, m.Author)
-		if err != nil {
-			return delivery{}, err
-		}
-		nt.RequesterID = uid
 	}
 	key := rec.ID
 	if prev != 0 {
 		key = rec.ID + ":" + why + ":" + strconv.FormatInt(prev, 10)
 	}
-	tw, err := write(ctx, r, rec, "create ticket", nil, func(ctx context.Context) (*zendesk.TicketWrite, error) {
-		return r.zd.CreateTicket(ctx, nt, key)
-	})
-	if err != nil {
-		return delivery{}, fmt.Errorf("conversation %s: %w", rec.Conv, err)
-	}
-	d := delivery{ticketID: tw.Ticket.ID, commentID: tw.CommentID()}
-	if err := r.adopt(ctx, rec.Conv, tw.Ticket, d.commentID); err != nil {
-		return d, err
-	}
-	return d, nil
+	return nt, key
 }
 
 // comment adds rec as a public comment by the requester to ticket.

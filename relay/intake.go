@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +24,8 @@ const MaxBodyBytes = 1 << 20
 // durable (deskrelay's record plus an asynq task on the outbound queue). The
 // same id with the same content again returns its current Status and
 // created=false, for as long as the record is kept (Config.Retention after
-// delivery; failed messages until replayed). Errors: *ValidationError,
+// delivery; failed messages until replayed); of several calls with one new
+// id at once, exactly one returns created=true. Errors: *ValidationError,
 // ErrConflict (same id, other content), ErrUnavailable (Redis could not take
 // it; nothing was kept).
 func (r *Relay) Enqueue(ctx context.Context, m Message) (Status, bool, error) {
@@ -43,44 +46,76 @@ func (r *Relay) Enqueue(ctx context.Context, m Message) (Status, bool, error) {
 	if err != nil {
 		return Status{}, false, err
 	}
-	unavailable := func(what string, err error) (Status, bool, error) {
-		r.m.intake.WithLabelValues("unavailable").Inc()
-		r.log.Error().Err(err).Str("message_id", m.ID).Str("conversation_id", m.ConversationID).Msg("intake: " + what)
-		return Status{}, false, fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
-	}
-	outcome, _, err := r.st.accept(ctx, &m, hash, msgJSON, r.cfg.Now(), r.cfg.Retention)
-	if err != nil {
-		return unavailable("record message", err)
-	}
-	switch outcome {
-	case "conflict":
-		r.m.intake.WithLabelValues("conflict").Inc()
-		return Status{}, false, ErrConflict
-	case "exists":
-		st, err := r.Status(ctx, m.ID)
+	token := strconv.FormatUint(rand.Uint64(), 36)
+	wait := time.NewTicker(25 * time.Millisecond)
+	defer wait.Stop()
+	for {
+		outcome, err := r.st.accept(ctx, &m, hash, msgJSON, token, r.cfg.Retention)
 		if err != nil {
-			return unavailable("read message", err)
+			return r.unavailable(&m, "record message", err)
 		}
-		r.m.intake.WithLabelValues("duplicate").Inc()
-		return st, false, nil
+		switch outcome {
+		case acceptConflict:
+			r.m.intake.WithLabelValues("conflict").Inc()
+			return Status{}, false, ErrConflict
+		case acceptExists:
+			return r.duplicate(ctx, &m)
+		case acceptNew:
+			return r.complete(ctx, &m, token)
+		}
+		// Another request holds a fresh claim on this id: wait for it.
+		select {
+		case <-ctx.Done():
+			return r.unavailable(&m, "wait for a concurrent intake of the same id", ctx.Err())
+		case <-wait.C:
+		}
 	}
+}
+
+// complete finishes an intake this request claimed: the asynq task, then
+// the message's place in its conversation.
+func (r *Relay) complete(ctx context.Context, m *Message, token string) (Status, bool, error) {
 	if err := r.enqueueTask(ctx, m.ID, 0); err != nil {
 		// Take the record back so that nothing is half-written; the
 		// platform keeps the message and retries.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		if derr := r.st.drop(dctx, m.ID, hash); derr != nil {
+		if derr := r.st.drop(dctx, m.ID, token); derr != nil {
 			r.log.Warn().Err(derr).Str("message_id", m.ID).Msg("intake: cannot remove the unfinished record; a retry completes it")
 		}
-		return unavailable("enqueue task", err)
+		return r.unavailable(m, "enqueue task", err)
 	}
-	if err := r.st.queue(ctx, m.ID, m.ConversationID, m.Sequence); err != nil {
+	outcome, err := r.st.queue(ctx, m.ID, m.ConversationID, m.Sequence, token)
+	switch {
+	case err != nil:
 		// The task exists, so the message is durable; but it was not
 		// acknowledged: the retry (or the task itself) completes it.
-		return unavailable("queue message", err)
+		return r.unavailable(m, "queue message", err)
+	case outcome == "lost":
+		// Our claim outlived its lease and another request took it over:
+		// that one answers 202.
+		return r.duplicate(ctx, m)
+	case outcome != "queued":
+		return r.unavailable(m, "queue message", fmt.Errorf("message record %s", outcome))
 	}
 	r.m.intake.WithLabelValues("accepted").Inc()
 	return Status{ID: m.ID, ConversationID: m.ConversationID, Status: StateQueued}, true, nil
+}
+
+// duplicate answers a repeated id with the same content: its status.
+func (r *Relay) duplicate(ctx context.Context, m *Message) (Status, bool, error) {
+	st, err := r.Status(ctx, m.ID)
+	if err != nil {
+		return r.unavailable(m, "read message", err)
+	}
+	r.m.intake.WithLabelValues("duplicate").Inc()
+	return st, false, nil
+}
+
+func (r *Relay) unavailable(m *Message, what string, err error) (Status, bool, error) {
+	r.m.intake.WithLabelValues("unavailable").Inc()
+	r.log.Error().Err(err).Str("message_id", m.ID).Str("conversation_id", m.ConversationID).Msg("intake: " + what)
+	return Status{}, false, fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
 }
 
 // Status returns what deskrelay knows about a message; ErrNotFound when the
@@ -117,9 +152,9 @@ type wireMessage struct {
 func (w *wireMessage) message() (Message, error) {
 	m := Message{ID: w.ID, ConversationID: w.ConversationID, Body: w.Body, Subject: w.Subject, Tags: w.Tags, Account: w.Account}
 	if len(w.Sequence) > 0 && string(w.Sequence) != "null" {
-		var n int64
-		if err := json.Unmarshal(w.Sequence, &n); err != nil {
-			return m, &ValidationError{Field: "sequence", Problem: "must be a whole number"}
+		n, err := parseSequence(w.Sequence)
+		if err != nil {
+			return m, err
 		}
 		m.Sequence = &n
 	}
@@ -141,6 +176,31 @@ func (w *wireMessage) message() (Message, error) {
 		}
 	}
 	return m, nil
+}
+
+// parseSequence reads sequence exactly: a JSON integer literal (no
+// fraction, no exponent) from 1 to MaxSequence. A float64 would turn 10^17
+// into something else and 2^63−1 into a float.
+func parseSequence(raw json.RawMessage) (int64, error) {
+	bad := &ValidationError{Field: "sequence", Problem: fmt.Sprintf("must be a whole number from 1 to %d", int64(MaxSequence))}
+	if raw[0] < '0' || raw[0] > '9' { // a string (json.Number takes "3"), bool, object …
+		return 0, bad
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var num json.Number
+	if err := dec.Decode(&num); err != nil {
+		return 0, bad
+	}
+	s := num.String()
+	if s == "" || strings.ContainsAny(s, ".eE-+") || len(s) > 16 {
+		return 0, bad
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 || n > MaxSequence {
+		return 0, bad
+	}
+	return n, nil
 }
 
 // PostMessage is POST /v1/messages. Mount it behind the ingest token check.
@@ -217,11 +277,7 @@ func decodeMessage(body []byte) (Message, *decodeError) {
 	var wm wireMessage
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&wm); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return Message{}, &decodeError{http.StatusUnprocessableEntity, "invalid_field", te.Field + ": wrong type"}
-		}
-		return Message{}, &decodeError{http.StatusBadRequest, "malformed_json", "body is not a JSON object: " + err.Error()}
+		return Message{}, jsonError(err)
 	}
 	if !onlyWhitespaceLeft(dec) {
 		return Message{}, &decodeError{http.StatusBadRequest, "malformed_json", "trailing data after the JSON object"}
@@ -247,4 +303,46 @@ func isJSON(ct string) bool {
 func onlyWhitespaceLeft(dec *json.Decoder) bool {
 	_, err := dec.Token()
 	return err == io.EOF
+}
+
+// fieldWants says, in plain words, what each field of a message must be.
+var fieldWants = map[string]string{
+	"id": "a string", "conversation_id": "a string", "body": "a string",
+	"subject": "a string", "created_at": "an RFC 3339 time string",
+	"tags": "a list of strings", "account": "a string",
+}
+
+// jsonError turns encoding/json's error into an answer in plain words: it
+// never shows Go's type names (relay.wireMessage, int64 …).
+func jsonError(err error) *decodeError {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return &decodeError{http.StatusBadRequest, "malformed_json", "body must be a JSON object, not " + jsonKind(te.Value)}
+		}
+		field, _, _ := strings.Cut(te.Field, ".")
+		want := fieldWants[field]
+		if want == "" {
+			want = "of another type"
+		}
+		return &decodeError{http.StatusUnprocessableEntity, "invalid_field", field + ": must be " + want + ", not " + jsonKind(te.Value)}
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return &decodeError{http.StatusBadRequest, "malformed_json", fmt.Sprintf("body is not valid JSON (at byte %d)", se.Offset)}
+	}
+	return &decodeError{http.StatusBadRequest, "malformed_json", "body is not a complete JSON object"}
+}
+
+// jsonKind names a JSON value kind as encoding/json reports it.
+func jsonKind(v string) string {
+	switch {
+	case v == "array" || v == "object":
+		return "an " + v
+	case v == "string" || v == "bool":
+		return "a " + v
+	case strings.HasPrefix(v, "number"):
+		return "a number"
+	}
+	return "that value"
 }

@@ -15,14 +15,14 @@ import (
 )
 
 // Message is one end-user message of the platform, as POST /v1/messages
-// takes it (DESIGN.md).
+// takes it (README, "POST /v1/messages").
 type Message struct {
 	// ID is unique per message: the idempotency key. Required.
 	ID string `json:"id"`
 	// ConversationID names the conversation (one Zendesk ticket). Required.
 	ConversationID string `json:"conversation_id"`
-	// Sequence is the message's position in the conversation (1, 2, 3 …);
-	// nil: the next position on arrival.
+	// Sequence is the message's position in the conversation (1, 2, 3 …,
+	// at most MaxSequence); nil: the next position on arrival.
 	Sequence *int64 `json:"sequence,omitempty"`
 	// Author wrote the message; Email or ID is required.
 	Author Author `json:"author"`
@@ -93,22 +93,44 @@ func (e *ValidationError) Error() string { return e.Field + ": " + e.Problem }
 
 // Limits of a message's fields.
 const (
-	maxIDLen   = 256
-	maxBodyLen = 64 * 1024
-	maxTags    = 50
+	// MaxIDLen is the longest id or conversation_id, in bytes.
+	MaxIDLen = 255
+	// MaxSequence is the largest sequence: 2^53−1, the largest integer that
+	// every JSON reader (and Redis's sorted-set scores) holds exactly.
+	MaxSequence = 1<<53 - 1
+
+	maxAuthorIDLen = 256
+	maxBodyLen     = 64 * 1024
+	maxTags        = 50
 )
+
+// ValidID reports whether s may be a message or conversation id: 1 to
+// MaxIDLen bytes of visible ASCII (0x21–0x7E) except '{' and '}'. Ids
+// travel in HTTP headers (Zendesk's Idempotency-Key), asynq task ids and
+// Redis keys (whose hash tag is the account's, in braces).
+func ValidID(s string) bool {
+	if s == "" || len(s) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '{' || c == '}' {
+			return false
+		}
+	}
+	return true
+}
 
 // Validate checks a message as intake does; the error is a *ValidationError.
 func (m *Message) Validate() error {
 	bad := func(f, p string) error { return &ValidationError{Field: f, Problem: p} }
 	checkID := func(field, v string) error {
 		switch {
-		case strings.TrimSpace(v) == "":
+		case v == "":
 			return bad(field, "required")
-		case len(v) > maxIDLen:
-			return bad(field, fmt.Sprintf("at most %d bytes", maxIDLen))
-		case !utf8.ValidString(v) || strings.ContainsAny(v, " \t\r\n{}"):
-			return bad(field, "must be valid UTF-8 without spaces or braces")
+		case len(v) > MaxIDLen:
+			return bad(field, fmt.Sprintf("at most %d bytes", MaxIDLen))
+		case !ValidID(v):
+			return bad(field, "only visible ASCII characters (no spaces, control characters or braces)")
 		}
 		return nil
 	}
@@ -118,8 +140,8 @@ func (m *Message) Validate() error {
 	if err := checkID("conversation_id", m.ConversationID); err != nil {
 		return err
 	}
-	if m.Sequence != nil && *m.Sequence < 1 {
-		return bad("sequence", "must be 1 or more")
+	if m.Sequence != nil && (*m.Sequence < 1 || *m.Sequence > MaxSequence) {
+		return bad("sequence", fmt.Sprintf("must be a whole number from 1 to %d", int64(MaxSequence)))
 	}
 	if m.Author.Email == "" && m.Author.ID == "" {
 		return bad("author", "email or id required")
@@ -129,7 +151,7 @@ func (m *Message) Validate() error {
 			return bad("author.email", "not an email address")
 		}
 	}
-	if m.Author.ID != "" && (len(m.Author.ID) > maxIDLen || !utf8.ValidString(m.Author.ID)) {
+	if m.Author.ID != "" && (len(m.Author.ID) > maxAuthorIDLen || !utf8.ValidString(m.Author.ID)) {
 		return bad("author.id", "invalid")
 	}
 	if strings.TrimSpace(m.Body) == "" {
@@ -168,7 +190,7 @@ func (m *Message) contentHash() (string, []byte, error) {
 	return hex.EncodeToString(sum[:]), b, nil
 }
 
-// ticketSubject is the subject rule of DESIGN.md: the message's subject, or
+// ticketSubject is the subject of a ticket the message creates: the message's subject, or
 // the first line of the body, at most 80 characters.
 func (m *Message) ticketSubject() string {
 	s := strings.TrimSpace(m.Subject)

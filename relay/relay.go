@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -30,13 +31,37 @@ type taskPayload struct {
 	Gen int64  `json:"gen,omitempty"`
 }
 
-// taskID is the asynq task id of a message's delivery: the message id, plus
-// the replay generation after a replay.
+// taskID is the asynq task id of a message's delivery: msg{<id>}, and
+// replay{<id>}{<gen>} for a replay's generation. Message ids hold no braces
+// (intake refuses them), so no message id can produce another message's
+// task id.
 func taskID(id string, gen int64) string {
+	if gen == 0 {
+		return "msg{" + id + "}"
+	}
+	return "replay{" + id + "}{" + strconv.FormatInt(gen, 10) + "}"
+}
+
+// legacyTaskID is the task id the previous release gave (msg:<id>,
+// msg:<id>:r<gen>); its tasks still run (the payload names the message),
+// and are removed like the others when a replay or a chain supersedes them.
+func legacyTaskID(id string, gen int64) string {
 	if gen == 0 {
 		return "msg:" + id
 	}
 	return "msg:" + id + ":r" + strconv.FormatInt(gen, 10)
+}
+
+// deleteTask removes a message generation's task, whichever release
+// enqueued it; it reports the first error other than "not found".
+func (r *Relay) deleteTask(id string, gen int64) error {
+	var first error
+	for _, tid := range []string{taskID(id, gen), legacyTaskID(id, gen)} {
+		if err := r.insp.DeleteTask(queues.Outbound, tid); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // zendeskAPI is what the relay needs of Zendesk (*zendesk.Client).
@@ -48,6 +73,7 @@ type zendeskAPI interface {
 	ListAudits(ctx context.Context, ticketID int64) ([]zendesk.Audit, error)
 	Me(ctx context.Context) (*zendesk.User, error)
 	CreateOrUpdateUser(ctx context.Context, u zendesk.UserInput) (*zendesk.User, error)
+	Scrub(s string) string
 }
 
 // Relay is the outbound relay. Safe for concurrent use; several processes
@@ -136,7 +162,7 @@ const (
 	kindRateLimited
 	kindUnauthorized
 	kindNotFound
-	kindClosed
+	kindClosed // a closed ticket, or one at its maximum of comments: a new ticket takes over
 	kindInvalid
 	kindWait  // a queues.Wait (budget, gate)
 	kindOther // not Zendesk's answer: Redis, context, programming errors
@@ -163,7 +189,7 @@ func kindOf(err error) kind {
 	case zendesk.KindNotFound:
 		return kindNotFound
 	case zendesk.KindUnprocessable:
-		if ze.Closed() {
+		if ze.Closed() || ze.CommentLimit() {
 			return kindClosed
 		}
 		return kindInvalid
@@ -193,27 +219,44 @@ func (r *Relay) spent(err error) error {
 }
 
 // observe feeds one Zendesk call's outcome to metrics and the outage gate.
+// Only Zendesk-wide symptoms count toward closing the gate (outage below);
+// an error of one request (a 4xx, a request that cannot be sent) never does.
 func (r *Relay) observe(op string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	switch k := kindOf(err); k {
-	case kindOK:
+	ze := zendesk.AsError(err)
+	switch k := kindOf(err); {
+	case k == kindOK:
 		r.m.zendeskStatus.WithLabelValues(op, "2xx").Inc()
 		r.gateSuccess(ctx)
-	case kindTemporary:
+	case k == kindWait || k == kindOther:
+	case k == kindRateLimited:
+		// budget.Call / budget.Pause429 paused the account
+		r.m.zendeskStatus.WithLabelValues(op, statusLabel(err)).Inc()
+	case outage(ze):
 		r.m.zendeskStatus.WithLabelValues(op, statusLabel(err)).Inc()
 		if !errors.Is(err, context.Canceled) { // shutting down is no outage
 			r.gateFailure(ctx)
 		}
-	case kindRateLimited:
-		// budget.Call / budget.Pause429 paused the account
+	case ze.Status == 0:
+		// Not sent at all (e.g. a header net/http refuses): Zendesk said nothing.
 		r.m.zendeskStatus.WithLabelValues(op, statusLabel(err)).Inc()
-	case kindWait, kindOther:
 	default:
-		// Zendesk answered: it is up.
+		// Zendesk answered (a 4xx, a 409 conflict): it is up.
 		r.m.zendeskStatus.WithLabelValues(op, statusLabel(err)).Inc()
 		r.gateSuccess(ctx)
 	}
+}
+
+// outage reports a Zendesk-wide symptom, the only errors that may close
+// the outage gate: no connection or no answer in time (status 0), 5xx,
+// 408, and 423 (Zendesk's maintenance).
+func outage(ze *zendesk.Error) bool {
+	if ze == nil || ze.Kind != zendesk.KindTemporary {
+		return false
+	}
+	s := ze.Status
+	return s == 0 || s >= 500 || s == http.StatusRequestTimeout || s == http.StatusLocked
 }
 
 func statusLabel(err error) string {
@@ -237,6 +280,17 @@ func randInt64N(n int64) int64 {
 // mark), never a character cut in two.
 func lastError(err error) string {
 	return textx.Truncate(strings.TrimSpace(err.Error()), 1000)
+}
+
+// errorText is err as stored with a message (last_error, shown by GET
+// /v1/messages/{id} and replay): lastError with Zendesk's credentials
+// scrubbed first, whatever the error's origin (zendesk scrubs its own
+// errors; this is the second line).
+func (r *Relay) errorText(err error) string {
+	if r.zd == nil {
+		return lastError(err)
+	}
+	return lastError(errors.New(r.zd.Scrub(err.Error())))
 }
 
 // zdCall runs one Zendesk call within the shared budget and observes its

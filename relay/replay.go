@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deskrelay/deskrelay/internal/keys"
@@ -116,7 +115,7 @@ func (r *Relay) replayOne(ctx context.Context, rec *record, reason string) (bool
 	if n == 0 {
 		return false, nil
 	}
-	if err := r.insp.DeleteTask(queues.Outbound, taskID(rec.ID, rec.Gen)); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+	if err := r.deleteTask(rec.ID, rec.Gen); err != nil {
 		r.log.Debug().Err(err).Str("message_id", rec.ID).Msg("replay: old task not removed")
 	}
 	return true, nil

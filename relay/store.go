@@ -29,7 +29,8 @@ import (
 //
 // "accepting" is written before the asynq task, "queued" after it: a record
 // stuck in "accepting" (crash, or Redis failing in between) counts as not
-// accepted, and the platform's retry (or the task itself) completes it.
+// accepted, and the platform's retry (or the task itself) completes it
+// (accept.go: the claim that lets exactly one request answer 202).
 type record struct {
 	ID        string
 	State     string
@@ -92,48 +93,6 @@ func (s *store) load(ctx context.Context, id string) (*record, error) {
 	return r, nil
 }
 
-// acceptScript creates the record as "accepting", or reports the existing
-// one: {outcome, state} with outcome new | exists | conflict.
-var acceptScript = redis.NewScript(`
-local st = redis.call('HGET', KEYS[1], 'state')
-if st and st ~= 'accepting' then
-  if redis.call('HGET', KEYS[1], 'hash') == ARGV[1] then return {'exists', st} end
-  return {'conflict', st}
-end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'state', 'accepting', 'hash', ARGV[1], 'conv', ARGV[2], 'msg', ARGV[3],
-  'accepted_at', ARGV[4], 'attempts', 0, 'gen', 0)
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-return {'new', 'accepting'}
-`)
-
-// queueScript turns an "accepting" record into "queued": it takes its
-// position in the conversation and joins the conversation's pending set.
-// KEYS: record, pending, order. ARGV: sequence or "", id.
-var queueScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'state') ~= 'accepting' then return 0 end
-local pos
-if ARGV[1] ~= '' then
-  pos = tonumber(ARGV[1])
-  local max = tonumber(redis.call('HGET', KEYS[3], 'max') or '0')
-  if pos > max then redis.call('HSET', KEYS[3], 'max', pos) end
-else
-  pos = redis.call('HINCRBY', KEYS[3], 'max', 1)
-end
-redis.call('ZADD', KEYS[2], pos, ARGV[2])
-redis.call('HSET', KEYS[1], 'state', 'queued', 'pos', pos)
-redis.call('PERSIST', KEYS[1])
-return 1
-`)
-
-// dropScript deletes a record still "accepting" with the given hash.
-var dropScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'state') == 'accepting' and redis.call('HGET', KEYS[1], 'hash') == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-`)
-
 // finishScript ends a message: delivered or failed. It leaves the
 // conversation's pending set and moves the conversation's "next" position
 // past it. KEYS: record, pending, order, failed set.
@@ -171,28 +130,6 @@ redis.call('ZADD', KEYS[2], pos, ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 `)
-
-func (s *store) accept(ctx context.Context, m *Message, hash string, msgJSON []byte, now time.Time, retention time.Duration) (outcome, state string, err error) {
-	res, err := acceptScript.Run(ctx, s.rdb, []string{keys.Default.Message(m.ID)},
-		hash, m.ConversationID, msgJSON, now.UnixMilli(), int64(retention/time.Second)).StringSlice()
-	if err != nil {
-		return "", "", err
-	}
-	return res[0], res[1], nil
-}
-
-func (s *store) queue(ctx context.Context, id, conv string, seq *int64) error {
-	sq := ""
-	if seq != nil {
-		sq = strconv.FormatInt(*seq, 10)
-	}
-	return queueScript.Run(ctx, s.rdb, []string{keys.Default.Message(id), keys.Default.ConversationPending(conv), keys.Default.ConversationOrder(conv)},
-		sq, id).Err()
-}
-
-func (s *store) drop(ctx context.Context, id, hash string) error {
-	return dropScript.Run(ctx, s.rdb, []string{keys.Default.Message(id)}, hash).Err()
-}
 
 type finish struct {
 	state     string

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-resty/resty/v2"
@@ -68,7 +69,19 @@ type Client struct {
 	base    string // scheme://host[/prefix], no trailing slash
 	prefix  string // path prefix of base ("" for Zendesk itself)
 	rc      *resty.Client
-	secrets []string // credentials to scrub from error messages
+	secrets []string               // credentials to scrub from error messages
+	bearer  atomic.Pointer[string] // the TokenSource's last token, for Scrub
+}
+
+// Scrub removes the client's credentials (the API token and its basic-auth
+// form, the OAuth token, the last token of the TokenSource) from s: for
+// callers that store or show text that may hold an echo of them.
+func (c *Client) Scrub(s string) string {
+	secrets := c.secrets
+	if b := c.bearer.Load(); b != nil {
+		secrets = append(secrets[:len(secrets):len(secrets)], *b)
+	}
+	return scrub(s, secrets)
 }
 
 var subdomainRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -267,6 +280,7 @@ func (c *Client) exchange(ctx context.Context, cl call, payload []byte, bearer s
 	secrets := c.secrets
 	if bearer != "" {
 		secrets = append(secrets[:len(secrets):len(secrets)], bearer)
+		c.bearer.Store(&bearer)
 	}
 	x := exchangeResult{op: cl.op, method: cl.method, secrets: secrets, timeout: c.cfg.Timeout,
 		rule: Classify(cl.method, cl.path)}
@@ -350,7 +364,7 @@ func (c *Client) report(x *exchangeResult, d time.Duration) {
 		Family: x.rule.Family, SpendsAccount: x.rule.SpendsAccount}
 	if x.header != nil {
 		r.RateLimit, r.Account = ParseRateLimits(x.header, x.rule)
-		r.RequestID = requestID(x.header)
+		r.RequestID = requestID(x.header, x.secrets)
 		r.RetryAfter, _ = ParseRetryAfter(x.header.Get("Retry-After"), time.Now())
 	}
 	c.cfg.OnResponse(r)

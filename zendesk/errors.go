@@ -37,7 +37,8 @@ const (
 	// reports the "closed prevents ticket update" case, Error.CommentLimit
 	// a ticket at its maximum of comments.
 	KindUnprocessable
-	// KindInvalid means: give up; the request will never succeed (other 4xx).
+	// KindInvalid means: give up; the request will never succeed (other 4xx,
+	// or a request net/http refuses to send, with Status 0).
 	KindInvalid
 )
 
@@ -173,7 +174,7 @@ func checkResponse(x *exchangeResult) *Error {
 	e := &Error{Op: x.op, Status: x.status, Family: rule.Family}
 	var account RateLimit
 	if x.header != nil {
-		e.RequestID = requestID(x.header)
+		e.RequestID = requestID(x.header, x.secrets)
 		e.RateLimit, account = ParseRateLimits(x.header, rule)
 	}
 	now := x.now
@@ -185,7 +186,9 @@ func checkResponse(x *exchangeResult) *Error {
 		return transportError(x, e, write)
 	}
 
-	e.Name, e.Message, e.Details = parseErrorBody(x.header, x.body)
+	// Scrub before parsing: the message is cut to maxMessage, and a cut
+	// credential would no longer be recognized.
+	e.Name, e.Message, e.Details = parseErrorBody(x.header, []byte(scrub(string(x.body), x.secrets)))
 	ra, haveRA := time.Duration(0), false
 	if x.header != nil {
 		ra, haveRA = ParseRetryAfter(x.header.Get("Retry-After"), now)
@@ -245,6 +248,14 @@ func checkResponse(x *exchangeResult) *Error {
 func transportError(x *exchangeResult, e *Error, write bool) *Error {
 	e.Kind = KindTemporary
 	e.Err = unwrapURLError(x.err)
+	if x.status == 0 && unsendable(e.Err) {
+		// The request was refused before any connection (a header value
+		// net/http will not send): it never will be sent, and Zendesk was
+		// not asked.
+		e.Kind = KindInvalid
+		e.Message = scrub("request cannot be sent: "+e.Err.Error(), x.secrets)
+		return e
+	}
 	switch {
 	case x.parentErr != nil:
 		e.Message = "canceled: " + x.parentErr.Error()
@@ -438,6 +449,13 @@ func scrub(s string, secrets []string) string {
 	return s
 }
 
+// unsendable reports net/http's refusal of a request it cannot send (an
+// invalid header field name or value, an invalid method): these errors are
+// not typed, their text is net/http's promise.
+func unsendable(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "net/http: invalid ")
+}
+
 // unwrapURLError drops *url.Error's wrapper, whose text holds the URL.
 func unwrapURLError(err error) error {
 	var ue *url.Error
@@ -461,11 +479,14 @@ func isDialError(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
-func requestID(h http.Header) string {
-	if v := h.Get("X-Request-Id"); v != "" {
-		return truncate(oneLine(v), 100)
+// requestID is the response's request id, scrubbed (an upstream may echo
+// the Authorization header in it) before it is cut to 100 bytes.
+func requestID(h http.Header, secrets []string) string {
+	v := h.Get("X-Request-Id")
+	if v == "" {
+		v = h.Get("X-Zendesk-Request-Id")
 	}
-	return truncate(oneLine(h.Get("X-Zendesk-Request-Id")), 100)
+	return truncate(oneLine(scrub(v, secrets)), 100)
 }
 
 // ParseRetryAfter reads a Retry-After value: delay seconds or an HTTP-date

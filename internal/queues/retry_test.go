@@ -27,8 +27,8 @@ func TestPolicyValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.p.Validate()
-			if tt.wantErr != (err != nil) || (err != nil && !strings.Contains(err.Error(), "DESKRELAY_RETRY_MAX_DELAY")) {
-				t.Fatalf("Validate = %v, want error %v naming DESKRELAY_RETRY_MAX_DELAY", err, tt.wantErr)
+			if tt.wantErr != (err != nil) || (err != nil && !strings.Contains(err.Error(), "queues: MaxDelay: ")) {
+				t.Fatalf("Validate = %v, want error %v naming the MaxDelay field", err, tt.wantErr)
 			}
 		})
 	}

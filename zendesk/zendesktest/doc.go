@@ -30,5 +30,7 @@
 //
 // The fake speaks raw HTTP/JSON on purpose: it imports package zendesk only
 // for its types and Sign, never its client, so that the client's bugs are
-// caught rather than mirrored. It must not import any other deskrelay package.
+// caught rather than mirrored. It must not import any other deskrelay package,
+// nor package testing: the deskrelay binary links it for `deskrelay demo`
+// (NewServer takes the small TB interface that *testing.T satisfies).
 package zendesktest

@@ -119,6 +119,15 @@ func addComment(t testing.TB, srv *zendesktest.Server, id int64, body string) re
 		"comment": map[string]any{"body": body, "public": true}}})
 }
 
+// Every kind of test can make a fake: NewServer takes zendesktest.TB, which
+// package testing's types satisfy without the fake importing testing.
+var (
+	_ zendesktest.TB = (*testing.T)(nil)
+	_ zendesktest.TB = (*testing.B)(nil)
+	_ zendesktest.TB = (*testing.F)(nil)
+	_ zendesktest.TB = testing.TB(nil)
+)
+
 // recordingTB captures Errorf so a test can assert that the fake failed it.
 type recordingTB struct {
 	testing.TB

@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -24,7 +23,7 @@ import (
 // concurrent use.
 type Server struct {
 	cfg Config
-	tb  testing.TB // nil for Start
+	tb  TB // nil for Start
 	hs  *httptest.Server
 
 	// deliveryClient is used for webhook and target deliveries.
@@ -95,10 +94,22 @@ type RecordedRequest struct {
 	Lost      bool   // the write was applied but the response was lost
 }
 
+// TB is the part of testing.TB the fake uses; *testing.T, *testing.B and
+// *testing.F satisfy it. The package declares it rather than importing
+// package testing, so that the deskrelay binary, which links the fake for
+// `deskrelay demo`, does not link package testing.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // NewServer starts a fake Zendesk for a test and closes it at cleanup. A
 // request to a path the fake does not know fails tb (Errorf naming the
 // method and path) and is answered 404. Pass at most one Config.
-func NewServer(tb testing.TB, cfgs ...Config) *Server {
+func NewServer(tb TB, cfgs ...Config) *Server {
 	tb.Helper()
 	var cfg Config
 	if len(cfgs) > 0 {
@@ -122,7 +133,7 @@ func Start(cfg Config) (*Server, error) {
 	return start(cfg, nil)
 }
 
-func start(cfg Config, tb testing.TB) (*Server, error) {
+func start(cfg Config, tb TB) (*Server, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
