@@ -29,7 +29,7 @@ import (
 // daemon.close does not close its client). Ignored here, and only here, until
 // serve.go/routes.go close them.
 func TestMain(m *testing.M) {
-	testutil.VerifyTestMain(m,
+	testutil.VerifyTestMain(withOpenAPIConformance(m),
 		goleak.IgnoreTopFunction("github.com/redis/go-redis/v9/maintnotifications.(*CircuitBreakerManager).cleanupLoop"))
 }
 

@@ -22,6 +22,7 @@ func (d *daemon) routes() (h http.Handler, closeRoutes func()) {
 	if cfg.ops.metricsListen == "" {
 		mux.Handle("GET /metrics", d.metricsHandler())
 	}
+	mux.HandleFunc("GET /v1/openapi.json", handleOpenAPI)
 
 	// The platform's side: intake, behind the ingest token.
 	mux.Handle("POST /v1/messages", httpx.RequireBearer(cfg.ingestToken, d.relay.PostMessage()))
@@ -44,7 +45,7 @@ func (d *daemon) routes() (h http.Handler, closeRoutes func()) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return mux, closeRoutes
+	return observed(mux), closeRoutes
 }
 
 // adminRoutes adds the operators' routes: status and asynqmon, behind the

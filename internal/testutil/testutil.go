@@ -49,7 +49,7 @@ func (s *SyncBuffer) String() string {
 // VerifyTestMain runs the package's tests and fails them if a goroutine is
 // still running afterwards (goleak). opts are the package's own goleak
 // options: ignore a library's goroutine only where needed, saying why.
-func VerifyTestMain(m *testing.M, opts ...goleak.Option) {
+func VerifyTestMain(m goleak.TestingM, opts ...goleak.Option) {
 	goleak.VerifyTestMain(m, opts...)
 }
 

@@ -83,6 +83,7 @@ func usage(w io.Writer, fs *flag.FlagSet) {
 	for _, c := range controls {
 		fmt.Fprintf(w, "  POST %s\n\t%s\n", c.usage, c.help)
 	}
+	fmt.Fprint(w, sinkUsage)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -108,7 +109,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer srv.Close()
 
-	hs := &http.Server{Handler: handler(srv), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: handler(srv, &sink{out: stdout}), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "listening on http://%s\n  DESKRELAY_ZENDESK_URL=http://%s DESKRELAY_ZENDESK_EMAIL=%s DESKRELAY_ZENDESK_API_TOKEN=%s\n",
 		ln.Addr(), ln.Addr(), o.email, o.token)
 	fmt.Fprintf(stdout, "  controls: fakezendesk -h lists them\n")
@@ -214,9 +215,11 @@ var controls = []control{
 		}},
 }
 
-// handler proxies the API to the fake and adds the /_fake/ controls.
-func handler(srv *zendesktest.Server) http.Handler {
+// handler proxies the API to the fake and adds the /_fake/ controls and sink.
+func handler(srv *zendesktest.Server, sk *sink) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /_fake/sink", sk.receive)
+	mux.HandleFunc("GET /_fake/sink", sk.list)
 	for _, c := range controls {
 		mux.HandleFunc("POST "+c.path, func(w http.ResponseWriter, r *http.Request) { c.fn(srv, w, r) })
 	}
