@@ -40,11 +40,6 @@ import (
 // each with the reason. Remove an entry when a test produces it: the check
 // fails while an entry is stale.
 var notYetProduced = map[string]string{
-	// The receiver's 503 with Retry-After while it waits for the signing
-	// secret (read from Zendesk) and beyond the cap on unverified bodies in
-	// flight: the inbound work that adds both has not landed on this branch
-	// (today the route is only registered once a secret is configured).
-	"POST /v1/zendesk/webhook 503": "waiting for the secret / body cap: inbound work not merged yet",
 	// Only when Redis is unreachable AND the local spool cannot be written;
 	// no test in package main breaks the spool (inbound's own tests do).
 	"POST /v1/zendesk/target 503": "needs Redis down and an unwritable spool",
