@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -18,7 +19,8 @@ type config struct {
 	redis             asynq.RedisConnOpt
 	zendesk           zendesk.Config
 	oauth             oauthSettings
-	rateLimit         int
+	rateLimit         budget.Rate
+	updateRateLimit   budget.Rate
 	webhookID         string
 	targetID          int64
 	webhookSecret     string
@@ -96,7 +98,8 @@ func parseConfig(v values, n needs) (*config, error) {
 		secrets:        v.secretValues(),
 	}
 	c.redis = v.redisOpt(&p)
-	c.rateLimit = v.positiveInt(&p, "DESKRELAY_ZENDESK_RATE_LIMIT")
+	c.rateLimit = v.rate(&p, "DESKRELAY_ZENDESK_RATE_LIMIT")
+	c.updateRateLimit = v.rate(&p, "DESKRELAY_ZENDESK_UPDATE_RATE_LIMIT")
 	c.concurrency = v.positiveInt(&p, "DESKRELAY_CONCURRENCY")
 	c.reconcileInterval = v.duration(&p, "DESKRELAY_RECONCILE_INTERVAL", true)
 	c.retryMaxDelay = v.duration(&p, "DESKRELAY_RETRY_MAX_DELAY", false)

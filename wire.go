@@ -52,7 +52,7 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 			return nil, err
 		}
 	}
-	p.limiter = budget.NewLimiter(rdb, cfg.rateLimit)
+	p.limiter = budget.New(rdb, budget.Config{Rate: cfg.rateLimit, UpdateRate: cfg.updateRateLimit})
 
 	zcfg := cfg.zendesk
 	zcfg.OnResponse = p.limiter.Observe
@@ -92,7 +92,6 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 	}
 	p.relay, err = relay.New(relay.Config{
 		OrderGapTimeout:   cfg.orderGapTimeout,
-		RateLimit:         cfg.rateLimit,
 		GateProbeInterval: cfg.tuning.gateProbe,
 		AutoReplay:        cfg.autoReplay,
 	}, relay.Deps{

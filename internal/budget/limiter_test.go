@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/deskrelay/deskrelay/internal/budget"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/redistest"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
@@ -158,6 +159,31 @@ func TestFamilies(t *testing.T) {
 		}
 		if ok, _, _ := l.Allow(ctx); ok {
 			t.Fatal("7th call allowed: the export did not spend the account's burst of 6")
+		}
+	})
+	t.Run("ShareAppliesToTheLearnedLimit", func(t *testing.T) {
+		db := redistest.New(t)
+		burst := func(l *budget.Limiter) int {
+			n := 0
+			for ok := true; ok && n < 100; n++ {
+				ok, _, _ = l.Allow(ctx)
+				if !ok {
+					return n
+				}
+			}
+			return n
+		}
+		l := budget.New(db.Client, budget.Config{Rate: budget.Share(50)})
+		if n := burst(l); n != 5 {
+			t.Fatalf("before Zendesk reports a limit: a burst of %d, want 5 (a tenth of 50%% of 100)", n)
+		}
+		l.Observe(zendesk.Response{StatusCode: 200, Family: zendesk.FamilyAccount, SpendsAccount: true,
+			RateLimit: zendesk.RateLimit{Known: true, Limit: 700, Remaining: 650}})
+		if _, err := db.Client.Del(ctx, keys.Default.RateLimitBucket("account")).Result(); err != nil {
+			t.Fatal(err)
+		}
+		if n := burst(budget.New(db.Client, budget.Config{Rate: budget.Share(50)})); n != 35 {
+			t.Fatalf("after Zendesk reported 700: a burst of %d, want 35 (a tenth of 50%% of 700)", n)
 		}
 	})
 	t.Run("LearnedLimitIsShared", func(t *testing.T) {
