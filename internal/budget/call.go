@@ -30,7 +30,8 @@ type Families interface {
 	PauseFamily(ctx context.Context, f zendesk.Family, d time.Duration) error
 }
 
-// Forever, as Options.MaxWait, waits inline as long as the budget takes.
+// Forever is the Options.MaxWait that waits inline as long as the budget
+// takes.
 const Forever time.Duration = math.MaxInt64
 
 // Options say how long a caller waits inline for the budget. The zero value
