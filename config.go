@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/validate"
 	"github.com/deskrelay/deskrelay/zendesk"
@@ -20,7 +21,8 @@ type config struct {
 	redis             asynq.RedisConnOpt
 	zendesk           zendesk.Config
 	oauth             oauthSettings
-	rateLimit         int
+	rateLimit         budget.Rate
+	updateRateLimit   budget.Rate
 	webhookID         string
 	targetID          int64
 	webhookSecret     string
@@ -103,7 +105,8 @@ func parseConfig(v values, n needs) (*config, error) {
 	}
 	c.redis = v.withRedisPassword(&p, v.redisOpt(&p))
 	c.ops = v.opsSettings(&p)
-	c.rateLimit = v.positiveInt(&p, "DESKRELAY_ZENDESK_RATE_LIMIT")
+	c.rateLimit = v.rate(&p, "DESKRELAY_ZENDESK_RATE_LIMIT")
+	c.updateRateLimit = v.rate(&p, "DESKRELAY_ZENDESK_UPDATE_RATE_LIMIT")
 	c.concurrency = v.positiveInt(&p, "DESKRELAY_CONCURRENCY")
 	c.reconcileInterval = v.duration(&p, "DESKRELAY_RECONCILE_INTERVAL", true)
 	c.retryMaxDelay = v.duration(&p, "DESKRELAY_RETRY_MAX_DELAY", false)

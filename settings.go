@@ -12,6 +12,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/validate"
 )
 
@@ -41,7 +42,8 @@ var settings = []setting{
 	{env: "DESKRELAY_ZENDESK_OAUTH_CLIENT_ID", help: "OAuth with refresh: the OAuth client's identifier"},
 	{env: "DESKRELAY_ZENDESK_OAUTH_CLIENT_SECRET", help: "OAuth with refresh: the OAuth client's secret", secret: true},
 	{env: "DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN", help: "OAuth with refresh: the first refresh token; rotated tokens live in Redis", secret: true},
-	{env: "DESKRELAY_ZENDESK_RATE_LIMIT", def: "200", help: "requests per minute deskrelay may use of the account's budget, shared by all replicas"},
+	{env: "DESKRELAY_ZENDESK_RATE_LIMIT", def: "50%", help: "requests per minute deskrelay may use of the account's budget, shared by all replicas: a number, or a share of the limit Zendesk reports (until known: 100)"},
+	{env: "DESKRELAY_ZENDESK_UPDATE_RATE_LIMIT", def: "70%", help: "ticket updates per minute deskrelay may use: a number, or a share of Zendesk's Update Ticket limit (100 a minute until reported, 300 with High Volume); agents' own updates spend it too"},
 	{env: "DESKRELAY_ZENDESK_WEBHOOK_ID", help: "the webhook that calls deskrelay, watched and re-enabled"},
 	{env: "DESKRELAY_ZENDESK_TARGET_ID", help: "the legacy target that calls deskrelay, watched and re-enabled"},
 	{env: "DESKRELAY_WEBHOOK_SECRET", help: "the webhook's signing secret; read from Zendesk when unset and the webhook id is known", secret: true},
@@ -234,6 +236,14 @@ func (v values) positiveInt(p *problems, env string) int {
 		p.add(v.name(env), "must be a positive whole number, got %q", v[env])
 	}
 	return n
+}
+
+func (v values) rate(p *problems, env string) budget.Rate {
+	r, err := budget.ParseRate(env, v[env])
+	if err != nil {
+		*p = append(*p, err.Error()) // ParseRate names env
+	}
+	return r
 }
 
 func (v values) boolean(p *problems, env string) bool {

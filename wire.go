@@ -63,7 +63,7 @@ func (p *parts) wire(ctx context.Context, cfg *config, log zerolog.Logger, metri
 			return err
 		}
 	}
-	p.limiter = budget.NewLimiter(p.rdb, cfg.rateLimit)
+	p.limiter = budget.New(p.rdb, budget.Config{Rate: cfg.rateLimit, UpdateRate: cfg.updateRateLimit})
 	if err := p.buildZendesk(ctx, cfg, log, metrics); err != nil {
 		return err
 	}
@@ -285,7 +285,6 @@ func (h receiverHealth) SignatureFailures(ctx context.Context) (int, error) {
 func (c *config) relayConfig() relay.Config {
 	return relay.Config{
 		OrderGapTimeout:   c.orderGapTimeout,
-		RateLimit:         c.rateLimit,
 		GateProbeInterval: c.tuning.gateProbe,
 		AutoReplay:        c.autoReplay,
 	}

@@ -45,8 +45,9 @@ type Config struct {
 	// GateParkTime is how long parked work waits before it looks at the gate
 	// again when no probe released it. Default 1m.
 	GateParkTime time.Duration
-	// UpdateRateLimit is Zendesk's account-wide Update Ticket budget per
-	// minute. Default 100 (300 with the High Volume add-on).
+	// UpdateRateLimit, when set, is a fixed number of Update Ticket
+	// requests a minute. Zero: the Limiter's share of the limit Zendesk
+	// reports (DESKRELAY_ZENDESK_UPDATE_RATE_LIMIT, budget.Config.UpdateRate).
 	UpdateRateLimit int
 	// TicketUpdateLimit is Zendesk's per-ticket update budget: updates per
 	// TicketUpdateWindow. Defaults 30 per 10m (ZENDESK.md).
@@ -80,7 +81,6 @@ func (c Config) withDefaults() Config {
 	c.GateThreshold = cmp.Or(c.GateThreshold, 5)
 	c.GateProbeInterval = cmp.Or(c.GateProbeInterval, 2*time.Second)
 	c.GateParkTime = cmp.Or(c.GateParkTime, time.Minute)
-	c.UpdateRateLimit = cmp.Or(c.UpdateRateLimit, 100)
 	c.TicketUpdateLimit = cmp.Or(c.TicketUpdateLimit, 30)
 	c.TicketUpdateWindow = cmp.Or(c.TicketUpdateWindow, 10*time.Minute)
 	c.LockTTL = cmp.Or(c.LockTTL, 10*time.Second)
@@ -115,8 +115,8 @@ func (c Config) validate() error {
 		return bad("AmbiguousSettle", "must not be negative, got %s", c.AmbiguousSettle)
 	case c.GateThreshold < 1:
 		return bad("GateThreshold", "must be at least 1, got %d", c.GateThreshold)
-	case c.TicketUpdateLimit < 1 || c.TicketUpdateWindow <= 0 || c.UpdateRateLimit < 1:
-		return bad("TicketUpdateLimit", "UpdateRateLimit, TicketUpdateLimit and TicketUpdateWindow must be positive")
+	case c.TicketUpdateLimit < 1 || c.TicketUpdateWindow <= 0 || c.UpdateRateLimit < 0:
+		return bad("TicketUpdateLimit", "TicketUpdateLimit and TicketUpdateWindow must be positive, UpdateRateLimit not negative")
 	}
 	return nil
 }

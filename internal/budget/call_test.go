@@ -57,6 +57,20 @@ func TestCall(t *testing.T) {
 			t.Fatal("Take during the pause was allowed")
 		}
 	})
+	t.Run("FamilysRateLimitedAnswerPausesThatFamilyOnly", func(t *testing.T) {
+		l := budget.NewLimiter(redistest.New(t).Client, 6000)
+		zerr := &zendesk.Error{Op: "update ticket", Status: 429, Kind: zendesk.KindRateLimited, RetryAfter: 30 * time.Second, Family: zendesk.FamilyTicketsUpdate}
+		upd := budget.Options{Family: zendesk.FamilyTicketsUpdate}
+		if _, err := budget.Call(ctx, l, upd, func(context.Context) (int, error) { return 0, zerr }); !errors.Is(err, zerr) {
+			t.Fatalf("err = %v, want Zendesk's error as it is", err)
+		}
+		if d, ok := budget.Spent(budget.Take(ctx, l, upd)); !ok || d < 25*time.Second {
+			t.Fatalf("ticket update after its 429: spent %v for %s; want refused for about 30s", ok, d)
+		}
+		if err := budget.Take(ctx, l, budget.Options{}); err != nil {
+			t.Fatalf("account call after Update Ticket's 429: %v; want allowed", err)
+		}
+	})
 	t.Run("NilAccountIsNoBudget", func(t *testing.T) {
 		v, err := budget.Call(ctx, nil, budget.Options{}, func(context.Context) (int, error) { return 7, nil })
 		if err != nil || v != 7 {

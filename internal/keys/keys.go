@@ -220,3 +220,26 @@ func (s Space) OAuthRefreshLock() string { return s.prefix + "oauth:lock" }
 // last saw it ("state": on|waiting_for_secret|off, "last_error", "since"
 // and "updated_at" in unix ms), for `deskrelay webhook status`.
 func (s Space) WebhookReceiverState() string { return s.prefix + "inbound:webhook:receiver_state" }
+
+// ---- rate-limit families (internal/budget) ----
+
+// RateLimitFamilyBucket is the GCRA state of an endpoint family's own
+// bucket (zendesk.Family: "tickets-update", "webhooks", …). The account's
+// is RateLimitBucket("account").
+func (s Space) RateLimitFamilyBucket(family string) string {
+	return s.RateLimiter() + "family:" + family
+}
+
+// RateLimitFamilyPause holds the time (unix ms) until which every replica
+// stops calling one endpoint family (its 429, its remaining exhausted). The
+// account's is RateLimitPause.
+func (s Space) RateLimitFamilyPause(family string) string {
+	return s.RateLimiter() + "pause:" + family
+}
+
+// RateLimitFamilyLimit holds the per-minute limit Zendesk last reported for
+// a family ("account" included), shared by the replicas; it expires a day
+// after the last report.
+func (s Space) RateLimitFamilyLimit(family string) string {
+	return s.RateLimiter() + "limit:" + family
+}

@@ -37,18 +37,17 @@ type relayEnv struct {
 func newRelayEnv(t *testing.T) *relayEnv {
 	t.Helper()
 	e := &relayEnv{db: redistest.New(t), logs: &testutil.SyncBuffer{}}
-	e.fake = zendesktest.NewServer(t, zendesktest.Config{RateLimit: 100000, UpdateTicketLimit: 100000,
-		UserCreateLimit: 1000, Logf: func(string, ...any) {}})
+	e.fake = zendesktest.NewServer(t, zendesktest.Config{Logf: func(string, ...any) {}}) // Zendesk's real limits
 	e.fake.OAuthClient(fakeClientID, fakeClientSecret)
 	src := e.source(t, e.fake.IssueRefreshToken())
-	lim := budget.NewLimiter(e.db.Client, 6000)
+	lim := budget.New(e.db.Client, budget.Config{}) // production's shares of what the fake reports
 	zd, err := zendesk.New(zendesk.Config{BaseURL: e.fake.URL(), TokenSource: src, Timeout: 5 * time.Second, OnResponse: lim.Observe})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r, err := relay.New(relay.Config{
 		TurnPoll: 300 * time.Millisecond, GateProbeInterval: 200 * time.Millisecond, GateParkTime: 20 * time.Second,
-		LockTTL: 3 * time.Second, AttemptTimeout: 30 * time.Second, RateLimit: 6000,
+		LockTTL: 3 * time.Second, AttemptTimeout: 30 * time.Second,
 	}, relay.Deps{Redis: e.db.Client, Asynq: e.db.AsynqOpt(), Zendesk: zd, Limiter: lim, Log: zerolog.New(e.logs),
 		Metrics: prometheus.NewRegistry()})
 	if err != nil {
