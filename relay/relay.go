@@ -63,6 +63,11 @@ type Relay struct {
 	st      store
 	log     zerolog.Logger
 	m       *metrics
+
+	// testHookParking, set by tests only, runs as a task is about to park
+	// at the closed outage gate: the last moment before asynq moves it to
+	// the retry set.
+	testHookParking func(context.Context)
 }
 
 // New returns a Relay. Deps.Redis and Deps.Asynq are required;
@@ -108,6 +113,7 @@ func (r *Relay) Close() error {
 func (r *Relay) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypeMessage, r.processMessage)
 	mux.HandleFunc(TypeGateProbe, r.processProbe)
+	mux.HandleFunc(TypeGateRelease, r.processRelease)
 	mux.HandleFunc(TypeCredentialProbe, r.processCredentialProbe)
 }
 
