@@ -90,8 +90,8 @@ func New(cfg Config, d Deps) (*Relay, error) {
 		client:  asynq.NewClient(d.Asynq),
 		insp:    asynq.NewInspector(d.Asynq),
 		lim:     d.Limiter,
-		tickets: tickets.New(d.Redis),
-		st:      store{rdb: d.Redis},
+		tickets: tickets.New(d.Redis).WithRetention(cfg.Retention),
+		st:      store{rdb: d.Redis, retention: cfg.Retention},
 		log:     d.Log.With().Str("queue", queues.Outbound).Logger(),
 		m:       m,
 	}

@@ -63,7 +63,8 @@ func (r *record) status() Status {
 }
 
 type store struct {
-	rdb redis.UniversalClient
+	rdb       redis.UniversalClient
+	retention time.Duration // of every key named after a conversation (Config.Retention)
 }
 
 var errNoRecord = errors.New("no record")
@@ -109,7 +110,8 @@ return {'new', 'accepting'}
 
 // queueScript turns an "accepting" record into "queued": it takes its
 // position in the conversation and joins the conversation's pending set.
-// KEYS: record, pending, order. ARGV: sequence or "", id.
+// The conversation's keys live for the retention after its last activity.
+// KEYS: record, pending, order. ARGV: sequence or "", id, retention ms.
 var queueScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'state') ~= 'accepting' then return 0 end
 local pos
@@ -123,6 +125,8 @@ end
 redis.call('ZADD', KEYS[2], pos, ARGV[2])
 redis.call('HSET', KEYS[1], 'state', 'queued', 'pos', pos)
 redis.call('PERSIST', KEYS[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return 1
 `)
 
@@ -136,7 +140,11 @@ return 0
 
 // finishScript ends a message: delivered or failed. It leaves the
 // conversation's pending set and moves the conversation's "next" position
-// past it. KEYS: record, pending, order, failed set.
+// past it. A delivered record expires after the retention; a failed one is
+// kept (no TTL) until replayed or discarded. Every key of the conversation
+// and of its ticket lives for the retention from now.
+// KEYS: record, pending, order, failed set, then (optional) the
+// conversation's ticket, the ticket's conversation and its requester.
 // ARGV: id, state, pos, ticket, comment, reason, last_error, now ms, retention s.
 var finishScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
@@ -156,6 +164,9 @@ else
   redis.call('PERSIST', KEYS[1])
   redis.call('ZADD', KEYS[4], ARGV[8], ARGV[1])
 end
+redis.call('EXPIRE', KEYS[2], ARGV[9])
+redis.call('EXPIRE', KEYS[3], ARGV[9])
+for i = 5, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[9]) end
 return 1
 `)
 
@@ -187,7 +198,7 @@ func (s *store) queue(ctx context.Context, id, conv string, seq *int64) error {
 		sq = strconv.FormatInt(*seq, 10)
 	}
 	return queueScript.Run(ctx, s.rdb, []string{keys.Default.Message(id), keys.Default.ConversationPending(conv), keys.Default.ConversationOrder(conv)},
-		sq, id).Err()
+		sq, id, s.retention.Milliseconds()).Err()
 }
 
 func (s *store) drop(ctx context.Context, id, hash string) error {
@@ -203,8 +214,12 @@ type finish struct {
 }
 
 func (s *store) finish(ctx context.Context, r *record, f finish, now time.Time, retention time.Duration) error {
-	return finishScript.Run(ctx, s.rdb,
-		[]string{keys.Default.Message(r.ID), keys.Default.ConversationPending(r.Conv), keys.Default.ConversationOrder(r.Conv), keys.Default.Failed(queues.Outbound)},
+	ks := []string{keys.Default.Message(r.ID), keys.Default.ConversationPending(r.Conv), keys.Default.ConversationOrder(r.Conv), keys.Default.Failed(queues.Outbound),
+		keys.Default.ConversationTicket(r.Conv)}
+	if f.ticketID != 0 {
+		ks = append(ks, keys.Default.TicketConversation(f.ticketID), keys.Default.TicketRequester(f.ticketID))
+	}
+	return finishScript.Run(ctx, s.rdb, ks,
 		r.ID, f.state, r.Pos, f.ticketID, f.commentID, f.reason, f.lastError, now.UnixMilli(), int64(retention/time.Second)).Err()
 }
 
