@@ -92,6 +92,7 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 	}
 	p.relay, err = relay.New(relay.Config{
 		OrderGapTimeout:   cfg.orderGapTimeout,
+		Retention:         cfg.retention,
 		RateLimit:         cfg.rateLimit,
 		GateProbeInterval: cfg.tuning.gateProbe,
 		AutoReplay:        cfg.autoReplay,

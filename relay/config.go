@@ -101,7 +101,7 @@ func (c Config) validate() error {
 	case c.RateLimit < 1:
 		return fmt.Errorf("DESKRELAY_ZENDESK_RATE_LIMIT: must be at least 1 per minute, got %d", c.RateLimit)
 	case c.Retention < time.Hour:
-		return fmt.Errorf("relay.Config.Retention: must be at least 1h, got %s", c.Retention)
+		return fmt.Errorf("DESKRELAY_RETENTION: must be at least 1h, got %s", c.Retention)
 	case c.AttemptTimeout < 5*time.Second:
 		return fmt.Errorf("relay.Config.AttemptTimeout: must be at least 5s, got %s", c.AttemptTimeout)
 	case c.TurnPoll <= 0 || c.GateProbeInterval <= 0 || c.GateParkTime <= 0 || c.CredentialProbeInterval <= 0 || c.LockTTL < time.Second:
