@@ -240,3 +240,19 @@ func (s *store) markWrite(ctx context.Context, id, what string) error {
 func (s *store) clearWrite(ctx context.Context, id string) error {
 	return s.rdb.HDel(ctx, keys.Default.Message(id), "write").Err()
 }
+
+// discardScript drops a failed message for good: its record and its entry
+// in the failed set, unless it changed meanwhile (a replay).
+// KEYS: record, failed set. ARGV: id, expected gen.
+var discardScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') ~= 'failed' then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') ~= tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+`)
+
+func (s *store) discard(ctx context.Context, r *record) (bool, error) {
+	n, err := discardScript.Run(ctx, s.rdb, []string{keys.Default.Message(r.ID), keys.Default.Failed(queues.Outbound)}, r.ID, r.Gen).Int()
+	return n == 1, err
+}
