@@ -43,9 +43,11 @@ func (t *Tickets) WithRetention(d time.Duration) *Tickets {
 func (t *Tickets) Retention() time.Duration { return t.retention }
 
 // ConversationOf returns the conversation a managed ticket belongs to;
-// ok is false when deskrelay does not manage the ticket.
+// ok is false when deskrelay does not manage the ticket. Asking is activity
+// on the ticket (an agent wrote in it): its record lives for the retention
+// from now.
 func (t *Tickets) ConversationOf(ctx context.Context, ticketID int64) (conversationID string, ok bool, err error) {
-	v, err := t.rdb.Get(ctx, keys.Default.TicketConversation(ticketID)).Result()
+	v, err := t.rdb.GetEx(ctx, keys.Default.TicketConversation(ticketID), t.retention).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", false, nil
 	}
