@@ -1,8 +1,15 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
 
 func TestParseRedisSetup(t *testing.T) {
@@ -29,5 +36,40 @@ func TestParseRedisSetup(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServeShowsRedisSetup: serve logs every problem of the Redis it talks
+// to at start, and /v1/status shows what it saw (whatever the test Redis's
+// own setup is: compared with INFO's answer).
+func TestServeShowsRedisSetup(t *testing.T) {
+	db := redistest.New(t)
+	fake := zendesktest.NewServer(t, zendesktest.Config{Email: "agent@example.com", APIToken: "zd-api-token-SECRET1"})
+	env := daemonEnv(t, db.URL(), fake.URL())
+	want := checkRedisSetup(context.Background(), db.Client)
+	if want.Error != "" || want.AOFEnabled == nil || want.MaxmemoryPolicy == "" {
+		t.Fatalf("INFO on the test Redis: %+v", want)
+	}
+	base, logs, stop := startDaemon(t, env)
+	defer func() { _ = stop() }()
+	for _, w := range want.Warnings {
+		if !strings.Contains(logs.String(), w) {
+			t.Errorf("start-up logs lack the warning %q", w)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/status", nil)
+	req.SetBasicAuth("admin", env["DESKRELAY_ADMIN_PASSWORD"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st statusReport
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	got := st.RedisSetup
+	if got.MaxmemoryPolicy != want.MaxmemoryPolicy || got.AOFEnabled == nil || *got.AOFEnabled != *want.AOFEnabled || !slices.Equal(got.Warnings, want.Warnings) {
+		t.Errorf("/v1/status redis_setup = %+v, want %+v", got, want)
 	}
 }
