@@ -23,7 +23,9 @@ import (
 // success, the probe's or any other call's, opens the gate and makes the
 // parked backlog due at once (asynq Inspector RunAllRetryTasks /
 // RunAllScheduledTasks on the outbound queue), so it drains at the limiter's
-// rate within seconds, not when each task's backoff timer fires.
+// rate within seconds, not when each task's backoff timer fires. A task that
+// was on its way to park as the gate opened is released by the release
+// passes that follow the opening (TypeGateRelease).
 
 // Gate states.
 const (
@@ -143,7 +145,7 @@ func (r *Relay) gateFailure(ctx context.Context) {
 	}
 	if closed == 1 {
 		r.m.gateClosed.Set(1)
-		r.log.Warn().Str("queue", queues.Outbound).Int("failures", r.cfg.GateThreshold).
+		r.log.Warn().Int("failures", r.cfg.GateThreshold).
 			Msg("zendesk outage: outage gate closed, parking outbound work and probing")
 		r.ensureProbe(ctx)
 	}
@@ -160,7 +162,7 @@ func (r *Relay) gateSuccess(ctx context.Context) {
 	if opened == 1 {
 		r.m.gateClosed.Set(0)
 		n := r.releaseBacklog()
-		r.log.Info().Str("queue", queues.Outbound).Int("released", n).Msg("zendesk answers again: outage gate open, backlog released")
+		r.log.Info().Int("released", n).Msg("zendesk answers again: outage gate open, backlog released")
 		r.scheduleRelease(ctx)
 	}
 }
@@ -171,7 +173,7 @@ func (r *Relay) releaseBacklog() int {
 	nr, err1 := r.insp.RunAllRetryTasks(queues.Outbound)
 	ns, err2 := r.insp.RunAllScheduledTasks(queues.Outbound)
 	if err := errors.Join(err1, err2); err != nil {
-		r.log.Warn().Err(err).Str("queue", queues.Outbound).Msg("outage gate: cannot release the backlog")
+		r.log.Warn().Err(err).Msg("outage gate: cannot release the backlog")
 	}
 	return nr + ns
 }
@@ -211,7 +213,7 @@ func (r *Relay) processRelease(ctx context.Context, _ *asynq.Task) error {
 			return nil // closed again: the next opening releases
 		}
 		if n := r.releaseBacklog(); n > 0 {
-			r.log.Info().Str("queue", queues.Outbound).Int("released", n).Int64("after_ms", at.Milliseconds()).
+			r.log.Info().Int("released", n).Int64("after_ms", at.Milliseconds()).
 				Msg("outage gate: released tasks that were parking while it opened")
 		}
 	}
