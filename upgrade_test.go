@@ -495,7 +495,9 @@ func keysMoved(t *testing.T, s *redistest.Server) {
 			t.Errorf("key %s left in layout 0", k)
 		}
 	}
-	if tagged < 40 {
-		t.Errorf("%d keys under %s, want the fixture's (over 40)", tagged, keys.Default.Prefix())
+	// The fixture holds 39 keys of its own; more may exist by now (a
+	// reconcile lease, rate-limit buckets), none may be missing.
+	if tagged < 39 {
+		t.Errorf("%d keys under %s, want at least the fixture's 39", tagged, keys.Default.Prefix())
 	}
 }
