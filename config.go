@@ -43,6 +43,7 @@ type config struct {
 	webhookAutoEnable bool
 	shutdownTimeout   time.Duration
 	orderGapTimeout   time.Duration
+	retention         time.Duration // DESKRELAY_RETENTION: relay.Config.Retention
 	forwardPrivate    bool
 	targetUser        string
 	targetPassword    string
@@ -112,6 +113,7 @@ func parseConfig(v values, n needs) (*config, error) {
 	c.retryMaxDelay = v.duration(&p, "DESKRELAY_RETRY_MAX_DELAY", false)
 	c.shutdownTimeout = v.duration(&p, "DESKRELAY_SHUTDOWN_TIMEOUT", false)
 	c.orderGapTimeout = v.duration(&p, "DESKRELAY_ORDER_GAP_TIMEOUT", false)
+	c.retention = v.duration(&p, "DESKRELAY_RETENTION", false)
 	c.autoReplay = v.boolean(&p, "DESKRELAY_AUTO_REPLAY")
 	c.webhookAutoEnable = v.boolean(&p, "DESKRELAY_WEBHOOK_AUTO_ENABLE")
 	c.forwardPrivate = v.boolean(&p, "DESKRELAY_FORWARD_PRIVATE")

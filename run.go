@@ -30,6 +30,7 @@ func commands() []command {
 		{"serve", "run the daemon: HTTP API, webhook receiver, workers, reconciler, asynqmon, metrics", cmdServe},
 		{"reconcile", "one-shot backfill after an outage: --since TIME [--until TIME] [--dry-run]", cmdReconcile},
 		{"replay", "put failed messages (or sink deliveries) back into delivery, in conversation order", cmdReplay},
+		{"discard", "drop failed messages (or sink deliveries) for good, after a human decided", cmdDiscard},
 		{"webhook", "status | enable: show or re-activate the Zendesk webhook or target", cmdWebhook},
 		{"demo", "the whole story in one process: embedded Redis, a Zendesk sandbox, an outage and the catch-up", cmdDemo},
 		{"send", "post one message to a running daemon (for trying things)", cmdSend},

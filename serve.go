@@ -98,6 +98,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		// says why until Redis is back.
 		log.Error().Err(err).Msg("Redis is unreachable at start; /readyz will fail until it answers")
 	}
+	warnRedisSetup(ctx, d.rdb, log)
 	d.logStart()
 
 	handler, closeRoutes := d.routes()

@@ -62,6 +62,7 @@ var settings = []setting{
 	{env: "DESKRELAY_AUTO_REPLAY", def: "false", help: "replay messages failed as unauthorized once the credentials work again"},
 	{env: "DESKRELAY_SHUTDOWN_TIMEOUT", def: "30s", help: "how long SIGTERM waits for in-flight work"},
 	{env: "DESKRELAY_ORDER_GAP_TIMEOUT", def: "5m", help: "how long a conversation waits for a missing sequence"},
+	{env: "DESKRELAY_RETENTION", def: "720h", help: "how long a conversation, ticket or user mapping and a delivered message's record are kept after their last activity"},
 	{env: "DESKRELAY_FORWARD_PRIVATE", def: "false", help: "also forward agents' private notes to the sink"},
 	{env: "DESKRELAY_TARGET_USER", help: "basic auth user a legacy target must send (targets cannot sign)"},
 	{env: "DESKRELAY_TARGET_PASSWORD", help: "basic auth password a legacy target must send", secret: true},

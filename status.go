@@ -16,6 +16,7 @@ type statusReport struct {
 	Time        time.Time       `json:"time"`
 	Version     string          `json:"version"`
 	Redis       string          `json:"redis"` // "ok" or the problem
+	RedisSetup  redisSetup      `json:"redis_setup"`
 	Outbound    any             `json:"outbound,omitempty"`
 	Inbound     *inboundStatus  `json:"inbound,omitempty"`
 	Reconcile   any             `json:"reconcile,omitempty"`
@@ -57,6 +58,8 @@ func (d *daemon) status(ctx context.Context) statusReport {
 	if err := d.rdb.Ping(ctx).Err(); err != nil {
 		rep.Redis = "unreachable"
 		fail("redis", err)
+	} else {
+		rep.RedisSetup = checkRedisSetup(ctx, d.rdb)
 	}
 	if out, err := d.relay.Report(ctx); err != nil {
 		fail("outbound", err)

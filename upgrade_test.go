@@ -495,7 +495,9 @@ func keysMoved(t *testing.T, s *redistest.Server) {
 			t.Errorf("key %s left in layout 0", k)
 		}
 	}
-	if tagged < 20 {
-		t.Errorf("%d keys under %s, want most of the fixture's 69 (at least 20; delivered work removes some)", tagged, keys.Default.Prefix())
+	// The fixture holds 39 keys of its own; by now, delivered work may have
+	// removed a few (pending sets), and leases or buckets added some.
+	if tagged < 30 {
+		t.Errorf("%d keys under %s, want nearly all of the fixture's 39 (at least 30)", tagged, keys.Default.Prefix())
 	}
 }

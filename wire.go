@@ -285,6 +285,7 @@ func (h receiverHealth) SignatureFailures(ctx context.Context) (int, error) {
 func (c *config) relayConfig() relay.Config {
 	return relay.Config{
 		OrderGapTimeout:   c.orderGapTimeout,
+		Retention:         c.retention,
 		GateProbeInterval: c.tuning.gateProbe,
 		AutoReplay:        c.autoReplay,
 	}

@@ -61,8 +61,9 @@ return {'new', 'accepting'}
 
 // queueScript turns an "accepting" record into "queued": it takes its
 // position in the conversation and joins the conversation's pending set.
+// The conversation's keys live for the retention after its last activity.
 // KEYS: record, pending, order. ARGV: sequence or "", id, claim token or ""
-// (the task completing an interrupted intake). Returns "queued" when the
+// (the task completing an interrupted intake), retention ms. Returns "queued" when the
 // record is queued under this claim (or any, without a token), "lost" when
 // another claim owns it, "gone" when there is no record.
 var queueScript = redis.NewScript(`
@@ -94,6 +95,8 @@ end
 redis.call('ZADD', KEYS[2], pos, ARGV[2])
 redis.call('HSET', KEYS[1], 'state', 'queued', 'pos', pos)
 redis.call('PERSIST', KEYS[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
 return 'queued'
 `)
 
@@ -122,7 +125,7 @@ func (s *store) queue(ctx context.Context, id, conv string, seq *int64, token st
 		sq = strconv.FormatInt(*seq, 10)
 	}
 	return queueScript.Run(ctx, s.rdb, []string{keys.Default.Message(id), keys.Default.ConversationPending(conv), keys.Default.ConversationOrder(conv)},
-		sq, id, token).Text()
+		sq, id, token, s.retention.Milliseconds()).Text()
 }
 
 func (s *store) drop(ctx context.Context, id, token string) error {

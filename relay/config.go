@@ -25,9 +25,10 @@ type Config struct {
 	// Default 200. Only used to describe the
 	// limiter in Report; the limiter itself is Deps.Limiter.
 	RateLimit int
-	// Retention is how long a delivered message's record (and so its id's
-	// idempotency) is kept. Default 30 days. Failed messages are kept until
-	// replayed.
+	// Retention is how long deskrelay remembers a conversation, ticket or
+	// user mapping after its last activity, and a delivered message's record
+	// (and so its id's idempotency) (DESKRELAY_RETENTION). Default 720h.
+	// Failed messages are kept until replayed or discarded.
 	Retention time.Duration
 	// AttemptTimeout bounds one delivery attempt (asynq.Timeout, never a
 	// Deadline). Default 2m; it must be well above the Zendesk HTTP timeout.

@@ -242,7 +242,18 @@ func (r *Relay) deliver(ctx context.Context, rec *record, log zerolog.Logger) (d
 		}
 	}
 	if !haveTicket {
-		return r.create(ctx, rec, 0, "create")
+		t, open, err := r.refind(ctx, rec)
+		switch {
+		case err != nil:
+			return delivery{}, err
+		case t.ID == 0:
+			return r.create(ctx, rec, 0, "create")
+		case !open:
+			log.Info().Int64("ticket_id", t.ID).Msg("the conversation's tickets are all closed: creating a follow-up ticket")
+			return r.create(ctx, rec, t.ID, "followup")
+		}
+		log.Info().Int64("ticket_id", t.ID).Msg("conversation's ticket found again by external_id")
+		cur = t.ID
 	}
 	d, err := r.comment(ctx, rec, cur)
 	switch kindOf(err) {
@@ -259,6 +270,34 @@ func (r *Relay) deliver(ctx context.Context, rec *record, log zerolog.Logger) (d
 		return r.create(ctx, rec, cur, "replace")
 	}
 	return d, err
+}
+
+// refind looks for the ticket of a conversation deskrelay has no record of:
+// a new one, or one whose record expired (Config.Retention). Its tickets
+// carry the conversation id as external_id (follow-ups share it). The
+// newest ticket not closed becomes the conversation's ticket again (open);
+// when all are closed, t is the newest (a follow-up of it is due); with
+// none (t.ID 0), the conversation is new.
+func (r *Relay) refind(ctx context.Context, rec *record) (t zendesk.Ticket, open bool, err error) {
+	list, err := zdCall(ctx, r, "list tickets by external_id", func(ctx context.Context) ([]zendesk.Ticket, error) {
+		return r.zd.TicketsByExternalID(ctx, rec.Conv)
+	})
+	if err != nil {
+		return t, false, fmt.Errorf("conversation %s: %w", rec.Conv, err)
+	}
+	if len(list) == 0 {
+		return t, false, nil
+	}
+	slices.SortFunc(list, func(a, b zendesk.Ticket) int { return cmp.Compare(b.ID, a.ID) }) // newest first
+	for _, c := range list {
+		if c.Status != "closed" {
+			if err := r.adopt(ctx, rec.Conv, c, 0); err != nil {
+				return t, false, err
+			}
+			return c, true, nil
+		}
+	}
+	return list[0], false, nil
 }
 
 // write sends one Zendesk write: it takes the rate budget, marks the record
@@ -446,7 +485,7 @@ func (r *Relay) findApplied(ctx context.Context, rec *record, cur int64, haveTic
 // adopt makes ticket the conversation's ticket.
 func (r *Relay) adopt(ctx context.Context, conv string, t zendesk.Ticket, commentID int64) error {
 	if t.RequesterID != 0 {
-		if err := r.rdb.Set(ctx, keys.Default.TicketRequester(t.ID), t.RequesterID, 0).Err(); err != nil {
+		if err := r.rdb.Set(ctx, keys.Default.TicketRequester(t.ID), t.RequesterID, r.cfg.Retention).Err(); err != nil {
 			return fmt.Errorf("remember requester of ticket %d: %w", t.ID, err)
 		}
 	}
@@ -473,7 +512,7 @@ func (r *Relay) requesterOf(ctx context.Context, ticket int64) (int64, error) {
 		return 0, err
 	}
 	if t.RequesterID != 0 {
-		if err := r.rdb.Set(ctx, keys.Default.TicketRequester(ticket), t.RequesterID, 0).Err(); err != nil {
+		if err := r.rdb.Set(ctx, keys.Default.TicketRequester(ticket), t.RequesterID, r.cfg.Retention).Err(); err != nil {
 			return 0, fmt.Errorf("remember requester of ticket %d: %w", ticket, err)
 		}
 	}
@@ -483,7 +522,7 @@ func (r *Relay) requesterOf(ctx context.Context, ticket int64) (int64, error) {
 // userByExternalID finds or creates the end user known only by the
 // platform's id (Zendesk limits create_or_update per user: cached).
 func (r *Relay) userByExternalID(ctx context.Context, a Author) (int64, error) {
-	id, err := r.rdb.Get(ctx, keys.Default.UserByExternalID(a.ID)).Int64()
+	id, err := r.rdb.GetEx(ctx, keys.Default.UserByExternalID(a.ID), r.cfg.Retention).Int64()
 	if err == nil && id != 0 {
 		return id, nil
 	}
@@ -499,7 +538,7 @@ func (r *Relay) userByExternalID(ctx context.Context, a Author) (int64, error) {
 	if u.ID == nil {
 		return 0, fmt.Errorf("create or update user %s: Zendesk returned no user id", a.ID)
 	}
-	if err := r.rdb.Set(ctx, keys.Default.UserByExternalID(a.ID), *u.ID, 0).Err(); err != nil {
+	if err := r.rdb.Set(ctx, keys.Default.UserByExternalID(a.ID), *u.ID, r.cfg.Retention).Err(); err != nil {
 		return 0, fmt.Errorf("remember user %s: %w", a.ID, err)
 	}
 	return *u.ID, nil

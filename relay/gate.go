@@ -23,7 +23,9 @@ import (
 // success, the probe's or any other call's, opens the gate and makes the
 // parked backlog due at once (asynq Inspector RunAllRetryTasks /
 // RunAllScheduledTasks on the outbound queue), so it drains at the limiter's
-// rate within seconds, not when each task's backoff timer fires.
+// rate within seconds, not when each task's backoff timer fires. A task that
+// was on its way to park as the gate opened is released by the release
+// passes that follow the opening (TypeGateRelease).
 
 // Gate states.
 const (
@@ -114,7 +116,17 @@ func (r *Relay) gateAdmit(ctx context.Context) error {
 		return nil
 	}
 	r.ensureProbe(ctx)
+	// The gate may have opened since it was read (the probe answered while
+	// this task was on its way to park): a task parked now would miss that
+	// release and wait its whole park time.
+	st, err = r.rdb.HGet(ctx, keys.Default.OutboundGate(), "state").Result()
+	if err == nil && st != GateClosed {
+		return nil
+	}
 	r.m.gateParked.Inc()
+	if r.testHookParking != nil {
+		r.testHookParking(ctx)
+	}
 	return queues.Wait(jitter(r.cfg.GateParkTime), errGateClosed)
 }
 
@@ -149,34 +161,109 @@ func (r *Relay) gateSuccess(ctx context.Context) {
 	}
 	if opened == 1 {
 		r.m.gateClosed.Set(0)
-		r.releaseBacklog()
+		n := r.releaseBacklog()
+		r.log.Info().Int("released", n).Msg("zendesk answers again: outage gate open, backlog released")
+		r.scheduleRelease(ctx)
 	}
 }
 
-func (r *Relay) releaseBacklog() {
+// releaseBacklog makes every parked or waiting outbound task due now. It is
+// idempotent: releasing twice only makes due what is due already.
+func (r *Relay) releaseBacklog() int {
 	nr, err1 := r.insp.RunAllRetryTasks(queues.Outbound)
 	ns, err2 := r.insp.RunAllScheduledTasks(queues.Outbound)
-	ev := r.log.Info()
 	if err := errors.Join(err1, err2); err != nil {
-		ev = r.log.Warn().Err(err)
+		r.log.Warn().Err(err).Msg("outage gate: cannot release the backlog")
 	}
-	ev.Int("released", nr+ns).Msg("zendesk answers again: outage gate open, backlog released")
+	return nr + ns
 }
 
-// processProbe is the handler of TypeGateProbe.
+// A task that was parking while the gate opened (it read "closed", then
+// the release ran while it was still running) reaches asynq's retry set
+// only after the release: the release runs again, as its own task
+// (TypeGateRelease, one per opening across replicas), at each of
+// releaseAgainAfter after the opening.
+var releaseAgainAfter = []time.Duration{250 * time.Millisecond, time.Second, 3 * time.Second}
+
+// TypeGateRelease is the asynq task type that releases the outbound backlog
+// again after the outage gate opened.
+const TypeGateRelease = "outbound:gate-release"
+
+func (r *Relay) scheduleRelease(ctx context.Context) {
+	id := "outbound-gate-release:" + strconv.FormatInt(r.cfg.Now().UnixMilli(), 10)
+	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(TypeGateRelease, nil), asynq.Queue(queues.Outbound), asynq.TaskID(id),
+		asynq.MaxRetry(0), asynq.Timeout(r.cfg.AttemptTimeout))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		r.log.Warn().Err(err).Msg("outage gate: cannot schedule the second release")
+	}
+}
+
+// processRelease is the handler of TypeGateRelease.
+func (r *Relay) processRelease(ctx context.Context, _ *asynq.Task) error {
+	start := time.Now()
+	for _, at := range releaseAgainAfter {
+		t := time.NewTimer(time.Until(start.Add(at)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		if st, err := r.rdb.HGet(ctx, keys.Default.OutboundGate(), "state").Result(); err == nil && st == GateClosed {
+			return nil // closed again: the next opening releases
+		}
+		if n := r.releaseBacklog(); n > 0 {
+			r.log.Info().Int("released", n).Int64("after_ms", at.Milliseconds()).
+				Msg("outage gate: released tasks that were parking while it opened")
+		}
+	}
+	return nil
+}
+
+// processProbe is the handler of TypeGateProbe. It probes every
+// GateProbeInterval itself, for up to probeRun, rather than going back to
+// asynq between probes (whose polling would add up to a poll interval to
+// every probe interval, and so to the time the backlog waits after Zendesk
+// recovered).
 func (r *Relay) processProbe(ctx context.Context, _ *asynq.Task) error {
+	until := time.Now().Add(min(probeRun, r.cfg.AttemptTimeout/2))
+	for {
+		again, err := r.probeOnce(ctx)
+		if !again {
+			return err
+		}
+		if time.Now().Add(r.cfg.GateProbeInterval).After(until) {
+			return queues.Wait(r.cfg.GateProbeInterval, err)
+		}
+		t := time.NewTimer(r.cfg.GateProbeInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return queues.Wait(r.cfg.GateProbeInterval, err)
+		case <-t.C:
+		}
+	}
+}
+
+// probeRun bounds how long one probe task keeps probing before it hands
+// its worker back to asynq.
+const probeRun = time.Minute
+
+// probeOnce asks Zendesk once whether it is up; again is true while the
+// gate stays closed (err says why).
+func (r *Relay) probeOnce(ctx context.Context) (again bool, err error) {
 	g, err := r.gateState(ctx)
 	if err != nil {
-		return queues.Wait(r.cfg.GateProbeInterval, err)
+		return true, err
 	}
 	if g.State != GateClosed {
-		return nil
+		return false, nil
 	}
 	if r.zd == nil {
-		return queues.Wait(r.cfg.GateProbeInterval, errNoZendesk)
+		return false, queues.Wait(r.cfg.GateProbeInterval, errNoZendesk)
 	}
 	if err := r.limit(ctx); err != nil {
-		return err
+		return false, err
 	}
 	_, err = r.zd.Me(ctx)
 	budget.Pause429(ctx, r.lim, err)
@@ -185,11 +272,11 @@ func (r *Relay) processProbe(ctx context.Context, _ *asynq.Task) error {
 		// Any answer from Zendesk other than a temporary failure means it is
 		// up again (a 401 is the delivery's business, not the gate's).
 		if k := kindOf(err); k == kindTemporary || k == kindOther {
-			return queues.Wait(r.cfg.GateProbeInterval, fmt.Errorf("outage gate probe: %w", err))
+			return true, fmt.Errorf("outage gate probe: %w", err)
 		}
 	}
 	r.gateSuccess(ctx)
-	return nil
+	return false, nil
 }
 
 // jitter spreads d over [d, 1.25·d).

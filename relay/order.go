@@ -14,6 +14,7 @@ import (
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/lease"
 	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/zendesk"
 )
 
 // Ordering. Each conversation has a pending set (message id → position) and
@@ -57,13 +58,15 @@ func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, err
 		}
 		return false, min(r.cfg.TurnPoll*time.Duration(1+min(rank, 1000)), max(r.cfg.TurnPoll, time.Minute)), nil
 	}
-	ord, err := r.rdb.HMGet(ctx, keys.Default.ConversationOrder(rec.Conv), "next", "gap_since").Result()
+	ord, err := r.rdb.HMGet(ctx, keys.Default.ConversationOrder(rec.Conv), "next", "gap_since", "new").Result()
 	if err != nil {
 		return false, 0, fmt.Errorf("conversation %s order: %w", rec.Conv, err)
 	}
 	next := int64(1)
 	if s, ok := ord[0].(string); ok {
 		next, _ = strconv.ParseInt(s, 10, 64)
+	} else if _, known := ord[2].(string); !known && rec.Pos > 1 {
+		return r.resumeOrWait(ctx, rec)
 	}
 	if rec.Pos <= next {
 		return true, 0, nil
@@ -86,6 +89,35 @@ func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, err
 		return true, 0, nil
 	}
 	return false, min(r.cfg.OrderGapTimeout-waited, r.cfg.TurnPoll), nil
+}
+
+// resumeOrWait decides for a conversation without an order state whose
+// first message is beyond position 1: either a new conversation whose first
+// messages are late (it waits for them, as any gap), or one whose order
+// state expired (Config.Retention) and that Zendesk knows by external_id:
+// it resumes from this message, waiting for no earlier one.
+func (r *Relay) resumeOrWait(ctx context.Context, rec *record) (bool, time.Duration, error) {
+	list, err := zdCall(ctx, r, "list tickets by external_id", func(ctx context.Context) ([]zendesk.Ticket, error) {
+		return r.zd.TicketsByExternalID(ctx, rec.Conv)
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("conversation %s: %w", rec.Conv, err)
+	}
+	field, val := "new", int64(1)
+	if len(list) > 0 {
+		field, val = "next", rec.Pos
+		r.log.Info().Str("conversation_id", rec.Conv).Str("message_id", rec.ID).Int64("position", rec.Pos).
+			Msg("conversation's order state expired: resuming from this message")
+	}
+	_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSetNX(ctx, keys.Default.ConversationOrder(rec.Conv), field, val)
+		p.PExpire(ctx, keys.Default.ConversationOrder(rec.Conv), r.cfg.Retention)
+		return nil
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("conversation %s order: %w", rec.Conv, err)
+	}
+	return r.turn(ctx, rec) // again, under the state just written
 }
 
 // wake makes a waiting message's task due now (best effort: it may be

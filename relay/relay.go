@@ -91,6 +91,11 @@ type Relay struct {
 	m       *metrics
 	// outcomes is Deps.Outcomes (outcome.go).
 	outcomes OutcomeSink
+
+	// testHookParking, set by tests only, runs as a task is about to park
+	// at the closed outage gate: the last moment before asynq moves it to
+	// the retry set.
+	testHookParking func(context.Context)
 }
 
 // New returns a Relay. Deps.Redis and Deps.Asynq are required;
@@ -113,8 +118,8 @@ func New(cfg Config, d Deps) (*Relay, error) {
 		client:  asynq.NewClient(d.Asynq),
 		insp:    asynq.NewInspector(d.Asynq),
 		lim:     d.Limiter,
-		tickets: tickets.New(d.Redis),
-		st:      store{rdb: d.Redis},
+		tickets: tickets.New(d.Redis).WithRetention(cfg.Retention),
+		st:      store{rdb: d.Redis, retention: cfg.Retention},
 		log:     d.Log.With().Str("queue", queues.Outbound).Logger(),
 		m:       m,
 	}
@@ -137,6 +142,7 @@ func (r *Relay) Close() error {
 func (r *Relay) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypeMessage, r.processMessage)
 	mux.HandleFunc(TypeGateProbe, r.processProbe)
+	mux.HandleFunc(TypeGateRelease, r.processRelease)
 	mux.HandleFunc(TypeCredentialProbe, r.processCredentialProbe)
 }
 

@@ -64,7 +64,8 @@ func (r *record) status() Status {
 }
 
 type store struct {
-	rdb redis.UniversalClient
+	rdb       redis.UniversalClient
+	retention time.Duration // of every key named after a conversation (Config.Retention)
 }
 
 var errNoRecord = errors.New("no record")
@@ -95,7 +96,11 @@ func (s *store) load(ctx context.Context, id string) (*record, error) {
 
 // finishScript ends a message: delivered or failed. It leaves the
 // conversation's pending set and moves the conversation's "next" position
-// past it. KEYS: record, pending, order, failed set.
+// past it. A delivered record expires after the retention; a failed one is
+// kept (no TTL) until replayed or discarded. Every key of the conversation
+// and of its ticket lives for the retention from now.
+// KEYS: record, pending, order, failed set, then (optional) the
+// conversation's ticket, the ticket's conversation and its requester.
 // ARGV: id, state, pos, ticket, comment, reason, last_error, now ms, retention s.
 var finishScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
@@ -115,6 +120,9 @@ else
   redis.call('PERSIST', KEYS[1])
   redis.call('ZADD', KEYS[4], ARGV[8], ARGV[1])
 end
+redis.call('EXPIRE', KEYS[2], ARGV[9])
+redis.call('EXPIRE', KEYS[3], ARGV[9])
+for i = 5, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[9]) end
 return 1
 `)
 
@@ -140,8 +148,12 @@ type finish struct {
 }
 
 func (s *store) finish(ctx context.Context, r *record, f finish, now time.Time, retention time.Duration) error {
-	return finishScript.Run(ctx, s.rdb,
-		[]string{keys.Default.Message(r.ID), keys.Default.ConversationPending(r.Conv), keys.Default.ConversationOrder(r.Conv), keys.Default.Failed(queues.Outbound)},
+	ks := []string{keys.Default.Message(r.ID), keys.Default.ConversationPending(r.Conv), keys.Default.ConversationOrder(r.Conv), keys.Default.Failed(queues.Outbound),
+		keys.Default.ConversationTicket(r.Conv)}
+	if f.ticketID != 0 {
+		ks = append(ks, keys.Default.TicketConversation(f.ticketID), keys.Default.TicketRequester(f.ticketID))
+	}
+	return finishScript.Run(ctx, s.rdb, ks,
 		r.ID, f.state, r.Pos, f.ticketID, f.commentID, f.reason, f.lastError, now.UnixMilli(), int64(retention/time.Second)).Err()
 }
 
@@ -161,4 +173,20 @@ func (s *store) markWrite(ctx context.Context, id, what string) error {
 
 func (s *store) clearWrite(ctx context.Context, id string) error {
 	return s.rdb.HDel(ctx, keys.Default.Message(id), "write").Err()
+}
+
+// discardScript drops a failed message for good: its record and its entry
+// in the failed set, unless it changed meanwhile (a replay).
+// KEYS: record, failed set. ARGV: id, expected gen.
+var discardScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') ~= 'failed' then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') ~= tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+`)
+
+func (s *store) discard(ctx context.Context, r *record) (bool, error) {
+	n, err := discardScript.Run(ctx, s.rdb, []string{keys.Default.Message(r.ID), keys.Default.Failed(queues.Outbound)}, r.ID, r.Gen).Int()
+	return n == 1, err
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deskrelay/deskrelay/internal/events"
@@ -189,4 +190,59 @@ func (d *Deliverer) archiveOutcome(ctx context.Context, o Outcome, reason string
 		return nil
 	})
 	return err
+}
+
+// DiscardOptions selects failed sink deliveries to drop for good.
+type DiscardOptions struct {
+	// Reason keeps only events failed with this reason (ReasonUnauthorized,
+	// ReasonGone); empty: all.
+	Reason string
+	// Before keeps only events failed before this time; zero: all.
+	Before time.Time
+	// DryRun lists what would be dropped and changes nothing.
+	DryRun bool
+	// Out receives one line per event; nil: nothing is printed.
+	Out io.Writer
+}
+
+// Discard drops failed sink deliveries for good, after a human decided they
+// are not wanted: the kept event, its entry in the failed set and its
+// archived asynq task (insp). The event ledger keeps the id, so that the
+// event is not published again. It returns how many it dropped (or would).
+func Discard(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, opts DiscardOptions) (int, error) {
+	failed, err := Failed(ctx, rdb, time.Time{})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, fe := range failed {
+		if (opts.Reason != "" && fe.Reason != opts.Reason) || (!opts.Before.IsZero() && !fe.FailedAt.Before(opts.Before)) {
+			continue
+		}
+		n++
+		id, conv, _ := fe.place()
+		verb := "discarded"
+		if opts.DryRun {
+			verb = "would discard"
+		}
+		if opts.Out != nil {
+			_, _ = fmt.Fprintf(opts.Out, "%s %s (conversation %s, failed %s: %s)\n", verb, id, conv, fe.FailedAt.Format(time.RFC3339), fe.Reason)
+		}
+		if opts.DryRun {
+			continue
+		}
+		if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.ZRem(ctx, keys.Default.Failed(queues.Inbound), id)
+			p.Del(ctx, keys.Default.InboundFailedEvent(id))
+			return nil
+		}); err != nil {
+			errs = append(errs, fmt.Errorf("discard failed event %s: %w", id, err))
+			continue
+		}
+		if err := insp.DeleteTask(queues.Inbound, DeliverTaskID(id)); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+			errs = append(errs, fmt.Errorf("discard failed event %s: archived task: %w", id, err))
+		}
+	}
+	return n, errors.Join(errs...)
 }

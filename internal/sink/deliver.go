@@ -133,7 +133,7 @@ const maxTurnWait = 5 * time.Minute
 // whose task no longer exists (deleted, or archived by hand) is dropped from
 // the order so that it cannot block the rest.
 func (d *Deliverer) myTurn(ctx context.Context, ev events.Event) (turn bool, wait time.Duration, err error) {
-	if err := orderJoin(ctx, d.rdb, ev).Err(); err != nil {
+	if err := orderJoin(ctx, d.rdb, ev, d.pub.ledger.retention).Err(); err != nil {
 		return false, 0, fmt.Errorf("order of %s: %w", ev.ConversationID, err)
 	}
 	for range 10 {

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -17,14 +18,21 @@ import (
 // (occurred_at, unix ms).
 func orderScore(ev events.Event) float64 { return float64(ev.OccurredAt.UnixMilli()) }
 
-// orderJoin adds ev to its conversation's order unless it is there already.
-func orderJoin(ctx context.Context, c redis.Cmdable, ev events.Event) *redis.IntCmd {
-	return c.ZAddNX(ctx, keys.Default.InboundOrder(ev.ConversationID), redis.Z{Score: orderScore(ev), Member: ev.ID})
+// orderJoin adds ev to its conversation's order unless it is there already;
+// the order lives for ttl (the ledger's retention) after its last activity.
+func orderJoin(ctx context.Context, c redis.Cmdable, ev events.Event, ttl time.Duration) *redis.IntCmd {
+	k := keys.Default.InboundOrder(ev.ConversationID)
+	cmd := c.ZAddNX(ctx, k, redis.Z{Score: orderScore(ev), Member: ev.ID})
+	c.Expire(ctx, k, ttl)
+	return cmd
 }
 
 // orderPut adds ev to its conversation's order, or moves it to its score.
-func orderPut(ctx context.Context, c redis.Cmdable, ev events.Event) *redis.IntCmd {
-	return c.ZAdd(ctx, keys.Default.InboundOrder(ev.ConversationID), redis.Z{Score: orderScore(ev), Member: ev.ID})
+func orderPut(ctx context.Context, c redis.Cmdable, ev events.Event, ttl time.Duration) *redis.IntCmd {
+	k := keys.Default.InboundOrder(ev.ConversationID)
+	cmd := c.ZAdd(ctx, k, redis.Z{Score: orderScore(ev), Member: ev.ID})
+	c.Expire(ctx, k, ttl)
+	return cmd
 }
 
 // orderLeave takes event id out of conversation conv's order.

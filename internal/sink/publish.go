@@ -120,7 +120,7 @@ func (p *Publisher) Redeliver(ctx context.Context, ev events.Event) (bool, error
 	if !queued || err != nil {
 		return queued, err
 	}
-	if err := orderPut(ctx, p.rdb, ev).Err(); err != nil {
+	if err := orderPut(ctx, p.rdb, ev, p.ledger.retention).Err(); err != nil {
 		return true, fmt.Errorf("replay %s: order: %w", ev.ID, err)
 	}
 	return true, nil
@@ -178,7 +178,7 @@ func enqueueDelivery(ctx context.Context, client *asynq.Client, id string, pl De
 func (p *Publisher) afterEnqueue(ctx context.Context, ev events.Event) error {
 	_, err := p.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
 		p.ledger.markIn(ctx, pl, ev.ID, p.cfg.Now())
-		orderJoin(ctx, pl, ev)
+		orderJoin(ctx, pl, ev, p.ledger.retention)
 		return nil
 	})
 	return err

@@ -198,3 +198,21 @@ func TestPublishInvalid(t *testing.T) {
 		t.Fatal("want an error for an event without a comment")
 	}
 }
+
+// TestPublishedKeysExpire: every key the publisher writes named after an
+// event, ticket or conversation carries the retention.
+func TestPublishedKeysExpire(t *testing.T) {
+	const retention = 3 * time.Hour
+	f := newFixture(t, sink.PublisherConfig{LedgerRetention: retention})
+	ctx := context.Background()
+	ev := events.NewStatusEvent(1001, "PENDING", t0, events.SourceWebhook)
+	if _, err := f.pub.Publish(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{keys.Default.EventLedger(ev.ID), keys.Default.InboundOrder("conv_42")} {
+		ttl, err := f.db.Client.TTL(ctx, k).Result()
+		if err != nil || ttl <= retention-time.Minute || ttl > retention {
+			t.Errorf("%s: TTL %s (%v), want within (%s, %s]", k, ttl, err, retention-time.Minute, retention)
+		}
+	}
+}

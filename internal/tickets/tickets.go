@@ -12,24 +12,42 @@ import (
 	"github.com/deskrelay/deskrelay/internal/keys"
 )
 
-// OwnCommentRetention is how long deskrelay remembers the comments it wrote
-// itself, so that they are never echoed back to the platform.
-const OwnCommentRetention = 30 * 24 * time.Hour
+// DefaultRetention is how long deskrelay remembers a conversation's ticket,
+// a managed ticket and its own comments after their last activity, when the
+// configuration says nothing (DESKRELAY_RETENTION).
+const DefaultRetention = 30 * 24 * time.Hour
 
 // Tickets is deskrelay's record of which Zendesk tickets it manages and
 // which comments it wrote itself. relay writes it; inbound and reconcile read
-// it to decide what to forward to the platform.
+// it to decide what to forward to the platform. Every record expires after
+// the retention; a conversation whose record expired finds its ticket again
+// by external_id (the relay does that).
 type Tickets struct {
-	rdb redis.UniversalClient
+	rdb       redis.UniversalClient
+	retention time.Duration
 }
 
-// New returns the ticket record on rdb.
-func New(rdb redis.UniversalClient) *Tickets { return &Tickets{rdb: rdb} }
+// New returns the ticket record on rdb, with DefaultRetention.
+func New(rdb redis.UniversalClient) *Tickets { return &Tickets{rdb: rdb, retention: DefaultRetention} }
+
+// WithRetention returns the record with another retention (d > 0).
+func (t *Tickets) WithRetention(d time.Duration) *Tickets {
+	c := *t
+	if d > 0 {
+		c.retention = d
+	}
+	return &c
+}
+
+// Retention is how long the records are kept after their last activity.
+func (t *Tickets) Retention() time.Duration { return t.retention }
 
 // ConversationOf returns the conversation a managed ticket belongs to;
-// ok is false when deskrelay does not manage the ticket.
+// ok is false when deskrelay does not manage the ticket. Asking is activity
+// on the ticket (an agent wrote in it): its record lives for the retention
+// from now.
 func (t *Tickets) ConversationOf(ctx context.Context, ticketID int64) (conversationID string, ok bool, err error) {
-	v, err := t.rdb.Get(ctx, keys.Default.TicketConversation(ticketID)).Result()
+	v, err := t.rdb.GetEx(ctx, keys.Default.TicketConversation(ticketID), t.retention).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", false, nil
 	}
@@ -61,8 +79,8 @@ func (t *Tickets) TicketOf(ctx context.Context, conversationID string) (ticketID
 // managed, so late agent replies on them still reach the platform.
 func (t *Tickets) Link(ctx context.Context, conversationID string, ticketID int64) error {
 	_, err := t.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, keys.Default.ConversationTicket(conversationID), ticketID, 0)
-		p.Set(ctx, keys.Default.TicketConversation(ticketID), conversationID, 0)
+		p.Set(ctx, keys.Default.ConversationTicket(conversationID), ticketID, t.retention)
+		p.Set(ctx, keys.Default.TicketConversation(ticketID), conversationID, t.retention)
 		return nil
 	})
 	if err != nil {
@@ -76,7 +94,7 @@ func (t *Tickets) RememberOwnComment(ctx context.Context, commentID int64) error
 	if commentID == 0 {
 		return nil
 	}
-	if err := t.rdb.Set(ctx, keys.Default.OwnComment(commentID), 1, OwnCommentRetention).Err(); err != nil {
+	if err := t.rdb.Set(ctx, keys.Default.OwnComment(commentID), 1, t.retention).Err(); err != nil {
 		return fmt.Errorf("remember own comment %d: %w", commentID, err)
 	}
 	return nil

@@ -1,0 +1,10 @@
+package relay
+
+import "context"
+
+// SetParkingHook makes f run whenever a task of r is about to park at the
+// closed outage gate. Set it before the workers start.
+func (r *Relay) SetParkingHook(f func(context.Context)) { r.testHookParking = f }
+
+// GateSuccess records a successful Zendesk call, as any delivery or probe does.
+func (r *Relay) GateSuccess(ctx context.Context) { r.gateSuccess(ctx) }
