@@ -1,7 +1,7 @@
 // Command deskrelay is a sidecar daemon that keeps conversations between a
 // customer-messaging platform and Zendesk in sync: messages reach Zendesk
 // exactly once and in order, Zendesk's updates reach the platform, and after
-// an outage it catches up by itself. See README.md and DESIGN.md.
+// an outage it catches up by itself. See README.md and docs/ARCHITECTURE.md.
 package main
 
 import (

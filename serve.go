@@ -112,19 +112,8 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	}
 	// Background work (spool mover, reconcile schedule) stops
 	// last, after intake and workers.
-	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	bg, stopBackground := d.startBackground(ctx)
 	defer stopBackground()
-	bg, bgctx := errgroup.WithContext(bgCtx)
-	if d.layoutPending {
-		bg.Go(func() error { return ignoreCanceled(d.awaitKeyLayout(bgctx, log)) })
-	}
-	if d.receiver != nil {
-		bg.Go(func() error { return ignoreCanceled(d.receiver.Run(bgctx)) })
-	}
-	if d.reconciler != nil && cfg.reconcileInterval > 0 {
-		bg.Go(func() error { return ignoreCanceled(d.reconciler.Schedule(bgctx)) })
-		bg.Go(func() error { return ignoreCanceled(d.reconciler.WatchBreaker(bgctx)) })
-	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -142,26 +131,53 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 	d.working.Store(true)
 	g.Go(func() error {
 		<-gctx.Done()
-		log.Info().Msg("shutting down: stopping intake")
-		shutCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
-		defer cancel()
-		if err := httpSrv.Shutdown(shutCtx); err != nil {
-			log.Warn().Err(err).Msg("http shutdown")
-		}
-		if err := metricsSrv.shutdown(shutCtx); err != nil {
-			log.Warn().Err(err).Msg("metrics shutdown")
-		}
-		log.Info().Msg("shutting down: draining workers")
-		d.working.Store(false)
-		d.asynqSrv.Shutdown()
-		log.Info().Msg("shutting down: stopping the schedule and the spool mover")
-		stopBackground()
-		dl, _ := shutCtx.Deadline() // one shutdown timeout for the whole stop
-		waitBackground(bg, max(time.Until(dl), time.Second), log)
-		log.Info().Msg("stopped")
+		d.shutdown(httpSrv, metricsSrv, bg, stopBackground)
 		return nil
 	})
 	return g.Wait()
+}
+
+// startBackground starts the work that runs beside intake and the workers
+// (key layout check, spool mover and secret reader, reconcile schedule,
+// breaker watch) under one errgroup; stop cancels it.
+func (d *daemon) startBackground(ctx context.Context) (bg *errgroup.Group, stop context.CancelFunc) {
+	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	bg, bgctx := errgroup.WithContext(bgCtx)
+	if d.layoutPending {
+		bg.Go(func() error { return ignoreCanceled(d.awaitKeyLayout(bgctx, d.log)) })
+	}
+	if d.receiver != nil {
+		bg.Go(func() error { return ignoreCanceled(d.receiver.Run(bgctx)) })
+	}
+	if d.reconciler != nil && d.cfg.reconcileInterval > 0 {
+		bg.Go(func() error { return ignoreCanceled(d.reconciler.Schedule(bgctx)) })
+		bg.Go(func() error { return ignoreCanceled(d.reconciler.WatchBreaker(bgctx)) })
+	}
+	return bg, stop
+}
+
+// shutdown stops the parts in order within one DESKRELAY_SHUTDOWN_TIMEOUT:
+// HTTP intake, the workers (finishing or handing back their tasks), then
+// the background work.
+func (d *daemon) shutdown(httpSrv *http.Server, metricsSrv *metricsServer, bg *errgroup.Group, stopBackground context.CancelFunc) {
+	log := d.log
+	log.Info().Msg("shutting down: stopping intake")
+	shutCtx, cancel := context.WithTimeout(context.Background(), d.cfg.shutdownTimeout)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutCtx); err != nil {
+		log.Warn().Err(err).Msg("http shutdown")
+	}
+	if err := metricsSrv.shutdown(shutCtx); err != nil {
+		log.Warn().Err(err).Msg("metrics shutdown")
+	}
+	log.Info().Msg("shutting down: draining workers")
+	d.working.Store(false)
+	d.asynqSrv.Shutdown()
+	log.Info().Msg("shutting down: stopping the schedule and the spool mover")
+	stopBackground()
+	dl, _ := shutCtx.Deadline() // one shutdown timeout for the whole stop
+	waitBackground(bg, max(time.Until(dl), time.Second), log)
+	log.Info().Msg("stopped")
 }
 
 // waitBackground waits for the background work to stop, at most timeout:

@@ -51,7 +51,7 @@ type Config struct {
 	// reports (DESKRELAY_ZENDESK_UPDATE_RATE_LIMIT, budget.Config.UpdateRate).
 	UpdateRateLimit int
 	// TicketUpdateLimit is Zendesk's per-ticket update budget: updates per
-	// TicketUpdateWindow. Defaults 30 per 10m (ZENDESK.md).
+	// TicketUpdateWindow. Defaults 30 per 10m (docs/zendesk.md).
 	TicketUpdateLimit  int
 	TicketUpdateWindow time.Duration
 	// LockTTL is the lifetime of a conversation lock; it is renewed while

@@ -11,7 +11,7 @@ import (
 // Type is the kind of a sink event.
 type Type string
 
-// The sink event types (DESIGN.md "Sink deliveries").
+// The sink event types (README.md, "Sink deliveries").
 const (
 	TypeCommentAdded  Type = "ticket.comment_added"
 	TypeStatusChanged Type = "ticket.status_changed"

@@ -156,6 +156,7 @@ func parseEnvelope(body []byte, typ string, src Source) (*Payload, error) {
 		p.UpdatedAt = t
 	}
 	var at time.Time
+	var err error
 	if env.Time != "" {
 		t, err := ParseTime(env.Time)
 		if err != nil {
@@ -163,54 +164,69 @@ func parseEnvelope(body []byte, typ string, src Source) (*Payload, error) {
 		}
 		at = t
 	}
-	switch typ {
-	case EnvelopeCommentAdded:
-		c := env.Event.Comment
-		if c == nil || c.ID <= 0 {
-			return nil, malformed("envelope: event.comment.id missing")
-		}
-		created := at
-		if c.CreatedAt != "" {
-			t, err := ParseTime(c.CreatedAt)
-			if err != nil {
-				return nil, malformed("envelope: event.comment.created_at: %v", err)
-			}
-			created = t
-		}
-		if created.IsZero() {
-			created = p.UpdatedAt
-		}
-		if created.IsZero() {
-			return nil, malformed("envelope: time missing")
-		}
-		role := RoleEndUser
-		if c.Author.IsStaff {
-			role = RoleAgent
-		}
-		p.Events = append(p.Events, NewCommentEvent(p.TicketID, p.Status, Comment{
-			ID:        int64(c.ID),
-			Body:      string(c.Body),
-			HTMLBody:  string(c.HTMLBody),
-			Public:    bool(c.IsPublic),
-			Author:    Author{ID: int64(c.Author.ID), Name: string(c.Author.Name), Role: role},
-			CreatedAt: created,
-		}, src))
-	case EnvelopeStatusChanged:
-		cur := NormalizeStatus(string(env.Event.Current))
-		if cur == "" {
-			return nil, malformed("envelope: event.current (the new status) missing")
-		}
-		when := p.UpdatedAt
-		if when.IsZero() {
-			when = at
-		}
-		if when.IsZero() {
-			return nil, malformed("envelope: detail.updated_at missing")
-		}
-		p.Status = cur
-		p.Events = append(p.Events, NewStatusEvent(p.TicketID, cur, when, src))
+	var ev Event
+	if typ == EnvelopeCommentAdded {
+		ev, err = envelopeComment(&env, p, at, src)
+	} else {
+		ev, err = envelopeStatus(&env, p, at, src)
 	}
+	if err != nil {
+		return nil, err
+	}
+	p.Events = append(p.Events, ev)
 	return p, nil
+}
+
+// envelopeComment is the ticket.comment_added event of an envelope.
+func envelopeComment(env *envelope, p *Payload, at time.Time, src Source) (Event, error) {
+	c := env.Event.Comment
+	if c == nil || c.ID <= 0 {
+		return Event{}, malformed("envelope: event.comment.id missing")
+	}
+	created := at
+	if c.CreatedAt != "" {
+		t, err := ParseTime(c.CreatedAt)
+		if err != nil {
+			return Event{}, malformed("envelope: event.comment.created_at: %v", err)
+		}
+		created = t
+	}
+	if created.IsZero() {
+		created = p.UpdatedAt
+	}
+	if created.IsZero() {
+		return Event{}, malformed("envelope: time missing")
+	}
+	role := RoleEndUser
+	if c.Author.IsStaff {
+		role = RoleAgent
+	}
+	return NewCommentEvent(p.TicketID, p.Status, Comment{
+		ID:        int64(c.ID),
+		Body:      string(c.Body),
+		HTMLBody:  string(c.HTMLBody),
+		Public:    bool(c.IsPublic),
+		Author:    Author{ID: int64(c.Author.ID), Name: string(c.Author.Name), Role: role},
+		CreatedAt: created,
+	}, src), nil
+}
+
+// envelopeStatus is the ticket.status_changed event of an envelope; it
+// also sets the payload's status to the new one.
+func envelopeStatus(env *envelope, p *Payload, at time.Time, src Source) (Event, error) {
+	cur := NormalizeStatus(string(env.Event.Current))
+	if cur == "" {
+		return Event{}, malformed("envelope: event.current (the new status) missing")
+	}
+	when := p.UpdatedAt
+	if when.IsZero() {
+		when = at
+	}
+	if when.IsZero() {
+		return Event{}, malformed("envelope: detail.updated_at missing")
+	}
+	p.Status = cur
+	return NewStatusEvent(p.TicketID, cur, when, src), nil
 }
 
 type triggerBody struct {
