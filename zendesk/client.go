@@ -9,12 +9,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/deskrelay/deskrelay/internal/validate"
 	"github.com/go-resty/resty/v2"
 )
 
@@ -29,7 +29,7 @@ const (
 type Config struct {
 	// BaseURL is the account's base URL, e.g. https://acme.zendesk.com
 	// (no /api/v2). When empty it is built from Subdomain. When both are
-	// set, BaseURL wins (DESKRELAY_ZENDESK_URL overrides the subdomain).
+	// set, BaseURL wins (it overrides the subdomain).
 	BaseURL string
 	// Subdomain is "acme" for acme.zendesk.com.
 	Subdomain string
@@ -84,8 +84,6 @@ func (c *Client) Scrub(s string) string {
 	return scrub(s, secrets)
 }
 
-var subdomainRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
 func (c Config) withDefaults() Config {
 	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
 	c.UserAgent = cmp.Or(c.UserAgent, DefaultUserAgent)
@@ -94,78 +92,85 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// baseURL validates the URL settings and returns the base URL to use.
-// Error messages never echo the value (it could hold credentials).
+// baseURL validates the URL fields and returns the base URL to use. Errors
+// are *validate.FieldError naming the field, and never echo the value (it
+// could hold credentials).
 func (c Config) baseURL() (*url.URL, error) {
 	if c.BaseURL != "" {
-		u, err := url.Parse(c.BaseURL)
-		if err != nil {
-			return nil, errors.New("DESKRELAY_ZENDESK_URL: not a valid URL")
-		}
-		switch {
-		case u.Scheme != "http" && u.Scheme != "https":
-			return nil, errors.New("DESKRELAY_ZENDESK_URL: must start with https:// (or http://)")
-		case u.Host == "":
-			return nil, errors.New("DESKRELAY_ZENDESK_URL: host missing")
-		case u.User != nil:
-			return nil, errors.New("DESKRELAY_ZENDESK_URL: must not contain credentials; use DESKRELAY_ZENDESK_EMAIL/_API_TOKEN or _OAUTH_TOKEN")
-		case u.RawQuery != "" || u.Fragment != "":
-			return nil, errors.New("DESKRELAY_ZENDESK_URL: must not contain a query or fragment")
-		}
-		u.Path = strings.TrimRight(u.Path, "/")
-		u.RawPath = ""
-		if strings.HasSuffix(u.Path, "/api/v2") {
-			return nil, errors.New("DESKRELAY_ZENDESK_URL: give the base URL without /api/v2")
-		}
-		return u, nil
+		return baseURLOf(c.BaseURL)
 	}
-	if c.Subdomain == "" {
-		return nil, errors.New("DESKRELAY_ZENDESK_SUBDOMAIN: required (or DESKRELAY_ZENDESK_URL)")
+	switch {
+	case c.Subdomain == "":
+		return nil, bad("Subdomain", "required (or the full base URL)")
+	case strings.Contains(c.Subdomain, "."):
+		return nil, bad("Subdomain", "only the subdomain, e.g. acme for acme.zendesk.com")
 	}
-	if strings.Contains(c.Subdomain, ".") {
-		return nil, errors.New("DESKRELAY_ZENDESK_SUBDOMAIN: only the subdomain, e.g. acme for acme.zendesk.com")
-	}
-	if !subdomainRE.MatchString(c.Subdomain) {
-		return nil, errors.New("DESKRELAY_ZENDESK_SUBDOMAIN: letters, digits and hyphens only, at most 63")
+	if problem := validate.Subdomain(c.Subdomain); problem != "" {
+		return nil, bad("Subdomain", "%s", problem)
 	}
 	return &url.URL{Scheme: "https", Host: c.Subdomain + ".zendesk.com"}, nil
+}
+
+func baseURLOf(raw string) (*url.URL, error) {
+	if problem := validate.HTTPURL(raw); problem != "" {
+		return nil, bad("BaseURL", "%s", problem)
+	}
+	u, _ := url.Parse(raw)
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, bad("BaseURL", "must not contain a query or fragment")
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	if strings.HasSuffix(u.Path, "/api/v2") {
+		return nil, bad("BaseURL", "give the base URL without /api/v2")
+	}
+	return u, nil
+}
+
+func bad(field, format string, args ...any) error {
+	return validate.Errorf("zendesk", field, format, args...)
 }
 
 func (c Config) validate() error {
 	if _, err := c.baseURL(); err != nil {
 		return err
 	}
+	if err := c.validateAPIToken(); err != nil {
+		return err
+	}
+	if strings.ContainsAny(c.OAuthToken, " \t\r\n") {
+		return bad("OAuthToken", "must not contain whitespace")
+	}
 	n := 0
-	if c.Email != "" || c.APIToken != "" {
-		n++
-		switch {
-		case c.Email == "":
-			return errors.New("DESKRELAY_ZENDESK_EMAIL: required with DESKRELAY_ZENDESK_API_TOKEN")
-		case c.APIToken == "":
-			return errors.New("DESKRELAY_ZENDESK_API_TOKEN: required with DESKRELAY_ZENDESK_EMAIL")
-		case !strings.Contains(c.Email, "@") || strings.ContainsAny(c.Email, " \t\r\n:"):
-			return errors.New("DESKRELAY_ZENDESK_EMAIL: not an email address")
-		case strings.ContainsAny(c.APIToken, " \t\r\n"):
-			return errors.New("DESKRELAY_ZENDESK_API_TOKEN: must not contain whitespace")
+	for _, set := range []bool{c.Email != "" || c.APIToken != "", c.OAuthToken != "", c.TokenSource != nil} {
+		if set {
+			n++
 		}
-	}
-	if c.OAuthToken != "" {
-		n++
-		if strings.ContainsAny(c.OAuthToken, " \t\r\n") {
-			return errors.New("DESKRELAY_ZENDESK_OAUTH_TOKEN: must not contain whitespace")
-		}
-	}
-	if c.TokenSource != nil {
-		n++
 	}
 	switch {
 	case n == 0:
-		return errors.New("DESKRELAY_ZENDESK_API_TOKEN: required (with DESKRELAY_ZENDESK_EMAIL), or DESKRELAY_ZENDESK_OAUTH_TOKEN, or the OAuth refresh settings")
+		return bad("APIToken", "one way of authenticating is required: an email and API token, a fixed OAuth token, or OAuth with refresh")
 	case n > 1:
-		return errors.New("DESKRELAY_ZENDESK_OAUTH_TOKEN: set only one of DESKRELAY_ZENDESK_API_TOKEN, DESKRELAY_ZENDESK_OAUTH_TOKEN and the OAuth refresh settings")
+		return bad("OAuthToken", "set only one way of authenticating: an email and API token, a fixed OAuth token, or OAuth with refresh")
+	case c.Timeout < 0:
+		return bad("Timeout", "must not be negative")
 	}
-	if c.Timeout < 0 {
-		return errors.New("zendesk Config.Timeout: must not be negative")
+	return nil
+}
+
+// validateAPIToken checks API token auth: an email and a token together.
+func (c Config) validateAPIToken() error {
+	switch {
+	case c.Email == "" && c.APIToken == "":
+		return nil
+	case c.Email == "":
+		return bad("Email", "required with the API token")
+	case c.APIToken == "":
+		return bad("APIToken", "required with the email")
+	case !strings.Contains(c.Email, "@") || strings.ContainsAny(c.Email, " \t\r\n:"):
+		return bad("Email", "not an email address")
+	case strings.ContainsAny(c.APIToken, " \t\r\n"):
+		return bad("APIToken", "must not contain whitespace")
 	}
 	return nil
 }

@@ -4,7 +4,7 @@
 // users. It is built on resty with resty's own retries off: deskrelay's
 // queues retry.
 //
-// New checks its Config and names the DESKRELAY_* setting in its errors.
+// New checks its Config; its errors are *validate.FieldError naming the Config field.
 // Authentication is an API token (basic "{email}/token:{token}"), a fixed
 // OAuth token, or a TokenSource whose token is refreshed once and the request
 // retried once after a 401. Every request has its own timeout (Config.Timeout)

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/deskrelay/deskrelay/internal/textx"
 )
 
 // Kind says what a caller should do after an error.
@@ -228,7 +230,7 @@ func checkResponse(x *exchangeResult) *Error {
 		e.Ambiguous = write && (s != http.StatusServiceUnavailable || !haveRA) && s != http.StatusNotImplemented
 	case s >= 300 && s < 400:
 		e.Kind = KindInvalid
-		e.Message = "unexpected redirect (check DESKRELAY_ZENDESK_URL)"
+		e.Message = "unexpected redirect (check the Zendesk base URL or subdomain)"
 	default: // 400 (IdempotentRequestError included) and other 4xx
 		e.Kind = KindInvalid
 	}
@@ -373,7 +375,7 @@ func parseErrorBody(h http.Header, body []byte) (name, msg string, details []byt
 			} else if msg == "" {
 				msg = name
 			}
-			return name, truncate(oneLine(msg), maxMessage), details
+			return name, textx.Truncate(oneLine(msg), maxMessage), details
 		}
 	}
 	text := string(trimmed)
@@ -384,7 +386,7 @@ func parseErrorBody(h http.Header, body []byte) (name, msg string, details []byt
 			text = tagRE.ReplaceAllString(text, " ")
 		}
 	}
-	return "", truncate(oneLine(text), maxMessage), nil
+	return "", textx.Truncate(oneLine(text), maxMessage), nil
 }
 
 // detailsText flattens {"field": [{"description": "…"}]} into "…; …".
@@ -486,7 +488,7 @@ func requestID(h http.Header, secrets []string) string {
 	if v == "" {
 		v = h.Get("X-Zendesk-Request-Id")
 	}
-	return truncate(oneLine(scrub(v, secrets)), 100)
+	return textx.Truncate(oneLine(scrub(v, secrets)), 100)
 }
 
 // ParseRetryAfter reads a Retry-After value: delay seconds or an HTTP-date

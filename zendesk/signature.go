@@ -7,7 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
+
+	"github.com/deskrelay/deskrelay/internal/textx"
 )
 
 // Headers Zendesk signs webhook requests with.
@@ -51,21 +52,11 @@ func VerifySignature(secret string, body []byte, timestamp, signature string, no
 	if maxSkew > 0 {
 		ts, err := time.Parse(time.RFC3339, timestamp)
 		if err != nil {
-			return fmt.Errorf("%w: %q", ErrTimestampInvalid, truncate(timestamp, 40))
+			return fmt.Errorf("%w: %q", ErrTimestampInvalid, textx.Truncate(timestamp, 40))
 		}
 		if d := now.Sub(ts); d > maxSkew || d < -maxSkew {
 			return fmt.Errorf("%w: %s off", ErrTimestampSkew, d.Round(time.Second))
 		}
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n-- // do not cut a character in two
-	}
-	return s[:n] + "…"
 }
