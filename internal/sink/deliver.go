@@ -98,7 +98,7 @@ func (d *Deliverer) answer(log zerolog.Logger, id string, status int, retryAfter
 		if err := done(); err != nil {
 			log.Warn().Err(err).Msg("delivered, bookkeeping failed")
 		}
-		log.Debug().Msg("delivered to sink")
+		log.Info().Int("sink_status", status).Msg("delivered to sink")
 		return nil
 	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusGone:
 		reason := ReasonUnauthorized

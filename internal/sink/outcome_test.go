@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/sink"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/internal/validate"
 )
 
@@ -169,8 +171,9 @@ func TestDeliverOutcome(t *testing.T) {
 	srv := &sinkServer{status: http.StatusUnauthorized}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
+	logs := &testutil.SyncBuffer{}
 	d, err := sink.NewDeliverer(sink.DeliverConfig{URL: hs.URL, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", OrderSettle: time.Hour},
-		f.db.Client, f.pub, hs.Client(), zerolog.Nop(), nil)
+		f.db.Client, f.pub, hs.Client(), zerolog.New(logs).Level(zerolog.InfoLevel), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,6 +207,10 @@ func TestDeliverOutcome(t *testing.T) {
 	}
 	if _, bodies = srv.received(); len(bodies) != 2 || bodies[1] != string(want) {
 		t.Fatalf("sink got %q after replay, want %s again", bodies, want)
+	}
+	// every delivery is logged at info, as every outbound delivery is
+	if l := logs.String(); !strings.Contains(l, `"level":"info"`) || !strings.Contains(l, `"message":"delivered to sink"`) || !strings.Contains(l, `"event_id":"`+o.ID+`"`) {
+		t.Errorf("no info line for the delivery; log:\n%s", l)
 	}
 	if seen, err := f.pub.Ledger().Seen(ctx, o.ID); err != nil || !seen {
 		t.Errorf("ledger has %s = %v, %v; want true", o.ID, seen, err)
