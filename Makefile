@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: help build run demo test test-race lint fuzz bench bench-long tidy compose-check compose-secrets compose-up browser-check ci
+.PHONY: help build run demo test test-race lint fuzz bench bench-long faults tidy compose-check compose-secrets compose-up browser-check ci
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +43,11 @@ bench: ## benchmarks (short form), numbers for the README
 
 bench-long: ## long load and fault runs
 	DESKRELAY_BENCH_LONG=1 $(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m $(PKGS)
+
+FAULTS    ?= Outage|RateLimitStorm|AmbiguousFailures|Unauthorized|CrashSafety|SelfHealing|Chaos|GateOpensWhileParking|SpoolDiskFull|SpoolAppendFailsPartWay|SpoolStuck|SpoolLocked|SecretReadInBackground|SecretWebhookNotFound|ServeWaitsForWebhookSecret|SIGKILL|UpgradeFromV0
+FAULTRUNS ?= 5
+faults: ## the fault suite (Zendesk down, 429 storms, ambiguous writes, crashes, disk full, start-up while Zendesk is down, upgrade), FAULTRUNS times with -race; CI runs it once inside the tests
+	DESKRELAY_TEST_REQUIRE_REDIS=1 $(GO) test -race -count=$(FAULTRUNS) -timeout 60m -run '$(FAULTS)' $(PKGS)
 
 tidy: ## go mod tidy
 	$(GO) mod tidy
