@@ -53,7 +53,7 @@ func newLogger(env *environment, cfg *config) (zerolog.Logger, error) {
 	if err != nil {
 		return log, err
 	}
-	redis.SetLogger(logging.Redis{L: log})
+	redis.SetLogger(logging.NewRedis(log))
 	return log, nil
 }
 

@@ -17,8 +17,8 @@ func TestJSONLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	comp := log.With().Str("component", "relay").Logger()
-	Asynq{L: log}.Warn("queue ", "outbound", " is paused")
-	Redis{L: log}.Printf(context.Background(), "redis: %s:%d: dial failed\n", "pool.go", 770)
+	NewAsynq(log).Warn("queue ", "outbound", " is paused")
+	NewRedis(log).Printf(context.Background(), "redis: %s:%d: dial failed\n", "pool.go", 770)
 	comp.Info().Dur("retry_in_ms", 4*time.Second).Msg("retrying")
 
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
@@ -66,31 +67,53 @@ func IsTerminal(w io.Writer) bool {
 }
 
 // Redis adapts a zerolog logger to go-redis's logger (redis.SetLogger), so
-// that its internal messages are log lines like any other.
-type Redis struct{ L zerolog.Logger }
+// that its internal messages are log lines like any other. A message that
+// repeats is logged when it starts, once a minute as a count, and when it
+// stops (see repeats). Use NewRedis; it is safe for concurrent use.
+type Redis struct {
+	l zerolog.Logger
+	repeats
+}
+
+// NewRedis returns the go-redis adapter writing through l.
+func NewRedis(l zerolog.Logger) *Redis {
+	return &Redis{l: l.With().Str("component", "redis").Logger(), repeats: repeats{now: time.Now}}
+}
 
 // Printf logs a go-redis message at warn level: go-redis only logs what
 // went wrong (a dial that failed, a pool problem).
-func (r Redis) Printf(_ context.Context, format string, v ...any) {
-	r.L.Warn().Str("component", "redis").Msg(strings.TrimSpace(fmt.Sprintf(format, v...)))
+func (r *Redis) Printf(_ context.Context, format string, v ...any) {
+	r.log(r.l, zerolog.WarnLevel, strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 
-// Asynq adapts a zerolog logger to asynq.Logger.
-type Asynq struct{ L zerolog.Logger }
+// Asynq adapts a zerolog logger to asynq.Logger. Debug and info lines pass
+// through; a warning or error that repeats is logged when it starts, once a
+// minute as a count, and when it stops (see repeats). Use NewAsynq; it is
+// safe for concurrent use.
+type Asynq struct {
+	l zerolog.Logger
+	repeats
+}
 
-var _ asynq.Logger = Asynq{}
+var _ asynq.Logger = (*Asynq)(nil)
+
+// NewAsynq returns the asynq adapter writing through l.
+func NewAsynq(l zerolog.Logger) *Asynq {
+	return &Asynq{l: l.With().Str("component", "asynq").Logger(), repeats: repeats{now: time.Now}}
+}
 
 // Debug logs an asynq message at debug level.
-func (a Asynq) Debug(args ...any) { a.L.Debug().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+func (a *Asynq) Debug(args ...any) { a.log(a.l, zerolog.DebugLevel, fmt.Sprint(args...)) }
 
 // Info logs an asynq message at info level.
-func (a Asynq) Info(args ...any) { a.L.Info().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+func (a *Asynq) Info(args ...any) { a.log(a.l, zerolog.InfoLevel, fmt.Sprint(args...)) }
 
 // Warn logs an asynq message at warn level.
-func (a Asynq) Warn(args ...any) { a.L.Warn().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+func (a *Asynq) Warn(args ...any) { a.log(a.l, zerolog.WarnLevel, fmt.Sprint(args...)) }
 
 // Error logs an asynq message at error level.
-func (a Asynq) Error(args ...any) { a.L.Error().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+func (a *Asynq) Error(args ...any) { a.log(a.l, zerolog.ErrorLevel, fmt.Sprint(args...)) }
 
-// Fatal logs an asynq message at error level (asynq calls it before it gives up; deskrelay logs it as an error and lets its owner decide).
-func (a Asynq) Fatal(args ...any) { a.L.Error().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+// Fatal logs an asynq message at error level (asynq calls it before it
+// gives up; deskrelay logs it as an error and lets its owner decide).
+func (a *Asynq) Fatal(args ...any) { a.log(a.l, zerolog.ErrorLevel, fmt.Sprint(args...)) }

@@ -65,7 +65,7 @@ func TestAsynqAdapterLogsThroughZerolog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := Asynq{L: log}
+	a := NewAsynq(log)
 	a.Warn("queue ", "outbound", " is paused")
 	a.Error("boom")
 	var first map[string]any

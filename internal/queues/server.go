@@ -56,7 +56,7 @@ func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, log zerolog.Logger) *
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		TaskCheckInterval:        cfg.PollInterval,
 		DelayedTaskCheckInterval: cfg.PollInterval,
-		Logger:                   logging.Asynq{L: log},
+		Logger:                   logging.NewAsynq(log),
 		LogLevel:                 asynq.WarnLevel,
 	})
 }
