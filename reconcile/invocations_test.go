@@ -18,6 +18,7 @@ import (
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
@@ -34,23 +35,12 @@ var smallBreaker = zendesktest.Config{
 }
 
 // logBuffer collects a logger's JSON lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type logBuffer struct{ testutil.SyncBuffer }
 
 // lines returns the logged lines at level whose message contains msg.
 func (l *logBuffer) lines(level, msg string) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(l.buf.String(), "\n") {
+	for _, line := range strings.Split(l.String(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) != nil {
 			continue

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
@@ -40,22 +38,10 @@ type DiscardSummary struct {
 // failed message has left its conversation's order already).
 func (r *Relay) Discard(ctx context.Context, opts DiscardOptions) (DiscardSummary, error) {
 	var sum DiscardSummary
-	switch opts.Reason {
-	case "", ReasonUnauthorized, ReasonInvalid:
-	default:
-		return sum, fmt.Errorf("discard: unknown reason %q (want unauthorized or invalid)", opts.Reason)
-	}
-	out := opts.Out
-	if out == nil {
-		out = io.Discard
-	}
-	to := "+inf"
-	if !opts.Before.IsZero() {
-		to = "(" + strconv.FormatInt(opts.Before.UnixMilli(), 10)
-	}
-	ids, err := r.rdb.ZRangeByScore(ctx, keys.Default.Failed(queues.Outbound), &redis.ZRangeBy{Min: "-inf", Max: to}).Result()
+	out := orDiscard(opts.Out)
+	ids, err := r.failedIDs(ctx, "discard", opts.Reason, time.Time{}, opts.Before)
 	if err != nil {
-		return sum, fmt.Errorf("discard: list failed messages: %w", err)
+		return sum, err
 	}
 	for _, id := range ids {
 		rec, err := r.st.load(ctx, id)

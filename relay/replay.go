@@ -32,22 +32,10 @@ type ReplaySummary struct {
 // conversation still pending.
 func (r *Relay) Replay(ctx context.Context, opts ReplayOptions) (ReplaySummary, error) {
 	sum := ReplaySummary{ByReason: map[string]int{}}
-	switch opts.Reason {
-	case "", ReasonUnauthorized, ReasonInvalid:
-	default:
-		return sum, fmt.Errorf("replay: unknown reason %q (want unauthorized or invalid)", opts.Reason)
-	}
-	out := opts.Out
-	if out == nil {
-		out = io.Discard
-	}
-	from := "-inf"
-	if !opts.Since.IsZero() {
-		from = strconv.FormatInt(opts.Since.UnixMilli(), 10)
-	}
-	ids, err := r.rdb.ZRangeByScore(ctx, keys.Default.Failed(queues.Outbound), &redis.ZRangeBy{Min: from, Max: "+inf"}).Result()
+	out := orDiscard(opts.Out)
+	ids, err := r.failedIDs(ctx, "replay", opts.Reason, opts.Since, time.Time{})
 	if err != nil {
-		return sum, fmt.Errorf("replay: list failed messages: %w", err)
+		return sum, err
 	}
 	var recs []*record
 	for _, id := range ids {
@@ -122,4 +110,35 @@ func (r *Relay) replayOne(ctx context.Context, rec *record, reason string) (bool
 		r.log.Debug().Err(err).Str("message_id", rec.ID).Msg("replay: old task not removed")
 	}
 	return true, nil
+}
+
+// failedIDs checks a --reason and lists the ids of the messages failed in
+// [since, before) (a zero bound: unbounded), oldest failure first; op
+// names the command in errors.
+func (r *Relay) failedIDs(ctx context.Context, op, reason string, since, before time.Time) ([]string, error) {
+	switch reason {
+	case "", ReasonUnauthorized, ReasonInvalid:
+	default:
+		return nil, fmt.Errorf("%s: unknown reason %q (want unauthorized or invalid)", op, reason)
+	}
+	from, to := "-inf", "+inf"
+	if !since.IsZero() {
+		from = strconv.FormatInt(since.UnixMilli(), 10)
+	}
+	if !before.IsZero() {
+		to = "(" + strconv.FormatInt(before.UnixMilli(), 10)
+	}
+	ids, err := r.rdb.ZRangeByScore(ctx, keys.Default.Failed(queues.Outbound), &redis.ZRangeBy{Min: from, Max: to}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%s: list failed messages: %w", op, err)
+	}
+	return ids, nil
+}
+
+// orDiscard is w, or io.Discard when w is nil.
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
 }
