@@ -103,6 +103,7 @@ type Receiver struct {
 	slow          atomic.Bool  // an enqueue is taking long: spool without trying Redis
 	lastSeenWrite atomic.Int64 // unix nanos of the last WebhookLastReceived write
 	busyReceived  atomic.Bool
+	busyReread    atomic.Bool // a re-read of the signing secret after a failed verification
 
 	sigMu       sync.Mutex
 	sigRun      int64   // this process's current run, for logging
@@ -490,6 +491,13 @@ func (r *Receiver) noteSignatureFailure(_ time.Time, cause error) {
 	}
 	ev.Int64("run", n).Str("reason", cause.Error()).Msg("webhook signature rejected")
 	r.flushSignatures()
+	if r.cfg.WebhookID != "" && r.secrets != nil {
+		// A call naming this webhook fails verification: Zendesk may sign
+		// with a secret this replica does not have yet (rotated, or re-read
+		// by the guardian on another replica). RefreshSecret asks Zendesk
+		// at most once a minute.
+		r.background(&r.busyReread, func(ctx context.Context) { _ = r.RefreshSecret(ctx) })
+	}
 }
 
 // noteSignatureOK ends a run of signature failures.

@@ -135,3 +135,33 @@ func TestRefreshSecret(t *testing.T) {
 		t.Fatalf("Zendesk asked %d times, want 2", src.calls)
 	}
 }
+
+// TestRotatedSecretReadAgain: Zendesk's calls signed with a secret this
+// replica does not have (rotated in Zendesk, or re-read by the guardian on
+// another replica) make the receiver read the secret again itself, at most
+// once a minute, so every replica recovers without a restart.
+func TestRotatedSecretReadAgain(t *testing.T) {
+	src := &secretSource{secret: "first"}
+	h := newHarness(t, harnessOptions{noWorkers: true, secrets: src, cfg: func(c *inbound.Config) {
+		c.WebhookSecret, c.WebhookID = "", "01HOOK"
+	}})
+	testutil.WaitFor(t, 5*time.Second, func() bool { return h.recv.ReceiverStatus().State == inbound.ReceiverOn }, "the first secret")
+	src.mu.Lock()
+	src.secret = "second" // rotated in Zendesk
+	src.mu.Unlock()
+	body := commentBody(1001, 1, "conv", true, true, time.Now())
+	if r := h.post(body, "second", time.Now(), ""); r.Status != http.StatusUnauthorized {
+		t.Fatalf("webhook signed with the rotated secret answered %d before the re-read, want 401", r.Status)
+	}
+	testutil.WaitFor(t, 5*time.Second, func() bool {
+		return h.post(body, "second", time.Now(), "").Status == http.StatusOK
+	}, "a webhook signed with the rotated secret accepted after the receiver read it again")
+	for range 5 { // more failures within the minute ask Zendesk no more
+		h.post(body, "third", time.Now(), "")
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.calls != 2 {
+		t.Fatalf("Zendesk asked %d times for the secret, want 2 (start, one re-read)", src.calls)
+	}
+}
