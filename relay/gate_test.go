@@ -42,9 +42,11 @@ func TestGateOpensWhileParking(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the task never parked")
 	}
-	waitStatus(t, e.relay, []string{m.ID}, "delivered", 5*time.Second)
-	if lag := time.Since(at); lag > 2*time.Second {
-		t.Errorf("delivered %s after the gate opened, want within 2s", lag)
+	// Well before the park time: released again, not left to its timer
+	// (how soon is BenchmarkFirstDeliveryAfterRecovery's to measure).
+	waitStatus(t, e.relay, []string{m.ID}, "delivered", 15*time.Second)
+	if lag := time.Since(at); lag > 10*time.Second {
+		t.Errorf("delivered %s after the gate opened, want well before its 20s park time", lag)
 	}
 }
 
