@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -57,18 +55,7 @@ func TestServeShowsRedisSetup(t *testing.T) {
 			t.Errorf("start-up logs lack the warning %q", w)
 		}
 	}
-	req, _ := http.NewRequest(http.MethodGet, base+"/v1/status", nil)
-	req.SetBasicAuth("admin", env["DESKRELAY_ADMIN_PASSWORD"])
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st statusReport
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
-	got := st.RedisSetup
+	got := adminStatus(t, base, env).RedisSetup
 	if got.MaxmemoryPolicy != want.MaxmemoryPolicy || got.AOFEnabled == nil || *got.AOFEnabled != *want.AOFEnabled || !slices.Equal(got.Warnings, want.Warnings) {
 		t.Errorf("/v1/status redis_setup = %+v, want %+v", got, want)
 	}
