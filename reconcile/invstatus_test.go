@@ -18,15 +18,7 @@ import (
 func TestInvocationStatusesRecorded(t *testing.T) {
 	t.Run("TerminatedAndThrottledAreRecovered", func(t *testing.T) {
 		ctx := context.Background()
-		e := newEnv(t, zendesktest.Config{})
-		rc := newReceiver(t, e.pub)
-		hook := e.zd.AddWebhook(rc.srv.URL+WebhookPath, "", zendesktest.EventCommentAdded)
-		ticket := e.managedTicket(t)
-		r := e.reconciler(t, Config{Interval: time.Minute, WebhookID: hook})
-		if _, err := r.RunOnce(ctx); err != nil {
-			t.Fatal(err)
-		}
-		e.clock.Advance(time.Minute)
+		e, r, hook, ticket := afterFirstRun(t)
 		e.zd.ScriptInvocations(1, zendesktest.InvocationTerminated, 403)
 		e.zd.ScriptInvocations(1, zendesktest.InvocationThrottled, 0)
 		var want []string

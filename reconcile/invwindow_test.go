@@ -12,15 +12,7 @@ import (
 func TestInvocationsWindow(t *testing.T) {
 	t.Run("AnInvocationThatFailedSecondsAgoIsRecoveredByTheNextRun", func(t *testing.T) {
 		ctx := context.Background()
-		e := newEnv(t, zendesktest.Config{})
-		rc := newReceiver(t, e.pub)
-		hook := e.zd.AddWebhook(rc.srv.URL+WebhookPath, "", zendesktest.EventCommentAdded)
-		ticket := e.managedTicket(t)
-		r := e.reconciler(t, Config{Interval: time.Minute, WebhookID: hook})
-		if _, err := r.RunOnce(ctx); err != nil {
-			t.Fatal(err)
-		}
-		e.clock.Advance(time.Minute)
+		e, r, _, ticket := afterFirstRun(t)
 		e.zd.ScriptInvocations(1, zendesktest.InvocationCircuitBroken, 0)
 		id := events.CommentEventID(e.zd.AgentComment(ticket, "dropped by the breaker", true))
 		e.clock.Advance(5 * time.Second)
@@ -45,4 +37,21 @@ func TestInvocationsWindow(t *testing.T) {
 			t.Errorf("export checkpoint %v not behind the invocations' %v: the export keeps its lag", ecp, cp)
 		}
 	})
+}
+
+// afterFirstRun is a reconciler with a webhook calling deskrelay's receiver
+// and one managed ticket, a minute after its first scheduled run: the
+// invocations that fail from now on are the next run's to recover.
+func afterFirstRun(t *testing.T) (e *env, r *Reconciler, hook string, ticket int64) {
+	t.Helper()
+	e = newEnv(t, zendesktest.Config{})
+	rc := newReceiver(t, e.pub)
+	hook = e.zd.AddWebhook(rc.srv.URL+WebhookPath, "", zendesktest.EventCommentAdded)
+	ticket = e.managedTicket(t)
+	r = e.reconciler(t, Config{Interval: time.Minute, WebhookID: hook})
+	if _, err := r.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+	return e, r, hook, ticket
 }
