@@ -25,10 +25,24 @@ const DefaultRetention = 30 * 24 * time.Hour
 type Tickets struct {
 	rdb       redis.UniversalClient
 	retention time.Duration
+	space     keys.Space
 }
 
-// New returns the ticket record on rdb, with DefaultRetention.
-func New(rdb redis.UniversalClient) *Tickets { return &Tickets{rdb: rdb, retention: DefaultRetention} }
+// New returns the ticket record of the account "default" on rdb, with
+// DefaultRetention.
+func New(rdb redis.UniversalClient) *Tickets {
+	return &Tickets{rdb: rdb, retention: DefaultRetention, space: keys.Default}
+}
+
+// WithSpace returns the record of another account (its key space).
+func (t *Tickets) WithSpace(s keys.Space) *Tickets {
+	c := *t
+	c.space = s
+	return &c
+}
+
+// Space is the key space of the account the record belongs to.
+func (t *Tickets) Space() keys.Space { return t.space }
 
 // WithRetention returns the record with another retention (d > 0).
 func (t *Tickets) WithRetention(d time.Duration) *Tickets {
@@ -47,7 +61,7 @@ func (t *Tickets) Retention() time.Duration { return t.retention }
 // on the ticket (an agent wrote in it): its record lives for the retention
 // from now.
 func (t *Tickets) ConversationOf(ctx context.Context, ticketID int64) (conversationID string, ok bool, err error) {
-	v, err := t.rdb.GetEx(ctx, keys.Default.TicketConversation(ticketID), t.retention).Result()
+	v, err := t.rdb.GetEx(ctx, t.space.TicketConversation(ticketID), t.retention).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", false, nil
 	}
@@ -60,7 +74,7 @@ func (t *Tickets) ConversationOf(ctx context.Context, ticketID int64) (conversat
 // TicketOf returns the current ticket of a conversation; ok is false when the
 // conversation has none yet.
 func (t *Tickets) TicketOf(ctx context.Context, conversationID string) (ticketID int64, ok bool, err error) {
-	v, err := t.rdb.Get(ctx, keys.Default.ConversationTicket(conversationID)).Result()
+	v, err := t.rdb.Get(ctx, t.space.ConversationTicket(conversationID)).Result()
 	if errors.Is(err, redis.Nil) {
 		return 0, false, nil
 	}
@@ -79,8 +93,8 @@ func (t *Tickets) TicketOf(ctx context.Context, conversationID string) (ticketID
 // managed, so late agent replies on them still reach the platform.
 func (t *Tickets) Link(ctx context.Context, conversationID string, ticketID int64) error {
 	_, err := t.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, keys.Default.ConversationTicket(conversationID), ticketID, t.retention)
-		p.Set(ctx, keys.Default.TicketConversation(ticketID), conversationID, t.retention)
+		p.Set(ctx, t.space.ConversationTicket(conversationID), ticketID, t.retention)
+		p.Set(ctx, t.space.TicketConversation(ticketID), conversationID, t.retention)
 		return nil
 	})
 	if err != nil {
@@ -94,7 +108,7 @@ func (t *Tickets) RememberOwnComment(ctx context.Context, commentID int64) error
 	if commentID == 0 {
 		return nil
 	}
-	if err := t.rdb.Set(ctx, keys.Default.OwnComment(commentID), 1, t.retention).Err(); err != nil {
+	if err := t.rdb.Set(ctx, t.space.OwnComment(commentID), 1, t.retention).Err(); err != nil {
 		return fmt.Errorf("remember own comment %d: %w", commentID, err)
 	}
 	return nil
@@ -102,7 +116,7 @@ func (t *Tickets) RememberOwnComment(ctx context.Context, commentID int64) error
 
 // IsOwnComment reports whether deskrelay wrote the comment itself.
 func (t *Tickets) IsOwnComment(ctx context.Context, commentID int64) (bool, error) {
-	n, err := t.rdb.Exists(ctx, keys.Default.OwnComment(commentID)).Result()
+	n, err := t.rdb.Exists(ctx, t.space.OwnComment(commentID)).Result()
 	if err != nil {
 		return false, fmt.Errorf("look up comment %d: %w", commentID, err)
 	}

@@ -76,3 +76,16 @@ func Subdomain(s string) string {
 	}
 	return fmt.Sprintf("%q is not a subdomain: letters, digits and hyphens only, at most 63 (acme for acme.zendesk.com)", s)
 }
+
+var accountRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// AccountName checks the name of a Zendesk account as deskrelay knows it
+// (the accounts file's name, a message's account, the {account} of a
+// webhook path, a Redis key's hash tag, a metric label): it returns "" when
+// s is one and otherwise the problem.
+func AccountName(s string) string {
+	if accountRE.MatchString(s) {
+		return ""
+	}
+	return fmt.Sprintf("%q is not an account name: lower-case letters, digits and hyphens, starting with a letter or digit, at most 63", s)
+}

@@ -3,6 +3,7 @@ package validate
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -45,6 +46,19 @@ func TestSubdomain(t *testing.T) {
 	for s, want := range map[string]bool{"acme": true, "acme-2": true, "acme.zendesk.com": false, "-x": false, "": false, "ACME": false} {
 		if got := Subdomain(s) == ""; got != want {
 			t.Errorf("Subdomain(%q) ok = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestAccountName(t *testing.T) {
+	for _, ok := range []string{"default", "acme", "a", "0-x", "a" + strings.Repeat("b", 62)} {
+		if msg := AccountName(ok); msg != "" {
+			t.Errorf("AccountName(%q) = %q, want ok", ok, msg)
+		}
+	}
+	for _, bad := range []string{"", "-a", "Acme", "a_b", "a{b}", "a:b", "a" + strings.Repeat("b", 63), "é"} {
+		if AccountName(bad) == "" {
+			t.Errorf("AccountName(%q) accepted", bad)
 		}
 	}
 }
