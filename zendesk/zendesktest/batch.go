@@ -1,0 +1,4 @@
+package zendesktest
+
+// batchJob is a background job of update_many.
+type batchJob struct{}
