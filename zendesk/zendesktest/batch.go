@@ -216,16 +216,15 @@ func (s *Server) applyBatchItemLocked(j *batchJob, i int, now time.Time) (map[st
 // batchProblemLocked is why Zendesk would refuse one ticket's update, as
 // an error code and a text, or "" when it would not.
 func (s *Server) batchProblemLocked(j *batchJob, t *ticket, it batchItem) (string, string) {
-	stamp := j.queuedAt // Zendesk always safe-updates a job's tickets
-	if it.SafeUpdate && it.UpdatedStamp != nil {
-		stamp = *it.UpdatedStamp
-	}
+	// Zendesk always safe-updates a job's tickets: against the item's own
+	// updated_stamp, or else against the time the job was queued.
+	explicit := it.SafeUpdate && it.UpdatedStamp != nil
 	switch {
 	case t.status == "closed":
 		return "RecordInvalid", closedDetails
-	case it.SafeUpdate && it.UpdatedStamp != nil && !stamp.Truncate(time.Second).Equal(t.updatedAt.Truncate(time.Second)):
+	case explicit && !it.UpdatedStamp.Truncate(time.Second).Equal(t.updatedAt.Truncate(time.Second)):
 		return "UpdateConflict", conflictDetails
-	case !(it.SafeUpdate && it.UpdatedStamp != nil) && t.updatedAt.After(stamp):
+	case !explicit && t.updatedAt.After(j.queuedAt):
 		return "UpdateConflict", conflictDetails
 	case it.Status != "" && !validStatuses[it.Status]:
 		return "RecordInvalid", "Status: is not valid"
