@@ -22,6 +22,11 @@ import (
 const (
 	DefaultTimeout   = 15 * time.Second
 	DefaultUserAgent = "deskrelay"
+	// DefaultMaxIdleConnsPerHost is how many idle connections to one
+	// Zendesk account a transport made by the client (or by NewTransport
+	// with 0) keeps for reuse. Go's own default is 2, so that with more
+	// workers than that most calls open a new TLS connection.
+	DefaultMaxIdleConnsPerHost = 64
 )
 
 // Config configures a Client. Exactly one way of authenticating is set:
@@ -49,7 +54,19 @@ type Config struct {
 	UserAgent string
 	// HTTPClient replaces the transport (tests). Optional. The client copies
 	// it and turns redirects off (a redirected POST would become a GET).
+	// It wins over Transport and MaxIdleConnsPerHost.
 	HTTPClient *http.Client
+	// Transport, when set, carries the client's requests: main builds one
+	// with NewTransport and shares it among every account's client, so that
+	// all of them draw on one pool of connections. The client never closes
+	// it. Optional; it wins over MaxIdleConnsPerHost.
+	Transport http.RoundTripper
+	// MaxIdleConnsPerHost sizes the pool of the transport the client makes
+	// for itself when neither HTTPClient nor Transport is set: the number
+	// of idle connections kept for reuse, which should cover the workers
+	// that call Zendesk at once (DESKRELAY_CONCURRENCY plus headroom).
+	// Default DefaultMaxIdleConnsPerHost; must not be negative.
+	MaxIdleConnsPerHost int
 	// OnResponse, when set, is called after every HTTP exchange, failed ones
 	// included, e.g. to feed the shared rate limiter with X-Rate-Limit-Remaining.
 	OnResponse func(Response)
@@ -154,8 +171,23 @@ func (c Config) validate() error {
 		return bad("OAuthToken", "set only one way of authenticating: an email and API token, a fixed OAuth token, or OAuth with refresh")
 	case c.Timeout < 0:
 		return bad("Timeout", "must not be negative")
+	case c.MaxIdleConnsPerHost < 0:
+		return bad("MaxIdleConnsPerHost", "must not be negative")
 	}
 	return nil
+}
+
+// NewTransport returns an HTTP transport for Zendesk clients that keeps up
+// to maxIdlePerHost idle connections per account (host) for reuse, 0 meaning
+// DefaultMaxIdleConnsPerHost. There is no cap on idle connections across
+// hosts: one transport serves many accounts, and an idle connection closes
+// after 90 seconds (IdleConnTimeout) anyway. Proxy settings, timeouts and
+// HTTP/2 are Go's defaults.
+func NewTransport(maxIdlePerHost int) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = cmp.Or(max(maxIdlePerHost, 0), DefaultMaxIdleConnsPerHost)
+	t.MaxIdleConns = 0
+	return t
 }
 
 // validateAPIToken checks API token auth: an email and a token together.
@@ -184,10 +216,13 @@ func New(cfg Config) (*Client, error) {
 	u, _ := cfg.baseURL()
 
 	var hc http.Client
-	if cfg.HTTPClient != nil {
+	switch {
+	case cfg.HTTPClient != nil:
 		hc = *cfg.HTTPClient
-	} else {
-		hc.Transport = http.DefaultTransport.(*http.Transport).Clone()
+	case cfg.Transport != nil:
+		hc.Transport = cfg.Transport
+	default:
+		hc.Transport = NewTransport(cfg.MaxIdleConnsPerHost)
 	}
 	hc.Timeout = 0 // per-request context deadline instead, body read included
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

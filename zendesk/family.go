@@ -30,6 +30,15 @@ const (
 	// FamilyUsersCreateOrUpdate is POST /api/v2/users/create_or_update
 	// (5 a minute per user, 1 a second per account), on top of the account.
 	FamilyUsersCreateOrUpdate Family = "users-create-or-update"
+	// FamilyTicketsUpdateMany is Update Many Tickets (PUT
+	// /api/v2/tickets/update_many). It has no per-minute limit of its own
+	// (none documented); it is a family so that a 429 of the job limit
+	// (30 jobs queued or running per account) pauses batch updates alone.
+	FamilyTicketsUpdateMany Family = "tickets-update-many"
+	// FamilyJobStatuses is Show Job Status (GET /api/v2/job_statuses/{id}):
+	// no documented limit of its own; a family so that polling jobs is
+	// paused apart from everything else.
+	FamilyJobStatuses Family = "job-statuses"
 	// FamilyWebhooks is the Webhooks API (/api/v2/webhooks…), a separate
 	// service whose X-Rate-Limit (100) is its own and not the account's.
 	FamilyWebhooks Family = "webhooks"
@@ -58,6 +67,8 @@ type FamilyRule struct {
 // families is the one table from request to rate-limit family; first match
 // wins, and a request no rule matches is FamilyAccount.
 var families = []FamilyRule{
+	{Method: http.MethodPut, Pattern: "/api/v2/tickets/update_many", Family: FamilyTicketsUpdateMany, SpendsAccount: true},
+	{Method: http.MethodGet, Pattern: "/api/v2/job_statuses/**", Family: FamilyJobStatuses, SpendsAccount: true},
 	{Method: http.MethodPut, Pattern: "/api/v2/tickets/{id}", Family: FamilyTicketsUpdate, SpendsAccount: true, Headers: []string{"tickets-update"}},
 	{Method: http.MethodGet, Pattern: "/api/v2/tickets", Family: FamilyTicketsIndex, SpendsAccount: true, Headers: []string{"tickets-index"}},
 	{Pattern: "/api/v2/incremental/**", Family: FamilyIncrementalExports, SpendsAccount: true, Headers: []string{"incremental-exports"}},

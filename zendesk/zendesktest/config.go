@@ -68,6 +68,27 @@ type Config struct {
 	// that add one answer 422. Default 5000.
 	MaxComments int
 
+	// JobLimit is how many background jobs (update_many) may be queued or
+	// running at once; past it update_many answers 429 (Zendesk: 30 per
+	// account). Default 30.
+	JobLimit int
+	// JobDelay is how long a job stays queued before it works on its
+	// tickets: Zendesk's seconds, scaled down. Default 200ms.
+	JobDelay time.Duration
+	// JobItemDelay is how long a working job takes per ticket after the
+	// first. Default 0.
+	JobItemDelay time.Duration
+	// JobStatusTTL is how long a job's status can be read after the job was
+	// queued; then GET /api/v2/job_statuses/{id} answers 404. Default 1h
+	// (the shorter of the two figures Zendesk's reference has given).
+	JobStatusTTL time.Duration
+	// BatchSkipsUpdateLimit is the optimistic reading of the documentation:
+	// tickets updated by a batch job do not spend Update Ticket's budget
+	// per account (UpdateTicketLimit). Off by default: each ticket a job
+	// updates spends one, and a ticket met with the budget spent fails in
+	// the job's results. The per-ticket limit applies either way.
+	BatchSkipsUpdateLimit bool
+
 	// Now is the clock for timestamps, windows and expiries. Default time.Now.
 	Now func() time.Time
 	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default 2h.
@@ -139,6 +160,9 @@ func (c Config) withDefaults() Config {
 	}
 	c.ExportPageSize = cmp.Or(c.ExportPageSize, 1000)
 	c.MaxComments = cmp.Or(c.MaxComments, 5000)
+	c.JobLimit = cmp.Or(c.JobLimit, 30)
+	c.JobDelay = cmp.Or(c.JobDelay, 200*time.Millisecond)
+	c.JobStatusTTL = cmp.Or(c.JobStatusTTL, time.Hour)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -162,6 +186,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("zendesktest: rate limits must not be negative")
 	case c.Window < 0:
 		return fmt.Errorf("zendesktest: Window must not be negative")
+	case c.JobLimit < 0 || c.JobDelay < 0 || c.JobItemDelay < 0 || c.JobStatusTTL < 0:
+		return fmt.Errorf("zendesktest: JobLimit, JobDelay, JobItemDelay and JobStatusTTL must not be negative")
 	case c.ExportPageSize < 0 || c.MaxComments < 0:
 		return fmt.Errorf("zendesktest: ExportPageSize and MaxComments must not be negative")
 	case c.CircuitFailureRatio < 0 || c.CircuitFailureRatio > 1:

@@ -15,6 +15,8 @@ var routes = []struct {
 	{"POST", "/api/v2/tickets", handler{fn: handleCreateTicket}},
 	{"GET", "/api/v2/tickets", handler{fn: handleListTickets, list: true}},
 	{"GET", "/api/v2/tickets/*", handler{fn: handleShowTicket}},
+	{"PUT", "/api/v2/tickets/update_many", handler{fn: handleUpdateMany}},
+	{"GET", "/api/v2/job_statuses/*", handler{fn: handleShowJobStatus}},
 	{"PUT", "/api/v2/tickets/*", handler{fn: handleUpdateTicket, limit: func(s *Server) *bucket { return &s.updates }}},
 	{"GET", "/api/v2/tickets/*/comments", handler{fn: handleListComments, list: true}},
 	{"GET", "/api/v2/tickets/*/audits", handler{fn: handleListAudits, list: true}},

@@ -10,12 +10,14 @@ import (
 	"io"
 	"log"
 	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -77,6 +79,14 @@ type Server struct {
 	targetFails  []targetFailure
 
 	wg sync.WaitGroup // asynchronous work, waited for by Close
+
+	conns atomic.Int64 // TCP connections accepted (Connections)
+
+	// batch jobs (update_many, job statuses): batch.go
+	jobs     map[string]*batchJob
+	jobOrder []string      // job ids, oldest first
+	stop     chan struct{} // closed by Close: background jobs stop
+	stopOnce sync.Once
 }
 
 // RecordedRequest is one request the fake received, as seen on the wire
@@ -164,12 +174,18 @@ func start(cfg Config, tb TB) (*Server, error) {
 			},
 		},
 	}
+	s.jobs, s.stop = map[string]*batchJob{}, make(chan struct{})
 	s.oauth.init()
 	now := s.now()
 	s.apiUser = s.addUserLocked("Deskrelay Integration", cfg.Email, "", "admin", now)
 	s.agent = s.addUserLocked("Agent Smith", "agent.smith@example.com", "", "agent", now)
 	s.hs = httptest.NewUnstartedServer(s)
 	s.hs.Config.ErrorLog = log.New(io.Discard, "", 0) // hijacked connections are expected
+	s.hs.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
 	s.hs.Start()
 	return s, nil
 }
@@ -189,10 +205,15 @@ func (s *Server) base() string {
 // Close stops the server and waits for asynchronous deliveries. Safe to call
 // more than once.
 func (s *Server) Close() {
+	s.stopOnce.Do(func() { close(s.stop) })
 	s.hs.CloseClientConnections()
 	s.hs.Close()
 	s.wg.Wait()
 }
+
+// Connections returns how many TCP connections the fake has accepted so
+// far: a client that reuses its connections opens few.
+func (s *Server) Connections() int64 { return s.conns.Load() }
 
 // Email returns the accepted API-token email.
 func (s *Server) Email() string { s.mu.Lock(); defer s.mu.Unlock(); return s.email }

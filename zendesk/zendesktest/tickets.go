@@ -721,20 +721,10 @@ func handleUpdateTicket(s *Server, r *request, w *resp) {
 	if t == nil {
 		return
 	}
-	if s.cfg.PerTicketUpdateLimit > 0 {
-		// A sliding window: the oldest of the last N updates must have left it.
-		key := [2]int64{t.id, r.user.id}
-		times := s.perTicket[key]
-		for len(times) > 0 && !times[0].After(now.Add(-s.cfg.PerTicketWindow)) {
-			times = times[1:]
-		}
-		if len(times) >= s.cfg.PerTicketUpdateLimit {
-			s.perTicket[key] = times
-			w.html(http.StatusTooManyRequests, updateRateLimitedPage)
-			w.header.Set("Retry-After", strconv.Itoa(ceilSeconds(times[0].Add(s.cfg.PerTicketWindow).Sub(now))))
-			return
-		}
-		s.perTicket[key] = append(times, now)
+	if wait, ok := s.takePerTicketLocked(t.id, r.user.id, now); !ok {
+		w.html(http.StatusTooManyRequests, updateRateLimitedPage)
+		w.header.Set("Retry-After", strconv.Itoa(ceilSeconds(wait)))
+		return
 	}
 	var in struct {
 		Ticket *ticketIn `json:"ticket"`
@@ -788,6 +778,26 @@ func handleUpdateTicket(s *Server, r *request, w *resp) {
 	a, notes := s.applyLocked(t, change{author: r.user, channel: "api", comment: ti.Comment, status: ti.Status, metadata: ti.Metadata, system: systemMeta(r), tags: ti.Tags}, now)
 	w.json(http.StatusOK, map[string]any{"ticket": s.ticketJSON(t), "audit": auditJSON(a)})
 	s.notifyAsyncLocked(notes)
+}
+
+// takePerTicketLocked takes one of the updates user may make to ticket
+// within PerTicketWindow (a sliding window: the oldest of the last N updates
+// must have left it), or says how long until one is free.
+func (s *Server) takePerTicketLocked(ticketID, userID int64, now time.Time) (time.Duration, bool) {
+	if s.cfg.PerTicketUpdateLimit <= 0 {
+		return 0, true
+	}
+	key := [2]int64{ticketID, userID}
+	times := s.perTicket[key]
+	for len(times) > 0 && !times[0].After(now.Add(-s.cfg.PerTicketWindow)) {
+		times = times[1:]
+	}
+	if len(times) >= s.cfg.PerTicketUpdateLimit {
+		s.perTicket[key] = times
+		return times[0].Add(s.cfg.PerTicketWindow).Sub(now), false
+	}
+	s.perTicket[key] = append(times, now)
+	return 0, true
 }
 
 func handleListTickets(s *Server, r *request, w *resp) {
