@@ -17,7 +17,7 @@ import (
 // TestAccountShowsNoSecret: String, every fmt verb and the zerolog object
 // show an account's fields but none of its secrets.
 func TestAccountShowsNoSecret(t *testing.T) {
-	f, err, _ := load(t, goodFile, goodSecrets)
+	f, _, err := load(t, goodFile, goodSecrets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestFingerprintCoversEveryField(t *testing.T) {
 }
 
 func TestDiff(t *testing.T) {
-	prev, err, _ := load(t, goodFile, goodSecrets)
+	prev, _, err := load(t, goodFile, goodSecrets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestDiff(t *testing.T) {
 	}
 	// globex's token file changes (a secret only), initech goes, umbrella
 	// comes, acme stays as it was.
-	next, err, _ := load(t, strings.Replace(strings.Split(goodFile, "  - name: initech")[0], "globex_token", "new_token", 1)+
+	next, _, err := load(t, strings.Replace(strings.Split(goodFile, "  - name: initech")[0], "globex_token", "new_token", 1)+
 		"  - name: umbrella\n    subdomain: umbrella\n    oauth_token_file: new_token\n", secrets)
 	if err != nil {
 		t.Fatal(err)

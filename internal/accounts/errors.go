@@ -66,4 +66,5 @@ func (e *Error) Lines() []string {
 	return out
 }
 
+// Error is the lines, joined by newlines.
 func (e *Error) Error() string { return strings.Join(e.Lines(), "\n") }

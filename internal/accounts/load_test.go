@@ -27,14 +27,13 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 
 // load writes yaml as accounts.yaml next to files in a new directory and
 // loads it; relative secret paths are relative to that directory.
-func load(t *testing.T, yaml string, files map[string]string) (*accounts.File, error, string) {
+func load(t *testing.T, yaml string, files map[string]string) (f *accounts.File, dir string, err error) {
 	t.Helper()
-	dir := t.TempDir()
+	dir = t.TempDir()
 	writeFiles(t, dir, files)
-	path := filepath.Join(dir, "accounts.yaml")
 	writeFiles(t, dir, map[string]string{"accounts.yaml": yaml})
-	f, err := accounts.Load(path)
-	return f, err, dir
+	f, err = accounts.Load(filepath.Join(dir, "accounts.yaml"))
+	return f, dir, err
 }
 
 // lines returns err's lines (an *accounts.Error's), failing otherwise.
@@ -82,7 +81,7 @@ var goodSecrets = map[string]string{
 }
 
 func TestLoadGoodFile(t *testing.T) {
-	f, err, dir := load(t, goodFile, goodSecrets)
+	f, dir, err := load(t, goodFile, goodSecrets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +165,7 @@ func TestExampleFile(t *testing.T) {
 }
 
 func TestMergeKeys(t *testing.T) {
-	f, err, _ := load(t, `accounts:
+	f, _, err := load(t, `accounts:
   - &acme
     name: acme
     subdomain: acme

@@ -94,7 +94,7 @@ func TestLoadProblems(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err, dir := load(t, tt.yaml, problemFiles)
+			_, dir, err := load(t, tt.yaml, problemFiles)
 			prefix := "accounts file " + dir + "/accounts.yaml: "
 			var want []string
 			for _, w := range tt.want {
@@ -115,7 +115,7 @@ func TestLoadProblems(t *testing.T) {
 // TestLoadReportsEveryProblem: a file with problems in several accounts
 // yields all of them, in the file's order, each naming its account.
 func TestLoadReportsEveryProblem(t *testing.T) {
-	_, err, dir := load(t, `accounts:
+	_, dir, err := load(t, `accounts:
   - name: acme
     subdomain: acme
     oauth_client_id: deskrelay
