@@ -49,6 +49,12 @@ type config struct {
 	targetPassword    string
 	ops               opsSettings // viewer login, metrics address (opsettings.go)
 
+	// accountsFile is DESKRELAY_ACCOUNTS_FILE; accounts are the Zendesk
+	// accounts served: the file's, or the account default of the
+	// DESKRELAY_ZENDESK_* settings (accountsconfig.go).
+	accountsFile string
+	accounts     []accountConfig
+
 	// secrets are the values never to be printed.
 	secrets []string
 
@@ -154,8 +160,16 @@ func parseConfig(v values, n needs) (*config, error) {
 			p.add(v.name("DESKRELAY_ZENDESK_SUBDOMAIN"), "%s", problem)
 		}
 	}
-	if n.zendesk {
+	c.accountsFile = v["DESKRELAY_ACCOUNTS_FILE"]
+	switch {
+	case c.accountsFile != "":
+		c.accounts = v.fileAccounts(&p, c.accountsFile)
+		c.checkAccountsNeedSink(&p)
+	case n.zendesk:
 		c.checkZendeskAuth(&p)
+		c.accounts = []accountConfig{c.envAccount()}
+	default:
+		c.accounts = []accountConfig{c.envAccount()}
 	}
 	c.checkParts(&p, v.name)
 	return c, p.err()

@@ -71,6 +71,7 @@ var settings = []setting{
 	{env: "DESKRELAY_VIEWER_USER", help: "read-only login for /monitoring/ and /v1/status (GET only)"},
 	{env: "DESKRELAY_VIEWER_PASSWORD", help: "the read-only login's password", secret: true},
 	{env: "DESKRELAY_METRICS_LISTEN", help: "serve /metrics on this address only (an internal interface), instead of the main listener"},
+	{env: "DESKRELAY_ACCOUNTS_FILE", help: "a YAML file of several Zendesk accounts (README: Many accounts); when unset, the DESKRELAY_ZENDESK_* settings are the one account default"},
 	{env: "DESKRELAY_REDIS_PASSWORD", help: "Redis's password, when DESKRELAY_REDIS_URL carries none (docker-compose.yml gives it as a file)", secret: true},
 }
 
