@@ -102,6 +102,8 @@ func TestTriggerBody(t *testing.T) {
 			ts := time.Now().UTC().Format(time.RFC3339)
 			req.Header.Set(zendesk.HeaderSignatureTimestamp, ts)
 			req.Header.Set(zendesk.HeaderSignature, zendesk.Sign(webhookSecret, ts, body))
+		} else {
+			req.SetBasicAuth(targetUser, targetPassword)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
