@@ -155,6 +155,7 @@ type harnessOptions struct {
 	secrets   inbound.SecretReader
 	cfg       func(*inbound.Config)
 	acct      func(*inbound.Account) // changes the default account
+	accounts  []inbound.Account      // more accounts
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -190,7 +191,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	if o.acct != nil {
 		o.acct(&def)
 	}
-	h.accts = []inbound.Account{def}
+	h.accts = append([]inbound.Account{def}, o.accounts...)
 	h.start()
 	if !o.noWorkers {
 		mux := asynq.NewServeMux()
@@ -266,7 +267,13 @@ type response struct {
 // post sends body to the webhook endpoint, signed with secret at ts.
 func (h *harness) post(body []byte, secret string, ts time.Time, invocation string) response {
 	h.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, h.api.URL+"/v1/zendesk/webhook", bytes.NewReader(body))
+	return h.postTo("/v1/zendesk/webhook", body, secret, ts, invocation)
+}
+
+// postTo sends body to path, signed with secret at ts.
+func (h *harness) postTo(path string, body []byte, secret string, ts time.Time, invocation string) response {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.api.URL+path, bytes.NewReader(body))
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deskrelay/deskrelay/internal/httpx"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -21,8 +22,11 @@ func (a *account) webhook(w http.ResponseWriter, req *http.Request) {
 	secret, state := a.signingSecret()
 	switch state {
 	case ReceiverOff:
-		httpx.WriteError(w, http.StatusNotFound, "receiver_off",
-			"the webhook receiver of account "+a.name()+" is off: it has no signing secret, nor a webhook id to read it from Zendesk with")
+		msg := "the webhook receiver is off: set DESKRELAY_WEBHOOK_SECRET (or DESKRELAY_ZENDESK_WEBHOOK_ID to read it from Zendesk)"
+		if a.name() != keys.DefaultAccount {
+			msg = "the webhook receiver of account " + a.name() + " is off: it has no webhook signing secret, nor a webhook id to read it from Zendesk with"
+		}
+		httpx.WriteError(w, http.StatusNotFound, "receiver_off", msg)
 		return
 	case ReceiverWaiting:
 		r.m.rejected.WithLabelValues("waiting_for_secret").Inc()
