@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -215,8 +216,11 @@ func TestAccountsChangeAtRuntime(t *testing.T) {
 	if got := h.recv.Accounts(); strings.Join(got, ",") != "beta,default" {
 		t.Fatalf("Accounts() = %v", got)
 	}
-	if h.metric("deskrelay_webhook_receiver_state", "acme") != 0 {
-		t.Error("the removed account's receiver state is still exported")
+	if got := gauge(t, h, "deskrelay_webhook_receiver_state", "acme", "on"); got != -1 {
+		t.Errorf("the removed account's receiver state is still exported: %v", got)
+	}
+	if got := gauge(t, h, "deskrelay_webhook_receiver_state", "beta", "on"); got != 1 {
+		t.Errorf("beta's receiver state on = %v, want 1", got)
 	}
 	if err := h.tickets.WithSpace(keys.For("beta")).Link(context.Background(), "conv_b", 1001); err != nil {
 		t.Fatal(err)
@@ -311,4 +315,78 @@ func TestLedgerPerAccount(t *testing.T) {
 			t.Errorf("%s exists %d, want %d", k, n, want)
 		}
 	}
+}
+
+// gauge is the value of name{account, state}, -1 when there is none.
+func gauge(t *testing.T, h *harness, name, account, state string) float64 {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["account"] == account && labels["state"] == state {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
+}
+
+// goroutinesIn counts the goroutines whose stack holds fn.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), fn)
+}
+
+// TestSecretReaderPerAccount: an account added at run time without a
+// secret reads its own webhook's secret from its own Zendesk in the
+// background, and its reader stops when the account is removed; the
+// receiver state is reported per account.
+func TestSecretReaderPerAccount(t *testing.T) {
+	zdAcme, zcAcme := newZendesk(t)
+	h := newHarness(t, harnessOptions{noWorkers: true, cfg: func(c *inbound.Config) { c.SecretRetry = 20 * time.Millisecond }})
+	hook := zdAcme.AddWebhook(h.api.URL+"/v1/zendesk/webhook/acme", "acme-secret-from-zendesk")
+	def := h.accts[0]
+	if err := h.recv.SetAccounts([]inbound.Account{def, {Name: "acme", WebhookID: hook, Zendesk: zcAcme}}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, func() bool { return h.recv.ReceiverStatus("acme").State == inbound.ReceiverOn }, "acme's secret read")
+	h.link("conv_1", 1001)
+	if r := h.postTo("/v1/zendesk/webhook/acme", statusBody(1001, "PENDING", time.Now()), "acme-secret-from-zendesk", time.Now(), ""); r.Status != http.StatusOK {
+		t.Fatalf("acme with the secret read from its Zendesk: %d %s", r.Status, r.Body)
+	}
+	ctx := context.Background()
+	testutil.WaitFor(t, 5*time.Second, func() bool {
+		st, ok, err := inbound.ReadReceiverState(ctx, h.rdb, acme)
+		return err == nil && ok && st.State == inbound.ReceiverOn
+	}, "acme's receiver state in Redis")
+	if got := gauge(t, h, "deskrelay_webhook_receiver_state", "acme", "on"); got != 1 {
+		t.Errorf("deskrelay_webhook_receiver_state{account=acme,state=on} = %v, want 1", got)
+	}
+	if h.status().State != inbound.ReceiverOn {
+		t.Errorf("default's receiver %+v, want on", h.status())
+	}
+
+	// a webhook Zendesk does not know: the reader keeps trying until acme goes
+	if err := h.recv.SetAccounts([]inbound.Account{def, {Name: "acme", WebhookID: "01NOSUCH", Zendesk: zcAcme}}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, func() bool { return h.recv.ReceiverStatus("acme").LastError != "" }, "acme's failed read")
+	if n := goroutinesIn("awaitSecret"); n != 1 {
+		t.Fatalf("%d secret readers, want 1", n)
+	}
+	if err := h.recv.SetAccounts([]inbound.Account{def}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, func() bool { return goroutinesIn("awaitSecret") == 0 }, "acme's secret reader to stop")
 }
