@@ -175,7 +175,8 @@ func (r *Receiver) newAccount(spec Account, prev *account) *account {
 // is given again), a new one added, a changed one replaced. An account
 // given exactly as before keeps its state. Safe to call while requests
 // arrive; nothing changes when it returns an error (a *validate.FieldError
-// per problem).
+// per problem). "Exactly as before" compares the pointers too (Zendesk,
+// Limiter, Tickets, Publisher): give an unchanged account the same ones.
 func (r *Receiver) SetAccounts(specs []Account) error {
 	if err := validateAccounts(specs); err != nil {
 		return err
@@ -196,6 +197,9 @@ func (r *Receiver) SetAccounts(specs []Account) error {
 		added = append(added, a)
 	}
 	r.accounts.Store(&next)
+	if len(added) > 0 || len(next) != len(old) {
+		r.log.Info().Int("accounts", len(next)).Int("new_or_changed", len(added)).Msg("inbound accounts set")
+	}
 	for name, a := range old {
 		if next[name] == a {
 			continue
