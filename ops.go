@@ -162,7 +162,7 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 			fmt.Fprintln(env.stderr, "DESKRELAY_SINK_URL: required to replay sink deliveries")
 			return exitCode(2)
 		}
-		rep, err := p.receiver.Replay(ctx, sink.ReplayOptions{Reason: *reason, Since: sinceT, DryRun: *dry, Out: env.stdout})
+		rep, err := p.receiver.Replay(ctx, keys.DefaultAccount, sink.ReplayOptions{Reason: *reason, Since: sinceT, DryRun: *dry, Out: env.stdout})
 		if err != nil {
 			return err
 		}

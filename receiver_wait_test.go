@@ -55,7 +55,7 @@ func TestServeWaitsForWebhookSecret(t *testing.T) {
 		t.Fatalf("/readyz = %d while waiting for the secret, want 200 (Redis and workers only)", code)
 	}
 	raw := get(t, base+"/metrics")
-	if !strings.Contains(raw, `deskrelay_webhook_receiver_state{state="waiting_for_secret"} 1`) {
+	if !strings.Contains(raw, `deskrelay_webhook_receiver_state{account="default",state="waiting_for_secret"} 1`) {
 		t.Errorf("/metrics lacks the waiting receiver state")
 	}
 

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/deskrelay/deskrelay/inbound"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/logging"
 	"github.com/deskrelay/deskrelay/internal/queues"
 )
@@ -222,7 +223,7 @@ func (d *daemon) logStart() {
 	switch {
 	case d.receiver == nil:
 		log.Warn().Msg("inbound is off: set DESKRELAY_SINK_URL and DESKRELAY_SINK_SECRET to deliver Zendesk's updates to the platform")
-	case d.receiver.ReceiverStatus().State == inbound.ReceiverOff:
+	case d.receiver.ReceiverStatus(keys.DefaultAccount).State == inbound.ReceiverOff:
 		log.Warn().Msg("the webhook receiver is off: set DESKRELAY_WEBHOOK_SECRET (or DESKRELAY_ZENDESK_WEBHOOK_ID to read it from Zendesk)")
 	}
 	if d.reconciler == nil || cfg.reconcileInterval == 0 {
@@ -238,7 +239,7 @@ func receiverState(r *inbound.Receiver) string {
 	if r == nil {
 		return string(inbound.ReceiverOff)
 	}
-	return string(r.ReceiverStatus().State)
+	return string(r.ReceiverStatus(keys.DefaultAccount).State)
 }
 
 func newDaemon(ctx context.Context, cfg *config, log zerolog.Logger) (*daemon, error) {

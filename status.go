@@ -8,6 +8,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/httpx"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/sink"
 )
 
@@ -68,7 +69,7 @@ func (d *daemon) status(ctx context.Context) statusReport {
 	}
 	in := &inboundStatus{}
 	if d.receiver != nil {
-		rs, sp := d.receiver.ReceiverStatus(), d.receiver.SpoolStatus()
+		rs, sp := d.receiver.ReceiverStatus(keys.DefaultAccount), d.receiver.SpoolStatus()
 		in.ReceiverOn, in.Receiver = rs.State == inbound.ReceiverOn, &rs
 		in.SpoolPending, in.Spool = sp.Pending, &sp
 		if rs.LastError != "" {
@@ -78,17 +79,17 @@ func (d *daemon) status(ctx context.Context) statusReport {
 			fail("spool", errors.New(sp.Stuck))
 		}
 	}
-	if at, ok, err := inbound.LastWebhookAt(ctx, d.rdb); err != nil {
+	if at, ok, err := inbound.LastWebhookAt(ctx, d.rdb, keys.Default); err != nil {
 		fail("inbound", err)
 	} else if ok {
 		in.LastWebhookAt = at
 	}
-	if sf, err := inbound.ReadSignatureFailures(ctx, d.rdb); err != nil {
+	if sf, err := inbound.ReadSignatureFailures(ctx, d.rdb, keys.Default); err != nil {
 		fail("inbound", err)
 	} else {
 		in.SignatureFailures = sf.Run
 	}
-	if failed, err := sink.Failed(ctx, d.rdb, time.Time{}); err != nil {
+	if failed, err := sink.Failed(ctx, d.rdb, keys.Default, time.Time{}); err != nil {
 		fail("inbound", err)
 	} else {
 		in.Failed = len(failed)

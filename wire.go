@@ -14,6 +14,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/budget"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/schema"
 	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/internal/zdoauth"
@@ -154,15 +155,21 @@ func (p *parts) buildInbound(cfg *config, log zerolog.Logger, metrics prometheus
 	p.receiver, err = inbound.New(cfg.inboundConfig(metrics == nil), inbound.Deps{
 		Redis:   p.rdb,
 		Tickets: p.relay.Tickets(),
-		Zendesk: p.zd,
-		Limiter: p.limiter,
 		Log:     log.With().Str("component", "inbound").Logger(),
 		Metrics: metrics,
 	})
 	if err != nil {
 		return err
 	}
-	return nil
+	return p.receiver.SetAccounts([]inbound.Account{{
+		Name:           keys.DefaultAccount,
+		WebhookSecret:  cfg.webhookSecret,
+		WebhookID:      cfg.webhookID, // without a secret, Run reads it from Zendesk in the background
+		TargetUser:     cfg.targetUser,
+		TargetPassword: cfg.targetPassword,
+		Zendesk:        p.zd,
+		Limiter:        p.limiter,
+	}})
 }
 
 // buildReconciler makes the reconciler (backfill from Zendesk's exports and
@@ -172,7 +179,7 @@ func (p *parts) buildReconciler(cfg *config, log zerolog.Logger, metrics prometh
 	p.reconciler, err = reconcile.New(cfg.reconcileConfig(), reconcile.Deps{
 		Redis:     p.rdb,
 		Zendesk:   p.zd,
-		Publisher: p.receiver.Publisher(),
+		Publisher: p.receiver.Publisher(keys.DefaultAccount),
 		Tickets:   p.relay.Tickets(),
 		Limiter:   p.limiter,
 		Receiver:  receiverHealth{rdb: p.rdb, rcv: p.receiver},
@@ -267,16 +274,16 @@ type receiverHealth struct {
 // RefreshSecret reads the webhook's signing secret from Zendesk again, when
 // the guardian sees Zendesk's calls failing verification.
 func (h receiverHealth) RefreshSecret(ctx context.Context) error {
-	return h.rcv.RefreshSecret(ctx)
+	return h.rcv.RefreshSecret(ctx, keys.DefaultAccount)
 }
 
 func (h receiverHealth) LastReceived(ctx context.Context) (time.Time, error) {
-	at, _, err := inbound.LastWebhookAt(ctx, h.rdb)
+	at, _, err := inbound.LastWebhookAt(ctx, h.rdb, keys.Default)
 	return at, err
 }
 
 func (h receiverHealth) SignatureFailures(ctx context.Context) (int, error) {
-	s, err := inbound.ReadSignatureFailures(ctx, h.rdb)
+	s, err := inbound.ReadSignatureFailures(ctx, h.rdb, keys.Default)
 	return int(s.Run), err
 }
 
@@ -300,8 +307,6 @@ func (c *config) inboundConfig(oneShot bool) inbound.Config {
 	return inbound.Config{
 		SinkURL:        c.sinkURL,
 		SinkSecret:     c.sinkSecret,
-		WebhookSecret:  c.webhookSecret,
-		WebhookID:      c.webhookID, // without a secret, Run reads it from Zendesk in the background
 		ForwardPrivate: c.forwardPrivate,
 		SpoolDir:       c.spoolDir,
 		NoSpool:        oneShot,

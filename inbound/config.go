@@ -10,8 +10,10 @@ import (
 	"github.com/deskrelay/deskrelay/internal/validate"
 )
 
-// Config configures the inbound path. Package main fills it from the
-// settings; errors are *validate.FieldError naming the field.
+// Config configures the inbound path's process-wide part: the sink, the
+// spool, the limits of the request path; each account's own settings are
+// an Account (SetAccounts). Package main fills it from the settings; errors
+// are *validate.FieldError naming the field.
 type Config struct {
 	// SinkURL is the platform's endpoint for ticket events. Required: http
 	// or https.
@@ -19,20 +21,12 @@ type Config struct {
 	// SinkSecret signs sink deliveries with Standard Webhooks: "whsec_" +
 	// base64. Required.
 	SinkSecret string
-	// WebhookSecret is Zendesk's signing secret for the webhook
-	//. Empty: Run reads it from Zendesk when
-	// WebhookID is set (Webhook() answers 503 until then); without either
-	// the receiver is off and Webhook() answers 404 (Target() still works:
-	// it has no signature).
-	WebhookSecret string
-	// WebhookID is the Zendesk webhook that calls deskrelay: its signing secret is read from
-	// Zendesk when WebhookSecret is empty, and again on RefreshSecret.
-	WebhookID string
 	// SecretRetry is the first wait after a failed read of the signing
 	// secret; it doubles up to SecretRetryMax. Defaults 2s and 2 minutes.
 	SecretRetry    time.Duration
 	SecretRetryMax time.Duration
-	// ForwardPrivate also forwards agents' private notes. Default false.
+	// ForwardPrivate also forwards agents' private notes (every account's
+	// Publisher the Receiver builds). Default false.
 	ForwardPrivate bool
 	// SpoolDir is where verified webhook requests wait while Redis is
 	// unreachable. Default "./spool". One directory

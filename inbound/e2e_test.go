@@ -9,6 +9,7 @@ import (
 
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/zendesk"
@@ -47,7 +48,7 @@ func TestEndToEndWithFakeZendesk(t *testing.T) {
 			zd.AddWebhook(h.api.URL+"/v1/zendesk/webhook", webhookSecret)
 		}},
 		{"LegacyTarget", func(zd *zendesktest.Server, h *harness) {
-			zd.AddTarget(h.api.URL+"/v1/zendesk/target", "", "")
+			zd.AddTarget(h.api.URL+"/v1/zendesk/target", targetUser, targetPassword)
 		}},
 	}
 	for _, tt := range tests {
@@ -121,7 +122,7 @@ func TestEndToEndWithFakeZendesk(t *testing.T) {
 			if strings.Join(statuses, " ") != strings.Join(wantStatuses, " ") {
 				t.Fatalf("statuses at the sink %v, want %v", statuses, wantStatuses)
 			}
-			if f, _ := sink.Failed(context.Background(), h.rdb, time.Time{}); len(f) != 0 {
+			if f, _ := sink.Failed(context.Background(), h.rdb, keys.Default, time.Time{}); len(f) != 0 {
 				t.Fatalf("failed events: %+v", f)
 			}
 		})

@@ -34,6 +34,9 @@ import (
 const (
 	webhookSecret = "zendesk-signing-secret"
 	sinkSecret    = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	// the default account's legacy target login
+	targetUser     = "zendesk"
+	targetPassword = "target-password"
 )
 
 // sink is a test sink that verifies every delivery with the Standard
@@ -138,6 +141,7 @@ type harness struct {
 	spool   string
 	cfg     inbound.Config
 	deps    inbound.Deps
+	accts   []inbound.Account // the accounts start gives the Receiver; the first is the default
 	reg     *prometheus.Registry
 	stopRun context.CancelFunc
 	runDone chan struct{}
@@ -150,6 +154,8 @@ type harnessOptions struct {
 	limiter   inbound.RateLimiter
 	secrets   inbound.SecretReader
 	cfg       func(*inbound.Config)
+	acct      func(*inbound.Account) // changes the default account
+	accounts  []inbound.Account      // more accounts
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -167,7 +173,6 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	h.cfg = inbound.Config{
 		SinkURL:        h.sink.srv.URL + "/events",
 		SinkSecret:     sinkSecret,
-		WebhookSecret:  webhookSecret,
 		SpoolDir:       h.spool,
 		SinkTimeout:    2 * time.Second,
 		SlowEnqueue:    150 * time.Millisecond, // -race on a busy machine
@@ -180,7 +185,13 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		o.cfg(&h.cfg)
 	}
 	h.reg = prometheus.NewRegistry()
-	h.deps = inbound.Deps{Redis: h.rdb, Tickets: h.tickets, Zendesk: o.zendesk, Limiter: o.limiter, Secrets: o.secrets, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), Metrics: h.reg}
+	h.deps = inbound.Deps{Redis: h.rdb, Tickets: h.tickets, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), Metrics: h.reg}
+	def := inbound.Account{Name: keys.DefaultAccount, WebhookSecret: webhookSecret, TargetUser: targetUser, TargetPassword: targetPassword,
+		Zendesk: o.zendesk, Limiter: o.limiter, Secrets: o.secrets}
+	if o.acct != nil {
+		o.acct(&def)
+	}
+	h.accts = append([]inbound.Account{def}, o.accounts...)
 	h.start()
 	if !o.noWorkers {
 		mux := asynq.NewServeMux()
@@ -212,10 +223,15 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	if err := r.SetAccounts(h.accts); err != nil {
+		h.t.Fatal(err)
+	}
 	h.recv = r
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/zendesk/webhook", r.Webhook())
-	mux.Handle("POST /v1/zendesk/target", r.Target())
+	for _, p := range []string{"", "/{account}"} { // as main mounts them
+		mux.Handle("POST /v1/zendesk/webhook"+p, r.Webhook())
+		mux.Handle("POST /v1/zendesk/target"+p, r.Target())
+	}
 	h.api = httptest.NewServer(mux)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -236,6 +252,12 @@ func (h *harness) link(conv string, ticket int64) {
 	}
 }
 
+// status is the default account's receiver status.
+func (h *harness) status() inbound.ReceiverStatus {
+	h.t.Helper()
+	return h.recv.ReceiverStatus(keys.DefaultAccount)
+}
+
 type response struct {
 	Status     int
 	Body       string
@@ -245,7 +267,13 @@ type response struct {
 // post sends body to the webhook endpoint, signed with secret at ts.
 func (h *harness) post(body []byte, secret string, ts time.Time, invocation string) response {
 	h.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, h.api.URL+"/v1/zendesk/webhook", bytes.NewReader(body))
+	return h.postTo("/v1/zendesk/webhook", body, secret, ts, invocation)
+}
+
+// postTo sends body to path, signed with secret at ts.
+func (h *harness) postTo(path string, body []byte, secret string, ts time.Time, invocation string) response {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.api.URL+path, bytes.NewReader(body))
 	if err != nil {
 		h.t.Fatal(err)
 	}

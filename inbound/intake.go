@@ -62,9 +62,9 @@ const (
 // does not carry Zendesk's signature headers or whose timestamp is outside
 // the window. Anyone can send those: they are counted apart
 // and never count as signature failures. signed reports whether a failed
-// verification of this request would count as one: it names this webhook
-// (when the webhook id is known).
-func (r *Receiver) preflight(w http.ResponseWriter, req *http.Request) (signed, ok bool) {
+// verification of this request would count as one: it names the account's
+// webhook webhookID (when the webhook id is known).
+func (r *Receiver) preflight(w http.ResponseWriter, req *http.Request, webhookID string) (signed, ok bool) {
 	ts, sig := req.Header.Get(zendesk.HeaderSignatureTimestamp), req.Header.Get(zendesk.HeaderSignature)
 	reason, msg := "timestamp", ""
 	switch at, err := time.Parse(time.RFC3339, ts); {
@@ -82,7 +82,7 @@ func (r *Receiver) preflight(w http.ResponseWriter, req *http.Request) (signed, 
 		return false, false
 	}
 	id := req.Header.Get(HeaderWebhookID)
-	return r.cfg.WebhookID == "" || id == "" || id == r.cfg.WebhookID, true
+	return webhookID == "" || id == "" || id == webhookID, true
 }
 
 // readBody reads a POST body within the read deadline, up to MaxBodyBytes

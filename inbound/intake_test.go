@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/deskrelay/deskrelay/inbound"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
@@ -80,7 +81,7 @@ func TestWebhookRefusedBeforeBody(t *testing.T) {
 			t.Errorf("rejected{reason=%s} = %v, want 1", reason, got)
 		}
 	}
-	sf, err := inbound.ReadSignatureFailures(context.Background(), h.rdb)
+	sf, err := inbound.ReadSignatureFailures(context.Background(), h.rdb, keys.Default)
 	if err != nil || sf.Run != 0 {
 		t.Fatalf("signature failures run %d (%v), want 0: unsigned requests must not count", sf.Run, err)
 	}
@@ -134,7 +135,7 @@ func TestWebhookBodyLimits(t *testing.T) {
 // TestOtherWebhookNotASignatureFailure: a signed call naming another
 // webhook's id is refused but does not count as a signature failure.
 func TestOtherWebhookNotASignatureFailure(t *testing.T) {
-	h := newHarness(t, harnessOptions{noWorkers: true, cfg: func(c *inbound.Config) { c.WebhookID = "01OURHOOK" }})
+	h := newHarness(t, harnessOptions{noWorkers: true, acct: func(a *inbound.Account) { a.WebhookID = "01OURHOOK" }})
 	body := statusBody(1001, "PENDING", time.Now())
 	for _, id := range []string{"01OTHERHOOK", "01OURHOOK"} {
 		stamp := time.Now().UTC().Format(time.RFC3339)
@@ -158,7 +159,7 @@ func TestOtherWebhookNotASignatureFailure(t *testing.T) {
 		t.Fatalf("rejected{signature} = %v, want 1 (ours)", got)
 	}
 	testutil.WaitFor(t, 5*time.Second, func() bool {
-		sf, err := inbound.ReadSignatureFailures(context.Background(), h.rdb)
+		sf, err := inbound.ReadSignatureFailures(context.Background(), h.rdb, keys.Default)
 		return err == nil && sf.Run == 1
 	}, "a run of exactly 1 signature failure (ours)")
 }

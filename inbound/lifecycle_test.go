@@ -67,10 +67,13 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: blackhole(t), MaxRetries: -1, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = rdb.Close() })
 	r, err := inbound.New(inbound.Config{
-		SinkURL: "http://127.0.0.1:1/", SinkSecret: sinkSecret, WebhookSecret: webhookSecret, SpoolDir: t.TempDir(),
+		SinkURL: "http://127.0.0.1:1/", SinkSecret: sinkSecret, SpoolDir: t.TempDir(),
 		EnqueueTimeout: 50 * time.Millisecond, SlowEnqueue: 10 * time.Millisecond,
 	}, inbound.Deps{Redis: rdb, Log: zerolog.New(zerolog.NewTestWriter(t))})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetAccounts([]inbound.Account{{WebhookSecret: webhookSecret}}); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(r.Webhook())

@@ -8,10 +8,10 @@ import (
 
 type metrics struct {
 	webhooks   *prometheus.CounterVec // outcome: accepted, spooled, duplicate, ignored
-	rejected   *prometheus.CounterVec // reason: signature, timestamp, unsigned, too_large, slow_body, busy, malformed, unavailable, waiting_for_secret
+	rejected   *prometheus.CounterVec // reason: unknown_account, signature, timestamp, unsigned, too_large, slow_body, busy, malformed, unavailable, waiting_for_secret
 	spoolFiles prometheus.Gauge
 	spoolStuck prometheus.Gauge
-	// receiverState is 1 for the receiver's current state (on,
+	// receiverState is 1 for each account's receiver's current state (on,
 	// waiting_for_secret, off), 0 for the others.
 	receiverState *prometheus.GaugeVec
 	events        *prometheus.CounterVec // result: enqueued, duplicate, skipped; reason
@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"outcome"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deskrelay_inbound_webhooks_rejected_total",
-			Help: "Zendesk webhook and target requests rejected, by reason: signature and timestamp (signed for this webhook, did not verify), unsigned (no signature headers, a timestamp outside the window, or another webhook's id: anyone can send these, they block nothing), too_large, slow_body, busy (body memory budget), malformed, unavailable, waiting_for_secret.",
+			Help: "Zendesk webhook and target requests rejected, by reason: unknown_account (no such account configured), signature and timestamp (signed for this webhook, did not verify), unsigned (no signature headers, a timestamp outside the window, or another webhook's id: anyone can send these, they block nothing), too_large, slow_body, busy (body memory budget), malformed, unavailable, waiting_for_secret.",
 		}, []string{"reason"}),
 		spoolFiles: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "deskrelay_inbound_spool_pending",
@@ -37,8 +37,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		receiverState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "deskrelay_webhook_receiver_state",
-			Help: "1 for the webhook receiver's current state: on, waiting_for_secret (reading the signing secret from Zendesk; webhooks answered 503) or off.",
-		}, []string{"state"}),
+			Help: "1 for each account's webhook receiver's current state: on, waiting_for_secret (reading the signing secret from Zendesk; webhooks answered 503) or off.",
+		}, []string{"account", "state"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deskrelay_inbound_events_total",
 			Help: "Events derived from webhooks, by publish result (enqueued, duplicate, skipped) and reason.",
@@ -53,4 +53,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.events, _ = promx.Register(reg, m.events)
 	}
 	return m
+}
+
+// forget drops the series of a removed account.
+func (m *metrics) forget(account string) {
+	m.receiverState.DeletePartialMatch(prometheus.Labels{"account": account})
 }

@@ -110,7 +110,7 @@ func (r *Receiver) moveRecord(ctx context.Context, name string, payload []byte) 
 	}
 	ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	err := r.enqueueReceived(ectx, payload, rec.InvocationID, name)
+	err := r.enqueueReceived(ectx, payload, rec.Account, rec.InvocationID, name)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return err
 	}

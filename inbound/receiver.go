@@ -23,7 +23,6 @@ import (
 	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/internal/tickets"
 	"github.com/deskrelay/deskrelay/internal/validate"
-	"github.com/deskrelay/deskrelay/zendesk"
 )
 
 // TaskWebhook is the asynq task type of a received, verified webhook body
@@ -34,31 +33,22 @@ const TaskWebhook = "inbound:webhook"
 // retries of one invocation share it.
 const HeaderInvocationID = "X-Zendesk-Webhook-Invocation-Id"
 
-// Deps are the Receiver's collaborators.
+// Deps are the Receiver's collaborators shared by every account; each
+// account's own (its Zendesk client, budget, secret reader) are in its
+// Account.
 type Deps struct {
 	// Redis is deskrelay's Redis (asynq shares it). Required.
 	Redis redis.UniversalClient
-	// Tickets is the record of managed tickets and own comments. Default
-	// tickets.New(Redis).
+	// Tickets is the record of managed tickets and own comments, in any
+	// account's space: each account reads it with its own
+	// (tickets.WithSpace). Default tickets.New(Redis).
 	Tickets *tickets.Tickets
-	// Zendesk reads comments named by trigger bodies. May be nil when only
-	// the event-subscription envelope is used: trigger comments are then
-	// dropped with a warning.
-	Zendesk *zendesk.Client
-	// Secrets reads the webhook's signing secret (Config.WebhookID). Default
-	// Zendesk when set.
-	Secrets SecretReader
-	// Space is the account's Redis key space (the zero Space: keys.Default).
-	// Used for the receiver's own keys: last received, signature failures,
-	// receiver state.
-	Space keys.Space
-	// Limiter, when set, is asked before every Zendesk API call the
-	// trigger path makes (the account's shared budget; budget.Limiter).
-	Limiter RateLimiter
-	// Publisher publishes events; default one built from Redis, Tickets and
-	// the Config. Pass the same Publisher to the reconciler.
-	Publisher *sink.Publisher
-	// Log is the logger (main gives it component=inbound).
+	// Asynq and Inspector, when set, are shared with other components and
+	// not closed; nil: the Receiver makes its own on Redis.
+	Asynq     *asynq.Client
+	Inspector *asynq.Inspector
+	// Log is the logger (main gives it component=inbound); each account's
+	// lines carry account=<name>.
 	Log zerolog.Logger
 	// Metrics registers the inbound metrics; nil registers nothing.
 	Metrics prometheus.Registerer
@@ -70,22 +60,30 @@ type Deps struct {
 // RateLimiter is the shared Zendesk request budget (*budget.Limiter).
 type RateLimiter = budget.Account
 
-// Receiver is the inbound path: the webhook endpoints, the spool mover and
-// the task handlers.
+// Receiver is the inbound path: the webhook endpoints of every account, the
+// spool and its mover, the task handlers. It is the one process-wide part
+// (one spool directory, one body budget, one sink client and Deliverer);
+// each account (SetAccounts) adds only its settings, its Publisher and a
+// little state, and no goroutine unless it reads its signing secret.
 type Receiver struct {
-	cfg     Config
-	rdb     redis.UniversalClient
-	client  *asynq.Client
-	tickets *tickets.Tickets
-	zd      *zendesk.Client
-	limiter RateLimiter
-	users   *events.AuthorCache
-	pub     *sink.Publisher
-	log     zerolog.Logger
-	m       *metrics
-	spool   *spool
-	deliver *sink.Deliverer
-	stuck   stuckState
+	cfg      Config
+	rdb      redis.UniversalClient
+	client   *asynq.Client
+	insp     *asynq.Inspector
+	tickets  *tickets.Tickets
+	log      zerolog.Logger
+	m        *metrics
+	spool    *spool
+	deliver  *sink.Deliverer
+	stuck    stuckState
+	budget   *bodyBudget
+	accounts atomic.Pointer[map[string]*account] // replaced whole by SetAccounts, never changed
+
+	// setMu serializes SetAccounts and Run's start and end; it guards
+	// runCtx, the accounts' stopReader and readers' Add.
+	setMu   sync.Mutex
+	runCtx  context.Context // Run's, while it runs: the secret readers' parent
+	readers sync.WaitGroup  // secret readers and the state publisher Run starts
 
 	// life is the context of the goroutines the request path starts
 	// (spawn); Close ends it and waits for them.
@@ -94,25 +92,13 @@ type Receiver struct {
 	lifeMu    sync.Mutex // orders spawn's Add before Close's Wait
 	lifeWG    sync.WaitGroup
 	closeOnce sync.Once
-	budget    *bodyBudget
-	secrets   SecretReader
-	sec       secretState
-	space     keys.Space
 
-	downUntil     atomic.Int64 // unix nanos until which the ack path spools without trying Redis
-	slow          atomic.Bool  // an enqueue is taking long: spool without trying Redis
-	lastSeenWrite atomic.Int64 // unix nanos of the last WebhookLastReceived write
-	busyReceived  atomic.Bool
-	busyReread    atomic.Bool // a re-read of the signing secret after a failed verification
-
-	sigMu       sync.Mutex
-	sigRun      int64   // this process's current run, for logging
-	sigOps      []int64 // signature-state changes not yet written (0 clear, n add)
-	sigDirty    bool    // Redis may hold a run that a good signature must clear
-	sigFlushing atomic.Bool
+	downUntil atomic.Int64 // unix nanos until which the ack path spools without trying Redis
+	slow      atomic.Bool  // an enqueue is taking long: spool without trying Redis
 }
 
-// New returns a Receiver, or an error naming the setting that is wrong.
+// New returns a Receiver without accounts (SetAccounts adds them), or an
+// error naming the setting that is wrong.
 func New(cfg Config, deps Deps) (*Receiver, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -124,13 +110,11 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 	if deps.Tickets == nil {
 		deps.Tickets = tickets.New(deps.Redis)
 	}
-	if deps.Publisher == nil {
-		deps.Publisher = sink.NewPublisher(deps.Redis, deps.Tickets, sink.PublisherConfig{
-			ForwardPrivate:  cfg.ForwardPrivate,
-			LedgerRetention: cfg.LedgerRetention,
-			TaskTimeout:     cfg.TaskTimeout,
-			Now:             cfg.Now,
-		})
+	if deps.Asynq == nil {
+		deps.Asynq = asynq.NewClientFromRedisClient(deps.Redis)
+	}
+	if deps.Inspector == nil {
+		deps.Inspector = asynq.NewInspectorFromRedisClient(deps.Redis)
 	}
 	sp := &spool{wake: make(chan struct{}, 1)} // no directory: Append fails
 	if !cfg.NoSpool {
@@ -139,64 +123,58 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 			return nil, validate.Errorf("inbound", "SpoolDir", "%v", err)
 		}
 	}
-	hc := deps.SinkClient
-	if hc == nil {
-		hc = &http.Client{}
+	r := &Receiver{
+		cfg:     cfg,
+		rdb:     deps.Redis,
+		client:  deps.Asynq,
+		insp:    deps.Inspector,
+		tickets: deps.Tickets,
+		log:     deps.Log,
+		m:       newMetrics(deps.Metrics),
+		spool:   sp,
+		budget:  &bodyBudget{max: cfg.BodyBudgetBytes},
 	}
-	{
-		c := *hc
-		c.Timeout = cmp.Or(c.Timeout, cfg.SinkTimeout)
-		// a redirect would turn the POST into a GET without the event:
-		// a 3xx is a failed attempt, retried
-		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-		hc = &c
-	}
+	empty := map[string]*account{}
+	r.accounts.Store(&empty)
 	dl, err := sink.NewDeliverer(sink.DeliverConfig{
 		URL:         cfg.SinkURL,
 		Secret:      cfg.SinkSecret,
 		OrderSettle: cfg.OrderSettle,
 		OrderPoll:   cfg.OrderPoll,
 		Now:         cfg.Now,
-	}, deps.Redis, deps.Publisher, hc, deps.Log, deps.Metrics)
+		Inspector:   deps.Inspector,
+	}, deps.Redis, r.publisherOf, sinkClient(deps.SinkClient, cfg.SinkTimeout), deps.Log, deps.Metrics)
 	if err != nil {
+		sp.close()
 		return nil, err
 	}
-	r := &Receiver{
-		cfg:     cfg,
-		rdb:     deps.Redis,
-		client:  asynq.NewClientFromRedisClient(deps.Redis),
-		tickets: deps.Tickets,
-		zd:      deps.Zendesk,
-		limiter: deps.Limiter,
-		users:   events.NewAuthorCache(10*time.Minute, 10000, cfg.Now),
-		pub:     deps.Publisher,
-		log:     deps.Log,
-		m:       newMetrics(deps.Metrics),
-		spool:   sp,
-		deliver: dl,
-		secrets: deps.Secrets,
-		space:   keys.Default,
-		budget:  &bodyBudget{max: cfg.BodyBudgetBytes},
-	}
-	r.init(deps)
+	r.deliver = dl
+	r.init()
 	return r, nil
 }
 
-// init finishes New: owners, the secret's state, the spool's reporting.
-func (r *Receiver) init(deps Deps) {
+// sinkClient is hc (default a new client) with the sink timeout and
+// without following redirects.
+func sinkClient(hc *http.Client, timeout time.Duration) *http.Client {
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	c := *hc
+	c.Timeout = cmp.Or(c.Timeout, timeout)
+	// a redirect would turn the POST into a GET without the event:
+	// a 3xx is a failed attempt, retried
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
+// init finishes New: the life of the request path's goroutines, the
+// spool's reporting.
+func (r *Receiver) init() {
 	r.life, r.stopLife = context.WithCancel(context.Background()) // ended by Close
-	if deps.Space.Prefix() != "" {
-		r.space = deps.Space
-	}
-	if r.secrets == nil && deps.Zendesk != nil {
-		r.secrets = deps.Zendesk
-	}
-	r.initSecret()
 	r.spool.onSkip = func(seq uint64, off, n int64) {
 		r.log.Error().Uint64("segment", seq).Int64("offset", off).Int64("bytes", n).
 			Msg("spool: bytes holding no complete record (damaged on disk) skipped")
 	}
-	r.sigDirty = true // clear a run left by an earlier process on the first good signature
 	r.m.spoolFiles.Set(float64(r.spool.Pending()))
 	if n := r.spool.Pending(); n > 0 {
 		r.log.Warn().Int64("spooled", n).Str("dir", r.cfg.SpoolDir).Msg("spooled webhook requests wait for Redis")
@@ -216,111 +194,114 @@ func (r *Receiver) Close() error {
 	return nil
 }
 
-// Publisher returns the Publisher the receiver uses (share it with the reconciler).
-func (r *Receiver) Publisher() *sink.Publisher { return r.pub }
-
 // SpoolPending is the number of requests waiting in the spool.
 func (r *Receiver) SpoolPending() int64 { return r.spool.Pending() }
 
-// Register adds the inbound task handlers to mux.
+// Register adds the inbound task handlers to mux: the webhook task and the
+// sink delivery, each running with the account its payload names (none: the
+// default account). Registering them on every account's mux, or on one mux,
+// works the same.
 func (r *Receiver) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TaskWebhook, r.handleWebhookTask)
 	mux.HandleFunc(sink.TaskDeliver, r.deliver.ProcessTask)
 }
 
-// Replay puts failed sink deliveries back into delivery (sink.Replay).
-func (r *Receiver) Replay(ctx context.Context, opts sink.ReplayOptions) (sink.ReplayReport, error) {
-	return sink.Replay(ctx, r.rdb, r.pub, opts)
+// Replay puts the account's failed sink deliveries back into delivery
+// (sink.Replay).
+func (r *Receiver) Replay(ctx context.Context, account string, opts sink.ReplayOptions) (sink.ReplayReport, error) {
+	a, err := r.find(account)
+	if err != nil {
+		return sink.ReplayReport{}, err
+	}
+	return sink.Replay(ctx, r.rdb, a.pub, opts)
 }
 
-// received is the payload of a TaskWebhook task and of a spool file.
+// received is the payload of a TaskWebhook task and of a spool record.
 type received struct {
+	// Account is the account whose path the request came in on; ""
+	// (the previous release) is the default account.
+	Account      string          `json:"account,omitempty"`
 	Kind         string          `json:"kind"` // "webhook" or "target"
 	InvocationID string          `json:"invocation_id,omitempty"`
 	ReceivedAt   time.Time       `json:"received_at"`
 	Body         json.RawMessage `json:"body"`
 }
 
-// Webhook is the handler of POST /v1/zendesk/webhook.
+// Webhook is the handler of POST /v1/zendesk/webhook/{account} and of POST
+// /v1/zendesk/webhook (no account in the path: the default account): 404
+// for an account not configured.
 func (r *Receiver) Webhook() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		secret, state := r.signingSecret()
-		switch state {
-		case ReceiverOff:
-			httpx.WriteError(w, http.StatusNotFound, "receiver_off",
-				"the webhook receiver is off: set DESKRELAY_WEBHOOK_SECRET (or DESKRELAY_ZENDESK_WEBHOOK_ID to read it from Zendesk)")
-			return
-		case ReceiverWaiting:
-			r.m.rejected.WithLabelValues("waiting_for_secret").Inc()
-			w.Header().Set("Retry-After", "10")
-			httpx.WriteError(w, http.StatusServiceUnavailable, "waiting_for_secret", "the webhook's signing secret is being read from Zendesk")
-			return
+		if a, ok := r.fromPath(w, req); ok {
+			a.webhook(w, req)
 		}
-		signed, ok := r.preflight(w, req)
-		if !ok {
-			return
-		}
-		body, done, ok := r.readBody(w, req)
-		if !ok {
-			return
-		}
-		defer done()
-		now := r.cfg.Now()
-		err := zendesk.VerifySignature(secret, body,
-			req.Header.Get(zendesk.HeaderSignatureTimestamp), req.Header.Get(zendesk.HeaderSignature), now, r.cfg.MaxSkew)
-		if err != nil {
-			reason, msg := "signature", "webhook signature missing or wrong"
-			switch {
-			case errors.Is(err, zendesk.ErrTimestampSkew):
-				reason, msg = "timestamp", "webhook signature timestamp more than "+r.cfg.MaxSkew.String()+" from now"
-			case errors.Is(err, zendesk.ErrTimestampInvalid):
-				reason, msg = "timestamp", "webhook signature timestamp is not ISO 8601"
-			}
-			if !signed {
-				reason = "unsigned" // another webhook's call: anyone can send that
-			}
-			r.m.rejected.WithLabelValues(reason).Inc()
-			if signed {
-				r.noteSignatureFailure(now, err)
-			}
-			httpx.WriteError(w, http.StatusUnauthorized, "bad_signature", msg)
-			return
-		}
-		r.noteSignatureOK()
-		r.accept(w, req, "webhook", req.Header.Get(HeaderInvocationID), body, now)
 	})
 }
 
-// Target is the handler of POST /v1/zendesk/target, for a legacy target,
-// which cannot sign: main wraps it in basic auth.
+// Target is the handler of POST /v1/zendesk/target/{account} and of POST
+// /v1/zendesk/target (the default account), for a legacy target, which
+// cannot sign: it checks the account's basic-auth login (404 when the
+// account has none, or is not configured).
 func (r *Receiver) Target() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		a, ok := r.fromPath(w, req)
+		if !ok {
+			return
+		}
+		if a.spec.TargetUser == "" {
+			httpx.WriteError(w, http.StatusNotFound, "target_off", "the legacy target is off for account "+a.name()+": it has no target user and password")
+			return
+		}
+		u, p, ok := req.BasicAuth()
+		userOK, passwordOK := httpx.Equal(u, a.spec.TargetUser), httpx.Equal(p, a.spec.TargetPassword)
+		if !ok || !userOK || !passwordOK {
+			w.Header().Set("WWW-Authenticate", `Basic realm="deskrelay target"`)
+			httpx.WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong credentials")
+			return
+		}
 		body, done, ok := r.readBody(w, req)
 		if !ok {
 			return
 		}
 		defer done()
-		r.accept(w, req, "target", "", body, r.cfg.Now())
+		r.accept(w, a, "target", "", body, r.cfg.Now())
 	})
 }
 
-// accept parses the verified body (400 when unreadable), then makes it
-// durable: a TaskWebhook task, or a spool file when Redis does not answer.
-func (r *Receiver) accept(w http.ResponseWriter, _ *http.Request, kind, invocationID string, body []byte, now time.Time) {
+// fromPath finds the account the request's path names ({account}; none:
+// the default), answering 404 itself when it is not configured.
+func (r *Receiver) fromPath(w http.ResponseWriter, req *http.Request) (*account, bool) {
+	name := cmp.Or(req.PathValue("account"), keys.DefaultAccount)
+	if a := r.lookup(name); a != nil {
+		return a, true
+	}
+	r.m.rejected.WithLabelValues("unknown_account").Inc()
+	msg := "no such account"
+	if validate.AccountName(name) == "" {
+		msg = "no account " + name + " is configured"
+	}
+	httpx.WriteError(w, http.StatusNotFound, "unknown_account", msg)
+	return nil, false
+}
+
+// accept parses account a's verified body (400 when unreadable), then makes
+// it durable: a TaskWebhook task, or a spool record when Redis does not
+// answer.
+func (r *Receiver) accept(w http.ResponseWriter, a *account, kind, invocationID string, body []byte, now time.Time) {
 	pl, err := events.ParsePayload(body, events.SourceWebhook)
 	if err != nil {
 		r.m.rejected.WithLabelValues("malformed").Inc()
-		r.log.Warn().Err(err).Str("kind", kind).Msg("webhook body unreadable")
+		a.log.Warn().Err(err).Str("kind", kind).Msg("webhook body unreadable")
 		httpx.WriteError(w, http.StatusBadRequest, "malformed", err.Error())
 		return
 	}
-	r.noteReceived(now)
+	a.noteReceived(now)
 	if pl.Ignored {
 		r.m.webhooks.WithLabelValues("ignored").Inc()
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ignored", "type": pl.Type})
 		return
 	}
-	payload, err := json.Marshal(received{Kind: kind, InvocationID: invocationID, ReceivedAt: now.UTC(), Body: body})
+	payload, err := json.Marshal(received{Account: a.name(), Kind: kind, InvocationID: invocationID, ReceivedAt: now.UTC(), Body: body})
 	if err != nil { // cannot happen: body is valid JSON
 		httpx.WriteError(w, http.StatusBadRequest, "malformed", "body is not JSON")
 		return
@@ -329,7 +310,7 @@ func (r *Receiver) accept(w http.ResponseWriter, _ *http.Request, kind, invocati
 	if r.spool.Pending() > 0 || now.UnixNano() < r.downUntil.Load() || r.slow.Load() {
 		status = "spooled" // keep arrival order while the spool drains
 	} else {
-		err = r.enqueueWithin(payload, invocationID)
+		err = r.enqueueWithin(payload, a.name(), invocationID)
 		switch {
 		case err == nil:
 		case errors.Is(err, asynq.ErrTaskIDConflict):
@@ -360,12 +341,12 @@ var errEnqueueSlow = errors.New("redis did not answer in time")
 // the Redis client's own timeouts and dial retries are: a late success
 // after the request was spooled is a duplicate that the task id and the
 // event ledger drop.
-func (r *Receiver) enqueueWithin(payload []byte, invocationID string) error {
+func (r *Receiver) enqueueWithin(payload []byte, account, invocationID string) error {
 	done := make(chan error, 1)
 	if !r.spawn(func(life context.Context) {
 		ctx, cancel := context.WithTimeout(life, r.cfg.EnqueueTimeout)
 		defer cancel()
-		done <- r.enqueueReceived(ctx, payload, invocationID, "")
+		done <- r.enqueueReceived(ctx, payload, account, invocationID, "")
 	}) {
 		return errClosed
 	}
@@ -426,13 +407,14 @@ func (r *Receiver) spawn(f func(ctx context.Context)) bool {
 	return true
 }
 
-// enqueueReceived makes a TaskWebhook task. Its id dedupes one invocation
-// (while the task lives; the invocation ledger afterwards) and one spool file.
-func (r *Receiver) enqueueReceived(ctx context.Context, payload []byte, invocationID, spoolName string) error {
+// enqueueReceived makes a TaskWebhook task of account. Its id dedupes one
+// invocation (while the task lives; the invocation ledger afterwards) and
+// one spool record (whose content names the account).
+func (r *Receiver) enqueueReceived(ctx context.Context, payload []byte, account, invocationID, spoolName string) error {
 	opts := []asynq.Option{asynq.Queue(queues.Inbound), asynq.MaxRetry(queues.MaxRetry), asynq.Timeout(r.cfg.TaskTimeout)}
 	switch {
 	case invocationID != "":
-		opts = append(opts, asynq.TaskID("webhook:"+invocationID))
+		opts = append(opts, asynq.TaskID(webhookTaskID(account, invocationID)))
 	case spoolName != "":
 		opts = append(opts, asynq.TaskID("spool:"+spoolName))
 	}
@@ -440,136 +422,48 @@ func (r *Receiver) enqueueReceived(ctx context.Context, payload []byte, invocati
 	return err
 }
 
+// webhookTaskID is the task id of account's webhook invocation: the default
+// account's stays "webhook:<invocation>" (the previous release's), any
+// other account's is "webhook:{<account>}:<invocation>".
+func webhookTaskID(account, invocationID string) string {
+	if account = events.AccountOf(account); account == keys.DefaultAccount {
+		return "webhook:" + invocationID
+	}
+	return "webhook:{" + account + "}:" + invocationID
+}
+
 // Run moves spooled requests into Redis until ctx ends. It must run while
 // the receiver takes requests: after an outage it is what lets the
 // receiver use Redis directly again.
 //
-// It also reads the webhook's signing secret from Zendesk in the
-// background when the receiver waits for it. Both stop when ctx ends.
+// While it runs, every account that waits for its signing secret reads it
+// from Zendesk in the background (also an account SetAccounts adds), and
+// every account's receiver state is written to Redis. All of that stops
+// when ctx ends; Run returns after it has.
 func (r *Receiver) Run(ctx context.Context) error {
-	done := make(chan struct{})
+	r.setMu.Lock()
+	r.runCtx = ctx
+	all := r.accountMap()
+	for _, a := range all {
+		r.startReader(a)
+	}
+	r.readers.Add(1)
+	r.setMu.Unlock()
 	go func() {
-		defer close(done)
-		_ = r.awaitSecret(ctx)
-	}()
-	err := r.moveSpool(ctx)
-	<-done
-	return err
-}
-
-// noteReceived records the time of the latest verified request, at most
-// once a second per process, off the request path.
-func (r *Receiver) noteReceived(now time.Time) {
-	last := r.lastSeenWrite.Load()
-	if now.UnixNano()-last < int64(time.Second) || !r.lastSeenWrite.CompareAndSwap(last, now.UnixNano()) {
-		return
-	}
-	r.background(&r.busyReceived, func(ctx context.Context) {
-		if err := r.rdb.Set(ctx, r.space.WebhookLastReceived(), now.UnixMilli(), 0).Err(); err != nil {
-			r.lastSeenWrite.Store(last)
-		}
-	})
-}
-
-// noteSignatureFailure counts a failure in the current run (written to
-// Redis off the request path) and logs it, as an error when the run looks
-// like a wrong webhook signing secret.
-func (r *Receiver) noteSignatureFailure(_ time.Time, cause error) {
-	r.sigMu.Lock()
-	r.sigRun++
-	n := r.sigRun
-	if k := len(r.sigOps); k > 0 && r.sigOps[k-1] > 0 {
-		r.sigOps[k-1]++
-	} else {
-		r.sigOps = append(r.sigOps, 1)
-	}
-	r.sigDirty = true
-	r.sigMu.Unlock()
-	ev := r.log.Warn()
-	if n == 5 || n%100 == 0 {
-		ev = r.log.Error()
-	}
-	ev.Int64("run", n).Str("reason", cause.Error()).Msg("webhook signature rejected")
-	r.flushSignatures()
-	if r.cfg.WebhookID != "" && r.secrets != nil {
-		// A call naming this webhook fails verification: Zendesk may sign
-		// with a secret this replica does not have yet (rotated, or re-read
-		// by the guardian on another replica). RefreshSecret asks Zendesk
-		// at most once a minute.
-		r.background(&r.busyReread, func(ctx context.Context) { _ = r.RefreshSecret(ctx) })
-	}
-}
-
-// noteSignatureOK ends a run of signature failures.
-func (r *Receiver) noteSignatureOK() {
-	r.sigMu.Lock()
-	if !r.sigDirty {
-		r.sigMu.Unlock()
-		return
-	}
-	r.sigRun = 0
-	r.sigOps = append(r.sigOps[:0], 0) // a clear replaces what was not written yet
-	r.sigDirty = false
-	r.sigMu.Unlock()
-	r.flushSignatures()
-}
-
-// flushSignatures writes the queued signature-state changes (0: clear the
-// run, n > 0: add n failures) in order, from one goroutine at a time.
-func (r *Receiver) flushSignatures() {
-	if !r.sigFlushing.CompareAndSwap(false, true) {
-		return
-	}
-	if !r.spawn(func(life context.Context) {
-		defer r.sigFlushing.Store(false)
-		for life.Err() == nil {
-			if !r.flushSignatureOp(life) {
+		defer r.readers.Done()
+		for _, a := range all {
+			if ctx.Err() != nil {
 				return
 			}
+			if _, state := a.signingSecret(); state != ReceiverWaiting {
+				a.publishState(ctx)
+			}
 		}
-	}) {
-		r.sigFlushing.Store(false)
-	}
-}
-
-// flushSignatureOp writes the first queued signature-state change; it
-// reports whether one was written (false: none left, or Redis failed and
-// the changes stay for the next flush).
-func (r *Receiver) flushSignatureOp(life context.Context) bool {
-	r.sigMu.Lock()
-	if len(r.sigOps) == 0 {
-		r.sigMu.Unlock()
-		return false
-	}
-	op := r.sigOps[0]
-	r.sigMu.Unlock()
-	ctx, cancel := context.WithTimeout(life, time.Second)
-	defer cancel()
-	key := r.space.WebhookSignatureFailures()
-	var err error
-	if op == 0 {
-		err = r.rdb.Del(ctx, key).Err()
-	} else {
-		now := r.cfg.Now().UnixMilli()
-		_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.HIncrBy(ctx, key, "run", op)
-			p.HSetNX(ctx, key, "first_at", now)
-			p.HSet(ctx, key, "last_at", now)
-			return nil
-		})
-	}
-	r.sigMu.Lock()
-	defer r.sigMu.Unlock()
-	if err != nil {
-		if op == 0 {
-			r.sigDirty = true // try the clear again with the next good signature
-		}
-		return false
-	}
-	if len(r.sigOps) > 0 && r.sigOps[0] == op {
-		r.sigOps = r.sigOps[1:]
-	} else if len(r.sigOps) > 0 && op > 0 && r.sigOps[0] > op {
-		r.sigOps[0] -= op // more failures were added to the op while it was written
-	} // else a clear replaced the op meanwhile: nothing to drop
-	return true
+	}()
+	err := r.moveSpool(ctx)
+	r.setMu.Lock()
+	r.runCtx = nil
+	r.setMu.Unlock()
+	r.readers.Wait()
+	return err
 }

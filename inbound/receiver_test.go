@@ -13,6 +13,7 @@ import (
 	"github.com/deskrelay/deskrelay/inbound"
 	"github.com/deskrelay/deskrelay/internal/events"
 	"github.com/deskrelay/deskrelay/internal/httpx"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/internal/testutil"
 )
@@ -63,7 +64,7 @@ func TestWebhook(t *testing.T) {
 			}
 		}
 		testutil.WaitFor(t, 5*time.Second, func() bool {
-			last, ok, err := inbound.LastWebhookAt(context.Background(), h.rdb)
+			last, ok, err := inbound.LastWebhookAt(context.Background(), h.rdb, keys.Default)
 			return err == nil && ok && time.Since(last) < time.Minute
 		}, "the last webhook time")
 	})
@@ -105,7 +106,7 @@ func TestWebhook(t *testing.T) {
 		h.post(good, "wrong-secret", now, "")
 		h.post(good, "wrong-secret", now, "")
 		testutil.WaitFor(t, 5*time.Second, func() bool {
-			sf, err := inbound.ReadSignatureFailures(context.Background(), h.rdb)
+			sf, err := inbound.ReadSignatureFailures(context.Background(), h.rdb, keys.Default)
 			return err == nil && sf.Run == 2 && !sf.FirstAt.IsZero() && !sf.LastAt.IsZero()
 		}, "a run of 2 signature failures")
 		h.idle(5 * time.Second)
@@ -120,7 +121,7 @@ func TestWebhook(t *testing.T) {
 		// a good signature ends the run
 		h.send(statusBody(1001, "PENDING", now), "")
 		testutil.WaitFor(t, 5*time.Second, func() bool {
-			sf, err := inbound.ReadSignatureFailures(context.Background(), h.rdb)
+			sf, err := inbound.ReadSignatureFailures(context.Background(), h.rdb, keys.Default)
 			return err == nil && sf.Run == 0
 		}, "the run to end")
 	})
@@ -217,33 +218,33 @@ func TestSinkFailures(t *testing.T) {
 		h.send(commentBody(1002, 612, "conv_43", true, true, now), "")
 		ctx := context.Background()
 		testutil.WaitFor(t, 10*time.Second, func() bool {
-			f, err := sink.Failed(ctx, h.rdb, time.Time{})
+			f, err := sink.Failed(ctx, h.rdb, keys.Default, time.Time{})
 			return err == nil && len(f) == 2
 		}, "two failed events")
 		h.idle(5 * time.Second)
 		if ids := h.sink.ids(); len(ids) != 1 || ids[0] != "zd:comment:612" {
 			t.Fatalf("sink got %v, want only the other conversation's event", ids)
 		}
-		failed, _ := sink.Failed(ctx, h.rdb, time.Time{})
+		failed, _ := sink.Failed(ctx, h.rdb, keys.Default, time.Time{})
 		for _, f := range failed {
 			if f.Reason != sink.ReasonGone || f.Event.ConversationID != "conv_42" {
 				t.Fatalf("failed %+v", f)
 			}
 		}
 		var out strings.Builder
-		rep, err := h.recv.Replay(ctx, sink.ReplayOptions{Reason: sink.ReasonGone, DryRun: true, Out: &out})
+		rep, err := h.recv.Replay(ctx, keys.DefaultAccount, sink.ReplayOptions{Reason: sink.ReasonGone, DryRun: true, Out: &out})
 		if err != nil || rep.Found != 2 || !strings.Contains(out.String(), "would replay zd:comment:610") {
 			t.Fatalf("dry run %+v %v %q", rep, err, out.String())
 		}
-		if f, _ := sink.Failed(ctx, h.rdb, time.Time{}); len(f) != 2 {
+		if f, _ := sink.Failed(ctx, h.rdb, keys.Default, time.Time{}); len(f) != 2 {
 			t.Fatal("dry run changed the failed set")
 		}
-		rep, err = h.recv.Replay(ctx, sink.ReplayOptions{Reason: sink.ReasonUnauthorized})
+		rep, err = h.recv.Replay(ctx, keys.DefaultAccount, sink.ReplayOptions{Reason: sink.ReasonUnauthorized})
 		if err != nil || rep.Found != 0 {
 			t.Fatalf("replay of another reason %+v %v", rep, err)
 		}
 		h.sink.setRespond(nil)
-		rep, err = h.recv.Replay(ctx, sink.ReplayOptions{})
+		rep, err = h.recv.Replay(ctx, keys.DefaultAccount, sink.ReplayOptions{})
 		if err != nil || rep.Replayed != 2 {
 			t.Fatalf("replay %+v %v", rep, err)
 		}
@@ -252,7 +253,7 @@ func TestSinkFailures(t *testing.T) {
 		if ids := h.sink.ids(); fmt.Sprint(ids) != "[zd:comment:612 zd:comment:610 zd:comment:611]" {
 			t.Fatalf("sink got %v", ids)
 		}
-		if f, _ := sink.Failed(ctx, h.rdb, time.Time{}); len(f) != 0 {
+		if f, _ := sink.Failed(ctx, h.rdb, keys.Default, time.Time{}); len(f) != 0 {
 			t.Fatalf("failed set still has %d", len(f))
 		}
 	})

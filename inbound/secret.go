@@ -62,156 +62,163 @@ type secretState struct {
 	lastSummary time.Time
 }
 
-func (r *Receiver) initSecret() {
-	st := ReceiverStatus{State: ReceiverOff, Since: r.cfg.Now().UTC()}
+// initSecret sets the account's first state: on with a configured secret,
+// waiting when it can read one from Zendesk, off otherwise. A secret prev
+// (the account it replaces) read from Zendesk for the same webhook is kept.
+func (a *account) initSecret(prev *account) {
+	st := ReceiverStatus{State: ReceiverOff, Since: a.r.cfg.Now().UTC()}
+	secret := a.spec.WebhookSecret
 	switch {
-	case r.cfg.WebhookSecret != "":
+	case secret != "":
 		st.State = ReceiverOn
-	case r.cfg.WebhookID != "" && r.secrets != nil:
+	case a.spec.WebhookID != "" && a.secrets != nil:
 		st.State = ReceiverWaiting
+		if prev != nil && prev.spec.WebhookSecret == "" && prev.spec.WebhookID == a.spec.WebhookID {
+			if s, state := prev.signingSecret(); state == ReceiverOn {
+				secret, st = s, prev.status()
+			}
+		}
 	}
-	r.sec.secret, r.sec.status = r.cfg.WebhookSecret, st
-	r.setStateMetric(st.State)
+	a.sec.secret, a.sec.status = secret, st
 }
 
 // signingSecret returns the secret in use and the receiver's state.
-func (r *Receiver) signingSecret() (string, ReceiverState) {
-	r.sec.mu.Lock()
-	defer r.sec.mu.Unlock()
-	return r.sec.secret, r.sec.status.State
+func (a *account) signingSecret() (string, ReceiverState) {
+	a.sec.mu.Lock()
+	defer a.sec.mu.Unlock()
+	return a.sec.secret, a.sec.status.State
 }
 
-// ReceiverStatus reports whether the receiver takes webhooks, and why not.
-func (r *Receiver) ReceiverStatus() ReceiverStatus {
-	r.sec.mu.Lock()
-	defer r.sec.mu.Unlock()
-	return r.sec.status
+// status reports whether the account's receiver takes webhooks, and why not.
+func (a *account) status() ReceiverStatus {
+	a.sec.mu.Lock()
+	defer a.sec.mu.Unlock()
+	return a.sec.status
 }
 
 // awaitSecret reads the signing secret from Zendesk until it has it or ctx
 // ends, backing off from SecretRetry up to SecretRetryMax.
-func (r *Receiver) awaitSecret(ctx context.Context) error {
-	if _, state := r.signingSecret(); state != ReceiverWaiting {
-		r.publishState(ctx)
-		return nil
+func (a *account) awaitSecret(ctx context.Context) {
+	if _, state := a.signingSecret(); state != ReceiverWaiting {
+		a.publishState(ctx)
+		return
 	}
-	r.log.Info().Str("webhook_id", r.cfg.WebhookID).Msg("reading the webhook's signing secret from Zendesk; until then webhooks are answered 503")
-	backoff := r.cfg.SecretRetry
+	a.log.Info().Str("webhook_id", a.spec.WebhookID).Msg("reading the webhook's signing secret from Zendesk; until then webhooks are answered 503")
+	backoff := a.r.cfg.SecretRetry
 	for ctx.Err() == nil {
-		if err := r.readSecret(ctx); err == nil {
-			return nil
+		if err := a.readSecret(ctx); err == nil {
+			return
 		} else if ctx.Err() == nil {
-			r.secretFailed(err, backoff)
+			a.secretFailed(err, backoff)
 		}
-		r.publishState(ctx)
+		a.publishState(ctx)
 		sleep(ctx, backoff)
-		backoff = min(backoff*2, r.cfg.SecretRetryMax)
+		backoff = min(backoff*2, a.r.cfg.SecretRetryMax)
 	}
-	return nil
 }
 
 // readSecret asks Zendesk once and, on success, turns the receiver on with
 // the secret it answered.
-func (r *Receiver) readSecret(ctx context.Context) error {
+func (a *account) readSecret(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	s, err := r.secrets.WebhookSigningSecret(rctx, r.cfg.WebhookID)
+	s, err := a.secrets.WebhookSigningSecret(rctx, a.spec.WebhookID)
 	cancel()
 	if err != nil {
-		return r.explainSecretError(err)
+		return a.explainSecretError(err)
 	}
-	r.sec.mu.Lock()
-	changed := s != r.sec.secret
-	was := r.sec.status.State
-	r.sec.secret = s
-	r.sec.status = ReceiverStatus{State: ReceiverOn, Since: r.cfg.Now().UTC()}
-	failures := r.sec.failures
-	r.sec.failures = 0
-	r.sec.mu.Unlock()
-	r.setStateMetric(ReceiverOn)
+	a.sec.mu.Lock()
+	changed := s != a.sec.secret
+	was := a.sec.status.State
+	a.sec.secret = s
+	a.sec.status = ReceiverStatus{State: ReceiverOn, Since: a.r.cfg.Now().UTC()}
+	failures := a.sec.failures
+	a.sec.failures = 0
+	a.sec.mu.Unlock()
+	a.setStateMetric(ReceiverOn)
 	if was != ReceiverOn {
-		r.log.Info().Str("webhook_id", r.cfg.WebhookID).Int("failed_reads", failures).Msg("read the webhook's signing secret from Zendesk: the webhook receiver is on")
+		a.log.Info().Str("webhook_id", a.spec.WebhookID).Int("failed_reads", failures).Msg("read the webhook's signing secret from Zendesk: the webhook receiver is on")
 	} else if changed {
-		r.log.Info().Str("webhook_id", r.cfg.WebhookID).Msg("the webhook's signing secret changed in Zendesk: using the new one")
+		a.log.Info().Str("webhook_id", a.spec.WebhookID).Msg("the webhook's signing secret changed in Zendesk: using the new one")
 	}
-	r.publishState(ctx)
+	a.publishState(ctx)
 	return nil
 }
 
 // explainSecretError names what to fix when Zendesk's answer says so.
-func (r *Receiver) explainSecretError(err error) error {
+func (a *account) explainSecretError(err error) error {
 	switch zendesk.KindOf(err) {
 	case zendesk.KindNotFound:
-		return fmt.Errorf("webhook %s not found in Zendesk: check DESKRELAY_ZENDESK_WEBHOOK_ID: %w", r.cfg.WebhookID, err)
+		return fmt.Errorf("webhook %s not found in Zendesk: check DESKRELAY_ZENDESK_WEBHOOK_ID: %w", a.spec.WebhookID, err)
 	case zendesk.KindUnauthorized:
-		return fmt.Errorf("Zendesk refused to show webhook %s's signing secret: check the Zendesk credentials, or set DESKRELAY_WEBHOOK_SECRET: %w", r.cfg.WebhookID, err) //nolint:staticcheck // Zendesk is a name
+		return fmt.Errorf("Zendesk refused to show webhook %s's signing secret: check the Zendesk credentials, or set DESKRELAY_WEBHOOK_SECRET: %w", a.spec.WebhookID, err) //nolint:staticcheck // Zendesk is a name
 	}
-	return fmt.Errorf("read webhook %s's signing secret from Zendesk: %w", r.cfg.WebhookID, err)
+	return fmt.Errorf("read webhook %s's signing secret from Zendesk: %w", a.spec.WebhookID, err)
 }
 
 // secretFailed records a failed read: logged when the run starts (an error
 // when it names a setting to fix) and summarised once a minute.
-func (r *Receiver) secretFailed(err error, retryIn time.Duration) {
-	now := r.cfg.Now()
-	r.sec.mu.Lock()
-	defer r.sec.mu.Unlock()
-	r.sec.failures++
-	r.sec.status.LastError = err.Error()
-	if r.sec.failures == 1 {
-		r.sec.lastSummary = now
-		r.log.Error().Err(err).Int64("retry_in_ms", retryIn.Milliseconds()).
+func (a *account) secretFailed(err error, retryIn time.Duration) {
+	now := a.r.cfg.Now()
+	a.sec.mu.Lock()
+	defer a.sec.mu.Unlock()
+	a.sec.failures++
+	a.sec.status.LastError = err.Error()
+	if a.sec.failures == 1 {
+		a.sec.lastSummary = now
+		a.log.Error().Err(err).Int64("retry_in_ms", retryIn.Milliseconds()).
 			Msg("could not read the webhook's signing secret; retrying in the background, webhooks are answered 503 meanwhile")
 		return
 	}
-	if now.Sub(r.sec.lastSummary) >= time.Minute {
-		r.sec.lastSummary = now
-		r.log.Warn().Err(err).Int("attempts", r.sec.failures).Int64("retry_in_ms", retryIn.Milliseconds()).
+	if now.Sub(a.sec.lastSummary) >= time.Minute {
+		a.sec.lastSummary = now
+		a.log.Warn().Err(err).Int("attempts", a.sec.failures).Int64("retry_in_ms", retryIn.Milliseconds()).
 			Msg("still waiting for the webhook's signing secret")
 	}
 }
 
-// RefreshSecret reads the webhook's signing secret from Zendesk again (the
-// guardian calls it when Zendesk's record shows calls failing verification),
-// at most once a minute: sooner it returns ErrRefreshTooSoon. Without a
-// webhook id there is nothing to read and it returns nil.
-func (r *Receiver) RefreshSecret(ctx context.Context) error {
-	if r.cfg.WebhookID == "" || r.secrets == nil {
+// refreshSecret reads the webhook's signing secret from Zendesk again
+// (Receiver.RefreshSecret), at most once a minute: sooner it returns
+// ErrRefreshTooSoon. Without a webhook id there is nothing to read and it
+// returns nil.
+func (a *account) refreshSecret(ctx context.Context) error {
+	if a.spec.WebhookID == "" || a.secrets == nil {
 		return nil
 	}
-	r.sec.mu.Lock()
-	if last := r.sec.lastRefresh; !last.IsZero() && r.cfg.Now().Sub(last) < refreshEvery {
-		r.sec.mu.Unlock()
+	a.sec.mu.Lock()
+	if last := a.sec.lastRefresh; !last.IsZero() && a.r.cfg.Now().Sub(last) < refreshEvery {
+		a.sec.mu.Unlock()
 		return ErrRefreshTooSoon
 	}
-	r.sec.lastRefresh = r.cfg.Now()
-	r.sec.mu.Unlock()
-	if err := r.readSecret(ctx); err != nil {
-		r.log.Error().Err(err).Msg("could not read the webhook's signing secret again")
+	a.sec.lastRefresh = a.r.cfg.Now()
+	a.sec.mu.Unlock()
+	if err := a.readSecret(ctx); err != nil {
+		a.log.Error().Err(err).Msg("could not read the webhook's signing secret again")
 		return err
 	}
 	return nil
 }
 
-func (r *Receiver) setStateMetric(state ReceiverState) {
+func (a *account) setStateMetric(state ReceiverState) {
 	for _, s := range []ReceiverState{ReceiverOn, ReceiverWaiting, ReceiverOff} {
 		v := 0.0
 		if s == state {
 			v = 1
 		}
-		r.m.receiverState.WithLabelValues(string(s)).Set(v)
+		a.r.m.receiverState.WithLabelValues(a.name(), string(s)).Set(v)
 	}
 }
 
 // publishState writes the receiver's state to Redis for `deskrelay webhook
 // status` (another process); best effort.
-func (r *Receiver) publishState(ctx context.Context) {
-	st := r.ReceiverStatus()
+func (a *account) publishState(ctx context.Context) {
+	st := a.status()
 	wctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	_ = r.rdb.HSet(wctx, r.space.WebhookReceiverState(), map[string]any{
+	_ = a.r.rdb.HSet(wctx, a.space.WebhookReceiverState(), map[string]any{
 		"state":      string(st.State),
 		"last_error": st.LastError,
 		"since":      st.Since.UnixMilli(),
-		"updated_at": r.cfg.Now().UnixMilli(),
+		"updated_at": a.r.cfg.Now().UnixMilli(),
 	}).Err()
 }
 

@@ -28,12 +28,11 @@ func TestSecretReadInBackground(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, harnessOptions{zendesk: zc, cfg: func(c *inbound.Config) {
-		c.WebhookSecret, c.WebhookID, c.SecretRetry = "", hook, 20*time.Millisecond
-	}})
+	h := newHarness(t, harnessOptions{zendesk: zc, cfg: func(c *inbound.Config) { c.SecretRetry = 20 * time.Millisecond },
+		acct: func(a *inbound.Account) { a.WebhookSecret, a.WebhookID = "", hook }})
 	body := commentBody(1001, 1900, "conv_42", true, true, time.Now())
-	testutil.WaitFor(t, 5*time.Second, func() bool { return h.recv.ReceiverStatus().LastError != "" }, "a failed read of the secret")
-	st := h.recv.ReceiverStatus()
+	testutil.WaitFor(t, 5*time.Second, func() bool { return h.status().LastError != "" }, "a failed read of the secret")
+	st := h.status()
 	if st.State != inbound.ReceiverWaiting {
 		t.Fatalf("receiver state %+v, want waiting_for_secret", st)
 	}
@@ -49,7 +48,7 @@ func TestSecretReadInBackground(t *testing.T) {
 	}, "the waiting state in Redis")
 
 	zd.Up()
-	testutil.WaitFor(t, 10*time.Second, func() bool { return h.recv.ReceiverStatus().State == inbound.ReceiverOn }, "the receiver to read its secret")
+	testutil.WaitFor(t, 10*time.Second, func() bool { return h.status().State == inbound.ReceiverOn }, "the receiver to read its secret")
 	if r := h.post(body, "zendesk-given-secret", time.Now(), ""); r.Status != http.StatusOK {
 		t.Fatalf("webhook after the secret was read answered %d %s", r.Status, r.Body)
 	}
@@ -70,11 +69,10 @@ func TestSecretWebhookNotFound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, harnessOptions{zendesk: zc, noWorkers: true, cfg: func(c *inbound.Config) {
-		c.WebhookSecret, c.WebhookID, c.SecretRetry = "", "01NOSUCHWEBHOOK", 20*time.Millisecond
-	}})
-	testutil.WaitFor(t, 5*time.Second, func() bool { return h.recv.ReceiverStatus().LastError != "" }, "a failed read of the secret")
-	st := h.recv.ReceiverStatus()
+	h := newHarness(t, harnessOptions{zendesk: zc, noWorkers: true, cfg: func(c *inbound.Config) { c.SecretRetry = 20 * time.Millisecond },
+		acct: func(a *inbound.Account) { a.WebhookSecret, a.WebhookID = "", "01NOSUCHWEBHOOK" }})
+	testutil.WaitFor(t, 5*time.Second, func() bool { return h.status().LastError != "" }, "a failed read of the secret")
+	st := h.status()
 	want := "webhook 01NOSUCHWEBHOOK not found in Zendesk: check DESKRELAY_ZENDESK_WEBHOOK_ID"
 	if st.State != inbound.ReceiverWaiting || !strings.Contains(st.LastError, want) {
 		t.Fatalf("receiver status %+v, want waiting with %q", st, want)
@@ -83,8 +81,8 @@ func TestSecretWebhookNotFound(t *testing.T) {
 
 // TestReceiverOff: without a secret or a webhook id the receiver is off.
 func TestReceiverOff(t *testing.T) {
-	h := newHarness(t, harnessOptions{noWorkers: true, cfg: func(c *inbound.Config) { c.WebhookSecret = "" }})
-	if st := h.recv.ReceiverStatus(); st.State != inbound.ReceiverOff {
+	h := newHarness(t, harnessOptions{noWorkers: true, acct: func(a *inbound.Account) { a.WebhookSecret = "" }})
+	if st := h.status(); st.State != inbound.ReceiverOff {
 		t.Fatalf("receiver state %+v, want off", st)
 	}
 	r := h.post(commentBody(1001, 1, "conv", true, true, time.Now()), webhookSecret, time.Now(), "")
@@ -111,21 +109,21 @@ func (s *secretSource) WebhookSigningSecret(context.Context, string) (string, er
 // minute.
 func TestRefreshSecret(t *testing.T) {
 	src := &secretSource{secret: "first"}
-	h := newHarness(t, harnessOptions{noWorkers: true, secrets: src, cfg: func(c *inbound.Config) {
-		c.WebhookSecret, c.WebhookID = "", "01HOOK"
+	h := newHarness(t, harnessOptions{noWorkers: true, secrets: src, acct: func(a *inbound.Account) {
+		a.WebhookSecret, a.WebhookID = "", "01HOOK"
 	}})
-	testutil.WaitFor(t, 5*time.Second, func() bool { return h.recv.ReceiverStatus().State == inbound.ReceiverOn }, "the first secret")
+	testutil.WaitFor(t, 5*time.Second, func() bool { return h.status().State == inbound.ReceiverOn }, "the first secret")
 	src.mu.Lock()
 	src.secret = "second"
 	src.mu.Unlock()
-	if err := h.recv.RefreshSecret(context.Background()); err != nil {
+	if err := h.recv.RefreshSecret(context.Background(), keys.DefaultAccount); err != nil {
 		t.Fatal(err)
 	}
 	body := commentBody(1001, 1, "conv", true, true, time.Now())
 	if r := h.post(body, "second", time.Now(), ""); r.Status != http.StatusOK {
 		t.Fatalf("webhook signed with the refreshed secret answered %d %s", r.Status, r.Body)
 	}
-	err := h.recv.RefreshSecret(context.Background())
+	err := h.recv.RefreshSecret(context.Background(), keys.DefaultAccount)
 	if !errors.Is(err, inbound.ErrRefreshTooSoon) {
 		t.Fatalf("second refresh within a minute: %v, want ErrRefreshTooSoon", err)
 	}
@@ -142,10 +140,10 @@ func TestRefreshSecret(t *testing.T) {
 // once a minute, so every replica recovers without a restart.
 func TestRotatedSecretReadAgain(t *testing.T) {
 	src := &secretSource{secret: "first"}
-	h := newHarness(t, harnessOptions{noWorkers: true, secrets: src, cfg: func(c *inbound.Config) {
-		c.WebhookSecret, c.WebhookID = "", "01HOOK"
+	h := newHarness(t, harnessOptions{noWorkers: true, secrets: src, acct: func(a *inbound.Account) {
+		a.WebhookSecret, a.WebhookID = "", "01HOOK"
 	}})
-	testutil.WaitFor(t, 5*time.Second, func() bool { return h.recv.ReceiverStatus().State == inbound.ReceiverOn }, "the first secret")
+	testutil.WaitFor(t, 5*time.Second, func() bool { return h.status().State == inbound.ReceiverOn }, "the first secret")
 	src.mu.Lock()
 	src.secret = "second" // rotated in Zendesk
 	src.mu.Unlock()

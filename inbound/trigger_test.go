@@ -98,6 +98,7 @@ func TestTriggerBody(t *testing.T) {
 	post := func(path string, body []byte) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, h.api.URL+path, bytes.NewReader(body))
+		req.SetBasicAuth(targetUser, targetPassword) // the target's login; the webhook ignores it
 		if path == "/v1/zendesk/webhook" {
 			ts := time.Now().UTC().Format(time.RFC3339)
 			req.Header.Set(zendesk.HeaderSignatureTimestamp, ts)

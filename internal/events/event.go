@@ -43,6 +43,38 @@ type Event struct {
 	Comment        *Comment  `json:"comment,omitempty"`
 	OccurredAt     time.Time `json:"occurred_at"`
 	Source         Source    `json:"source"`
+	// Account is the Zendesk account the event belongs to ("default" for
+	// a single-account deployment). The account's sink.Publisher sets it
+	// (and the account's event id, AccountEventID); "" in an event of the
+	// previous release means DefaultAccount.
+	Account string `json:"account"`
+}
+
+// DefaultAccount is the account of a single-account deployment (the same
+// name as keys.DefaultAccount; events is a leaf and imports neither).
+const DefaultAccount = "default"
+
+// AccountOf is account, or DefaultAccount when it is empty (a task or
+// record of the previous release, which had no accounts).
+func AccountOf(account string) string {
+	if account == "" {
+		return DefaultAccount
+	}
+	return account
+}
+
+// AccountEventID is the id of event id (as CommentEventID and
+// StatusEventID build it) in account: the default account's ids stay as
+// they are ("zd:comment:42"), every other account's carry its name
+// ("zd:acme:comment:42"), so that two accounts' events never share an id.
+// An id that does not start with "zd:" is returned as it is.
+func AccountEventID(account, id string) string {
+	account = AccountOf(account)
+	rest, ok := strings.CutPrefix(id, "zd:")
+	if account == DefaultAccount || !ok {
+		return id
+	}
+	return "zd:" + account + ":" + rest
 }
 
 // Comment is the comment of a ticket.comment_added event.
@@ -116,8 +148,8 @@ func (e Event) Validate() error {
 	case TypeCommentAdded:
 		if e.Comment == nil || e.Comment.ID <= 0 {
 			errs = append(errs, errors.New("comment.id missing"))
-		} else if e.ID != CommentEventID(e.Comment.ID) {
-			errs = append(errs, fmt.Errorf("id %q is not %q", e.ID, CommentEventID(e.Comment.ID)))
+		} else if want := AccountEventID(e.Account, CommentEventID(e.Comment.ID)); e.ID != want {
+			errs = append(errs, fmt.Errorf("id %q is not %q", e.ID, want))
 		}
 	case TypeStatusChanged:
 		if e.Status == "" {

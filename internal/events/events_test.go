@@ -21,6 +21,11 @@ func TestEventIDs(t *testing.T) {
 		{"Comment", events.CommentEventID(123456), "zd:comment:123456"},
 		{"StatusLowerCase", events.StatusEventID(1001, "PENDING", t0), "zd:status:1001:pending:1795514700"},
 		{"StatusCapitalised", events.StatusEventID(1001, "Pending", t0.Add(900*time.Millisecond)), "zd:status:1001:pending:1795514700"},
+		{"CommentOfDefault", events.AccountEventID("default", events.CommentEventID(7)), "zd:comment:7"},
+		{"CommentOfNoAccount", events.AccountEventID("", events.CommentEventID(7)), "zd:comment:7"},
+		{"CommentOfAcme", events.AccountEventID("acme", events.CommentEventID(7)), "zd:acme:comment:7"},
+		{"StatusOfAcme", events.AccountEventID("acme", events.StatusEventID(1001, "open", t0)), "zd:acme:status:1001:open:1795514700"},
+		{"NotZendesksUnchanged", events.AccountEventID("acme", "msg:1:delivered"), "msg:1:delivered"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -31,19 +36,36 @@ func TestEventIDs(t *testing.T) {
 	}
 }
 
+// TestValidateAccountID: a comment event's id must be its account's.
+func TestValidateAccountID(t *testing.T) {
+	ev := events.NewCommentEvent(1001, "open", events.Comment{ID: 7, Author: events.Author{ID: 9, Role: events.RoleAgent}, CreatedAt: t0}, events.SourceWebhook)
+	if err := ev.Validate(); err != nil {
+		t.Fatalf("default: %v", err)
+	}
+	ev.Account = "acme"
+	if err := ev.Validate(); err == nil || !strings.Contains(err.Error(), "zd:acme:comment:7") {
+		t.Fatalf("acme's event with default's id: %v, want an error naming zd:acme:comment:7", err)
+	}
+	ev.ID = events.AccountEventID("acme", ev.ID)
+	if err := ev.Validate(); err != nil {
+		t.Fatalf("acme: %v", err)
+	}
+}
+
 func TestEventJSON(t *testing.T) {
 	ev := events.NewCommentEvent(1001, "PENDING", events.Comment{
 		ID: 123456, Body: "b", HTMLBody: "<p>b</p>", Public: true,
 		Author: events.Author{ID: 9, Name: "Agent Smith", Role: events.RoleAgent}, CreatedAt: t0,
 	}, events.SourceWebhook)
 	ev.ConversationID = "conv_42"
+	ev.Account = events.DefaultAccount // the account's Publisher sets it
 	b, err := json.Marshal(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := `{"type":"ticket.comment_added","id":"zd:comment:123456","conversation_id":"conv_42","ticket_id":1001,"status":"pending",` +
 		`"comment":{"id":123456,"body":"b","html_body":"\u003cp\u003eb\u003c/p\u003e","public":true,"author":{"id":9,"name":"Agent Smith","role":"agent"},"created_at":"2026-11-24T10:05:00Z"},` +
-		`"occurred_at":"2026-11-24T10:05:00Z","source":"webhook"}`
+		`"occurred_at":"2026-11-24T10:05:00Z","source":"webhook","account":"default"}`
 	if string(b) != want {
 		t.Fatalf("got  %s\nwant %s", b, want)
 	}

@@ -49,19 +49,21 @@ type FailedEvent struct {
 	FailedAt time.Time
 }
 
-// Failed lists the kept failed sink deliveries, oldest failure first.
-func Failed(ctx context.Context, rdb redis.UniversalClient, since time.Time) ([]FailedEvent, error) {
+// Failed lists account sp's kept failed sink deliveries (the zero Space:
+// keys.Default's), oldest failure first.
+func Failed(ctx context.Context, rdb redis.UniversalClient, sp keys.Space, since time.Time) ([]FailedEvent, error) {
+	sp = spaceOr(sp)
 	lo := "-inf"
 	if !since.IsZero() {
 		lo = strconv.FormatInt(since.UnixMilli(), 10)
 	}
-	ids, err := rdb.ZRangeByScore(ctx, keys.Default.Failed(queues.Inbound), &redis.ZRangeBy{Min: lo, Max: "+inf"}).Result()
+	ids, err := rdb.ZRangeByScore(ctx, sp.Failed(queues.Inbound), &redis.ZRangeBy{Min: lo, Max: "+inf"}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list failed sink deliveries: %w", err)
 	}
 	out := make([]FailedEvent, 0, len(ids))
 	for _, id := range ids {
-		h, err := rdb.HGetAll(ctx, keys.Default.InboundFailedEvent(id)).Result()
+		h, err := rdb.HGetAll(ctx, sp.InboundFailedEvent(id)).Result()
 		if err != nil {
 			return nil, fmt.Errorf("read failed event %s: %w", id, err)
 		}
@@ -84,11 +86,13 @@ func Failed(ctx context.Context, rdb redis.UniversalClient, since time.Time) ([]
 	return out, nil
 }
 
-// Replay puts failed sink deliveries back into delivery, in occurred_at
-// order per conversation (e.g. after the platform fixed its endpoint).
+// Replay puts the failed sink deliveries of pub's account back into
+// delivery, in occurred_at order per conversation (e.g. after the platform
+// fixed its endpoint).
 func Replay(ctx context.Context, rdb redis.UniversalClient, pub *Publisher, opts ReplayOptions) (ReplayReport, error) {
 	var rep ReplayReport
-	failed, err := Failed(ctx, rdb, opts.Since)
+	sp := pub.space
+	failed, err := Failed(ctx, rdb, sp, opts.Since)
 	if err != nil {
 		return rep, err
 	}
@@ -132,8 +136,8 @@ func Replay(ctx context.Context, rdb redis.UniversalClient, pub *Publisher, opts
 			rep.Replayed++
 		}
 		if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.ZRem(ctx, keys.Default.Failed(queues.Inbound), id)
-			p.Del(ctx, keys.Default.InboundFailedEvent(id))
+			p.ZRem(ctx, sp.Failed(queues.Inbound), id)
+			p.Del(ctx, sp.InboundFailedEvent(id))
 			return nil
 		}); err != nil {
 			errs = append(errs, fmt.Errorf("forget failed event %s: %w", id, err))
@@ -160,33 +164,33 @@ func (fe FailedEvent) redeliver(ctx context.Context, pub *Publisher) (bool, erro
 
 // archive keeps a failed event for Replay and lets the rest of its
 // conversation go on.
-func (d *Deliverer) archive(ctx context.Context, ev events.Event, reason string, cause error) error {
+func (d *Deliverer) archive(ctx context.Context, pub *Publisher, ev events.Event, reason string, cause error) error {
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
 	now := d.cfg.Now()
 	_, err = d.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, keys.Default.InboundFailedEvent(ev.ID), "event", b, "reason", reason, "error", cause.Error(), "failed_at", now.UnixMilli())
-		p.ZAdd(ctx, keys.Default.Failed(queues.Inbound), redis.Z{Score: float64(now.UnixMilli()), Member: ev.ID})
-		orderLeave(ctx, p, ev.ConversationID, ev.ID)
-		d.pub.ledger.markIn(ctx, p, ev.ID, now)
+		p.HSet(ctx, pub.space.InboundFailedEvent(ev.ID), "event", b, "reason", reason, "error", cause.Error(), "failed_at", now.UnixMilli())
+		p.ZAdd(ctx, pub.space.Failed(queues.Inbound), redis.Z{Score: float64(now.UnixMilli()), Member: ev.ID})
+		orderLeave(ctx, p, pub.space, ev.ConversationID, ev.ID)
+		pub.ledger.markIn(ctx, p, ev.ID, now)
 		return nil
 	})
 	return err
 }
 
 // archiveOutcome keeps a failed outcome event for Replay.
-func (d *Deliverer) archiveOutcome(ctx context.Context, o Outcome, reason string, cause error) error {
+func (d *Deliverer) archiveOutcome(ctx context.Context, pub *Publisher, o Outcome, reason string, cause error) error {
 	b, err := json.Marshal(o)
 	if err != nil {
 		return err
 	}
 	now := d.cfg.Now()
 	_, err = d.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, keys.Default.InboundFailedEvent(o.ID), "outcome", b, "reason", reason, "error", cause.Error(), "failed_at", now.UnixMilli())
-		p.ZAdd(ctx, keys.Default.Failed(queues.Inbound), redis.Z{Score: float64(now.UnixMilli()), Member: o.ID})
-		d.pub.ledger.markIn(ctx, p, o.ID, now)
+		p.HSet(ctx, pub.space.InboundFailedEvent(o.ID), "outcome", b, "reason", reason, "error", cause.Error(), "failed_at", now.UnixMilli())
+		p.ZAdd(ctx, pub.space.Failed(queues.Inbound), redis.Z{Score: float64(now.UnixMilli()), Member: o.ID})
+		pub.ledger.markIn(ctx, p, o.ID, now)
 		return nil
 	})
 	return err
@@ -203,6 +207,9 @@ type DiscardOptions struct {
 	DryRun bool
 	// Out receives one line per event; nil: nothing is printed.
 	Out io.Writer
+	// Space is the account whose failed deliveries are dropped (the zero
+	// Space: keys.Default).
+	Space keys.Space
 }
 
 // Discard drops failed sink deliveries for good, after a human decided they
@@ -210,7 +217,8 @@ type DiscardOptions struct {
 // archived asynq task (insp). The event ledger keeps the id, so that the
 // event is not published again. It returns how many it dropped (or would).
 func Discard(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, opts DiscardOptions) (int, error) {
-	failed, err := Failed(ctx, rdb, time.Time{})
+	sp := spaceOr(opts.Space)
+	failed, err := Failed(ctx, rdb, sp, time.Time{})
 	if err != nil {
 		return 0, err
 	}
@@ -233,8 +241,8 @@ func Discard(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspect
 			continue
 		}
 		if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.ZRem(ctx, keys.Default.Failed(queues.Inbound), id)
-			p.Del(ctx, keys.Default.InboundFailedEvent(id))
+			p.ZRem(ctx, sp.Failed(queues.Inbound), id)
+			p.Del(ctx, sp.InboundFailedEvent(id))
 			return nil
 		}); err != nil {
 			errs = append(errs, fmt.Errorf("discard failed event %s: %w", id, err))

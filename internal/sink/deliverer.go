@@ -32,27 +32,37 @@ type DeliverConfig struct {
 	OrderPoll time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Inspector, when set, is shared with other components and not
+	// closed; nil: the Deliverer makes its own on the Redis client.
+	Inspector *asynq.Inspector
 }
 
-// Deliverer runs TaskDeliver tasks: it POSTs each event to the sink, signed
-// with Standard Webhooks, in occurred_at order per conversation; a sink
-// that refuses for good (401, 403, 410) fails the event into the archive,
-// kept for Replay. Safe for concurrent use.
+// Publishers finds the Publisher of an account by name (the account's
+// keys: ledger, order, archive, last statuses); false when the account is
+// not configured.
+type Publishers func(account string) (*Publisher, bool)
+
+// Deliverer runs TaskDeliver tasks of every account (one sink, one HTTP
+// client): it POSTs each event to the sink, signed with Standard Webhooks,
+// in occurred_at order per conversation; a sink that refuses for good (401,
+// 403, 410) fails the event into the account's archive, kept for Replay.
+// Safe for concurrent use.
 type Deliverer struct {
 	cfg        DeliverConfig
 	rdb        redis.UniversalClient
 	insp       *asynq.Inspector
-	pub        *Publisher
+	publishers Publishers
 	signer     *standardwebhooks.Webhook
 	http       *http.Client
 	log        zerolog.Logger
-	deliveries *prometheus.CounterVec // outcome: delivered, retry, wait, failed, dropped
+	deliveries *prometheus.CounterVec // account; outcome: delivered, retry, wait, failed, dropped
 }
 
-// NewDeliverer returns the TaskDeliver handler. pub is the Publisher whose
-// ledger and status record the deliveries update; hc is the HTTP client
-// (its redirects are not followed); reg may be nil.
-func NewDeliverer(cfg DeliverConfig, rdb redis.UniversalClient, pub *Publisher, hc *http.Client, log zerolog.Logger, reg prometheus.Registerer) (*Deliverer, error) {
+// NewDeliverer returns the TaskDeliver handler. pubs finds the Publisher of
+// a task's account, whose ledger, order and status record the delivery
+// updates; hc is the HTTP client (its redirects are not followed); reg may
+// be nil.
+func NewDeliverer(cfg DeliverConfig, rdb redis.UniversalClient, pubs Publishers, hc *http.Client, log zerolog.Logger, reg prometheus.Registerer) (*Deliverer, error) {
 	if cfg.OrderPoll <= 0 {
 		cfg.OrderPoll = time.Second
 	}
@@ -64,17 +74,20 @@ func NewDeliverer(cfg DeliverConfig, rdb redis.UniversalClient, pub *Publisher, 
 		return nil, errors.New("DESKRELAY_SINK_SECRET: the part after whsec_ is not base64")
 	}
 	d := &Deliverer{
-		cfg:    cfg,
-		rdb:    rdb,
-		insp:   asynq.NewInspectorFromRedisClient(rdb),
-		pub:    pub,
-		signer: signer,
-		http:   hc,
-		log:    log,
+		cfg:        cfg,
+		rdb:        rdb,
+		insp:       cfg.Inspector,
+		publishers: pubs,
+		signer:     signer,
+		http:       hc,
+		log:        log,
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deskrelay_inbound_sink_deliveries_total",
-			Help: "Sink delivery attempts by outcome (delivered, retry, wait, failed, dropped: a status change that is no longer news).",
-		}, []string{"outcome"}),
+			Help: "Sink delivery attempts by account and outcome (delivered, retry, wait, failed, dropped: a status change that is no longer news).",
+		}, []string{"account", "outcome"}),
+	}
+	if d.insp == nil {
+		d.insp = asynq.NewInspectorFromRedisClient(rdb)
 	}
 	if reg != nil {
 		d.deliveries, _ = promx.Register(reg, d.deliveries)

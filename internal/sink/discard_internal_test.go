@@ -23,15 +23,15 @@ func TestDiscard(t *testing.T) {
 	db := redistest.New(t)
 	ctx := context.Background()
 	pub := NewPublisher(db.Client, tickets.New(db.Client), PublisherConfig{})
-	d := &Deliverer{rdb: db.Client, pub: pub, cfg: DeliverConfig{Now: time.Now}}
+	d := &Deliverer{rdb: db.Client, cfg: DeliverConfig{Now: time.Now}}
 	gone := events.NewStatusEvent(1001, "PENDING", time.Now(), events.SourceWebhook)
 	gone.ConversationID = "conv_1"
 	unauth := events.NewStatusEvent(1002, "SOLVED", time.Now(), events.SourceWebhook)
 	unauth.ConversationID = "conv_2"
-	if err := d.archive(ctx, gone, ReasonGone, errors.New("410")); err != nil {
+	if err := d.archive(ctx, pub, gone, ReasonGone, errors.New("410")); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.archive(ctx, unauth, ReasonUnauthorized, errors.New("401")); err != nil {
+	if err := d.archive(ctx, pub, unauth, ReasonUnauthorized, errors.New("401")); err != nil {
 		t.Fatal(err)
 	}
 	insp := asynq.NewInspector(db.AsynqOpt())
@@ -45,7 +45,7 @@ func TestDiscard(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("discard: %d, %v", n, err)
 	}
-	left, err := Failed(ctx, db.Client, time.Time{})
+	left, err := Failed(ctx, db.Client, keys.Default, time.Time{})
 	if err != nil || len(left) != 1 || left[0].Event.ID != unauth.ID {
 		t.Fatalf("left after discarding gone: %+v, %v; want only %s", left, err, unauth.ID)
 	}

@@ -26,20 +26,36 @@ const DefaultLedgerRetention = 14 * 24 * time.Hour
 // event having been made durable.
 type Ledger struct {
 	rdb       redis.UniversalClient
+	space     keys.Space
 	retention time.Duration
 }
 
-// NewLedger returns the ledger on rdb; retention <= 0 means DefaultLedgerRetention.
+// NewLedger returns the default account's ledger on rdb; retention <= 0
+// means DefaultLedgerRetention.
 func NewLedger(rdb redis.UniversalClient, retention time.Duration) *Ledger {
+	return NewLedgerIn(rdb, keys.Default, retention)
+}
+
+// NewLedgerIn returns account sp's ledger on rdb (the zero Space:
+// keys.Default); retention <= 0 means DefaultLedgerRetention.
+func NewLedgerIn(rdb redis.UniversalClient, sp keys.Space, retention time.Duration) *Ledger {
 	if retention <= 0 {
 		retention = DefaultLedgerRetention
 	}
-	return &Ledger{rdb: rdb, retention: retention}
+	return &Ledger{rdb: rdb, space: spaceOr(sp), retention: retention}
+}
+
+// spaceOr is sp, or keys.Default for the zero Space.
+func spaceOr(sp keys.Space) keys.Space {
+	if sp.Account() == "" {
+		return keys.Default
+	}
+	return sp
 }
 
 // Seen reports whether the event id is in the ledger.
 func (l *Ledger) Seen(ctx context.Context, eventID string) (bool, error) {
-	n, err := l.rdb.Exists(ctx, keys.Default.EventLedger(eventID)).Result()
+	n, err := l.rdb.Exists(ctx, l.space.EventLedger(eventID)).Result()
 	if err != nil {
 		return false, fmt.Errorf("ledger: look up %s: %w", eventID, err)
 	}
@@ -57,12 +73,12 @@ func (l *Ledger) Mark(ctx context.Context, eventID string) error {
 // markIn is Mark as part of a transaction (p) that also moves the event in
 // its conversation's order; at is when.
 func (l *Ledger) markIn(ctx context.Context, p redis.Cmdable, eventID string, at time.Time) *redis.StatusCmd {
-	return p.Set(ctx, keys.Default.EventLedger(eventID), at.Unix(), l.retention)
+	return p.Set(ctx, l.space.EventLedger(eventID), at.Unix(), l.retention)
 }
 
 // InvocationSeen reports whether a webhook invocation was fully processed.
 func (l *Ledger) InvocationSeen(ctx context.Context, invocationID string) (bool, error) {
-	n, err := l.rdb.Exists(ctx, keys.Default.InvocationLedger(invocationID)).Result()
+	n, err := l.rdb.Exists(ctx, l.space.InvocationLedger(invocationID)).Result()
 	if err != nil {
 		return false, fmt.Errorf("ledger: look up invocation %s: %w", invocationID, err)
 	}
@@ -72,7 +88,7 @@ func (l *Ledger) InvocationSeen(ctx context.Context, invocationID string) (bool,
 // MarkInvocation records that every event of a webhook invocation was
 // published (call it after publishing them, never before).
 func (l *Ledger) MarkInvocation(ctx context.Context, invocationID string) error {
-	if err := l.rdb.Set(ctx, keys.Default.InvocationLedger(invocationID), time.Now().Unix(), l.retention).Err(); err != nil {
+	if err := l.rdb.Set(ctx, l.space.InvocationLedger(invocationID), time.Now().Unix(), l.retention).Err(); err != nil {
 		return fmt.Errorf("ledger: mark invocation %s: %w", invocationID, err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -83,9 +84,13 @@ type OutcomesConfig struct {
 	// delivered) or SendNone.
 	Send string
 	// Space is the account whose messages these are: the events carry its
-	// name. Default keys.Default. (The ledger and the archive are still
-	// keys.Default's, as for ticket events.)
+	// name and, for every account but the default, ids of their own
+	// (OutcomeID); the account's keys hold their ledger and archive.
+	// Default keys.Default.
 	Space keys.Space
+	// Asynq, when set, is shared with other components and not closed;
+	// nil: Outcomes makes its own client on the Redis client.
+	Asynq *asynq.Client
 	// LedgerRetention is how long event ids are remembered for dedupe.
 	// Default DefaultLedgerRetention (14 days).
 	LedgerRetention time.Duration
@@ -99,9 +104,7 @@ func (c OutcomesConfig) withDefaults() OutcomesConfig {
 	if c.Send == "" {
 		c.Send = SendFailed
 	}
-	if c.Space.Account() == "" {
-		c.Space = keys.Default
-	}
+	c.Space = spaceOr(c.Space)
 	if c.LedgerRetention <= 0 {
 		c.LedgerRetention = DefaultLedgerRetention
 	}
@@ -153,7 +156,26 @@ func NewOutcomes(rdb redis.UniversalClient, cfg OutcomesConfig) (*Outcomes, erro
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Outcomes{cfg: cfg, client: asynq.NewClientFromRedisClient(rdb), ledger: NewLedger(rdb, cfg.LedgerRetention)}, nil
+	client := cfg.Asynq
+	if client == nil {
+		client = asynq.NewClientFromRedisClient(rdb)
+	}
+	return &Outcomes{cfg: cfg, client: client, ledger: NewLedgerIn(rdb, cfg.Space, cfg.LedgerRetention)}, nil
+}
+
+// OutcomeID is the id outcome event id (MessageFailedID,
+// MessageDeliveredID) has in account: the default account's ids stay as
+// they are ("msg:42:delivered"), every other account's carry its name in
+// braces ("msg:{acme}:42:delivered"; message ids never hold braces, but may
+// hold colons), so that two accounts' outcomes never share an id, nor a
+// delivery task.
+func OutcomeID(account, id string) string {
+	account = events.AccountOf(account)
+	rest, ok := strings.CutPrefix(id, "msg:")
+	if account == keys.DefaultAccount || !ok || strings.HasPrefix(rest, "{") {
+		return id
+	}
+	return "msg:{" + account + "}:" + rest
 }
 
 // Wants reports whether outcomes of type t go to the sink.
@@ -180,11 +202,12 @@ func (o *Outcomes) PublishOutcome(ctx context.Context, ev Outcome) error {
 		return fmt.Errorf("outcome %q of message %q: id, message_id and conversation_id are required", ev.ID, ev.MessageID)
 	}
 	ev.Account = o.cfg.Space.Account()
+	ev.ID = OutcomeID(ev.Account, ev.ID)
 	seen, err := o.ledger.Seen(ctx, ev.ID)
 	if err != nil || seen {
 		return err
 	}
-	err = enqueueDelivery(ctx, o.client, ev.ID, DeliverPayload{Outcome: &ev, PublishedAt: o.cfg.Now().UTC()}, o.cfg.TaskTimeout)
+	err = enqueueDelivery(ctx, o.client, o.cfg.Space, ev.ID, DeliverPayload{Outcome: &ev, PublishedAt: o.cfg.Now().UTC()}, o.cfg.TaskTimeout)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return err
 	}

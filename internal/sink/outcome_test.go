@@ -173,7 +173,7 @@ func TestDeliverOutcome(t *testing.T) {
 	t.Cleanup(hs.Close)
 	logs := &testutil.SyncBuffer{}
 	d, err := sink.NewDeliverer(sink.DeliverConfig{URL: hs.URL, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", OrderSettle: time.Hour},
-		f.db.Client, f.pub, hs.Client(), zerolog.New(logs).Level(zerolog.InfoLevel), nil)
+		f.db.Client, publishers(f.pub), hs.Client(), zerolog.New(logs).Level(zerolog.InfoLevel), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestDeliverOutcome(t *testing.T) {
 	if len(bodies) != 1 || bodies[0] != string(want) || headers[0].Get("webhook-id") != o.ID || headers[0].Get("webhook-signature") == "" {
 		t.Fatalf("sink got %q (headers %v), want one signed %s", bodies, headers, want)
 	}
-	failed, err := sink.Failed(ctx, f.db.Client, time.Time{})
+	failed, err := sink.Failed(ctx, f.db.Client, keys.Default, time.Time{})
 	if err != nil || len(failed) != 1 || failed[0].Outcome == nil || *failed[0].Outcome != o || failed[0].Reason != sink.ReasonUnauthorized {
 		t.Fatalf("Failed = %+v, %v; want the outcome kept as unauthorized", failed, err)
 	}
@@ -218,5 +218,17 @@ func TestDeliverOutcome(t *testing.T) {
 	// posted at once despite OrderSettle, in no conversation's order
 	if n, err := f.db.Client.Exists(ctx, keys.Default.InboundOrder("conv_42")).Result(); err != nil || n != 0 {
 		t.Errorf("conversation order exists = %d, %v; want none", n, err)
+	}
+}
+
+// publishers finds the given Publishers by their account.
+func publishers(pubs ...*sink.Publisher) sink.Publishers {
+	return func(account string) (*sink.Publisher, bool) {
+		for _, p := range pubs {
+			if p.Space().Account() == account {
+				return p, true
+			}
+		}
+		return nil, false
 	}
 }

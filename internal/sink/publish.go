@@ -30,9 +30,20 @@ type PublisherConfig struct {
 	TaskTimeout time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Space is the account whose events the Publisher publishes: its
+	// events carry the account's name (events.Event.Account) and, for
+	// every account but the default, ids of their own
+	// (events.AccountEventID); its keys hold the ledger, the orders and
+	// the last statuses. Default keys.Default.
+	Space keys.Space
+	// Asynq and Inspector, when set, are shared with other components and
+	// not closed; nil: the Publisher makes its own on the Redis client.
+	Asynq     *asynq.Client
+	Inspector *asynq.Inspector
 }
 
 func (c PublisherConfig) withDefaults() PublisherConfig {
+	c.Space = spaceOr(c.Space)
 	if c.LedgerRetention <= 0 {
 		c.LedgerRetention = DefaultLedgerRetention
 	}
@@ -45,12 +56,14 @@ func (c PublisherConfig) withDefaults() PublisherConfig {
 	return c
 }
 
-// Publisher turns events into durable sink deliveries: it applies the
-// forward rules, drops what the ledger has seen, and enqueues a TaskDeliver
-// task on the inbound queue. The webhook receiver and the reconciler use the
-// same Publisher, so the same event found by both is delivered once.
-// Safe for concurrent use.
+// Publisher turns one account's events into durable sink deliveries: it
+// gives each event its account (Event.Account, the account's event id),
+// applies the forward rules, drops what the ledger has seen, and enqueues a
+// TaskDeliver task on the inbound queue. The account's webhook receiver
+// and reconciler use the same Publisher, so the same event found by both is
+// delivered once. It holds no goroutine; safe for concurrent use.
 type Publisher struct {
+	space   keys.Space
 	rdb     redis.UniversalClient
 	tickets *tickets.Tickets
 	client  *asynq.Client
@@ -59,22 +72,58 @@ type Publisher struct {
 	cfg     PublisherConfig
 }
 
-// NewPublisher returns a Publisher on rdb (which it shares with asynq and
-// does not close).
+// NewPublisher returns the Publisher of account cfg.Space on rdb (which it
+// shares with asynq and does not close). tickets is read in cfg.Space
+// (tickets.WithSpace).
 func NewPublisher(rdb redis.UniversalClient, tickets *tickets.Tickets, cfg PublisherConfig) *Publisher {
 	cfg = cfg.withDefaults()
-	return &Publisher{
+	if tickets.Space() != cfg.Space {
+		tickets = tickets.WithSpace(cfg.Space)
+	}
+	p := &Publisher{
+		space:   cfg.Space,
 		rdb:     rdb,
 		tickets: tickets,
-		client:  asynq.NewClientFromRedisClient(rdb),
-		insp:    asynq.NewInspectorFromRedisClient(rdb),
-		ledger:  NewLedger(rdb, cfg.LedgerRetention),
+		client:  cfg.Asynq,
+		insp:    cfg.Inspector,
+		ledger:  NewLedgerIn(rdb, cfg.Space, cfg.LedgerRetention),
 		cfg:     cfg,
 	}
+	if p.client == nil {
+		p.client = asynq.NewClientFromRedisClient(rdb)
+	}
+	if p.insp == nil {
+		p.insp = asynq.NewInspectorFromRedisClient(rdb)
+	}
+	return p
 }
 
 // Ledger returns the Publisher's dedupe ledger.
 func (p *Publisher) Ledger() *Ledger { return p.ledger }
+
+// Space is the key space of the Publisher's account.
+func (p *Publisher) Space() keys.Space { return p.space }
+
+// own gives ev the Publisher's account: its name and, for every account but
+// the default, the account's event id. An event already of the account is
+// returned as it is; one of another account is an error. Every event
+// published, checked or replayed passes here.
+func (p *Publisher) own(ev events.Event) (events.Event, error) {
+	account := p.space.Account()
+	switch ev.Account {
+	case "":
+		ev.Account = account
+		ev.ID = events.AccountEventID(account, ev.ID)
+	case account:
+	default:
+		return ev, fmt.Errorf("event %q of account %q given to account %q's publisher", ev.ID, ev.Account, account)
+	}
+	return ev, nil
+}
+
+// EventID is the id event id (as events.CommentEventID and
+// events.StatusEventID build it) has in the Publisher's account.
+func (p *Publisher) EventID(id string) string { return events.AccountEventID(p.space.Account(), id) }
 
 // Check applies the rules and the ledger to ev and says what Publish would
 // do, writing nothing (--dry-run).
@@ -116,11 +165,15 @@ func (p *Publisher) Publish(ctx context.Context, ev events.Event) (events.Outcom
 // delivery): it removes the archived task of the earlier attempt, if any.
 // It returns false when a delivery task for ev is already waiting.
 func (p *Publisher) Redeliver(ctx context.Context, ev events.Event) (bool, error) {
+	ev, err := p.own(ev)
+	if err != nil {
+		return false, err
+	}
 	queued, err := p.requeue(ctx, ev.ID, DeliverPayload{Event: ev, PublishedAt: p.cfg.Now().UTC()})
 	if !queued || err != nil {
 		return queued, err
 	}
-	if err := orderPut(ctx, p.rdb, ev, p.ledger.retention).Err(); err != nil {
+	if err := orderPut(ctx, p.rdb, p.space, ev, p.ledger.retention).Err(); err != nil {
 		return true, fmt.Errorf("replay %s: order: %w", ev.ID, err)
 	}
 	return true, nil
@@ -143,7 +196,7 @@ func (p *Publisher) requeue(ctx context.Context, id string, pl DeliverPayload) (
 		}
 		return false, fmt.Errorf("replay %s: remove archived task: %w", id, err)
 	}
-	if err := enqueueDelivery(ctx, p.client, id, pl, p.cfg.TaskTimeout); err != nil {
+	if err := enqueueDelivery(ctx, p.client, p.space, id, pl, p.cfg.TaskTimeout); err != nil {
 		if errors.Is(err, asynq.ErrTaskIDConflict) {
 			return false, nil
 		}
@@ -153,12 +206,14 @@ func (p *Publisher) requeue(ctx context.Context, id string, pl DeliverPayload) (
 }
 
 func (p *Publisher) enqueue(ctx context.Context, ev events.Event) error {
-	return enqueueDelivery(ctx, p.client, ev.ID, DeliverPayload{Event: ev, PublishedAt: p.cfg.Now().UTC()}, p.cfg.TaskTimeout)
+	return enqueueDelivery(ctx, p.client, p.space, ev.ID, DeliverPayload{Event: ev, PublishedAt: p.cfg.Now().UTC()}, p.cfg.TaskTimeout)
 }
 
-// enqueueDelivery makes the TaskDeliver task of event id (task id
-// DeliverTaskID); asynq.ErrTaskIDConflict, unwrapped, says it exists.
-func enqueueDelivery(ctx context.Context, client *asynq.Client, id string, pl DeliverPayload, timeout time.Duration) error {
+// enqueueDelivery makes the TaskDeliver task of event id of account sp
+// (task id DeliverTaskID); asynq.ErrTaskIDConflict, unwrapped, says it
+// exists.
+func enqueueDelivery(ctx context.Context, client *asynq.Client, sp keys.Space, id string, pl DeliverPayload, timeout time.Duration) error {
+	pl.Account = sp.Account()
 	b, err := json.Marshal(pl)
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", id, err)
@@ -178,7 +233,7 @@ func enqueueDelivery(ctx context.Context, client *asynq.Client, id string, pl De
 func (p *Publisher) afterEnqueue(ctx context.Context, ev events.Event) error {
 	_, err := p.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
 		p.ledger.markIn(ctx, pl, ev.ID, p.cfg.Now())
-		orderJoin(ctx, pl, ev, p.ledger.retention)
+		orderJoin(ctx, pl, p.space, ev, p.ledger.retention)
 		return nil
 	})
 	return err
@@ -187,7 +242,7 @@ func (p *Publisher) afterEnqueue(ctx context.Context, ev events.Event) error {
 // lastStatus reads the last status delivered for a ticket and the newest
 // instant seen for it (at = -1 when none).
 func (p *Publisher) lastStatus(ctx context.Context, ticketID int64) (status string, at int64, err error) {
-	last, err := p.rdb.HMGet(ctx, keys.Default.TicketLastStatus(ticketID), "status", "at").Result()
+	last, err := p.rdb.HMGet(ctx, p.space.TicketLastStatus(ticketID), "status", "at").Result()
 	if err != nil {
 		return "", 0, fmt.Errorf("look up last status of ticket %d: %w", ticketID, err)
 	}
@@ -257,7 +312,7 @@ func (p *Publisher) setStatus(ctx context.Context, ev events.Event, onlyInstant 
 	if onlyInstant {
 		flag = "1"
 	}
-	err := statusGate.Run(ctx, p.rdb, []string{keys.Default.TicketLastStatus(ev.TicketID)},
+	err := statusGate.Run(ctx, p.rdb, []string{p.space.TicketLastStatus(ev.TicketID)},
 		ev.Status, ev.OccurredAt.Unix(), int64(p.ledger.retention/time.Second), flag).Err()
 	if err != nil {
 		return fmt.Errorf("record status of ticket %d: %w", ev.TicketID, err)
@@ -268,7 +323,11 @@ func (p *Publisher) setStatus(ctx context.Context, ev events.Event, onlyInstant 
 // decide holds the forward rules that apply when an event is found; the
 // status rule that needs delivery order is StatusGate.
 func (p *Publisher) decide(ctx context.Context, ev events.Event) (events.Outcome, error) {
+	ev, err := p.own(ev)
 	out := events.Outcome{Event: ev}
+	if err != nil {
+		return out, err
+	}
 	if err := ev.Validate(); err != nil {
 		return out, fmt.Errorf("event %q: %w", ev.ID, err)
 	}

@@ -15,7 +15,8 @@ import (
 // call: a managed ticket, not deskrelay's own comment, not a private note
 // (unless ForwardPrivate), not in the ledger, and — when the body names the
 // author — written by an agent. It returns the event, or nil and the reason
-// (a Skip… constant or ResolvedDuplicate). The event still goes through
+// (a Skip… constant or ResolvedDuplicate). The event is the Publisher's
+// account's (Event.Account, its event id). It still goes through
 // Publish, which applies the same rules again.
 func (p *Publisher) ResolveComment(ctx context.Context, pl *events.Payload, zd events.CommentReader, src events.Source, fallback time.Time) (*events.Event, string, error) {
 	ref := pl.Comment
@@ -33,7 +34,7 @@ func (p *Publisher) ResolveComment(ctx context.Context, pl *events.Payload, zd e
 	if ref.Public != nil && !*ref.Public && !p.cfg.ForwardPrivate {
 		return nil, events.SkipPrivate, nil
 	}
-	seen, err := p.ledger.Seen(ctx, events.CommentEventID(ref.ID))
+	seen, err := p.ledger.Seen(ctx, p.EventID(events.CommentEventID(ref.ID)))
 	if err != nil || seen {
 		return nil, events.ResolvedDuplicate, err
 	}
@@ -87,5 +88,6 @@ func (p *Publisher) ResolveComment(ctx context.Context, pl *events.Payload, zd e
 		Author:    author,
 		CreatedAt: created,
 	}, src)
-	return &ev, "", nil
+	ev, err = p.own(ev)
+	return &ev, "", err
 }

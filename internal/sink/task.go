@@ -20,7 +20,10 @@ func DeliverTaskID(eventID string) string { return "deliver:" + eventID }
 
 // DeliverPayload is the payload of a TaskDeliver task: a ticket event
 // (Event), or a message outcome (Outcome, when set).
+// Account is the account whose keys (ledger, order, archive) the delivery
+// uses; "" (a task of the previous release) is the default account.
 type DeliverPayload struct {
+	Account     string       `json:"account,omitempty"`
 	Event       events.Event `json:"event"`
 	Outcome     *Outcome     `json:"outcome,omitempty"`
 	PublishedAt time.Time    `json:"published_at"`
