@@ -10,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
-	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -29,7 +28,7 @@ const secretRereadEvery = time.Minute
 // (documented) and "terminated" (recorded, with the endpoint's code).
 var rejectionStatuses = []string{zendesk.InvocationFailed, zendesk.InvocationTerminated}
 
-// Fields of keys.Default.ReconcileGuardian() this file owns.
+// Fields of Space.ReconcileGuardian this file owns.
 const (
 	fieldSecretReadAt = "secret_read_at" // unix ms of the last secret read that worked
 )
@@ -154,7 +153,7 @@ func (g *Guardian) rereadSecret(ctx context.Context, log zerolog.Logger, st *Wat
 		return
 	}
 	g.r.m.secretReread("ok")
-	if err := g.r.rdb.HSet(ctx, keys.Default.ReconcileGuardian(), fieldSecretReadAt, now.UnixMilli()).Err(); err != nil {
+	if err := g.r.rdb.HSet(ctx, g.r.space.ReconcileGuardian(), fieldSecretReadAt, now.UnixMilli()).Err(); err != nil {
 		log.Warn().Err(err).Msg("record the signing secret's re-read")
 	}
 	st.SecretReadAt = now.UTC()
@@ -164,7 +163,7 @@ func (g *Guardian) rereadSecret(ctx context.Context, log zerolog.Logger, st *Wat
 // secretReadAt is when a receiver last read the signing secret again with
 // success (zero: never, or unreadable).
 func (g *Guardian) secretReadAt(ctx context.Context) time.Time {
-	v, err := g.r.rdb.HGet(ctx, keys.Default.ReconcileGuardian(), fieldSecretReadAt).Result()
+	v, err := g.r.rdb.HGet(ctx, g.r.space.ReconcileGuardian(), fieldSecretReadAt).Result()
 	if errors.Is(err, redis.Nil) || err != nil {
 		return time.Time{}
 	}
