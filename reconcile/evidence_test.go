@@ -113,7 +113,7 @@ func TestGuardianSecretEvidence(t *testing.T) {
 		if len(logs.lines("error", "401")) == 0 {
 			t.Error("Zendesk's 401s not logged as an error")
 		}
-		if v := gather(t, reg)[`deskrelay_webhook_signature_rejections{kind="webhook"}`]; v != 3 {
+		if v := gather(t, reg)[`deskrelay_webhook_signature_rejections{account="default",kind="webhook"}`]; v != 3 {
 			t.Errorf("rejections metric %v, want 3", v)
 		}
 		if s, err := r.Status(ctx); err != nil || s.Webhook == nil || s.Webhook.SignatureRejections != 3 {
@@ -164,7 +164,7 @@ func TestGuardianSecretEvidence(t *testing.T) {
 			!strings.Contains(s.Webhook.Reason, "deskrelay webhook enable") {
 			t.Fatalf("status %+v, %v: want the inactive webhook reported", s.Webhook, err)
 		}
-		if v, ok := gather(t, reg)[`deskrelay_webhook_active{kind="webhook"}`]; !ok || v != 0 {
+		if v, ok := gather(t, reg)[`deskrelay_webhook_active{account="default",kind="webhook"}`]; !ok || v != 0 {
 			t.Errorf("deskrelay_webhook_active %v (%v), want 0", v, ok)
 		}
 		if n := len(logs.lines("warn", "inactive")); n != 1 {
