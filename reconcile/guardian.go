@@ -158,7 +158,7 @@ func (g *Guardian) check(ctx context.Context, b *budget, manual bool) (WatchStat
 	}
 	switch {
 	case st.State == "active":
-		g.checkActive(ctx, b, log, &st)
+		g.checkActive(ctx, b, log, &st, !manual)
 	case !st.Ours:
 		st.Action = ActionRefused
 		st.Reason = fmt.Sprintf("its endpoint %s is not this deskrelay's %s (DESKRELAY_PUBLIC_URL)", st.Endpoint, st.ExpectedEndpoint)
@@ -203,9 +203,11 @@ func (g *Guardian) reportInactive(ctx context.Context, log zerolog.Logger, st *W
 }
 
 // checkActive looks at an active webhook's failure ratio (the breaker's
-// early warning) and an active target's consecutive failures, and warns.
-func (g *Guardian) checkActive(ctx context.Context, b *budget, log zerolog.Logger, st *WatchState) {
-	g.checkBreaker(ctx, b, log, st)
+// early warning; a scheduled run takes the figures the breaker watch read
+// in the current slot) and an active target's consecutive failures, and
+// warns.
+func (g *Guardian) checkActive(ctx context.Context, b *budget, log zerolog.Logger, st *WatchState, scheduled bool) {
+	g.checkBreaker(ctx, b, log, st, scheduled)
 	st.Action = ActionNone
 	if st.ConsecutiveFailures >= g.r.cfg.FailureWarn {
 		st.Reason = fmt.Sprintf("%d consecutive failed deliveries (Zendesk deactivates a target at 21)", st.ConsecutiveFailures)
