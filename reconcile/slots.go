@@ -24,10 +24,10 @@ import (
 // far apart), modulo every, to the millisecond. 0 when every is under a
 // millisecond.
 func SlotOffset(account string, every time.Duration) time.Duration {
-	ms := uint64(every / time.Millisecond)
-	if ms == 0 {
+	if every < time.Millisecond {
 		return 0
 	}
+	ms := uint64(every / time.Millisecond) //nolint:gosec // positive, checked above
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(account))
 	x := h.Sum64()
@@ -36,7 +36,7 @@ func SlotOffset(account string, every time.Duration) time.Duration {
 	x ^= x >> 27
 	x *= 0x94d049bb133111eb
 	x ^= x >> 31
-	return time.Duration(x%ms) * time.Millisecond
+	return time.Duration(x%ms) * time.Millisecond //nolint:gosec // below ms, which came from an int64
 }
 
 // slots are the time slots of one account's scheduled work: every long,
