@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -82,9 +84,40 @@ func (g *Guardian) rejections(ctx context.Context, b *budget, st *WatchState, fa
 }
 
 // rejectedInvocations counts the webhook's invocations answered 401 that
+// completed after since. A quiet webhook's record since then fits one page
+// of every status: one request, counted here. A longer one is listed
+// status by status (rejectedByStatus), so that a busy webhook's successes
+// do not cost a request per page; the first page is then the only request
+// spent in vain.
+func (g *Guardian) rejectedInvocations(ctx context.Context, b *budget, since time.Time) (int, error) {
+	r := g.r
+	p, err := call(ctx, r, b, false, func(ctx context.Context) (*zendesk.InvocationsPage, error) {
+		return r.zd.ListInvocations(ctx, r.cfg.WebhookID, zendesk.InvocationFilter{
+			From: since.Truncate(time.Second), PageSize: r.cfg.Invocations.PageSize,
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("list invocations of webhook %s: %w", r.cfg.WebhookID, err)
+	}
+	if p.HasMore && p.AfterCursor != "" {
+		return g.rejectedByStatus(ctx, b, since)
+	}
+	seen := map[string]bool{}
+	n := 0
+	for _, inv := range p.Invocations {
+		if !seen[inv.ID] && slices.ContainsFunc(rejectionStatuses, func(s string) bool { return strings.EqualFold(s, inv.Status) }) &&
+			inv.StatusCode == 401 && inv.LatestCompletedAt.After(since) {
+			n++
+		}
+		seen[inv.ID] = true
+	}
+	return n, nil
+}
+
+// rejectedByStatus counts the webhook's invocations answered 401 that
 // completed after since, listing the failed ones status by status (at
 // most BreakerMaxPages pages each, the most recent first).
-func (g *Guardian) rejectedInvocations(ctx context.Context, b *budget, since time.Time) (int, error) {
+func (g *Guardian) rejectedByStatus(ctx context.Context, b *budget, since time.Time) (int, error) {
 	r := g.r
 	cfg := r.cfg.Invocations
 	seen := map[string]bool{}
