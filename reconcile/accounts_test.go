@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -176,6 +177,33 @@ func TestAccounts(t *testing.T) {
 		}
 		if got := a.pub.published(); !sameSet(got, wantA) {
 			t.Errorf("acme published %v, want %v", sortedKeys(got), wantA)
+		}
+	})
+
+	t.Run("OneShotBackfillReadsItsAccountAndNamesIt", func(t *testing.T) {
+		// `deskrelay reconcile --account NAME|all`: Backfill per account
+		ctx := context.Background()
+		e := newEnv(t, zendesktest.Config{})
+		a, b := e.account(t, "acme", Config{}), e.account(t, "globex", Config{})
+		since := e.clock.Now()
+		wantA, wantB := a.replies(e, a.managedTicket(t), 4), b.replies(e, b.managedTicket(t), 2)
+		e.clock.Advance(3 * time.Minute)
+		for _, c := range []struct {
+			x    *account
+			want []string
+		}{{a, wantA}, {b, wantB}} {
+			rep, err := c.x.r.Backfill(ctx, Window{Since: since}, Options{})
+			if err != nil || rep.Account != c.x.name || rep.Enqueued != len(c.want) {
+				t.Errorf("%s's backfill: %+v, %v; want %d enqueued, its name", c.x.name, rep, err, len(c.want))
+			}
+			var sum strings.Builder
+			rep.WriteSummary(&sum)
+			if !strings.HasPrefix(sum.String(), "account           "+c.x.name+"\n") {
+				t.Errorf("%s's summary does not name it:\n%s", c.x.name, sum.String())
+			}
+			if got := c.x.pub.published(); !sameSet(got, c.want) {
+				t.Errorf("%s published %v, want %v", c.x.name, sortedKeys(got), c.want)
+			}
 		}
 	})
 
