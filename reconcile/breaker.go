@@ -58,6 +58,8 @@ type BreakerState struct {
 	Message string `json:"message,omitempty"`
 	// Error is why the invocations could not be read.
 	Error string `json:"error,omitempty"`
+	// CheckedAt is when the figures were read.
+	CheckedAt time.Time `json:"checked_at,omitzero"`
 }
 
 // breaker reads the webhook's invocations of the last BreakerWindow and
@@ -66,8 +68,8 @@ type BreakerState struct {
 func (g *Guardian) breaker(ctx context.Context, b *budget) *BreakerState {
 	r := g.r
 	cfg := r.cfg.Invocations
-	st := &BreakerState{WindowSeconds: cfg.BreakerWindow.Seconds()}
 	now := r.cfg.Now().UTC()
+	st := &BreakerState{WindowSeconds: cfg.BreakerWindow.Seconds(), CheckedAt: now}
 	from := now.Add(-cfg.BreakerWindow).Truncate(time.Second)
 	codes := map[string]int{}
 	seen := map[string]bool{}
@@ -189,12 +191,43 @@ func (st *BreakerState) describe() string {
 	return sb.String()
 }
 
+// recentBreaker is the breaker reading recorded in the guardian's state
+// when it was taken in the current breaker slot (breakerSlots) without
+// error, and the breaker watch is on; nil otherwise. The watch reads the
+// figures once per slot, whoever reads them first: its own check, or a
+// scheduled run's guardian check (which falls mid-slot).
+func (g *Guardian) recentBreaker(ctx context.Context) *BreakerState {
+	r := g.r
+	if !r.watching() {
+		return nil
+	}
+	st, ok, err := g.LastCheck(ctx)
+	if err != nil || !ok || st.Breaker == nil || st.Breaker.Error != "" || st.Breaker.CheckedAt.IsZero() {
+		return nil
+	}
+	if st.Breaker.CheckedAt.Before(r.breakerSlots().start(r.cfg.Now())) {
+		return nil
+	}
+	return st.Breaker
+}
+
 // checkBreaker is the guardian's early warning: it reads the failure ratio
 // into st.Breaker, logs at warn (error once the breaker dropped events),
-// sets the metrics, and gives st.Reason when nothing else did.
-func (g *Guardian) checkBreaker(ctx context.Context, b *budget, log zerolog.Logger, st *WatchState) {
+// sets the metrics, and gives st.Reason when nothing else did. With reuse
+// (a scheduled run's check), figures the breaker watch read in the current
+// slot are taken as they are: that check logged and counted them already.
+func (g *Guardian) checkBreaker(ctx context.Context, b *budget, log zerolog.Logger, st *WatchState, reuse bool) {
 	if st.Kind != KindWebhook || st.ID == "" {
 		return
+	}
+	if reuse {
+		if bs := g.recentBreaker(ctx); bs != nil {
+			st.Breaker = bs
+			if bs.Warning && st.Reason == "" {
+				st.Reason = bs.Message
+			}
+			return
+		}
 	}
 	bs := g.breaker(ctx, b)
 	st.Breaker = bs
@@ -240,7 +273,7 @@ func (g *Guardian) CheckBreaker(ctx context.Context) (*BreakerState, error) {
 		st.Reason = "" // the last warning: replaced by this one
 	}
 	log := r.log.With().Str("kind", KindWebhook).Str("webhook_id", r.cfg.WebhookID).Logger()
-	g.checkBreaker(ctx, &budget{}, log, &st)
+	g.checkBreaker(ctx, &budget{}, log, &st, false)
 	g.save(st)
 	if st.Breaker != nil && st.Breaker.Error != "" {
 		return st.Breaker, errors.New(st.Breaker.Error)

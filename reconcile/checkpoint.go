@@ -14,19 +14,19 @@ import (
 )
 
 // checkpoint names one of the scheduled run's positions in Redis, kept as
-// unix seconds: every event before it has been published. Backfill never
-// reads or moves one.
-type checkpoint string
+// unix seconds in the account's key space (checkpointKey): every event
+// before it has been published. Backfill never reads or moves one.
+type checkpoint int
 
-var (
+const (
 	// exportCheckpoint is where the next scheduled run reads the ticket
 	// events export from (Reconciler.Checkpoint, /v1/status).
-	exportCheckpoint = checkpoint(keys.Default.ReconcileCheckpoint())
+	exportCheckpoint checkpoint = iota
 	// invocationsCheckpoint is where the next scheduled run lists the
 	// webhook's invocations from. Its window ends at now, not now − Lag
 	// (invocations.go): it runs ahead of exportCheckpoint, and the ledger
 	// drops what both find.
-	invocationsCheckpoint = checkpoint(keys.Default.ReconcileInvocationsCheckpoint())
+	invocationsCheckpoint
 )
 
 // String names cp in errors.
@@ -37,6 +37,14 @@ func (cp checkpoint) String() string {
 	return "checkpoint"
 }
 
+// key is cp's key in the account's key space s.
+func (cp checkpoint) key(s keys.Space) string {
+	if cp == invocationsCheckpoint {
+		return s.ReconcileInvocationsCheckpoint()
+	}
+	return s.ReconcileCheckpoint()
+}
+
 // Checkpoint returns the scheduled checkpoint: every event before it has
 // been published. ok is false when no run has set one yet.
 func (r *Reconciler) Checkpoint(ctx context.Context) (time.Time, bool, error) {
@@ -45,7 +53,7 @@ func (r *Reconciler) Checkpoint(ctx context.Context) (time.Time, bool, error) {
 
 // readCheckpoint reads cp; ok is false when it was never set.
 func (r *Reconciler) readCheckpoint(ctx context.Context, cp checkpoint) (time.Time, bool, error) {
-	return r.readUnix(ctx, string(cp))
+	return r.readUnix(ctx, cp.key(r.space))
 }
 
 // advanceScript moves KEYS[2] forward to ARGV[2] if the lease KEYS[1] still
@@ -61,7 +69,7 @@ return 1`)
 // advanceCheckpoint moves cp forward to at, only while the run holds its
 // lease (errLeaseLost otherwise); it never moves a checkpoint back.
 func (r *Reconciler) advanceCheckpoint(ctx context.Context, l *lease, cp checkpoint, at time.Time) error {
-	n, err := advanceScript.Run(ctx, r.rdb, []string{keys.Default.ReconcileLease(), string(cp)}, l.token, at.Unix()).Int()
+	n, err := advanceScript.Run(ctx, r.rdb, []string{r.space.ReconcileLease(), cp.key(r.space)}, l.token, at.Unix()).Int()
 	if err != nil {
 		return fmt.Errorf("move %s: %w", cp, err)
 	}
@@ -75,7 +83,7 @@ func (r *Reconciler) advanceCheckpoint(ctx context.Context, l *lease, cp checkpo
 // re-enabled), which the next scheduled run goes back to cover; ok is
 // false when there is none.
 func (r *Reconciler) readRewind(ctx context.Context) (time.Time, bool, error) {
-	return r.readUnix(ctx, keys.Default.ReconcileRewind())
+	return r.readUnix(ctx, r.space.ReconcileRewind())
 }
 
 // rewindScript lowers KEYS[1] to ARGV[1] (or sets it).
@@ -88,7 +96,7 @@ return 1`)
 // rewind makes the next scheduled run start at since at the latest: a
 // rewind already further back stays.
 func (r *Reconciler) rewind(ctx context.Context, since time.Time) error {
-	if err := rewindScript.Run(ctx, r.rdb, []string{keys.Default.ReconcileRewind()}, since.Unix()).Err(); err != nil {
+	if err := rewindScript.Run(ctx, r.rdb, []string{r.space.ReconcileRewind()}, since.Unix()).Err(); err != nil {
 		return fmt.Errorf("rewind the next reconcile run: %w", err)
 	}
 	return nil
@@ -97,7 +105,7 @@ func (r *Reconciler) rewind(ctx context.Context, since time.Time) error {
 // clearRewind drops the rewind a run has covered, unless the guardian moved
 // it meanwhile (then the next run covers the new gap).
 func (r *Reconciler) clearRewind(ctx context.Context, covered time.Time) error {
-	if _, err := redislease.CompareAndDelete(ctx, r.rdb, keys.Default.ReconcileRewind(), strconv.FormatInt(covered.Unix(), 10)); err != nil {
+	if _, err := redislease.CompareAndDelete(ctx, r.rdb, r.space.ReconcileRewind(), strconv.FormatInt(covered.Unix(), 10)); err != nil {
 		return fmt.Errorf("clear rewind: %w", err)
 	}
 	return nil

@@ -25,15 +25,24 @@
 //	                stops re-activation, and the secret read again (SecretRefresher)
 //	breaker.go      the early warning before Zendesk's circuit breaker trips
 //	breakerwatch.go that warning every minute between runs, one replica per slot
-//	schedule.go     the asynq tasks: one run per interval slot (task ids), Register
+//	schedule.go     the asynq tasks: their payload (the account), task ids, Register,
+//	                ScheduleAll (every account's runs and checks on one timer)
+//	slots.go        the spread: each account's slots shifted by SlotOffset (its name's
+//	                hash), the breaker slots half a slot from the run's; the one timer
 //	status.go       what /v1/status shows
 //	report.go       what a run did (Report, InvocationsReport) and its summary for people
 //	window.go       the --since/--until window of a backfill
 //	metrics.go      Prometheus metrics
 //
+// One Reconciler serves one Zendesk account (Deps.Space): its lease,
+// checkpoints, rewind, export limiter, guardian state and last run are the
+// account's keys, its tasks carry the account in their payload, and its
+// metric series the label "account". Package main builds one per account.
+//
 // Scheduled work happens on one replica per time slot: every replica
 // enqueues the slot's task under the same asynq task id (asynq keeps one),
-// and a run also holds the lease, so runs never overlap.
+// and a run also holds the lease, so runs never overlap. The accounts'
+// slots are spread over the interval (slots.go).
 //
 // It imports relay (queue names, the ticket record), internal/events,
 // internal/keys and zendesk; it must not import inbound or package main.

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
-	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -29,7 +30,7 @@ const secretRereadEvery = time.Minute
 // (documented) and "terminated" (recorded, with the endpoint's code).
 var rejectionStatuses = []string{zendesk.InvocationFailed, zendesk.InvocationTerminated}
 
-// Fields of keys.Default.ReconcileGuardian() this file owns.
+// Fields of Space.ReconcileGuardian this file owns.
 const (
 	fieldSecretReadAt = "secret_read_at" // unix ms of the last secret read that worked
 )
@@ -83,9 +84,40 @@ func (g *Guardian) rejections(ctx context.Context, b *budget, st *WatchState, fa
 }
 
 // rejectedInvocations counts the webhook's invocations answered 401 that
+// completed after since. A quiet webhook's record since then fits one page
+// of every status: one request, counted here. A longer one is listed
+// status by status (rejectedByStatus), so that a busy webhook's successes
+// do not cost a request per page; the first page is then the only request
+// spent in vain.
+func (g *Guardian) rejectedInvocations(ctx context.Context, b *budget, since time.Time) (int, error) {
+	r := g.r
+	p, err := call(ctx, r, b, false, func(ctx context.Context) (*zendesk.InvocationsPage, error) {
+		return r.zd.ListInvocations(ctx, r.cfg.WebhookID, zendesk.InvocationFilter{
+			From: since.Truncate(time.Second), PageSize: r.cfg.Invocations.PageSize,
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("list invocations of webhook %s: %w", r.cfg.WebhookID, err)
+	}
+	if p.HasMore && p.AfterCursor != "" {
+		return g.rejectedByStatus(ctx, b, since)
+	}
+	seen := map[string]bool{}
+	n := 0
+	for _, inv := range p.Invocations {
+		if !seen[inv.ID] && slices.ContainsFunc(rejectionStatuses, func(s string) bool { return strings.EqualFold(s, inv.Status) }) &&
+			inv.StatusCode == 401 && inv.LatestCompletedAt.After(since) {
+			n++
+		}
+		seen[inv.ID] = true
+	}
+	return n, nil
+}
+
+// rejectedByStatus counts the webhook's invocations answered 401 that
 // completed after since, listing the failed ones status by status (at
 // most BreakerMaxPages pages each, the most recent first).
-func (g *Guardian) rejectedInvocations(ctx context.Context, b *budget, since time.Time) (int, error) {
+func (g *Guardian) rejectedByStatus(ctx context.Context, b *budget, since time.Time) (int, error) {
 	r := g.r
 	cfg := r.cfg.Invocations
 	seen := map[string]bool{}
@@ -154,7 +186,7 @@ func (g *Guardian) rereadSecret(ctx context.Context, log zerolog.Logger, st *Wat
 		return
 	}
 	g.r.m.secretReread("ok")
-	if err := g.r.rdb.HSet(ctx, keys.Default.ReconcileGuardian(), fieldSecretReadAt, now.UnixMilli()).Err(); err != nil {
+	if err := g.r.rdb.HSet(ctx, g.r.space.ReconcileGuardian(), fieldSecretReadAt, now.UnixMilli()).Err(); err != nil {
 		log.Warn().Err(err).Msg("record the signing secret's re-read")
 	}
 	st.SecretReadAt = now.UTC()
@@ -164,7 +196,7 @@ func (g *Guardian) rereadSecret(ctx context.Context, log zerolog.Logger, st *Wat
 // secretReadAt is when a receiver last read the signing secret again with
 // success (zero: never, or unreadable).
 func (g *Guardian) secretReadAt(ctx context.Context) time.Time {
-	v, err := g.r.rdb.HGet(ctx, keys.Default.ReconcileGuardian(), fieldSecretReadAt).Result()
+	v, err := g.r.rdb.HGet(ctx, g.r.space.ReconcileGuardian(), fieldSecretReadAt).Result()
 	if errors.Is(err, redis.Nil) || err != nil {
 		return time.Time{}
 	}

@@ -75,7 +75,7 @@ func TestGuardianSecretEvidence(t *testing.T) {
 		ticket := e.managedTicket(t)
 		logs := &logBuffer{}
 		reg := prometheus.NewRegistry()
-		recv := &fakeReceiver{redisReceiver: redisReceiver{rdb: e.rdb}}
+		recv := &fakeReceiver{redisReceiver: redisReceiver{rdb: e.rdb, space: keys.Default}}
 		configured := errors.New("the secret is configured, not read from Zendesk")
 		recv.err.Store(&configured)
 		r := e.reconciler(t, Config{WebhookID: hook, PublicURL: testPublicURL, WebhookAutoEnable: true}, withLog(logs),
@@ -113,7 +113,7 @@ func TestGuardianSecretEvidence(t *testing.T) {
 		if len(logs.lines("error", "401")) == 0 {
 			t.Error("Zendesk's 401s not logged as an error")
 		}
-		if v := gather(t, reg)[`deskrelay_webhook_signature_rejections{kind="webhook"}`]; v != 3 {
+		if v := gather(t, reg)[`deskrelay_webhook_signature_rejections{account="default",kind="webhook"}`]; v != 3 {
 			t.Errorf("rejections metric %v, want 3", v)
 		}
 		if s, err := r.Status(ctx); err != nil || s.Webhook == nil || s.Webhook.SignatureRejections != 3 {
@@ -164,7 +164,7 @@ func TestGuardianSecretEvidence(t *testing.T) {
 			!strings.Contains(s.Webhook.Reason, "deskrelay webhook enable") {
 			t.Fatalf("status %+v, %v: want the inactive webhook reported", s.Webhook, err)
 		}
-		if v, ok := gather(t, reg)[`deskrelay_webhook_active{kind="webhook"}`]; !ok || v != 0 {
+		if v, ok := gather(t, reg)[`deskrelay_webhook_active{account="default",kind="webhook"}`]; !ok || v != 0 {
 			t.Errorf("deskrelay_webhook_active %v (%v), want 0", v, ok)
 		}
 		if n := len(logs.lines("warn", "inactive")); n != 1 {
@@ -211,4 +211,47 @@ func TestGuardianTargetEvidence(t *testing.T) {
 			t.Fatal("target re-activated although its calls were answered 401")
 		}
 	})
+}
+
+// TestRejectionsCountedAlikeOnOnePageAndByStatus: Zendesk's record of 401s
+// is counted from one listing of every status when it fits a page, and
+// status by status when it does not; both count the same calls.
+func TestRejectionsCountedAlikeOnOnePageAndByStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pageSize int
+		byStatus bool
+		listings int
+	}{{"OnePage", 100, false, 1}, {"ByStatus", 2, true, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, zendesktest.Config{})
+			hook := ourWebhook(e, false)
+			ticket := e.managedTicket(t)
+			e.zd.ScriptInvocations(2, zendesktest.InvocationFailed, 401)
+			e.zd.ScriptInvocations(1, zendesktest.InvocationTerminated, 401)
+			e.zd.ScriptInvocations(1, zendesktest.InvocationFailed, 500)
+			for range 6 {
+				e.clock.Advance(time.Second)
+				e.zd.AgentComment(ticket, "reply", true)
+			}
+			e.clock.Advance(time.Second)
+			r := e.reconciler(t, Config{WebhookID: hook, Invocations: InvocationsConfig{PageSize: tc.pageSize}})
+			e.zd.ResetRequests()
+			n, err := r.guardian.rejectedInvocations(ctx, &budget{}, e.clock.Now().Add(-time.Hour))
+			if err != nil || n != 3 {
+				t.Fatalf("rejections %d, %v; want 3", n, err)
+			}
+			statuses := map[string]int{}
+			for _, rq := range invocationRequests(e, hook) {
+				statuses[rq.Query.Get("filter[status]")]++
+			}
+			if got := statuses["failed"] > 0 && statuses["terminated"] > 0; got != tc.byStatus {
+				t.Errorf("listings by filter[status] %v; by status: %v, want %v", statuses, got, tc.byStatus)
+			}
+			if tc.listings > 0 && len(invocationRequests(e, hook)) != tc.listings {
+				t.Errorf("listings %v, want %d", statuses, tc.listings)
+			}
+		})
+	}
 }

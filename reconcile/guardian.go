@@ -158,7 +158,7 @@ func (g *Guardian) check(ctx context.Context, b *budget, manual bool) (WatchStat
 	}
 	switch {
 	case st.State == "active":
-		g.checkActive(ctx, b, log, &st)
+		g.checkActive(ctx, b, log, &st, !manual)
 	case !st.Ours:
 		st.Action = ActionRefused
 		st.Reason = fmt.Sprintf("its endpoint %s is not this deskrelay's %s (DESKRELAY_PUBLIC_URL)", st.Endpoint, st.ExpectedEndpoint)
@@ -177,7 +177,7 @@ func (g *Guardian) check(ctx context.Context, b *budget, manual bool) (WatchStat
 		}
 	}
 	if st.State == "active" {
-		_ = r.rdb.HDel(ctx, keys.Default.ReconcileGuardian(), fieldInactiveLoggedAt).Err()
+		_ = r.rdb.HDel(ctx, r.space.ReconcileGuardian(), fieldInactiveLoggedAt).Err()
 	}
 	r.m.watched(st.Kind, st.State == "active", st.ConsecutiveFailures, st.SignatureRejections)
 	g.save(st)
@@ -192,7 +192,7 @@ func (g *Guardian) reportInactive(ctx context.Context, log zerolog.Logger, st *W
 	st.Reason = "switched off in Zendesk by a person or an app (Zendesk never switches a webhook off for failures) and left off, since DESKRELAY_WEBHOOK_AUTO_ENABLE is false: " +
 		"`deskrelay webhook enable` re-activates it; meanwhile every reconcile run backfills what it does not deliver"
 	now := g.r.cfg.Now()
-	h := keys.Default.ReconcileGuardian()
+	h := g.r.space.ReconcileGuardian()
 	if v, err := g.r.rdb.HGet(ctx, h, fieldInactiveLoggedAt).Int64(); err == nil && now.Sub(time.UnixMilli(v)) < inactiveLogEvery {
 		return
 	}
@@ -203,9 +203,11 @@ func (g *Guardian) reportInactive(ctx context.Context, log zerolog.Logger, st *W
 }
 
 // checkActive looks at an active webhook's failure ratio (the breaker's
-// early warning) and an active target's consecutive failures, and warns.
-func (g *Guardian) checkActive(ctx context.Context, b *budget, log zerolog.Logger, st *WatchState) {
-	g.checkBreaker(ctx, b, log, st)
+// early warning; a scheduled run takes the figures the breaker watch read
+// in the current slot) and an active target's consecutive failures, and
+// warns.
+func (g *Guardian) checkActive(ctx context.Context, b *budget, log zerolog.Logger, st *WatchState, scheduled bool) {
+	g.checkBreaker(ctx, b, log, st, scheduled)
 	st.Action = ActionNone
 	if st.ConsecutiveFailures >= g.r.cfg.FailureWarn {
 		st.Reason = fmt.Sprintf("%d consecutive failed deliveries (Zendesk deactivates a target at 21)", st.ConsecutiveFailures)
@@ -236,8 +238,8 @@ func (g *Guardian) reenable(ctx context.Context, b *budget, log zerolog.Logger, 
 			st.Error = err.Error()
 		}
 	}
-	n, _ := r.rdb.HIncrBy(ctx, keys.Default.ReconcileGuardian(), "reenables", 1).Result()
-	_ = r.rdb.HSet(ctx, keys.Default.ReconcileGuardian(), "last_reenable", now.Unix()).Err()
+	n, _ := r.rdb.HIncrBy(ctx, r.space.ReconcileGuardian(), "reenables", 1).Result()
+	_ = r.rdb.HSet(ctx, r.space.ReconcileGuardian(), "last_reenable", now.Unix()).Err()
 	st.Reenables, st.LastReenable = n, now
 	r.m.reenabled(st.Kind)
 	ev := log.Warn().Str("endpoint", st.Endpoint)
@@ -418,7 +420,7 @@ func sameEndpoint(a, b string) bool {
 }
 
 func (g *Guardian) counters(ctx context.Context, st *WatchState) {
-	v, err := g.r.rdb.HMGet(ctx, keys.Default.ReconcileGuardian(), "reenables", "last_reenable").Result()
+	v, err := g.r.rdb.HMGet(ctx, g.r.space.ReconcileGuardian(), "reenables", "last_reenable").Result()
 	if err != nil {
 		return
 	}
@@ -440,14 +442,14 @@ func (g *Guardian) save(st WatchState) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := g.r.rdb.HSet(ctx, keys.Default.ReconcileGuardian(), "state", b).Err(); err != nil {
+	if err := g.r.rdb.HSet(ctx, g.r.space.ReconcileGuardian(), "state", b).Err(); err != nil {
 		g.r.log.Warn().Err(err).Msg("save guardian state")
 	}
 }
 
 // LastCheck returns the last check any replica recorded (ok false: none).
 func (g *Guardian) LastCheck(ctx context.Context) (WatchState, bool, error) {
-	b, err := g.r.rdb.HGet(ctx, keys.Default.ReconcileGuardian(), "state").Bytes()
+	b, err := g.r.rdb.HGet(ctx, g.r.space.ReconcileGuardian(), "state").Bytes()
 	if errors.Is(err, redis.Nil) {
 		return WatchState{}, false, nil
 	}
@@ -463,10 +465,13 @@ func (g *Guardian) LastCheck(ctx context.Context) (WatchState, bool, error) {
 }
 
 // redisReceiver reads the receiver's health from the keys inbound writes.
-type redisReceiver struct{ rdb redis.UniversalClient }
+type redisReceiver struct {
+	rdb   redis.UniversalClient
+	space keys.Space
+}
 
 func (r redisReceiver) LastReceived(ctx context.Context) (time.Time, error) {
-	v, err := r.rdb.Get(ctx, keys.Default.WebhookLastReceived()).Int64()
+	v, err := r.rdb.Get(ctx, r.space.WebhookLastReceived()).Int64()
 	if errors.Is(err, redis.Nil) {
 		return time.Time{}, nil
 	}
@@ -477,7 +482,7 @@ func (r redisReceiver) LastReceived(ctx context.Context) (time.Time, error) {
 }
 
 func (r redisReceiver) SignatureFailures(ctx context.Context) (int, error) {
-	v, err := r.rdb.HGet(ctx, keys.Default.WebhookSignatureFailures(), "run").Int()
+	v, err := r.rdb.HGet(ctx, r.space.WebhookSignatureFailures(), "run").Int()
 	if errors.Is(err, redis.Nil) {
 		return 0, nil
 	}
@@ -491,7 +496,7 @@ func (r redisReceiver) SignatureFailures(ctx context.Context) (int, error) {
 // again while it stays so.
 const inactiveLogEvery = time.Hour
 
-// fieldInactiveLoggedAt (of keys.Default.ReconcileGuardian()) is when the
+// fieldInactiveLoggedAt (of Space.ReconcileGuardian) is when the
 // inactive webhook was last logged (unix ms); gone while it is active.
 const fieldInactiveLoggedAt = "inactive_logged_at"
 

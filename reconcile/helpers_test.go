@@ -55,6 +55,8 @@ type env struct {
 	pub     *sink.Publisher
 	insp    *asynq.Inspector
 	nconv   int
+	// naccounts counts the accounts added with account (accounts_test.go).
+	naccounts int
 }
 
 func newEnv(tb testing.TB, zcfg zendesktest.Config) *env {

@@ -503,7 +503,7 @@ func TestBreakerWarning(t *testing.T) {
 			t.Errorf("first warning's status codes %v", lines[0]["status_codes"])
 		}
 		m := gather(t, reg)
-		if m[`deskrelay_webhook_breaker_warnings_total`] == 0 || m[`deskrelay_webhook_failure_ratio`] != 1 || m[`deskrelay_webhook_recent_failures{zendesk_status="502"}`] == 0 {
+		if m[`deskrelay_webhook_breaker_warnings_total`] == 0 || m[`deskrelay_webhook_failure_ratio{account="default"}`] != 1 || m[`deskrelay_webhook_recent_failures{account="default",zendesk_status="502"}`] == 0 {
 			t.Errorf("metrics %v", m)
 		}
 		// /v1/status shows the last check

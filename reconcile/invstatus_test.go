@@ -77,8 +77,8 @@ func TestInvocationStatusesRecorded(t *testing.T) {
 			t.Error("no warning naming the throttled events")
 		}
 		m := gather(t, reg)
-		if m[`deskrelay_webhook_recent_failures{zendesk_status="403"}`] != 30 || m[`deskrelay_webhook_throttled`] != 5 {
-			t.Errorf("metrics: 403 failures %v, throttled %v; want 30, 5", m[`deskrelay_webhook_recent_failures{zendesk_status="403"}`], m[`deskrelay_webhook_throttled`])
+		if m[`deskrelay_webhook_recent_failures{account="default",zendesk_status="403"}`] != 30 || m[`deskrelay_webhook_throttled{account="default"}`] != 5 {
+			t.Errorf("metrics: 403 failures %v, throttled %v; want 30, 5", m[`deskrelay_webhook_recent_failures{account="default",zendesk_status="403"}`], m[`deskrelay_webhook_throttled{account="default"}`])
 		}
 	})
 

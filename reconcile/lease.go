@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/deskrelay/deskrelay/internal/keys"
 	redislease "github.com/deskrelay/deskrelay/internal/lease"
 )
 
-// lease is the scheduled run's hold on keys.Default.ReconcileLease().
+// lease is the scheduled run's hold on the account's ReconcileLease.
 type lease struct {
 	r     *Reconciler
 	l     *redislease.Lease
@@ -18,7 +17,7 @@ type lease struct {
 
 // acquire takes the lease, or returns nil when another run holds it.
 func (r *Reconciler) acquire(ctx context.Context) (*lease, error) {
-	l, err := redislease.Acquire(ctx, r.rdb, keys.Default.ReconcileLease(), r.cfg.LeaseTTL)
+	l, err := redislease.Acquire(ctx, r.rdb, r.space.ReconcileLease(), r.cfg.LeaseTTL)
 	if err != nil {
 		return nil, fmt.Errorf("take reconcile lease: %w", err)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	zdbudget "github.com/deskrelay/deskrelay/internal/budget"
-	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -86,7 +85,7 @@ func (r *Reconciler) waitExport(ctx context.Context, b *budget) error {
 	_, _ = rand.Read(tok[:])
 	member := hex.EncodeToString(tok[:])
 	for {
-		us, err := exportSlot.Run(ctx, r.rdb, []string{keys.Default.ReconcileExportRequests()},
+		us, err := exportSlot.Run(ctx, r.rdb, []string{r.space.ReconcileExportRequests()},
 			window.Microseconds(), r.cfg.ExportLimit, member).Int64()
 		if err != nil {
 			return fmt.Errorf("export rate limit: %w", err)

@@ -115,15 +115,15 @@ func TestRunOnce(t *testing.T) {
 		}
 		metrics := gather(t, reg)
 		for name, want := range map[string]float64{
-			`deskrelay_reconcile_runs_total{outcome="ok"}`:        3,
-			`deskrelay_reconcile_gaps_found_total`:                40,
-			`deskrelay_reconcile_events_total{result="enqueued"}`: 40,
+			`deskrelay_reconcile_runs_total{account="default",outcome="ok"}`: 3,
+			`deskrelay_reconcile_gaps_found_total`:                           40,
+			`deskrelay_reconcile_events_total{result="enqueued"}`:            40,
 		} {
 			if got := metrics[name]; got != want {
 				t.Errorf("%s = %v, want %v", name, got, want)
 			}
 		}
-		if age := metrics["deskrelay_reconcile_checkpoint_age_seconds"]; age < 90 || age > 200 {
+		if age := metrics[`deskrelay_reconcile_checkpoint_age_seconds{account="default"}`]; age < 90 || age > 200 {
 			t.Errorf("checkpoint age %v s, want about the lag", age)
 		}
 	})

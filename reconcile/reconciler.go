@@ -14,7 +14,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/internal/events"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/tickets"
+	"github.com/deskrelay/deskrelay/internal/validate"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -23,16 +25,18 @@ import (
 // are serialised by a lease in Redis.
 type Reconciler struct {
 	cfg      Config
+	space    keys.Space // the account's keys: lease, checkpoints, guardian, last run
+	log      zerolog.Logger
 	rdb      redis.UniversalClient
 	zd       Zendesk
 	pub      Publisher
 	tickets  Tickets
 	limiter  Limiter
 	receiver Receiver
-	log      zerolog.Logger
 	m        *metrics
 	users    *events.AuthorCache
 	client   *asynq.Client
+	ownsAsq  bool // client was made here: Close closes it
 	guardian *Guardian
 	im       *invMetrics
 }
@@ -46,38 +50,54 @@ func New(cfg Config, deps Deps) (*Reconciler, error) {
 	if err := deps.validate(); err != nil {
 		return nil, err
 	}
+	space := deps.space()
 	r := &Reconciler{
 		cfg:      cfg,
+		space:    space,
 		rdb:      deps.Redis,
 		zd:       deps.Zendesk,
 		pub:      deps.Publisher,
 		tickets:  deps.Tickets,
 		limiter:  deps.Limiter,
 		receiver: deps.Receiver,
-		log:      deps.Log.With().Str("component", "reconcile").Logger(),
+		log:      deps.Log.With().Str("component", "reconcile").Str("account", space.Account()).Logger(),
 		users:    events.NewAuthorCache(0, maxCachedUsers, nil),
-		client:   asynq.NewClientFromRedisClient(deps.Redis),
+		client:   deps.Asynq,
+	}
+	if r.client == nil {
+		r.client, r.ownsAsq = asynq.NewClientFromRedisClient(deps.Redis), true
 	}
 	if r.tickets == nil {
-		r.tickets = tickets.New(deps.Redis)
+		r.tickets = tickets.New(deps.Redis).WithSpace(space)
 	}
 	if r.receiver == nil {
-		r.receiver = redisReceiver{rdb: deps.Redis}
+		r.receiver = redisReceiver{rdb: deps.Redis, space: space}
 	}
 	m, err := newMetrics(deps.Metrics, r)
 	if err != nil {
 		return nil, err
 	}
 	r.m = m
-	if r.im, err = newInvMetrics(deps.Metrics); err != nil {
+	if r.im, err = newInvMetrics(deps.Metrics, space.Account()); err != nil {
 		return nil, err
 	}
 	r.guardian = &Guardian{r: r}
 	return r, nil
 }
 
-// Close releases the asynq client (not the Redis client).
-func (r *Reconciler) Close() error { return r.client.Close() }
+// Close releases the asynq client it made (not Deps.Asynq, not the Redis
+// client) and drops the account from the shared checkpoint-age metric.
+func (r *Reconciler) Close() error {
+	r.m.forget(r)
+	if !r.ownsAsq {
+		return nil
+	}
+	return r.client.Close()
+}
+
+// Account is the name of the Zendesk account the Reconciler serves
+// (Deps.Space).
+func (r *Reconciler) Account() string { return r.space.Account() }
 
 // Guardian returns the webhook guardian (`deskrelay webhook status|enable`).
 func (r *Reconciler) Guardian() *Guardian { return r.guardian }
@@ -127,8 +147,9 @@ type Tickets interface {
 type Limiter = zdbudget.Account
 
 // Receiver reports the health of deskrelay's own webhook receiver (inbound
-// implements it); it may also be a SecretRefresher. When Deps.Receiver is nil the reconciler reads the same
-// keys inbound writes (keys.Default.WebhookLastReceived(), keys.Default.WebhookSignatureFailures()).
+// implements it); it may also be a SecretRefresher. When Deps.Receiver is
+// nil the reconciler reads the same keys inbound writes, in the account's
+// key space (Space.WebhookLastReceived, Space.WebhookSignatureFailures).
 type Receiver interface {
 	// LastReceived is when a verified webhook event last arrived; zero when
 	// none is recorded.
@@ -152,16 +173,28 @@ type SecretRefresher interface {
 	RefreshSecret(ctx context.Context) error
 }
 
-// Deps are the Reconciler's collaborators.
+// Deps are the Reconciler's collaborators: one Reconciler per Zendesk
+// account, each with that account's Space, Zendesk client, Publisher,
+// Tickets, Limiter and Receiver; Redis, Asynq and Metrics may be shared.
 type Deps struct {
+	// Space is the account's key space: its lease, checkpoints, rewind,
+	// export limiter, guardian state and last run. The zero Space means
+	// keys.Default (the account "default").
+	Space keys.Space
 	// Redis holds the checkpoint, the lease and the export limiter, and is
 	// asynq's Redis (required). Not closed by the Reconciler.
 	Redis redis.UniversalClient
-	// Zendesk is the API client (required).
+	// Asynq enqueues the scheduled runs and breaker checks; shared by the
+	// accounts' Reconcilers and not closed by them. Nil: the Reconciler
+	// makes its own on Redis and closes it in Close.
+	Asynq *asynq.Client
+	// Zendesk is the account's API client (required).
 	Zendesk Zendesk
-	// Publisher makes events durable sink deliveries (required).
+	// Publisher makes events durable sink deliveries of the account
+	// (required).
 	Publisher Publisher
-	// Tickets is the ticket record; default tickets.New(Redis).
+	// Tickets is the account's ticket record; default
+	// tickets.New(Redis).WithSpace(Space).
 	Tickets Tickets
 	// Limiter is the shared account limiter; nil means none.
 	Limiter Limiter
@@ -175,7 +208,18 @@ type Deps struct {
 	Metrics prometheus.Registerer
 }
 
+// space is d.Space, keys.Default when it is the zero Space.
+func (d Deps) space() keys.Space {
+	if d.Space.Account() == "" {
+		return keys.Default
+	}
+	return d.Space
+}
+
 func (d Deps) validate() error {
+	if problem := validate.AccountName(d.space().Account()); problem != "" {
+		return errors.New("reconcile: Deps.Space: " + problem)
+	}
 	switch {
 	case d.Redis == nil:
 		return errors.New("reconcile: Deps.Redis is required")

@@ -9,12 +9,12 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/deskrelay/deskrelay/internal/keys"
 )
 
 // Report is what one run (scheduled or Backfill) did.
 type Report struct {
+	// Account is the Zendesk account the run read (Deps.Space).
+	Account string `json:"account,omitempty"`
 	// Window is the span read: Since inclusive, Until exclusive.
 	Window Window `json:"window"`
 	// DryRun is true for Backfill with Options.DryRun: nothing was written.
@@ -116,6 +116,9 @@ func (r Report) WriteSummary(w io.Writer) {
 	state := "complete"
 	if !r.Complete {
 		state = "INCOMPLETE"
+	}
+	if r.Account != "" {
+		fmt.Fprintf(w, "account           %s\n", r.Account)
 	}
 	fmt.Fprintf(w, "window            %s .. %s (%s)\n", r.Window.Since.Format(time.RFC3339), r.Window.Until.Format(time.RFC3339), state)
 	fmt.Fprintf(w, "pages read        %d (%d ticket events)\n", r.Pages, r.TicketEvents)
@@ -227,7 +230,7 @@ func (r *Reconciler) saveLastRun(rep Report) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := r.rdb.Set(ctx, keys.Default.ReconcileLastRun(), b, 0).Err(); err != nil {
+	if err := r.rdb.Set(ctx, r.space.ReconcileLastRun(), b, 0).Err(); err != nil {
 		r.log.Warn().Err(err).Msg("save last reconcile run")
 	}
 }

@@ -30,6 +30,12 @@ type Options struct {
 // zero Until means as recent as the export allows. The error wraps
 // ErrBadWindow for a bad window; the report says how far it got otherwise.
 func (r *Reconciler) Backfill(ctx context.Context, w Window, opts Options) (Report, error) {
+	rep, err := r.backfill(ctx, w, opts)
+	rep.Account = r.Account()
+	return rep, err
+}
+
+func (r *Reconciler) backfill(ctx context.Context, w Window, opts Options) (Report, error) {
 	w, err := w.check(r.cfg.Now(), r.cfg.Lag)
 	if err != nil {
 		return Report{Window: w, DryRun: opts.DryRun}, err
@@ -47,8 +53,14 @@ func (r *Reconciler) Backfill(ctx context.Context, w Window, opts Options) (Repo
 // run holds it), lets the guardian check the webhook, reads the export from
 // the checkpoint (or from a gap the guardian rewound to) up to now − Lag,
 // moves the checkpoint after each page whose events are durable, and
-// records its report for /v1/status.
+// records its report for /v1/status. The report names the account.
 func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
+	rep, err := r.runOnce(ctx)
+	rep.Account = r.Account()
+	return rep, err
+}
+
+func (r *Reconciler) runOnce(ctx context.Context) (Report, error) {
 	l, err := r.acquire(ctx)
 	if err != nil {
 		r.m.run("error")
@@ -80,7 +92,9 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 		r.m.run("error")
 	} else {
 		r.m.run("ok")
+		r.m.succeeded(r.cfg.Now())
 	}
+	rep.Account = r.Account()
 	r.saveLastRun(rep)
 	return rep, err
 }

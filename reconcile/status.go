@@ -5,14 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/deskrelay/deskrelay/internal/keys"
 )
 
 // Status is the reconciler's part of GET /v1/status. It reads Redis only.
 // Like all of /v1/status (README, "Status JSON"): durations are numbers of
 // seconds in fields named *_seconds, times RFC 3339 strings.
 type Status struct {
+	// Account is the Zendesk account the status describes.
+	Account string `json:"account"`
 	// Enabled is false when the schedule is off (Interval 0).
 	Enabled bool `json:"enabled"`
 	// IntervalSeconds is Config.Interval.
@@ -32,10 +32,10 @@ type Status struct {
 	Webhook *WatchState `json:"webhook,omitempty"`
 }
 
-// Status reports the schedule's state for /v1/status, from Redis, without
-// calling Zendesk.
+// Status reports the account's schedule state for /v1/status, from Redis,
+// without calling Zendesk.
 func (r *Reconciler) Status(ctx context.Context) (Status, error) {
-	s := Status{Enabled: r.cfg.Interval > 0, IntervalSeconds: r.cfg.Interval.Seconds(), CheckpointAge: -1}
+	s := Status{Account: r.Account(), Enabled: r.cfg.Interval > 0, IntervalSeconds: r.cfg.Interval.Seconds(), CheckpointAge: -1}
 	cp, ok, err := r.Checkpoint(ctx)
 	if err != nil {
 		return s, err
@@ -44,7 +44,7 @@ func (r *Reconciler) Status(ctx context.Context) (Status, error) {
 		s.Checkpoint = cp
 		s.CheckpointAge = r.cfg.Now().Sub(cp).Round(time.Second).Seconds()
 	}
-	n, err := r.rdb.Exists(ctx, keys.Default.ReconcileLease()).Result()
+	n, err := r.rdb.Exists(ctx, r.space.ReconcileLease()).Result()
 	if err != nil {
 		return s, fmt.Errorf("read reconcile lease: %w", err)
 	}
@@ -52,7 +52,7 @@ func (r *Reconciler) Status(ctx context.Context) (Status, error) {
 	if rw, ok, err := r.readRewind(ctx); err == nil && ok {
 		s.PendingGapSince = rw
 	}
-	if b, err := r.rdb.Get(ctx, keys.Default.ReconcileLastRun()).Bytes(); err == nil {
+	if b, err := r.rdb.Get(ctx, r.space.ReconcileLastRun()).Bytes(); err == nil {
 		var rep Report
 		if json.Unmarshal(b, &rep) == nil {
 			s.LastRun = &rep
