@@ -8,3 +8,9 @@ func (r *Relay) SetParkingHook(f func(context.Context)) { r.testHookParking = f 
 
 // GateSuccess records a successful Zendesk call, as any delivery or probe does.
 func (r *Relay) GateSuccess(ctx context.Context) { r.gateSuccess(ctx) }
+
+// ProbeOnce runs one outage gate probe, as the probe task does.
+func (r *Relay) ProbeOnce(ctx context.Context) error {
+	_, err := r.probeOnce(ctx)
+	return err
+}

@@ -22,6 +22,10 @@ import (
 func TestGateOpensWhileParking(t *testing.T) {
 	e := newEnv(t, envOptions{noWorkers: true})
 	ctx := context.Background()
+	// Enqueued while the gate is open (a message of a closed gate parks at
+	// intake and never reaches the gate), then the gate closes.
+	m := msg("parking", 1)
+	mustEnqueue(t, e.relay, m)
 	if err := e.rdb.HSet(ctx, keys.Default.OutboundGate(), "state", relay.GateClosed, "failures", 5).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -34,8 +38,6 @@ func TestGateOpensWhileParking(t *testing.T) {
 		})
 	})
 	startWorkers(t, e.opt, e.relay, 2, testRetryMaxDelay)
-	m := msg("parking", 1)
-	mustEnqueue(t, e.relay, m)
 	var at time.Time
 	select {
 	case at = <-opened:
