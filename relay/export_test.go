@@ -14,3 +14,6 @@ func (r *Relay) ProbeOnce(ctx context.Context) error {
 	_, err := r.probeOnce(ctx)
 	return err
 }
+
+// Defaults is c with its defaults, as New takes it.
+func (c Config) Defaults() Config { return c.withDefaults() }

@@ -285,21 +285,16 @@ func (r *Relay) runTask(ctx context.Context, id string, gen int64) runOutcome {
 	return runGone
 }
 
-// releaseFirst delivers the oldest parked message at once, in the probe
-// that saw Zendesk answer again, without waiting for asynq to hand its
-// task to a worker; its task then finds it delivered (as after chain).
+// releaseFirst delivers the oldest parked message that is its
+// conversation's head (among the first firstScan) at once, in the probe
+// that saw Zendesk answer again, without waiting for asynq to hand its task
+// to a worker; its task then finds it delivered (as after chain).
 func (r *Relay) releaseFirst(ctx context.Context) {
-	ids, err := r.rdb.ZRange(ctx, r.space.OutboundParked(), 0, 0).Result()
-	if err != nil || len(ids) == 0 {
+	id, gen, ok := r.firstParkedHead(ctx)
+	if !ok {
 		return
 	}
-	id := ids[0]
-	gen, err := r.rdb.HGet(ctx, r.space.Message(id), "gen").Int64()
-	if err != nil {
-		return
-	}
-	p := taskPayload{ID: id, Gen: gen}
-	payload, _ := json.Marshal(p)
+	payload, _ := json.Marshal(taskPayload{ID: id, Gen: gen})
 	if err := r.processMessage(ctx, asynq.NewTask(TypeMessage, payload)); err != nil {
 		r.log.Debug().Err(err).Str("message_id", id).Msg("first parked message not delivered at once; the release takes it")
 		return
@@ -310,4 +305,39 @@ func (r *Relay) releaseFirst(ctx context.Context) {
 		_ = r.deleteTask(id, gen)
 		_ = r.rdb.ZRem(ctx, r.space.OutboundParked(), id).Err()
 	}
+}
+
+// firstScan bounds how many parked messages releaseFirst looks at.
+const firstScan = 20
+
+// firstParkedHead finds the oldest parked message that heads its
+// conversation's pending set, and its generation.
+func (r *Relay) firstParkedHead(ctx context.Context) (string, int64, bool) {
+	ids, err := r.rdb.ZRange(ctx, r.space.OutboundParked(), 0, firstScan-1).Result()
+	if err != nil || len(ids) == 0 {
+		return "", 0, false
+	}
+	p := r.rdb.Pipeline()
+	recs := make([]*redis.SliceCmd, len(ids))
+	for i, id := range ids {
+		recs[i] = p.HMGet(ctx, r.space.Message(id), "conv", "gen")
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return "", 0, false
+	}
+	heads := make([]*redis.StringSliceCmd, len(ids))
+	for i := range ids {
+		conv, _ := recs[i].Val()[0].(string)
+		heads[i] = p.ZRange(ctx, r.space.ConversationPending(conv), 0, 0)
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return "", 0, false
+	}
+	for i, id := range ids {
+		if h := heads[i].Val(); len(h) == 1 && h[0] == id {
+			gen, _ := strconv.ParseInt(fmt.Sprint(recs[i].Val()[1]), 10, 64)
+			return id, gen, true
+		}
+	}
+	return "", 0, false
 }
