@@ -134,7 +134,13 @@ const maxChain = 50
 // chain sends the conversation's next messages in order, each as its own
 // task would (its task later finds it delivered). It stops at the first
 // message that is not due, or that fails: that one's own task takes over.
+//
+// An account with parked messages chains nothing: its successors wait for
+// their release (park.go), which paces the account's work to its budget.
 func (r *Relay) chain(ctx context.Context, conv string) {
+	if n, err := r.rdb.ZCard(ctx, r.space.OutboundParked()).Result(); err != nil || n > 0 {
+		return
+	}
 	deadline := time.Now().Add(r.cfg.AttemptTimeout / 4)
 	for range maxChain {
 		if ctx.Err() != nil || time.Now().After(deadline) {

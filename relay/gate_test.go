@@ -1,9 +1,9 @@
 package relay_test
 
 import (
-	"os"
 	"context"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 	"time"

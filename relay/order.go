@@ -121,8 +121,18 @@ func (r *Relay) resumeOrWait(ctx context.Context, rec *record) (bool, time.Durat
 
 // wake makes a waiting message's task due now (best effort: it may be
 // running or pending already).
+//
+// A parked message is left to its release: waking it would put it on the
+// shared pending list out of the account's turn (park.go).
 func (r *Relay) wake(ctx context.Context, conv, id string, tries int) {
-	gen, err := r.rdb.HGet(ctx, r.space.Message(id), "gen").Int64()
+	p := r.rdb.Pipeline()
+	genCmd := p.HGet(ctx, r.space.Message(id), "gen")
+	parkedCmd := p.ZScore(ctx, r.space.OutboundParked(), id)
+	_, _ = p.Exec(ctx)
+	if parkedCmd.Err() == nil {
+		return
+	}
+	gen, err := genCmd.Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return
 	}
