@@ -399,6 +399,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{name: "GetMessageNoToken", method: "GET", path: "/v1/messages/msg_oa_1", want: 401},
 		{name: "GetMessage", method: "GET", path: "/v1/messages/msg_oa_1", auth: bearer, want: 200},
 		{name: "GetMessageUnknown", method: "GET", path: "/v1/messages/msg_oa_nobody", auth: bearer, want: 404},
+		{name: "GetMessageUnknownAccount", method: "GET", path: "/v1/messages/msg_oa_1?account=nobody", auth: bearer, want: 422},
 
 		{name: "WebhookUnsigned", method: "POST", path: "/v1/zendesk/webhook", contentType: "application/json", body: ignored, want: 401},
 		{name: "WebhookIgnoredType", method: "POST", path: "/v1/zendesk/webhook", contentType: "application/json", body: ignored,

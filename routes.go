@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/deskrelay/deskrelay/internal/httpx"
+	"github.com/deskrelay/deskrelay/relay"
 )
 
 // routes lists every HTTP route deskrelay serves on its main listener (and,
@@ -25,8 +26,8 @@ func (d *daemon) routes() (h http.Handler, closeRoutes func()) {
 	mux.HandleFunc("GET /v1/openapi.json", handleOpenAPI)
 
 	// The platform's side: intake, behind the ingest token.
-	mux.Handle("POST /v1/messages", httpx.RequireBearer(cfg.ingestToken, d.relay.PostMessage()))
-	mux.Handle("GET /v1/messages/{id}", httpx.RequireBearer(cfg.ingestToken, d.relay.GetMessage()))
+	mux.Handle("POST /v1/messages", httpx.RequireBearer(cfg.ingestToken, relay.PostMessage(relay.Single(d.relay))))
+	mux.Handle("GET /v1/messages/{id}", httpx.RequireBearer(cfg.ingestToken, relay.GetMessage(relay.Single(d.relay))))
 
 	// Zendesk's side: the signed webhook, and the legacy target (basic auth).
 	if d.receiver != nil {

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/deskrelay/deskrelay/internal/keys"
 )
 
 // Intake in two steps around the asynq task, which lives outside the
@@ -109,7 +107,7 @@ return 0
 `)
 
 func (s *store) accept(ctx context.Context, m *Message, hash string, msgJSON []byte, token string, retention time.Duration) (outcome string, err error) {
-	res, err := acceptScript.Run(ctx, s.rdb, []string{keys.Default.Message(m.ID)},
+	res, err := acceptScript.Run(ctx, s.rdb, []string{s.space.Message(m.ID)},
 		hash, m.ConversationID, msgJSON, token, intakeLease.Milliseconds(), int64(retention/time.Second)).StringSlice()
 	if err != nil {
 		return "", err
@@ -124,10 +122,10 @@ func (s *store) queue(ctx context.Context, id, conv string, seq *int64, token st
 	if seq != nil {
 		sq = strconv.FormatInt(*seq, 10)
 	}
-	return queueScript.Run(ctx, s.rdb, []string{keys.Default.Message(id), keys.Default.ConversationPending(conv), keys.Default.ConversationOrder(conv)},
+	return queueScript.Run(ctx, s.rdb, []string{s.space.Message(id), s.space.ConversationPending(conv), s.space.ConversationOrder(conv)},
 		sq, id, token, s.retention.Milliseconds()).Text()
 }
 
 func (s *store) drop(ctx context.Context, id, token string) error {
-	return dropScript.Run(ctx, s.rdb, []string{keys.Default.Message(id)}, token).Err()
+	return dropScript.Run(ctx, s.rdb, []string{s.space.Message(id)}, token).Err()
 }

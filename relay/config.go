@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/internal/budget"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/validate"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
@@ -41,10 +42,13 @@ type Config struct {
 	// outage gate. Default 5.
 	GateThreshold int
 	// GateProbeInterval is how often, while the gate is closed, one task
-	// probes Zendesk. Default 2s.
+	// probes Zendesk (one GET /api/v2/users/me per interval and account).
+	// Default 1s, so that the first message after Zendesk recovers is
+	// delivered within 2s.
 	GateProbeInterval time.Duration
-	// GateParkTime is how long parked work waits before it looks at the gate
-	// again when no probe released it. Default 1m.
+	// GateParkTime is the safety-net timer of a parked task (closed gate,
+	// spent budget, backlog): the release wakes it (gate.go); the timer
+	// only fires when no release came. Default 10m.
 	GateParkTime time.Duration
 	// UpdateRateLimit, when set, is a fixed number of Update Ticket
 	// requests a minute. Zero: the Limiter's share of the limit Zendesk
@@ -80,8 +84,8 @@ func (c Config) withDefaults() Config {
 	c.AttemptTimeout = cmp.Or(c.AttemptTimeout, 2*time.Minute)
 	c.TurnPoll = cmp.Or(c.TurnPoll, 5*time.Second)
 	c.GateThreshold = cmp.Or(c.GateThreshold, 5)
-	c.GateProbeInterval = cmp.Or(c.GateProbeInterval, 2*time.Second)
-	c.GateParkTime = cmp.Or(c.GateParkTime, time.Minute)
+	c.GateProbeInterval = cmp.Or(c.GateProbeInterval, time.Second)
+	c.GateParkTime = cmp.Or(c.GateParkTime, 10*time.Minute)
 	c.TicketUpdateLimit = cmp.Or(c.TicketUpdateLimit, 30)
 	c.TicketUpdateWindow = cmp.Or(c.TicketUpdateWindow, 10*time.Minute)
 	c.LockTTL = cmp.Or(c.LockTTL, 10*time.Second)
@@ -126,13 +130,23 @@ func (c Config) validate() error {
 type Deps struct {
 	// Redis holds deskrelay's own keys (the same Redis as Asynq).
 	Redis redis.UniversalClient
-	// Asynq connects the asynq client and inspector.
+	// Asynq connects the asynq client and inspector the relay makes when
+	// Client or Inspector is nil.
 	Asynq asynq.RedisConnOpt
+	// Space is the key space of the relay's Zendesk account; zero:
+	// keys.Default.
+	Space keys.Space
+	// Client and Inspector, when set, are shared with other components
+	// (one per process); Close leaves them open. Nil: the relay makes its
+	// own from Asynq and Close closes them.
+	Client    *asynq.Client
+	Inspector *asynq.Inspector
 	// Zendesk is the Zendesk client; its Config.OnResponse should be
 	// Limiter.Observe. Required for delivery; intake works without it.
 	Zendesk *zendesk.Client
-	// Limiter is the shared Zendesk rate limiter. Default: NewLimiter(Redis,
-	// Config.RateLimit).
+	// Limiter is the account's shared Zendesk rate limiter (budget.New with
+	// the account's Space). Default: the account "default"'s
+	// budget.NewLimiter(Redis, Config.RateLimit).
 	Limiter *budget.Limiter
 	// Log receives the relay's logs.
 	Log zerolog.Logger

@@ -7,7 +7,6 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
@@ -36,7 +35,7 @@ type CredentialsReport struct {
 }
 
 func (r *Relay) credentialsState(ctx context.Context) (CredentialsReport, error) {
-	h, since, err := r.watchState(ctx, keys.Default.OutboundCredentials())
+	h, since, err := r.watchState(ctx, r.space.OutboundCredentials())
 	if err != nil {
 		return CredentialsReport{}, fmt.Errorf("credentials state: %w", err)
 	}
@@ -49,9 +48,9 @@ func (r *Relay) credentialsState(ctx context.Context) (CredentialsReport, error)
 
 // credentialsRejected notes a 401/403 and schedules the probe.
 func (r *Relay) credentialsRejected(ctx context.Context) {
-	set, err := r.rdb.HSetNX(ctx, keys.Default.OutboundCredentials(), "since", r.cfg.Now().UnixMilli()).Result()
+	set, err := r.rdb.HSetNX(ctx, r.space.OutboundCredentials(), "since", r.cfg.Now().UnixMilli()).Result()
 	if err == nil {
-		err = r.rdb.HSet(ctx, keys.Default.OutboundCredentials(), "state", CredentialsUnauthorized).Err()
+		err = r.rdb.HSet(ctx, r.space.OutboundCredentials(), "state", CredentialsUnauthorized).Err()
 	}
 	if err != nil {
 		r.log.Warn().Err(err).Msg("cannot record the credentials state")
@@ -75,7 +74,7 @@ func (r *Relay) processCredentialProbe(ctx context.Context, _ *asynq.Task) error
 	if _, err := zdCall(ctx, r, "me", r.zdMe); err != nil {
 		return queues.Wait(r.cfg.CredentialProbeInterval, fmt.Errorf("credentials probe: %w", err))
 	}
-	if err := r.rdb.Del(ctx, keys.Default.OutboundCredentials()).Err(); err != nil {
+	if err := r.rdb.Del(ctx, r.space.OutboundCredentials()).Err(); err != nil {
 		return queues.Wait(r.cfg.CredentialProbeInterval, err)
 	}
 	r.log.Info().Dur("unauthorized_for_ms", r.cfg.Now().Sub(c.Since)).Msg("Zendesk accepts deskrelay's credentials again")

@@ -9,7 +9,6 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
@@ -48,7 +47,7 @@ func (r *Relay) Discard(ctx context.Context, opts DiscardOptions) (DiscardSummar
 		if errors.Is(err, errNoRecord) {
 			// A failed-set entry without its record: nothing to keep.
 			if !opts.DryRun {
-				_ = r.rdb.ZRem(ctx, keys.Default.Failed(queues.Outbound), id).Err()
+				_ = r.rdb.ZRem(ctx, r.space.Failed(queues.Outbound), id).Err()
 			}
 			continue
 		}
@@ -77,7 +76,7 @@ func (r *Relay) Discard(ctx context.Context, opts DiscardOptions) (DiscardSummar
 			continue
 		}
 		sum.Discarded++
-		if err := r.insp.DeleteTask(queues.Outbound, taskID(rec.ID, rec.Gen)); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+		if err := r.insp.DeleteTask(queues.Outbound, r.taskID(rec.ID, rec.Gen)); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
 			r.log.Warn().Err(err).Str("message_id", rec.ID).Msg("discard: archived task not removed")
 		}
 	}

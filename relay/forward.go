@@ -16,7 +16,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/internal/budget"
-	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
@@ -39,12 +38,26 @@ type delivery struct {
 	commentID int64
 }
 
-// processMessage is the handler of TypeMessage: one delivery attempt.
+// processMessage is the handler of TypeMessage: one delivery attempt. A
+// task its account's budget holds back parks (park.go) rather than coming
+// back every few seconds through the shared pending list.
 func (r *Relay) processMessage(ctx context.Context, t *asynq.Task) error {
 	var p taskPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.ID == "" {
 		return queues.Fail(ReasonInvalid, fmt.Errorf("unreadable task payload %q", t.Payload()))
 	}
+	if !r.ownsPayload(p.Account) {
+		return queues.Fail(ReasonInvalid, fmt.Errorf("task of account %q handed to account %q's relay", p.Account, r.space.Account()))
+	}
+	err := r.attempt(ctx, p)
+	if parkable(err) && r.parkTask(ctx, p.ID) {
+		return queues.Wait(jitter(r.cfg.GateParkTime), err)
+	}
+	return err
+}
+
+// attempt is one delivery attempt of the message of task payload p.
+func (r *Relay) attempt(ctx context.Context, p taskPayload) error {
 	log := r.log.With().Str("message_id", p.ID).Logger()
 	if tid, ok := asynq.GetTaskID(ctx); ok {
 		log = log.With().Str("task_id", tid).Logger()
@@ -77,7 +90,7 @@ func (r *Relay) processMessage(ctx context.Context, t *asynq.Task) error {
 	case StateDelivered, StateFailed:
 		return r.retellOutcome(ctx, rec, p.Gen)
 	}
-	if err := r.gateAdmit(ctx); err != nil {
+	if err := r.gateAdmit(ctx, p.ID); err != nil {
 		return err
 	}
 	ok, wait, err := r.turn(ctx, rec)
@@ -121,13 +134,19 @@ const maxChain = 50
 // chain sends the conversation's next messages in order, each as its own
 // task would (its task later finds it delivered). It stops at the first
 // message that is not due, or that fails: that one's own task takes over.
+//
+// An account with parked messages chains nothing: its successors wait for
+// their release (park.go), which paces the account's work to its budget.
 func (r *Relay) chain(ctx context.Context, conv string) {
+	if n, err := r.rdb.ZCard(ctx, r.space.OutboundParked()).Result(); err != nil || n > 0 {
+		return
+	}
 	deadline := time.Now().Add(r.cfg.AttemptTimeout / 4)
 	for range maxChain {
 		if ctx.Err() != nil || time.Now().After(deadline) {
 			return
 		}
-		head, err := r.rdb.ZRange(ctx, keys.Default.ConversationPending(conv), 0, 0).Result()
+		head, err := r.rdb.ZRange(ctx, r.space.ConversationPending(conv), 0, 0).Result()
 		if err != nil || len(head) == 0 {
 			return
 		}
@@ -135,7 +154,7 @@ func (r *Relay) chain(ctx context.Context, conv string) {
 		if err != nil || rec.State != StateQueued {
 			return
 		}
-		if st, err := r.rdb.HGet(ctx, keys.Default.OutboundGate(), "state").Result(); err == nil && st == GateClosed {
+		if st, err := r.rdb.HGet(ctx, r.space.OutboundGate(), "state").Result(); err == nil && st == GateClosed {
 			return
 		}
 		if ok, _, err := r.turn(ctx, rec); err != nil || !ok {
@@ -485,7 +504,7 @@ func (r *Relay) findApplied(ctx context.Context, rec *record, cur int64, haveTic
 // adopt makes ticket the conversation's ticket.
 func (r *Relay) adopt(ctx context.Context, conv string, t zendesk.Ticket, commentID int64) error {
 	if t.RequesterID != 0 {
-		if err := r.rdb.Set(ctx, keys.Default.TicketRequester(t.ID), t.RequesterID, r.cfg.Retention).Err(); err != nil {
+		if err := r.rdb.Set(ctx, r.space.TicketRequester(t.ID), t.RequesterID, r.cfg.Retention).Err(); err != nil {
 			return fmt.Errorf("remember requester of ticket %d: %w", t.ID, err)
 		}
 	}
@@ -498,7 +517,7 @@ func (r *Relay) adopt(ctx context.Context, conv string, t zendesk.Ticket, commen
 // requesterOf returns a ticket's requester, the author of the comments
 // deskrelay adds to it.
 func (r *Relay) requesterOf(ctx context.Context, ticket int64) (int64, error) {
-	id, err := r.rdb.Get(ctx, keys.Default.TicketRequester(ticket)).Int64()
+	id, err := r.rdb.Get(ctx, r.space.TicketRequester(ticket)).Int64()
 	if err == nil && id != 0 {
 		return id, nil
 	}
@@ -512,7 +531,7 @@ func (r *Relay) requesterOf(ctx context.Context, ticket int64) (int64, error) {
 		return 0, err
 	}
 	if t.RequesterID != 0 {
-		if err := r.rdb.Set(ctx, keys.Default.TicketRequester(ticket), t.RequesterID, r.cfg.Retention).Err(); err != nil {
+		if err := r.rdb.Set(ctx, r.space.TicketRequester(ticket), t.RequesterID, r.cfg.Retention).Err(); err != nil {
 			return 0, fmt.Errorf("remember requester of ticket %d: %w", ticket, err)
 		}
 	}
@@ -522,7 +541,7 @@ func (r *Relay) requesterOf(ctx context.Context, ticket int64) (int64, error) {
 // userByExternalID finds or creates the end user known only by the
 // platform's id (Zendesk limits create_or_update per user: cached).
 func (r *Relay) userByExternalID(ctx context.Context, a Author) (int64, error) {
-	id, err := r.rdb.GetEx(ctx, keys.Default.UserByExternalID(a.ID), r.cfg.Retention).Int64()
+	id, err := r.rdb.GetEx(ctx, r.space.UserByExternalID(a.ID), r.cfg.Retention).Int64()
 	if err == nil && id != 0 {
 		return id, nil
 	}
@@ -538,7 +557,7 @@ func (r *Relay) userByExternalID(ctx context.Context, a Author) (int64, error) {
 	if u.ID == nil {
 		return 0, fmt.Errorf("create or update user %s: Zendesk returned no user id", a.ID)
 	}
-	if err := r.rdb.Set(ctx, keys.Default.UserByExternalID(a.ID), *u.ID, r.cfg.Retention).Err(); err != nil {
+	if err := r.rdb.Set(ctx, r.space.UserByExternalID(a.ID), *u.ID, r.cfg.Retention).Err(); err != nil {
 		return 0, fmt.Errorf("remember user %s: %w", a.ID, err)
 	}
 	return *u.ID, nil

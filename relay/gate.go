@@ -11,21 +11,20 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deskrelay/deskrelay/internal/budget"
-	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
-// The outage gate. A run of GateThreshold temporary Zendesk failures (5xx,
-// 423, timeouts) closes it; while it is closed, outbound tasks park
-// (Wait(GateParkTime), not counted as attempts) instead of hammering
-// Zendesk, and one probe task (TypeGateProbe, a unique task id, so one at a
-// time across replicas) asks Zendesk every GateProbeInterval. The first
-// success, the probe's or any other call's, opens the gate and makes the
-// parked backlog due at once (asynq Inspector RunAllRetryTasks /
-// RunAllScheduledTasks on the outbound queue), so it drains at the limiter's
-// rate within seconds, not when each task's backoff timer fires. A task that
-// was on its way to park as the gate opened is released by the release
-// passes that follow the opening (TypeGateRelease).
+// The outage gate, one per account. A run of GateThreshold temporary
+// Zendesk failures (5xx, 423, timeouts) closes it; while it is closed, the
+// account's outbound tasks park (park.go: off asynq's shared pending list,
+// on a long safety-net timer, not counted as attempts) instead of hammering
+// Zendesk, and one probe task of the account (TypeGateProbe, a unique task
+// id, so one at a time across replicas) asks Zendesk every
+// GateProbeInterval. The first success, the probe's or any other call's,
+// opens the gate and starts the release of the account's parked messages, a
+// budget's worth at a time (park.go); the probe that saw Zendesk answer
+// delivers the oldest parked message itself, at once, so that the first
+// delivery does not wait for asynq's polling.
 
 // Gate states.
 const (
@@ -48,11 +47,19 @@ end
 return 0
 `)
 
-// gateOKScript resets the run; returns 1 when it opened a closed gate.
+// gateOKScript resets the run; returns 1 when it opened a closed gate, 2
+// when it opened it and marked a release of the parked messages started
+// (there are some and no release runs: the caller starts it).
+// KEYS: gate, parked set. ARGV: now ms, release lease deadline ms.
 var gateOKScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if st == 'closed' then
   redis.call('HSET', KEYS[1], 'state', 'open', 'failures', 0, 'since', ARGV[1])
+  local rel = tonumber(redis.call('HGET', KEYS[1], 'release') or '0') or 0
+  if redis.call('ZCARD', KEYS[2]) > 0 and rel <= tonumber(ARGV[1]) then
+    redis.call('HSET', KEYS[1], 'release', ARGV[2])
+    return 2
+  end
   return 1
 end
 if redis.call('HGET', KEYS[1], 'failures') ~= '0' then
@@ -69,7 +76,7 @@ type GateReport struct {
 }
 
 func (r *Relay) gateState(ctx context.Context) (GateReport, error) {
-	h, since, err := r.watchState(ctx, keys.Default.OutboundGate())
+	h, since, err := r.watchState(ctx, r.space.OutboundGate())
 	if err != nil {
 		return GateReport{}, fmt.Errorf("outage gate: %w", err)
 	}
@@ -96,19 +103,19 @@ func (r *Relay) watchState(ctx context.Context, key string) (map[string]string, 
 }
 
 // scheduleProbe makes sure one probe task of typ is scheduled in the
-// outbound queue, across all replicas (a fixed task id).
+// outbound queue, across all replicas (a fixed task id per account).
 func (r *Relay) scheduleProbe(ctx context.Context, typ, id string, in time.Duration) {
-	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(typ, nil), asynq.Queue(queues.Outbound), asynq.TaskID(id),
+	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(typ, r.ownPayload()), asynq.Queue(queues.Outbound), asynq.TaskID(r.ownTaskID(id)),
 		asynq.ProcessIn(in), asynq.MaxRetry(queues.MaxRetry), asynq.Timeout(r.cfg.AttemptTimeout))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		r.log.Warn().Err(err).Str("probe", typ).Msg("cannot schedule probe")
 	}
 }
 
-// gateAdmit lets a task through when the gate is open; otherwise it makes
-// sure a probe is scheduled and parks the task.
-func (r *Relay) gateAdmit(ctx context.Context) error {
-	st, err := r.rdb.HGet(ctx, keys.Default.OutboundGate(), "state").Result()
+// gateAdmit lets message id's task through when the gate is open;
+// otherwise it makes sure a probe is scheduled and parks the task.
+func (r *Relay) gateAdmit(ctx context.Context, id string) error {
+	st, err := r.rdb.HGet(ctx, r.space.OutboundGate(), "state").Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("outage gate: %w", err)
 	}
@@ -116,11 +123,14 @@ func (r *Relay) gateAdmit(ctx context.Context) error {
 		return nil
 	}
 	r.ensureProbe(ctx)
-	// The gate may have opened since it was read (the probe answered while
-	// this task was on its way to park): a task parked now would miss that
-	// release and wait its whole park time.
-	st, err = r.rdb.HGet(ctx, keys.Default.OutboundGate(), "state").Result()
-	if err == nil && st != GateClosed {
+	// Parking looks at the gate again, in the same script: a gate that
+	// opened since it was read lets the task through, and one that opens
+	// later finds the task parked and releases it.
+	res, err := r.park(ctx, id, parkGate)
+	if err != nil {
+		return fmt.Errorf("outage gate: %w", err)
+	}
+	if res == parkedOpen {
 		return nil
 	}
 	r.m.gateParked.Inc()
@@ -138,7 +148,7 @@ func (r *Relay) ensureProbe(ctx context.Context) {
 
 // gateFailure counts a temporary Zendesk failure.
 func (r *Relay) gateFailure(ctx context.Context) {
-	closed, err := gateFailScript.Run(ctx, r.rdb, []string{keys.Default.OutboundGate()}, r.cfg.GateThreshold, r.cfg.Now().UnixMilli()).Int()
+	closed, err := gateFailScript.Run(ctx, r.rdb, []string{r.space.OutboundGate()}, r.cfg.GateThreshold, r.cfg.Now().UnixMilli()).Int()
 	if err != nil {
 		r.log.Warn().Err(err).Msg("outage gate: cannot count failure")
 		return
@@ -152,76 +162,28 @@ func (r *Relay) gateFailure(ctx context.Context) {
 }
 
 // gateSuccess notes a successful Zendesk call; when it opens the gate, the
-// parked backlog becomes due at once.
-func (r *Relay) gateSuccess(ctx context.Context) {
-	opened, err := gateOKScript.Run(ctx, r.rdb, []string{keys.Default.OutboundGate()}, r.cfg.Now().UnixMilli()).Int()
+// release of the parked messages starts. It reports whether it opened it.
+func (r *Relay) gateSuccess(ctx context.Context) bool {
+	now := r.cfg.Now()
+	opened, err := gateOKScript.Run(ctx, r.rdb, []string{r.space.OutboundGate(), r.space.OutboundParked()},
+		now.UnixMilli(), r.releaseLease(now)).Int()
 	if err != nil {
 		r.log.Warn().Err(err).Msg("outage gate: cannot record success")
-		return
+		return false
 	}
-	if opened == 1 {
-		r.m.gateClosed.Set(0)
-		n := r.releaseBacklog()
-		r.log.Info().Int("released", n).Msg("zendesk answers again: outage gate open, backlog released")
-		r.scheduleRelease(ctx)
+	if opened == 0 {
+		return false
 	}
+	r.m.gateClosed.Set(0)
+	r.log.Info().Bool("release", opened == 2).Msg("zendesk answers again: outage gate open, releasing the parked messages")
+	if opened == 2 {
+		r.startRelease(ctx)
+	}
+	return true
 }
 
-// releaseBacklog makes every parked or waiting outbound task due now. It is
-// idempotent: releasing twice only makes due what is due already.
-func (r *Relay) releaseBacklog() int {
-	nr, err1 := r.insp.RunAllRetryTasks(queues.Outbound)
-	ns, err2 := r.insp.RunAllScheduledTasks(queues.Outbound)
-	if err := errors.Join(err1, err2); err != nil {
-		r.log.Warn().Err(err).Msg("outage gate: cannot release the backlog")
-	}
-	return nr + ns
-}
-
-// A task that was parking while the gate opened (it read "closed", then
-// the release ran while it was still running) reaches asynq's retry set
-// only after the release: the release runs again, as its own task
-// (TypeGateRelease, one per opening across replicas), at each of
-// releaseAgainAfter after the opening.
-var releaseAgainAfter = []time.Duration{250 * time.Millisecond, time.Second, 3 * time.Second}
-
-// TypeGateRelease is the asynq task type that releases the outbound backlog
-// again after the outage gate opened.
-const TypeGateRelease = "outbound:gate-release"
-
-func (r *Relay) scheduleRelease(ctx context.Context) {
-	id := "outbound-gate-release:" + strconv.FormatInt(r.cfg.Now().UnixMilli(), 10)
-	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(TypeGateRelease, nil), asynq.Queue(queues.Outbound), asynq.TaskID(id),
-		asynq.MaxRetry(0), asynq.Timeout(r.cfg.AttemptTimeout))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		r.log.Warn().Err(err).Msg("outage gate: cannot schedule the second release")
-	}
-}
-
-// processRelease is the handler of TypeGateRelease.
-func (r *Relay) processRelease(ctx context.Context, _ *asynq.Task) error {
-	start := time.Now()
-	for _, at := range releaseAgainAfter {
-		t := time.NewTimer(time.Until(start.Add(at)))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		if st, err := r.rdb.HGet(ctx, keys.Default.OutboundGate(), "state").Result(); err == nil && st == GateClosed {
-			return nil // closed again: the next opening releases
-		}
-		if n := r.releaseBacklog(); n > 0 {
-			r.log.Info().Int("released", n).Int64("after_ms", at.Milliseconds()).
-				Msg("outage gate: released tasks that were parking while it opened")
-		}
-	}
-	return nil
-}
-
-// processProbe is the handler of TypeGateProbe. It probes every
-// GateProbeInterval itself, for up to probeRun, rather than going back to
+// processProbe is the handler of TypeGateProbe (one per account). It
+// probes every GateProbeInterval itself, for up to probeRun, rather than going back to
 // asynq between probes (whose polling would add up to a poll interval to
 // every probe interval, and so to the time the backlog waits after Zendesk
 // recovered).
@@ -275,7 +237,8 @@ func (r *Relay) probeOnce(ctx context.Context) (again bool, err error) {
 			return true, fmt.Errorf("outage gate probe: %w", err)
 		}
 	}
-	r.gateSuccess(ctx)
+	r.gateSuccess(ctx) // observe has opened it already, unless Zendesk's answer was an error
+	r.releaseFirst(ctx)
 	return false, nil
 }
 

@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +23,10 @@ import (
 func TestGateOpensWhileParking(t *testing.T) {
 	e := newEnv(t, envOptions{noWorkers: true})
 	ctx := context.Background()
+	// Enqueued while the gate is open (a message of a closed gate parks at
+	// intake and never reaches the gate), then the gate closes.
+	m := msg("parking", 1)
+	mustEnqueue(t, e.relay, m)
 	if err := e.rdb.HSet(ctx, keys.Default.OutboundGate(), "state", relay.GateClosed, "failures", 5).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -34,8 +39,6 @@ func TestGateOpensWhileParking(t *testing.T) {
 		})
 	})
 	startWorkers(t, e.opt, e.relay, 2, testRetryMaxDelay)
-	m := msg("parking", 1)
-	mustEnqueue(t, e.relay, m)
 	var at time.Time
 	select {
 	case at = <-opened:
@@ -51,22 +54,29 @@ func TestGateOpensWhileParking(t *testing.T) {
 }
 
 // BenchmarkFirstDeliveryAfterRecovery measures, with serve's defaults
-// (asynq poll interval 1s, gate probe interval 2s, park time 1m), the time
+// (asynq poll interval 1s, gate probe interval 1s, park time 10m), the time
 // from Zendesk answering again to the first message written after an
 // outage that closed the gate (recovering at a random moment between two
-// probes), and from the probe's first success to that delivery.
+// probes), and from the probe's first success to that delivery. The goal
+// is at most 2s: a probe interval, and the probe delivers the oldest
+// parked message itself.
 //
 //	go test -run '^$' -bench FirstDeliveryAfterRecovery -benchtime 3x ./relay/
 func BenchmarkFirstDeliveryAfterRecovery(b *testing.B) {
+	var sum, sumProbe, worst time.Duration
+	runs := 0
 	for b.Loop() {
 		total, afterProbe := firstDeliveryAfterRecovery(b)
-		b.ReportMetric(float64(total.Milliseconds()), "ms_to_first_delivery")
-		b.ReportMetric(float64(afterProbe.Milliseconds()), "ms_after_probe_ok")
+		sum, sumProbe, worst, runs = sum+total, sumProbe+afterProbe, max(worst, total), runs+1
 	}
+	b.ReportMetric(sum.Seconds()/float64(runs), "s/first-delivery-after-recovery")
+	b.ReportMetric(worst.Seconds(), "s/worst-first-delivery")
+	b.ReportMetric(sumProbe.Seconds()/float64(runs), "s/after-probe-ok")
 }
 
 func firstDeliveryAfterRecovery(b *testing.B) (total, afterProbe time.Duration) {
-	e := newEnv(b, envOptions{noWorkers: true, cfg: relay.Config{GateProbeInterval: 2 * time.Second, GateParkTime: time.Minute}})
+	def := relay.Config{}.Defaults()
+	e := newEnv(b, envOptions{noWorkers: true, cfg: relay.Config{GateProbeInterval: def.GateProbeInterval, GateParkTime: def.GateParkTime}})
 	srv := queues.NewServer(e.opt, queues.ServerConfig{Concurrency: 20, ShutdownTimeout: 5 * time.Second,
 		Policy: queues.Policy{BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second}}, testLogger(b))
 	mux := asynq.NewServeMux()
@@ -88,7 +98,7 @@ func firstDeliveryAfterRecovery(b *testing.B) (total, afterProbe time.Duration) 
 		return e.fake.CountRequests("GET", "/api/v2/users/me") >= 2
 	}, "two probes")
 	// Recover at a random moment between two probes.
-	time.Sleep(time.Duration(rand.Int64N(int64(2 * time.Second))))
+	time.Sleep(time.Duration(rand.Int64N(int64(def.GateProbeInterval))))
 	up := time.Now()
 	e.fake.Up()
 	var first time.Time
@@ -101,6 +111,11 @@ func firstDeliveryAfterRecovery(b *testing.B) (total, afterProbe time.Duration) 
 		}
 		return false
 	}, "the first delivery after recovery")
+	if os.Getenv("DBG") != "" {
+		for _, r := range e.fake.Requests() {
+			b.Logf("%8.3f %s %s %d", r.Time.Sub(up).Seconds(), r.Method, r.Path, r.Status)
+		}
+	}
 	var probed time.Time
 	for _, r := range e.fake.Requests() {
 		if r.Path == "/api/v2/users/me" && r.Status == 200 {

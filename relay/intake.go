@@ -15,12 +15,15 @@ import (
 	"time"
 
 	"github.com/deskrelay/deskrelay/internal/httpx"
+	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/validate"
 )
 
 // MaxBodyBytes is the largest body POST /v1/messages accepts.
 const MaxBodyBytes = 1 << 20
 
-// Enqueue accepts a message: once it returns created=true the message is
+// Enqueue accepts a message of the relay's account (Message.Account "" or
+// the account's name): once it returns created=true the message is
 // durable (deskrelay's record plus an asynq task on the outbound queue). The
 // same id with the same content again returns its current Status and
 // created=false, for as long as the record is kept (Config.Retention after
@@ -39,8 +42,15 @@ func (r *Relay) Enqueue(ctx context.Context, m Message) (Status, bool, error) {
 		t := m.CreatedAt.UTC()
 		m.CreatedAt = &t
 	}
-	if m.Account == "default" {
-		m.Account = ""
+	switch {
+	case m.Account == "":
+		m.Account = r.space.Account()
+	case m.Account != r.space.Account():
+		r.m.intake.WithLabelValues("invalid").Inc()
+		return Status{}, false, &ValidationError{Field: "account", Problem: fmt.Sprintf("%q is not this relay's account (%s)", m.Account, r.space.Account())}
+	}
+	if m.Account == keys.DefaultAccount {
+		m.Account = "" // as the previous release hashed it
 	}
 	hash, msgJSON, err := m.contentHash()
 	if err != nil {
@@ -74,8 +84,14 @@ func (r *Relay) Enqueue(ctx context.Context, m Message) (Status, bool, error) {
 
 // complete finishes an intake this request claimed: the asynq task, then
 // the message's place in its conversation.
+//
+// While the account's gate is closed or it has parked messages, the task
+// is enqueued parked (park.go) and the message joins the parked set once
+// it is queued: its release comes in the account's turn, never in front of
+// another account's messages.
 func (r *Relay) complete(ctx context.Context, m *Message, token string) (Status, bool, error) {
-	if err := r.enqueueTask(ctx, m.ID, 0); err != nil {
+	parked := r.backlogged(ctx)
+	if err := r.enqueueTask(ctx, m.ID, 0, parked); err != nil {
 		// Take the record back so that nothing is half-written; the
 		// platform keeps the message and retries.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -84,6 +100,10 @@ func (r *Relay) complete(ctx context.Context, m *Message, token string) (Status,
 			r.log.Warn().Err(derr).Str("message_id", m.ID).Msg("intake: cannot remove the unfinished record; a retry completes it")
 		}
 		return r.unavailable(m, "enqueue task", err)
+	}
+	if parked {
+		// Whatever the outcome below: a parked task must be released.
+		defer r.parkNew(context.WithoutCancel(ctx), m.ID, 0)
 	}
 	outcome, err := r.st.queue(ctx, m.ID, m.ConversationID, m.Sequence, token)
 	switch {
@@ -203,8 +223,23 @@ func parseSequence(raw json.RawMessage) (int64, error) {
 	return n, nil
 }
 
-// PostMessage is POST /v1/messages. Mount it behind the ingest token check.
-func (r *Relay) PostMessage() http.Handler {
+// Single is the pick of a deployment of one account: r for r's account,
+// nil for any other.
+func Single(r *Relay) func(account string) *Relay {
+	return func(account string) *Relay {
+		if account == r.space.Account() {
+			return r
+		}
+		return nil
+	}
+}
+
+// PostMessage is POST /v1/messages: it reads the message, picks its
+// account's Relay (the body's "account"; none is "default") and enqueues
+// it there. An account pick does not know is answered 422
+// (unknown_account), nothing stored. Mount it behind the ingest token
+// check.
+func PostMessage(pick func(account string) *Relay) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if !isJSON(req.Header.Get("Content-Type")) {
 			httpx.WriteError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
@@ -222,35 +257,68 @@ func (r *Relay) PostMessage() http.Handler {
 		}
 		m, perr := decodeMessage(body)
 		if perr != nil {
-			if perr.status == http.StatusUnprocessableEntity {
+			if r := pick(keys.DefaultAccount); r != nil && perr.status == http.StatusUnprocessableEntity {
 				r.m.intake.WithLabelValues("invalid").Inc()
 			}
 			httpx.WriteError(w, perr.status, perr.code, perr.message)
 			return
 		}
-		st, created, err := r.Enqueue(req.Context(), m)
-		var ve *ValidationError
-		switch {
-		case errors.As(err, &ve):
-			httpx.WriteError(w, http.StatusUnprocessableEntity, "invalid_field", ve.Error())
-		case errors.Is(err, ErrConflict):
-			httpx.WriteError(w, http.StatusConflict, "conflict", "message id "+m.ID+" was already used with different content")
-		case errors.Is(err, ErrUnavailable):
-			httpx.WriteError(w, http.StatusServiceUnavailable, "unavailable", "cannot store the message now; retry later")
-		case err != nil:
-			r.log.Error().Err(err).Str("message_id", m.ID).Msg("intake failed")
-			httpx.WriteError(w, http.StatusInternalServerError, "internal", "internal error")
-		case created:
-			httpx.WriteJSON(w, http.StatusAccepted, map[string]string{"id": st.ID, "status": st.Status})
-		default:
-			httpx.WriteJSON(w, http.StatusOK, st)
+		r := pickAccount(w, pick, m.Account)
+		if r == nil {
+			return
 		}
+		r.postMessage(w, req, m)
 	})
 }
 
-// GetMessage is GET /v1/messages/{id}. Mount it behind the ingest token check.
-func (r *Relay) GetMessage() http.Handler {
+// pickAccount picks the relay of account ("" is "default"); when there is
+// none, it answers 422 naming the field account and returns nil.
+func pickAccount(w http.ResponseWriter, pick func(string) *Relay, account string) *Relay {
+	if account == "" {
+		account = keys.DefaultAccount
+	}
+	if msg := validate.AccountName(account); msg != "" {
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "invalid_field", "account: "+msg)
+		return nil
+	}
+	r := pick(account)
+	if r == nil {
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "unknown_account", fmt.Sprintf("account: unknown account %q", account))
+	}
+	return r
+}
+
+// postMessage enqueues a decoded message and answers.
+func (r *Relay) postMessage(w http.ResponseWriter, req *http.Request, m Message) {
+	st, created, err := r.Enqueue(req.Context(), m)
+	var ve *ValidationError
+	switch {
+	case errors.As(err, &ve):
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "invalid_field", ve.Error())
+	case errors.Is(err, ErrConflict):
+		httpx.WriteError(w, http.StatusConflict, "conflict", "message id "+m.ID+" was already used with different content")
+	case errors.Is(err, ErrUnavailable):
+		httpx.WriteError(w, http.StatusServiceUnavailable, "unavailable", "cannot store the message now; retry later")
+	case err != nil:
+		r.log.Error().Err(err).Str("message_id", m.ID).Msg("intake failed")
+		httpx.WriteError(w, http.StatusInternalServerError, "internal", "internal error")
+	case created:
+		httpx.WriteJSON(w, http.StatusAccepted, map[string]string{"id": st.ID, "status": st.Status})
+	default:
+		httpx.WriteJSON(w, http.StatusOK, st)
+	}
+}
+
+// GetMessage is GET /v1/messages/{id}?account=<name> (none: "default"):
+// the message's status in its account's Relay; an account pick does not
+// know is answered 422 (unknown_account). Mount it behind the ingest token
+// check.
+func GetMessage(pick func(account string) *Relay) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r := pickAccount(w, pick, req.URL.Query().Get("account"))
+		if r == nil {
+			return
+		}
 		id := req.PathValue("id")
 		st, err := r.Status(req.Context(), id)
 		switch {

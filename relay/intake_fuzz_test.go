@@ -92,7 +92,7 @@ func FuzzIntakeToZendesk(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = r.Close() })
-	h := r.PostMessage()
+	h := PostMessage(Single(r))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/messages", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")

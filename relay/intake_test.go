@@ -27,8 +27,8 @@ const ingestToken = "test-ingest-token"
 func intakeServer(tb testing.TB, r *relay.Relay) *httptest.Server {
 	tb.Helper()
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/messages", httpx.RequireBearer(ingestToken, r.PostMessage()))
-	mux.Handle("GET /v1/messages/{id}", httpx.RequireBearer(ingestToken, r.GetMessage()))
+	mux.Handle("POST /v1/messages", httpx.RequireBearer(ingestToken, relay.PostMessage(relay.Single(r))))
+	mux.Handle("GET /v1/messages/{id}", httpx.RequireBearer(ingestToken, relay.GetMessage(relay.Single(r))))
 	srv := httptest.NewServer(mux)
 	tb.Cleanup(srv.Close)
 	return srv
@@ -149,7 +149,7 @@ func TestIntakeRejects(t *testing.T) {
 		{name: "BadCreatedAtIs422", contentType: "application/json", token: ingestToken, body: with(func(m map[string]any) { m["created_at"] = "yesterday" }), wantStatus: 422, wantCode: "invalid_field", wantInMsg: "created_at"},
 		{name: "BadCustomFieldIs422", contentType: "application/json", token: ingestToken, body: with(func(m map[string]any) { m["custom_fields"] = []any{map[string]any{"id": 0, "value": "x"}} }), wantStatus: 422, wantCode: "invalid_field", wantInMsg: "custom_fields[0].id"},
 		{name: "BadTagIs422", contentType: "application/json", token: ingestToken, body: with(func(m map[string]any) { m["tags"] = []any{"two words"} }), wantStatus: 422, wantCode: "invalid_field", wantInMsg: "tags[0]"},
-		{name: "UnknownAccountIs422", contentType: "application/json", token: ingestToken, body: with(func(m map[string]any) { m["account"] = "other" }), wantStatus: 422, wantCode: "invalid_field", wantInMsg: "account"},
+		{name: "UnknownAccountIs422", contentType: "application/json", token: ingestToken, body: with(func(m map[string]any) { m["account"] = "other" }), wantStatus: 422, wantCode: "unknown_account", wantInMsg: "account"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

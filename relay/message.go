@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/deskrelay/deskrelay/internal/validate"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -36,7 +37,8 @@ type Message struct {
 	Tags []string `json:"tags,omitempty"`
 	// CustomFields are set on a new ticket.
 	CustomFields []zendesk.CustomField `json:"custom_fields,omitempty"`
-	// Account names the Zendesk account; "" or "default".
+	// Account names the Zendesk account (validate.AccountName); "" is
+	// "default" on the wire, and the relay's own account for Enqueue.
 	Account string `json:"account,omitempty"`
 }
 
@@ -173,8 +175,10 @@ func (m *Message) Validate() error {
 			return bad(fmt.Sprintf("custom_fields[%d].id", i), "must be a positive field id")
 		}
 	}
-	if m.Account != "" && m.Account != "default" {
-		return bad("account", fmt.Sprintf("unknown account %q", m.Account))
+	if m.Account != "" {
+		if msg := validate.AccountName(m.Account); msg != "" {
+			return bad("account", msg)
+		}
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -14,93 +13,117 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deskrelay/deskrelay/internal/keys"
+	"github.com/deskrelay/deskrelay/internal/promx"
 	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
-// metrics are the relay's Prometheus collectors.
+// metrics are the relay's Prometheus collectors. The vectors are shared by
+// every Relay registered on the same Registerer (promx.Register); the
+// per-account series carry the label "account", and the fields below are
+// already bound to the relay's account.
 type metrics struct {
 	intake         *prometheus.CounterVec // result
-	deliveries     *prometheus.CounterVec // outcome
+	deliveries     *prometheus.CounterVec // outcome (account bound)
 	zendeskStatus  *prometheus.CounterVec // op, code
 	rateLimitWaits prometheus.Counter
 	gateClosed     prometheus.Gauge
 	gateParked     prometheus.Counter
 	orderGaps      prometheus.Counter
+
+	// the account-labelled vectors, to forget an account's series
+	vecs []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}
 }
 
-// newMetrics builds the collectors and registers them on reg (nil: kept
-// unregistered, so that the code needs no nil checks).
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics builds the collectors, registers them on reg (nil: kept
+// unregistered, so that the code needs no nil checks) and binds the
+// per-account ones to account.
+func newMetrics(reg prometheus.Registerer, account string) (*metrics, error) {
+	acct := []string{"account"}
+	intake := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "deskrelay_outbound_intake_total",
+		Help: "Messages offered to POST /v1/messages or Enqueue, by result (accepted, duplicate, conflict, invalid, unavailable).",
+	}, []string{"result"})
+	deliveries := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "deskrelay_outbound_deliveries_total",
+		Help: "Outbound delivery attempts by account and outcome (delivered, retry, rate_limited, failed_unauthorized, failed_invalid).",
+	}, []string{"account", "outcome"})
+	zendeskStatus := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "deskrelay_outbound_zendesk_responses_total",
+		Help: "Zendesk answers to the outbound relay by operation and status code (2xx, 4xx/5xx codes, transport).",
+	}, []string{"op", "code"})
+	rateLimitWaits := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "deskrelay_outbound_rate_limit_waits_total",
+		Help: "Times an outbound task of the account waited for the rate limit (shared limiter, 429, per-ticket limit), without counting an attempt.",
+	}, acct)
+	gateClosed := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "deskrelay_outbound_gate_closed",
+		Help: "1 while the account's outbound outage gate is closed (Zendesk considered down), else 0 (as seen by this process).",
+	}, acct)
+	gateParked := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "deskrelay_outbound_gate_parked_total",
+		Help: "Outbound tasks of the account parked off the shared queue (closed outage gate, spent budget, backlog).",
+	}, acct)
+	orderGaps := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "deskrelay_outbound_order_gaps_total",
+		Help: "Conversations that went on after waiting the order gap timeout for a missing sequence.",
+	})
+	if reg != nil {
+		var err error
+		register(reg, &intake, &err)
+		register(reg, &deliveries, &err)
+		register(reg, &zendeskStatus, &err)
+		register(reg, &rateLimitWaits, &err)
+		register(reg, &gateClosed, &err)
+		register(reg, &gateParked, &err)
+		register(reg, &orderGaps, &err)
+		if err != nil {
+			return nil, fmt.Errorf("relay metrics: %w", err)
+		}
+	}
+	one := prometheus.Labels{"account": account}
 	m := &metrics{
-		intake: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "deskrelay_outbound_intake_total",
-			Help: "Messages offered to POST /v1/messages or Enqueue, by result (accepted, duplicate, conflict, invalid, unavailable).",
-		}, []string{"result"}),
-		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "deskrelay_outbound_deliveries_total",
-			Help: "Outbound delivery attempts by outcome (delivered, retry, rate_limited, failed_unauthorized, failed_invalid).",
-		}, []string{"outcome"}),
-		zendeskStatus: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "deskrelay_outbound_zendesk_responses_total",
-			Help: "Zendesk answers to the outbound relay by operation and status code (2xx, 4xx/5xx codes, transport).",
-		}, []string{"op", "code"}),
-		rateLimitWaits: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "deskrelay_outbound_rate_limit_waits_total",
-			Help: "Times an outbound task waited for the rate limit (shared limiter, 429, per-ticket limit), without counting an attempt.",
-		}),
-		gateClosed: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "deskrelay_outbound_gate_closed",
-			Help: "1 while the outbound outage gate is closed (Zendesk considered down), else 0 (as seen by this process).",
-		}),
-		gateParked: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "deskrelay_outbound_gate_parked_total",
-			Help: "Outbound tasks parked by the closed outage gate.",
-		}),
-		orderGaps: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "deskrelay_outbound_order_gaps_total",
-			Help: "Conversations that went on after waiting the order gap timeout for a missing sequence.",
-		}),
-	}
-	if reg == nil {
-		return m, nil
-	}
-	var err error
-	register(reg, &m.intake, &err)
-	register(reg, &m.deliveries, &err)
-	register(reg, &m.zendeskStatus, &err)
-	register(reg, &m.rateLimitWaits, &err)
-	register(reg, &m.gateClosed, &err)
-	register(reg, &m.gateParked, &err)
-	register(reg, &m.orderGaps, &err)
-	if err != nil {
-		return nil, fmt.Errorf("relay metrics: %w", err)
+		intake:         intake,
+		deliveries:     deliveries.MustCurryWith(one),
+		zendeskStatus:  zendeskStatus,
+		rateLimitWaits: rateLimitWaits.With(one),
+		gateClosed:     gateClosed.With(one),
+		gateParked:     gateParked.With(one),
+		orderGaps:      orderGaps,
+		vecs:           []interface{ DeletePartialMatch(prometheus.Labels) int }{deliveries, rateLimitWaits, gateClosed, gateParked},
 	}
 	return m, nil
 }
 
+// forget removes the account's series (the account was closed or removed).
+func (m *metrics) forget(account string) {
+	for _, v := range m.vecs {
+		v.DeletePartialMatch(prometheus.Labels{"account": account})
+	}
+}
+
 // register registers *c, or takes the collector already registered under
-// its name (a second Relay on the same registry shares the counters).
+// its name (a second Relay on the same registry shares the vectors).
 func register[T prometheus.Collector](reg prometheus.Registerer, c *T, errp *error) {
 	if *errp != nil {
 		return
 	}
-	err := reg.Register(*c)
-	var are prometheus.AlreadyRegisteredError
-	switch {
-	case err == nil:
-	case errors.As(err, &are):
-		if existing, ok := are.ExistingCollector.(T); ok {
-			*c = existing
-		}
-	default:
-		*errp = err
-	}
+	*c, *errp = promx.Register(reg, *c)
 }
 
 // oldestScan bounds how many tasks of each asynq state OldestPending reads.
 const oldestScan = 1000
 
-// OldestPending returns when the oldest outbound message that is neither
+// ownsPayload reports whether a task payload's account is the relay's.
+func (r *Relay) ownsPayload(account string) bool {
+	if account == "" {
+		account = keys.DefaultAccount
+	}
+	return account == r.space.Account()
+}
+
+// OldestPending returns when the account's oldest outbound message that is neither
 // delivered nor failed was accepted (ok is false when there is none): the
 // deskrelay_outbound_oldest_pending_age_seconds gauge. It reads the message
 // tasks of every asynq state (pending from the oldest, active, scheduled and
@@ -124,7 +147,7 @@ func (r *Relay) OldestPending(ctx context.Context) (time.Time, bool, error) {
 		}
 		for _, t := range tasks {
 			var p taskPayload
-			if t.Type == TypeMessage && json.Unmarshal(t.Payload, &p) == nil && p.ID != "" {
+			if t.Type == TypeMessage && json.Unmarshal(t.Payload, &p) == nil && p.ID != "" && r.ownsPayload(p.Account) {
 				ids = append(ids, p.ID)
 			}
 		}
@@ -135,7 +158,7 @@ func (r *Relay) OldestPending(ctx context.Context) (time.Time, bool, error) {
 	pipe := r.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.HMGet(ctx, keys.Default.Message(id), "state", "accepted_at")
+		cmds[i] = pipe.HMGet(ctx, r.space.Message(id), "state", "accepted_at")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return time.Time{}, false, fmt.Errorf("oldest pending message: %w", err)

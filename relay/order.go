@@ -11,7 +11,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/lease"
 	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/zendesk"
@@ -29,14 +28,14 @@ import (
 
 // turn reports whether rec may be sent now; otherwise how long to wait.
 func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, error) {
-	head, err := r.rdb.ZRangeWithScores(ctx, keys.Default.ConversationPending(rec.Conv), 0, 0).Result()
+	head, err := r.rdb.ZRangeWithScores(ctx, r.space.ConversationPending(rec.Conv), 0, 0).Result()
 	if err != nil {
 		return false, 0, fmt.Errorf("conversation %s order: %w", rec.Conv, err)
 	}
 	if len(head) == 0 {
 		// Not pending at all (should not happen for a queued record):
 		// rejoin at its position.
-		if err := r.rdb.ZAdd(ctx, keys.Default.ConversationPending(rec.Conv), redis.Z{Score: float64(rec.Pos), Member: rec.ID}).Err(); err != nil {
+		if err := r.rdb.ZAdd(ctx, r.space.ConversationPending(rec.Conv), redis.Z{Score: float64(rec.Pos), Member: rec.ID}).Err(); err != nil {
 			return false, 0, err
 		}
 		return false, queues.MinDelay, nil
@@ -44,7 +43,7 @@ func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, err
 	if h := head[0].Member.(string); h != rec.ID {
 		if int64(head[0].Score) > rec.Pos {
 			// Not pending although queued: rejoin.
-			if err := r.rdb.ZAdd(ctx, keys.Default.ConversationPending(rec.Conv), redis.Z{Score: float64(rec.Pos), Member: rec.ID}).Err(); err != nil {
+			if err := r.rdb.ZAdd(ctx, r.space.ConversationPending(rec.Conv), redis.Z{Score: float64(rec.Pos), Member: rec.ID}).Err(); err != nil {
 				return false, 0, err
 			}
 			return false, queues.MinDelay, nil
@@ -52,13 +51,13 @@ func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, err
 		r.wake(ctx, rec.Conv, h, 1)
 		// Finishing messages wake their successor, so polling is only a
 		// safety net: the further back in line, the less often.
-		rank, err := r.rdb.ZRank(ctx, keys.Default.ConversationPending(rec.Conv), rec.ID).Result()
+		rank, err := r.rdb.ZRank(ctx, r.space.ConversationPending(rec.Conv), rec.ID).Result()
 		if err != nil {
 			rank = 0
 		}
 		return false, min(r.cfg.TurnPoll*time.Duration(1+min(rank, 1000)), max(r.cfg.TurnPoll, time.Minute)), nil
 	}
-	ord, err := r.rdb.HMGet(ctx, keys.Default.ConversationOrder(rec.Conv), "next", "gap_since", "new").Result()
+	ord, err := r.rdb.HMGet(ctx, r.space.ConversationOrder(rec.Conv), "next", "gap_since", "new").Result()
 	if err != nil {
 		return false, 0, fmt.Errorf("conversation %s order: %w", rec.Conv, err)
 	}
@@ -77,7 +76,7 @@ func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, err
 		if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
 			since = time.UnixMilli(ms)
 		}
-	} else if err := r.rdb.HSetNX(ctx, keys.Default.ConversationOrder(rec.Conv), "gap_since", now.UnixMilli()).Err(); err != nil {
+	} else if err := r.rdb.HSetNX(ctx, r.space.ConversationOrder(rec.Conv), "gap_since", now.UnixMilli()).Err(); err != nil {
 		return false, 0, err
 	}
 	waited := now.Sub(since)
@@ -110,8 +109,8 @@ func (r *Relay) resumeOrWait(ctx context.Context, rec *record) (bool, time.Durat
 			Msg("conversation's order state expired: resuming from this message")
 	}
 	_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSetNX(ctx, keys.Default.ConversationOrder(rec.Conv), field, val)
-		p.PExpire(ctx, keys.Default.ConversationOrder(rec.Conv), r.cfg.Retention)
+		p.HSetNX(ctx, r.space.ConversationOrder(rec.Conv), field, val)
+		p.PExpire(ctx, r.space.ConversationOrder(rec.Conv), r.cfg.Retention)
 		return nil
 	})
 	if err != nil {
@@ -122,12 +121,22 @@ func (r *Relay) resumeOrWait(ctx context.Context, rec *record) (bool, time.Durat
 
 // wake makes a waiting message's task due now (best effort: it may be
 // running or pending already).
+//
+// A parked message is left to its release: waking it would put it on the
+// shared pending list out of the account's turn (park.go).
 func (r *Relay) wake(ctx context.Context, conv, id string, tries int) {
-	gen, err := r.rdb.HGet(ctx, keys.Default.Message(id), "gen").Int64()
+	p := r.rdb.Pipeline()
+	genCmd := p.HGet(ctx, r.space.Message(id), "gen")
+	parkedCmd := p.ZScore(ctx, r.space.OutboundParked(), id)
+	_, _ = p.Exec(ctx)
+	if parkedCmd.Err() == nil {
+		return
+	}
+	gen, err := genCmd.Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return
 	}
-	tid := taskID(id, gen)
+	tid := r.taskID(id, gen)
 	for i := 0; i < tries; i++ {
 		err := r.insp.RunTask(queues.Outbound, tid)
 		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
@@ -157,13 +166,13 @@ func (r *Relay) repairHead(ctx context.Context, conv, id string) {
 	switch {
 	case errors.Is(err, errNoRecord):
 		// Nothing to deliver: the conversation must not wait for it.
-		_ = r.rdb.ZRem(ctx, keys.Default.ConversationPending(conv), id).Err()
+		_ = r.rdb.ZRem(ctx, r.space.ConversationPending(conv), id).Err()
 	case err != nil:
 		return
 	case rec.State == StateDelivered || rec.State == StateFailed:
-		_ = r.rdb.ZRem(ctx, keys.Default.ConversationPending(rec.Conv), id).Err()
+		_ = r.rdb.ZRem(ctx, r.space.ConversationPending(rec.Conv), id).Err()
 	default:
-		if err := r.enqueueTask(ctx, id, rec.Gen); err == nil {
+		if err := r.enqueueTask(ctx, id, rec.Gen, false); err == nil {
 			r.log.Warn().Str("message_id", id).Str("conversation_id", rec.Conv).Msg("message had no task: enqueued it again")
 		}
 	}
@@ -171,7 +180,7 @@ func (r *Relay) repairHead(ctx context.Context, conv, id string) {
 
 // wakeHead wakes the head of a conversation after a message finished.
 func (r *Relay) wakeHead(ctx context.Context, conv string) {
-	head, err := r.rdb.ZRange(ctx, keys.Default.ConversationPending(conv), 0, 0).Result()
+	head, err := r.rdb.ZRange(ctx, r.space.ConversationPending(conv), 0, 0).Result()
 	if err != nil || len(head) == 0 {
 		return
 	}
@@ -190,7 +199,7 @@ var errLockBusy = errors.New("conversation busy")
 // lock takes the conversation's lock. The returned context ends when the
 // lock is lost (it could not be renewed), so that no write happens without it.
 func (r *Relay) lock(ctx context.Context, conv string) (*convLock, context.Context, error) {
-	ll, err := lease.Acquire(ctx, r.rdb, keys.Default.ConversationLock(conv), r.cfg.LockTTL)
+	ll, err := lease.Acquire(ctx, r.rdb, r.space.ConversationLock(conv), r.cfg.LockTTL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lock conversation %s: %w", conv, err)
 	}

@@ -16,9 +16,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/internal/budget"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/textx"
 	"github.com/deskrelay/deskrelay/internal/tickets"
+	"github.com/deskrelay/deskrelay/internal/validate"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -29,22 +31,57 @@ const TypeMessage = "outbound:message"
 type taskPayload struct {
 	ID  string `json:"id"`
 	Gen int64  `json:"gen,omitempty"`
+	// Account names the message's Zendesk account; "" is "default" (the
+	// previous release's tasks carry none).
+	Account string `json:"account,omitempty"`
 }
 
-// taskID is the asynq task id of a message's delivery: msg{<id>}, and
-// replay{<id>}{<gen>} for a replay's generation. Message ids hold no braces
-// (intake refuses them), so no message id can produce another message's
-// task id.
-func taskID(id string, gen int64) string {
-	if gen == 0 {
-		return "msg{" + id + "}"
+// accountPayload is the payload of the relay's own tasks (gate probe,
+// release, credentials probe): the account, nothing for "default".
+type accountPayload struct {
+	Account string `json:"account,omitempty"`
+}
+
+// taskID is the asynq task id of a message's delivery (doc.go): msg{<id>},
+// and replay{<id>}{<gen>} for a replay's generation, in the account
+// "default"; msg{<account>}{<id>} and replay{<account>}{<id>}{<gen>} in any
+// other. Message ids and account names hold no braces, so no message id
+// can produce another message's (or account's) task id.
+func (r *Relay) taskID(id string, gen int64) string {
+	acct := ""
+	if r.space.Account() != keys.DefaultAccount {
+		acct = "{" + r.space.Account() + "}"
 	}
-	return "replay{" + id + "}{" + strconv.FormatInt(gen, 10) + "}"
+	if gen == 0 {
+		return "msg" + acct + "{" + id + "}"
+	}
+	return "replay" + acct + "{" + id + "}{" + strconv.FormatInt(gen, 10) + "}"
+}
+
+// ownTaskID is the task id of one of the relay's own tasks (base: the
+// account "default"'s, as before accounts existed; other accounts add
+// {<account>}).
+func (r *Relay) ownTaskID(base string) string {
+	if r.space.Account() == keys.DefaultAccount {
+		return base
+	}
+	return base + "{" + r.space.Account() + "}"
+}
+
+// ownPayload is the payload of the relay's own tasks: nil for "default",
+// as before accounts existed.
+func (r *Relay) ownPayload() []byte {
+	if r.space.Account() == keys.DefaultAccount {
+		return nil
+	}
+	b, _ := json.Marshal(accountPayload{Account: r.space.Account()})
+	return b
 }
 
 // legacyTaskID is the task id the previous release gave (msg:<id>,
 // msg:<id>:r<gen>); its tasks still run (the payload names the message),
 // and are removed like the others when a replay or a chain supersedes them.
+// Only the account "default" has them.
 func legacyTaskID(id string, gen int64) string {
 	if gen == 0 {
 		return "msg:" + id
@@ -52,11 +89,19 @@ func legacyTaskID(id string, gen int64) string {
 	return "msg:" + id + ":r" + strconv.FormatInt(gen, 10)
 }
 
+// taskIDs are the ids a message generation's task may have.
+func (r *Relay) taskIDs(id string, gen int64) []string {
+	if r.space.Account() != keys.DefaultAccount {
+		return []string{r.taskID(id, gen)}
+	}
+	return []string{r.taskID(id, gen), legacyTaskID(id, gen)}
+}
+
 // deleteTask removes a message generation's task, whichever release
 // enqueued it; it reports the first error other than "not found".
 func (r *Relay) deleteTask(id string, gen int64) error {
 	var first error
-	for _, tid := range []string{taskID(id, gen), legacyTaskID(id, gen)} {
+	for _, tid := range r.taskIDs(id, gen) {
 		if err := r.insp.DeleteTask(queues.Outbound, tid); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && first == nil {
 			first = err
 		}
@@ -79,10 +124,14 @@ type zendeskAPI interface {
 // Relay is the outbound relay. Safe for concurrent use; several processes
 // may run one each on the same Redis.
 type Relay struct {
-	cfg     Config
-	rdb     redis.UniversalClient
-	client  *asynq.Client
-	insp    *asynq.Inspector
+	cfg    Config
+	rdb    redis.UniversalClient
+	space  keys.Space
+	client *asynq.Client
+	insp   *asynq.Inspector
+	// closers are what Close closes: the client and inspector the relay
+	// made itself (shared ones are main's).
+	closers []func() error
 	zd      zendeskAPI
 	lim     *budget.Limiter
 	tickets *tickets.Tickets
@@ -98,44 +147,71 @@ type Relay struct {
 	testHookParking func(context.Context)
 }
 
-// New returns a Relay. Deps.Redis and Deps.Asynq are required;
-// Deps.Zendesk is required for delivery (not for intake).
+// New returns the Relay of one Zendesk account (Deps.Space). Deps.Redis
+// and Deps.Asynq (or Deps.Client and Deps.Inspector) are required;
+// Deps.Zendesk is required for delivery (not for intake). A Relay starts no
+// goroutine and no timer: 1,000 of them cost their structs.
 func New(cfg Config, d Deps) (*Relay, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if d.Redis == nil || d.Asynq == nil {
-		return nil, errors.New("relay: Deps.Redis and Deps.Asynq are required")
+	if d.Redis == nil || (d.Asynq == nil && (d.Client == nil || d.Inspector == nil)) {
+		return nil, errors.New("relay: Deps.Redis and Deps.Asynq (or Deps.Client and Deps.Inspector) are required")
 	}
-	m, err := newMetrics(d.Metrics)
+	if d.Space == (keys.Space{}) {
+		d.Space = keys.Default
+	}
+	if msg := validate.AccountName(d.Space.Account()); msg != "" {
+		return nil, validate.Errorf("relay", "Space", "%s", msg)
+	}
+	m, err := newMetrics(d.Metrics, d.Space.Account())
 	if err != nil {
 		return nil, err
 	}
 	r := &Relay{
 		cfg:     cfg,
 		rdb:     d.Redis,
-		client:  asynq.NewClient(d.Asynq),
-		insp:    asynq.NewInspector(d.Asynq),
+		space:   d.Space,
+		client:  d.Client,
+		insp:    d.Inspector,
 		lim:     d.Limiter,
-		tickets: tickets.New(d.Redis).WithRetention(cfg.Retention),
-		st:      store{rdb: d.Redis, retention: cfg.Retention},
-		log:     d.Log.With().Str("queue", queues.Outbound).Logger(),
+		tickets: tickets.New(d.Redis).WithSpace(d.Space).WithRetention(cfg.Retention),
+		st:      store{rdb: d.Redis, space: d.Space, retention: cfg.Retention},
+		log:     d.Log.With().Str("queue", queues.Outbound).Str("account", d.Space.Account()).Logger(),
 		m:       m,
+	}
+	if r.client == nil {
+		r.client = asynq.NewClient(d.Asynq)
+		r.closers = append(r.closers, r.client.Close)
+	}
+	if r.insp == nil {
+		r.insp = asynq.NewInspector(d.Asynq)
+		r.closers = append(r.closers, r.insp.Close)
 	}
 	r.outcomes = d.Outcomes
 	if d.Zendesk != nil {
 		r.zd = d.Zendesk
 	}
 	if r.lim == nil {
-		r.lim = budget.NewLimiter(d.Redis, cfg.RateLimit)
+		r.lim = budget.New(d.Redis, budget.Config{Rate: budget.PerMinute(cfg.RateLimit), Space: d.Space})
 	}
 	return r, nil
 }
 
-// Close releases the relay's asynq client and inspector.
+// Account is the name of the relay's Zendesk account.
+func (r *Relay) Account() string { return r.space.Account() }
+
+// Close closes the asynq client and inspector the relay made itself (not
+// shared ones) and removes the account's series from the metrics.
 func (r *Relay) Close() error {
-	return errors.Join(r.client.Close(), r.insp.Close())
+	r.m.forget(r.space.Account())
+	var errs []error
+	for _, c := range r.closers {
+		errs = append(errs, c())
+	}
+	r.closers = nil
+	return errors.Join(errs...)
 }
 
 // Register adds the outbound task handlers to mux.
@@ -151,11 +227,21 @@ func (r *Relay) Tickets() *tickets.Tickets { return r.tickets }
 
 var errNoZendesk = errors.New("relay: no Zendesk client configured")
 
-func (r *Relay) enqueueTask(ctx context.Context, id string, gen int64) error {
-	payload, _ := json.Marshal(taskPayload{ID: id, Gen: gen})
-	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(TypeMessage, payload),
-		asynq.Queue(queues.Outbound), asynq.TaskID(taskID(id, gen)),
-		asynq.MaxRetry(queues.MaxRetry), asynq.Timeout(r.cfg.AttemptTimeout))
+// enqueueTask enqueues a message generation's task: pending, or parked
+// (scheduled after the park time, which the release cuts short: gate.go)
+// when parked is set.
+func (r *Relay) enqueueTask(ctx context.Context, id string, gen int64, parked bool) error {
+	p := taskPayload{ID: id, Gen: gen}
+	if r.space.Account() != keys.DefaultAccount {
+		p.Account = r.space.Account()
+	}
+	payload, _ := json.Marshal(p)
+	opts := []asynq.Option{asynq.Queue(queues.Outbound), asynq.TaskID(r.taskID(id, gen)),
+		asynq.MaxRetry(queues.MaxRetry), asynq.Timeout(r.cfg.AttemptTimeout)}
+	if parked {
+		opts = append(opts, asynq.ProcessIn(jitter(r.cfg.GateParkTime)))
+	}
+	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(TypeMessage, payload), opts...)
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return nil // an earlier, interrupted intake already enqueued it
 	}
@@ -222,7 +308,7 @@ func (r *Relay) limit(ctx context.Context) error {
 func (r *Relay) spent(err error) error {
 	if d, ok := budget.Spent(err); ok {
 		r.m.rateLimitWaits.Inc()
-		return queues.Wait(jitter(d), errors.New("zendesk rate limit"))
+		return queues.Wait(jitter(d), errBudgetSpent)
 	}
 	return err
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
@@ -95,10 +94,13 @@ func (r *Relay) replayOne(ctx context.Context, rec *record, reason string) (bool
 	if err := r.retellOutcome(ctx, rec, rec.Gen); err != nil { // no failure goes untold (outcome.go)
 		return false, err
 	}
-	if err := r.enqueueTask(ctx, rec.ID, rec.Gen+1); err != nil {
+	// The new task parks (its release paces a replay of many messages to
+	// the account's budget, off the shared pending list), once the record
+	// is queued again.
+	if err := r.enqueueTask(ctx, rec.ID, rec.Gen+1, true); err != nil {
 		return false, err
 	}
-	n, err := replayScript.Run(ctx, r.rdb, []string{keys.Default.Message(rec.ID), keys.Default.ConversationPending(rec.Conv), keys.Default.Failed(queues.Outbound)},
+	n, err := replayScript.Run(ctx, r.rdb, []string{r.space.Message(rec.ID), r.space.ConversationPending(rec.Conv), r.space.Failed(queues.Outbound)},
 		rec.ID, rec.Gen, reason).Int()
 	if err != nil {
 		return false, err
@@ -106,6 +108,7 @@ func (r *Relay) replayOne(ctx context.Context, rec *record, reason string) (bool
 	if n == 0 {
 		return false, nil
 	}
+	r.parkNew(ctx, rec.ID, rec.Gen+1)
 	if err := r.deleteTask(rec.ID, rec.Gen); err != nil {
 		r.log.Debug().Err(err).Str("message_id", rec.ID).Msg("replay: old task not removed")
 	}
@@ -128,7 +131,7 @@ func (r *Relay) failedIDs(ctx context.Context, op, reason string, since, before 
 	if !before.IsZero() {
 		to = "(" + strconv.FormatInt(before.UnixMilli(), 10)
 	}
-	ids, err := r.rdb.ZRangeByScore(ctx, keys.Default.Failed(queues.Outbound), &redis.ZRangeBy{Min: from, Max: to}).Result()
+	ids, err := r.rdb.ZRangeByScore(ctx, r.space.Failed(queues.Outbound), &redis.ZRangeBy{Min: from, Max: to}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("%s: list failed messages: %w", op, err)
 	}

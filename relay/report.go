@@ -9,13 +9,18 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deskrelay/deskrelay/internal/budget"
-	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
 // StatusReport is the outbound part of GET /v1/status.
 type StatusReport struct {
-	Queue       QueueReport         `json:"queue"`
+	// Account is the Zendesk account the report is about.
+	Account string `json:"account"`
+	// Queue is the shared outbound queue (every account's tasks).
+	Queue QueueReport `json:"queue"`
+	// Parked counts the account's messages parked off the shared queue
+	// (closed gate, spent budget, backlog), waiting for their release.
+	Parked      int64               `json:"parked"`
 	Gate        GateReport          `json:"gate"`
 	Credentials CredentialsReport   `json:"credentials"`
 	Failed      map[string]int      `json:"failed"` // kept failed messages by reason
@@ -39,7 +44,7 @@ const maxFailedScan = 10000
 
 // Report returns the outbound relay's state for GET /v1/status.
 func (r *Relay) Report(ctx context.Context) (StatusReport, error) {
-	rep := StatusReport{Queue: QueueReport{Name: queues.Outbound}, Failed: map[string]int{}}
+	rep := StatusReport{Account: r.space.Account(), Queue: QueueReport{Name: queues.Outbound}, Failed: map[string]int{}}
 	qs, err := r.insp.Queues()
 	if err != nil {
 		return rep, fmt.Errorf("outbound queue: %w", err)
@@ -52,6 +57,9 @@ func (r *Relay) Report(ctx context.Context) (StatusReport, error) {
 		rep.Queue = QueueReport{Name: queues.Outbound, Pending: qi.Pending, Active: qi.Active, Scheduled: qi.Scheduled,
 			Retry: qi.Retry, Archived: qi.Archived, Paused: qi.Paused}
 	}
+	if rep.Parked, err = r.rdb.ZCard(ctx, r.space.OutboundParked()).Result(); err != nil {
+		return rep, fmt.Errorf("parked messages: %w", err)
+	}
 	if rep.Gate, err = r.gateState(ctx); err != nil {
 		return rep, err
 	}
@@ -61,14 +69,14 @@ func (r *Relay) Report(ctx context.Context) (StatusReport, error) {
 	if rep.RateLimit, err = r.lim.State(ctx); err != nil {
 		return rep, err
 	}
-	ids, err := r.rdb.ZRange(ctx, keys.Default.Failed(queues.Outbound), 0, maxFailedScan-1).Result()
+	ids, err := r.rdb.ZRange(ctx, r.space.Failed(queues.Outbound), 0, maxFailedScan-1).Result()
 	if err != nil {
 		return rep, fmt.Errorf("failed messages: %w", err)
 	}
 	p := r.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = p.HGet(ctx, keys.Default.Message(id), "reason")
+		cmds[i] = p.HGet(ctx, r.space.Message(id), "reason")
 	}
 	if len(ids) > 0 {
 		if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {

@@ -14,7 +14,7 @@ import (
 	"github.com/deskrelay/deskrelay/internal/queues"
 )
 
-// The message record is a Redis hash at keys.Default.Message(id):
+// The message record is a Redis hash at the account's Space.Message(id):
 //
 //	state        accepting | queued | delivered | failed
 //	hash         content hash (same id, other content: 409)
@@ -65,13 +65,14 @@ func (r *record) status() Status {
 
 type store struct {
 	rdb       redis.UniversalClient
+	space     keys.Space    // the account's
 	retention time.Duration // of every key named after a conversation (Config.Retention)
 }
 
 var errNoRecord = errors.New("no record")
 
 func (s *store) load(ctx context.Context, id string) (*record, error) {
-	h, err := s.rdb.HGetAll(ctx, keys.Default.Message(id)).Result()
+	h, err := s.rdb.HGetAll(ctx, s.space.Message(id)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("load message %s: %w", id, err)
 	}
@@ -148,10 +149,10 @@ type finish struct {
 }
 
 func (s *store) finish(ctx context.Context, r *record, f finish, now time.Time, retention time.Duration) error {
-	ks := []string{keys.Default.Message(r.ID), keys.Default.ConversationPending(r.Conv), keys.Default.ConversationOrder(r.Conv), keys.Default.Failed(queues.Outbound),
-		keys.Default.ConversationTicket(r.Conv)}
+	ks := []string{s.space.Message(r.ID), s.space.ConversationPending(r.Conv), s.space.ConversationOrder(r.Conv), s.space.Failed(queues.Outbound),
+		s.space.ConversationTicket(r.Conv)}
 	if f.ticketID != 0 {
-		ks = append(ks, keys.Default.TicketConversation(f.ticketID), keys.Default.TicketRequester(f.ticketID))
+		ks = append(ks, s.space.TicketConversation(f.ticketID), s.space.TicketRequester(f.ticketID))
 	}
 	return finishScript.Run(ctx, s.rdb, ks,
 		r.ID, f.state, r.Pos, f.ticketID, f.commentID, f.reason, f.lastError, now.UnixMilli(), int64(retention/time.Second)).Err()
@@ -160,19 +161,19 @@ func (s *store) finish(ctx context.Context, r *record, f finish, now time.Time, 
 // attemptFailed records a failed attempt that will be retried.
 func (s *store) attemptFailed(ctx context.Context, id string, lastErr string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HIncrBy(ctx, keys.Default.Message(id), "attempts", 1)
-		p.HSet(ctx, keys.Default.Message(id), "last_error", lastErr)
+		p.HIncrBy(ctx, s.space.Message(id), "attempts", 1)
+		p.HSet(ctx, s.space.Message(id), "last_error", lastErr)
 		return nil
 	})
 	return err
 }
 
 func (s *store) markWrite(ctx context.Context, id, what string) error {
-	return s.rdb.HSet(ctx, keys.Default.Message(id), "write", what).Err()
+	return s.rdb.HSet(ctx, s.space.Message(id), "write", what).Err()
 }
 
 func (s *store) clearWrite(ctx context.Context, id string) error {
-	return s.rdb.HDel(ctx, keys.Default.Message(id), "write").Err()
+	return s.rdb.HDel(ctx, s.space.Message(id), "write").Err()
 }
 
 // discardScript drops a failed message for good: its record and its entry
@@ -187,6 +188,6 @@ return 1
 `)
 
 func (s *store) discard(ctx context.Context, r *record) (bool, error) {
-	n, err := discardScript.Run(ctx, s.rdb, []string{keys.Default.Message(r.ID), keys.Default.Failed(queues.Outbound)}, r.ID, r.Gen).Int()
+	n, err := discardScript.Run(ctx, s.rdb, []string{s.space.Message(r.ID), s.space.Failed(queues.Outbound)}, r.ID, r.Gen).Int()
 	return n == 1, err
 }

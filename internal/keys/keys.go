@@ -243,3 +243,11 @@ func (s Space) RateLimitFamilyPause(family string) string {
 func (s Space) RateLimitFamilyLimit(family string) string {
 	return s.RateLimiter() + "limit:" + family
 }
+
+// ---- outbound parking (relay, p-relay-acct) ----
+
+// OutboundParked is the sorted set of the account's outbound messages whose
+// tasks wait off asynq's shared pending list (member: message id, score:
+// unix ms when first parked): parked by the closed outage gate, the spent
+// budget or a backlog, and released a budget's worth at a time.
+func (s Space) OutboundParked() string { return s.prefix + "parked:outbound" }
