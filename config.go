@@ -260,8 +260,16 @@ func (c *config) checkZendeskAuth(p *problems) {
 	}
 }
 
-// apiTokenAuth reports whether the retiring API-token auth is in use.
-func (c *config) apiTokenAuth() bool { return c.zendesk.APIToken != "" }
+// apiTokenAccounts names the accounts that use the retiring API-token auth.
+func (c *config) apiTokenAccounts() []string {
+	var out []string
+	for _, a := range c.accounts {
+		if a.zendesk.APIToken != "" {
+			out = append(out, a.name)
+		}
+	}
+	return out
+}
 
 // apiTokenRetirement is the day Zendesk's API tokens stop working.
 var apiTokenRetirement = time.Date(2027, 4, 30, 0, 0, 0, 0, time.UTC)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/reconcile"
@@ -17,10 +15,11 @@ import (
 // cmdDiscard is `deskrelay discard`: it drops failed messages (or sink
 // deliveries) for good, after a human decided they are not wanted.
 func cmdDiscard(ctx context.Context, env *environment, args []string) error {
-	var reason, queue, before *string
+	var reason, queue, before, acct *string
 	var dry *bool
-	p, cfg, _, rest, err := oneShot(ctx, env, "discard", "discard [--reason unauthorized|invalid|gone] [--queue outbound|inbound] [--before TIME] [--dry-run]", args, needs{zendesk: true},
+	p, _, _, rest, err := oneShot(ctx, env, "discard", "discard [--reason unauthorized|invalid|gone] [--queue outbound|inbound] [--before TIME] [--dry-run] [--account NAME|all]", args, needs{zendesk: true},
 		func(fs *flag.FlagSet) {
+			acct = accountFlag(fs, true)
 			reason = fs.String("reason", "", "only what failed for this reason: unauthorized or invalid (outbound), unauthorized or gone (inbound)")
 			queue = fs.String("queue", queues.Outbound, "outbound (messages to Zendesk) or inbound (deliveries to the sink)")
 			before = fs.String("before", "", "only what failed before this time: RFC 3339 or a duration ago (7d)")
@@ -41,36 +40,59 @@ func cmdDiscard(ctx context.Context, env *environment, args []string) error {
 			return exitCode(2)
 		}
 	}
-	verb := "discarded"
-	if *dry {
-		verb = "would discard"
+	if err := checkDiscardFlags(env, *queue, *reason); err != nil {
+		return err
 	}
-	switch *queue {
+	accts, err := pickAccounts(env, p, *acct, true)
+	if err != nil {
+		return err
+	}
+	for _, a := range accts {
+		if len(accts) > 1 {
+			fmt.Fprintf(env.stdout, "account %s\n", a.name())
+		}
+		if err := discardAccount(ctx, env, p, a, *queue, *reason, beforeT, *dry); err != nil {
+			return fmt.Errorf("account %s: %w", a.name(), err)
+		}
+	}
+	return nil
+}
+
+// checkDiscardFlags checks --queue and --reason of discard.
+func checkDiscardFlags(env *environment, queue, reason string) error {
+	switch queue {
 	case queues.Outbound:
-		if *reason != "" && *reason != relay.ReasonUnauthorized && *reason != relay.ReasonInvalid {
-			fmt.Fprintf(env.stderr, "--reason: %q is not a reason outbound messages fail for (unauthorized, invalid)\n", *reason)
+		if reason != "" && reason != relay.ReasonUnauthorized && reason != relay.ReasonInvalid {
+			fmt.Fprintf(env.stderr, "--reason: %q is not a reason outbound messages fail for (unauthorized, invalid)\n", reason)
 			return exitCode(2)
 		}
-		sum, err := p.relay.Discard(ctx, relay.DiscardOptions{Reason: *reason, Before: beforeT, DryRun: *dry, Out: env.stdout})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(env.stdout, "%d failed message(s) selected; %s %d; skipped %d (changed meanwhile)\n", sum.Selected, verb, sum.Discarded, sum.Skipped)
 	case queues.Inbound:
-		if *reason != "" && *reason != sink.ReasonUnauthorized && *reason != sink.ReasonGone {
-			fmt.Fprintf(env.stderr, "--reason: %q is not a reason sink deliveries fail for (unauthorized, gone)\n", *reason)
+		if reason != "" && reason != sink.ReasonUnauthorized && reason != sink.ReasonGone {
+			fmt.Fprintf(env.stderr, "--reason: %q is not a reason sink deliveries fail for (unauthorized, gone)\n", reason)
 			return exitCode(2)
-		}
-		insp := asynq.NewInspector(cfg.redis)
-		defer insp.Close()
-		n, err := sink.Discard(ctx, p.rdb, insp, sink.DiscardOptions{Reason: *reason, Before: beforeT, DryRun: *dry, Out: env.stdout})
-		fmt.Fprintf(env.stdout, "%s %d failed deliver(ies)\n", verb, n)
-		if err != nil {
-			return err
 		}
 	default:
-		fmt.Fprintf(env.stderr, "--queue: %q is not a queue (outbound or inbound)\n", *queue)
+		fmt.Fprintf(env.stderr, "--queue: %q is not a queue (outbound or inbound)\n", queue)
 		return exitCode(2)
 	}
+	return nil
+}
+
+// discardAccount drops one account's failed messages or sink deliveries.
+func discardAccount(ctx context.Context, env *environment, p *parts, a *account, queue, reason string, before time.Time, dry bool) error {
+	verb := "discarded"
+	if dry {
+		verb = "would discard"
+	}
+	if queue == queues.Inbound {
+		n, err := sink.Discard(ctx, p.rdb, p.insp, sink.DiscardOptions{Space: a.space, Reason: reason, Before: before, DryRun: dry, Out: env.stdout})
+		fmt.Fprintf(env.stdout, "%s %d failed deliver(ies)\n", verb, n)
+		return err
+	}
+	sum, err := a.relay.Discard(ctx, relay.DiscardOptions{Reason: reason, Before: before, DryRun: dry, Out: env.stdout})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "%d failed message(s) selected; %s %d; skipped %d (changed meanwhile)\n", sum.Selected, verb, sum.Discarded, sum.Skipped)
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/deskrelay/deskrelay/internal/redistest"
 	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/reconcile"
+	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
 )
 
@@ -213,12 +214,15 @@ type fakeOutbound struct {
 	err          error
 }
 
-func (f fakeOutbound) OldestPending(context.Context) (time.Time, bool, error) {
-	return f.oldest, f.pending, f.err
-}
-
-func (f fakeOutbound) CredentialsUnauthorized(context.Context) (bool, error) {
-	return f.unauthorized, f.err
+func (f fakeOutbound) Summary(context.Context) (relay.Summary, error) {
+	s := relay.Summary{Credentials: relay.CredentialsOK, Gate: relay.GateOpen}
+	if f.pending {
+		s.Oldest, s.Backlog = f.oldest, 1
+	}
+	if f.unauthorized {
+		s.Credentials = relay.CredentialsUnauthorized
+	}
+	return s, f.err
 }
 
 // TestOutboundGauges: the queue collector reports the age of the oldest
@@ -244,7 +248,7 @@ func TestOutboundGauges(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newQueueCollector(insp, tt.outbound, zerolog.Nop())
+			c := newQueueCollector(insp, func() map[string]outboundState { return map[string]outboundState{"default": tt.outbound} }, zerolog.Nop())
 			c.now = func() time.Time { return now }
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(c)

@@ -12,7 +12,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/inbound"
-	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/sink"
 	"github.com/deskrelay/deskrelay/reconcile"
@@ -60,10 +59,11 @@ func oneShotFlags(env *environment, name, synopsis string, extra func(fs *flag.F
 }
 
 func cmdReconcile(ctx context.Context, env *environment, args []string) error {
-	var since, until *string
+	var since, until, acct *string
 	var dry *bool
-	p, _, _, rest, err := oneShot(ctx, env, "reconcile", "reconcile --since TIME [--until TIME] [--dry-run]", args, needs{zendesk: true},
+	p, _, _, rest, err := oneShot(ctx, env, "reconcile", "reconcile --since TIME [--until TIME] [--dry-run] [--account NAME|all]", args, needs{zendesk: true},
 		func(fs *flag.FlagSet) {
+			acct = accountFlag(fs, true)
 			since = fs.String("since", "", "start of the window: RFC 3339 (2026-11-24T08:00:00Z) or a duration ago (6h, 90m, 2d); required")
 			until = fs.String("until", "", "end of the window, same forms (default: now, less Zendesk's one-minute export lag)")
 			dry = fs.Bool("dry-run", false, "report what would be delivered; change nothing")
@@ -76,9 +76,13 @@ func cmdReconcile(ctx context.Context, env *environment, args []string) error {
 		fmt.Fprintf(env.stderr, "unexpected argument %q\nrun 'deskrelay reconcile -h' for usage\n", rest[0])
 		return exitCode(2)
 	}
-	if p.reconciler == nil {
+	if p.receiver == nil {
 		fmt.Fprintln(env.stderr, "DESKRELAY_SINK_URL: required: reconcile delivers Zendesk's updates to the platform's sink")
 		return exitCode(2)
+	}
+	accts, err := pickAccounts(env, p, *acct, true)
+	if err != nil {
+		return err
 	}
 	now := time.Now()
 	if *since == "" {
@@ -96,23 +100,31 @@ func cmdReconcile(ctx context.Context, env *environment, args []string) error {
 			return exitCode(2)
 		}
 	}
-	rep, err := p.reconciler.Backfill(ctx, w, reconcile.Options{DryRun: *dry, Progress: env.stdout})
-	fmt.Fprintln(env.stdout)
-	rep.WriteSummary(env.stdout)
-	if err != nil {
-		return err
+	var failed bool
+	for _, a := range accts {
+		rep, err := a.reconciler.Backfill(ctx, w, reconcile.Options{DryRun: *dry, Progress: env.stdout})
+		fmt.Fprintln(env.stdout)
+		rep.WriteSummary(env.stdout)
+		if err != nil {
+			if len(accts) == 1 {
+				return err
+			}
+			fmt.Fprintf(env.stderr, "account %s: %v\n", a.name(), err)
+		}
+		failed = failed || err != nil || len(rep.Errors) > 0 || !rep.Complete
 	}
-	if len(rep.Errors) > 0 || !rep.Complete {
+	if failed {
 		return exitCode(1)
 	}
 	return nil
 }
 
 func cmdReplay(ctx context.Context, env *environment, args []string) error {
-	var reason, queue, since *string
+	var reason, queue, since, acct *string
 	var dry *bool
-	p, _, _, rest, err := oneShot(ctx, env, "replay", "replay [--reason unauthorized|invalid|gone] [--queue outbound|inbound] [--since TIME] [--dry-run]", args, needs{zendesk: true},
+	p, _, _, rest, err := oneShot(ctx, env, "replay", "replay [--reason unauthorized|invalid|gone] [--queue outbound|inbound] [--since TIME] [--dry-run] [--account NAME|all]", args, needs{zendesk: true},
 		func(fs *flag.FlagSet) {
+			acct = accountFlag(fs, true)
 			reason = fs.String("reason", "", "only messages failed for this reason: unauthorized or invalid (outbound), unauthorized or gone (inbound)")
 			queue = fs.String("queue", queues.Outbound, "outbound (messages to Zendesk) or inbound (deliveries to the sink)")
 			since = fs.String("since", "", "only what failed at or after this time: RFC 3339 or a duration ago (6h)")
@@ -133,50 +145,82 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 			return exitCode(2)
 		}
 	}
-	switch *queue {
+	if err := checkReplayFlags(env, p, *queue, *reason); err != nil {
+		return err
+	}
+	accts, err := pickAccounts(env, p, *acct, true)
+	if err != nil {
+		return err
+	}
+	for _, a := range accts {
+		if len(accts) > 1 {
+			fmt.Fprintf(env.stdout, "account %s\n", a.name())
+		}
+		if err := replayAccount(ctx, env, p, a, *queue, *reason, sinceT, *dry); err != nil {
+			return fmt.Errorf("account %s: %w", a.name(), err)
+		}
+	}
+	return nil
+}
+
+// checkReplayFlags checks --queue and --reason of replay.
+func checkReplayFlags(env *environment, p *parts, queue, reason string) error {
+	switch queue {
 	case queues.Outbound:
-		switch *reason {
+		switch reason {
 		case "", "unauthorized", "invalid":
 		default:
-			fmt.Fprintf(env.stderr, "--reason: %q is not a reason outbound messages fail for (unauthorized, invalid)\n", *reason)
+			fmt.Fprintf(env.stderr, "--reason: %q is not a reason outbound messages fail for (unauthorized, invalid)\n", reason)
 			return exitCode(2)
 		}
-		sum, err := p.relay.Replay(ctx, relay.ReplayOptions{Reason: *reason, Since: sinceT, DryRun: *dry, Out: env.stdout})
-		if err != nil {
-			return err
-		}
-		verb := "replayed"
-		if *dry {
-			verb = "would replay"
-		}
-		fmt.Fprintf(env.stdout, "%d failed message(s) selected in %d conversation(s); %s %d; skipped %d (changed meanwhile)\n",
-			sum.Selected, sum.Conversations, verb, sum.Replayed, sum.Skipped)
 	case queues.Inbound:
-		switch *reason {
+		switch reason {
 		case "", sink.ReasonUnauthorized, sink.ReasonGone:
 		default:
-			fmt.Fprintf(env.stderr, "--reason: %q is not a reason sink deliveries fail for (unauthorized, gone)\n", *reason)
+			fmt.Fprintf(env.stderr, "--reason: %q is not a reason sink deliveries fail for (unauthorized, gone)\n", reason)
 			return exitCode(2)
 		}
 		if p.receiver == nil {
 			fmt.Fprintln(env.stderr, "DESKRELAY_SINK_URL: required to replay sink deliveries")
 			return exitCode(2)
 		}
-		rep, err := p.receiver.Replay(ctx, keys.DefaultAccount, sink.ReplayOptions{Reason: *reason, Since: sinceT, DryRun: *dry, Out: env.stdout})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(env.stdout, "%d failed deliver(ies) selected; replayed %d; %d already waiting\n", rep.Found, rep.Replayed, rep.Waiting)
 	default:
-		fmt.Fprintf(env.stderr, "--queue: %q is not a queue (outbound or inbound)\n", *queue)
+		fmt.Fprintf(env.stderr, "--queue: %q is not a queue (outbound or inbound)\n", queue)
 		return exitCode(2)
 	}
 	return nil
 }
 
+// replayAccount replays one account's failed messages or sink deliveries.
+func replayAccount(ctx context.Context, env *environment, p *parts, a *account, queue, reason string, since time.Time, dry bool) error {
+	if queue == queues.Inbound {
+		rep, err := p.receiver.Replay(ctx, a.name(), sink.ReplayOptions{Reason: reason, Since: since, DryRun: dry, Out: env.stdout})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "%d failed deliver(ies) selected; replayed %d; %d already waiting\n", rep.Found, rep.Replayed, rep.Waiting)
+		return nil
+	}
+	sum, err := a.relay.Replay(ctx, relay.ReplayOptions{Reason: reason, Since: since, DryRun: dry, Out: env.stdout})
+	if err != nil {
+		return err
+	}
+	verb := "replayed"
+	if dry {
+		verb = "would replay"
+	}
+	fmt.Fprintf(env.stdout, "%d failed message(s) selected in %d conversation(s); %s %d; skipped %d (changed meanwhile)\n",
+		sum.Selected, sum.Conversations, verb, sum.Replayed, sum.Skipped)
+	return nil
+}
+
 func cmdWebhook(ctx context.Context, env *environment, args []string) error {
 	var asJSON *bool
-	jsonFlag := func(fs *flag.FlagSet) { asJSON = fs.Bool("json", false, "print JSON") }
+	var acct *string
+	jsonFlag := func(fs *flag.FlagSet) {
+		asJSON = fs.Bool("json", false, "print JSON")
+		acct = accountFlag(fs, false)
+	}
 	if len(args) == 0 || (args[0] != "status" && args[0] != "enable") {
 		fs := oneShotFlags(env, "webhook", "webhook status|enable [flags]\n\nstatus shows the Zendesk webhook or legacy target deskrelay watches; enable re-activates it.", jsonFlag)
 		_ = fs.settings()
@@ -188,27 +232,32 @@ func cmdWebhook(ctx context.Context, env *environment, args []string) error {
 		return exitCode(2)
 	}
 	action := args[0]
-	p, cfg, _, _, err := oneShot(ctx, env, "webhook "+action, "webhook "+action+" [flags]", args[1:], needs{zendesk: true}, jsonFlag)
+	p, _, _, _, err := oneShot(ctx, env, "webhook "+action, "webhook "+action+" [flags]", args[1:], needs{zendesk: true}, jsonFlag)
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	if cfg.webhookID == "" && cfg.targetID == 0 {
-		fmt.Fprintln(env.stderr, "DESKRELAY_ZENDESK_WEBHOOK_ID: required (or DESKRELAY_ZENDESK_TARGET_ID)")
+	accts, err := pickAccounts(env, p, *acct, false)
+	if err != nil {
+		return err
+	}
+	a := accts[0]
+	if a.cfg.webhookID == "" && a.cfg.targetID == 0 {
+		fmt.Fprintln(env.stderr, webhookSettingProblem(a.name()))
 		return exitCode(2)
 	}
-	if p.reconciler == nil {
+	if a.reconciler == nil {
 		fmt.Fprintln(env.stderr, "DESKRELAY_SINK_URL: required (the guardian backfills into the sink)")
 		return exitCode(2)
 	}
-	g := p.reconciler.Guardian()
+	g := a.reconciler.Guardian()
 	var st reconcile.WatchState
 	if action == "status" {
 		st, err = g.Status(ctx)
 	} else {
 		st, err = g.Enable(ctx)
 	}
-	waiting := action == "status" && receiverWaiting(ctx, p, &st)
+	waiting := action == "status" && receiverWaiting(ctx, p, a, &st)
 	if *asJSON {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
@@ -228,8 +277,8 @@ func cmdWebhook(ctx context.Context, env *environment, args []string) error {
 // receiverWaiting reports (into st) that serve's receiver still waits for
 // the webhook's signing secret, as it last wrote to Redis in the last 10
 // minutes (it confirms at least every 2 minutes while waiting).
-func receiverWaiting(ctx context.Context, p *parts, st *reconcile.WatchState) bool {
-	rs, ok, err := inbound.ReadReceiverState(ctx, p.rdb, keys.Default)
+func receiverWaiting(ctx context.Context, p *parts, a *account, st *reconcile.WatchState) bool {
+	rs, ok, err := inbound.ReadReceiverState(ctx, p.rdb, a.space)
 	if err != nil || !ok || rs.State != inbound.ReceiverWaiting || time.Since(rs.UpdatedAt) > 10*time.Minute {
 		return false
 	}

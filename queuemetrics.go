@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/internal/queues"
+	"github.com/deskrelay/deskrelay/relay"
 )
 
 // queueCollector exports asynq's queue sizes and latencies to Prometheus,
@@ -19,45 +20,43 @@ type queueCollector struct {
 	log  zerolog.Logger
 	// outbound reads the outbound relay's Redis-backed state (*relay.Relay);
 	// nil: none.
-	outbound outboundState
+	outbound func() map[string]outboundState // each account's relay, by account
 	now      func() time.Time
 
-	size, latency, processed, failed, paused *prometheus.Desc
-	byState                                  *prometheus.Desc
-	oldestAge, unauthorized                  *prometheus.Desc
+	size, latency, processed, failed, paused     *prometheus.Desc
+	byState                                      *prometheus.Desc
+	oldestAge, unauthorized, backlog, failedMsgs *prometheus.Desc
 }
 
-// outboundState is what the collector reads of the outbound relay.
+// outboundState is what the collector reads of an account's relay: its
+// summary, one round trip (*relay.Relay).
 type outboundState interface {
-	// OldestPending returns when the oldest outbound message not yet
-	// delivered or failed was accepted.
-	OldestPending(ctx context.Context) (time.Time, bool, error)
-	// CredentialsUnauthorized reports whether Zendesk rejects deskrelay's
-	// credentials.
-	CredentialsUnauthorized(ctx context.Context) (bool, error)
+	Summary(ctx context.Context) (relay.Summary, error)
 }
 
-func newQueueCollector(insp *asynq.Inspector, outbound outboundState, log zerolog.Logger) *queueCollector {
-	q := []string{"queue"}
+func newQueueCollector(insp *asynq.Inspector, outbound func() map[string]outboundState, log zerolog.Logger) *queueCollector {
+	q, acct := []string{"queue"}, []string{"account"}
 	return &queueCollector{
 		insp:     insp,
 		log:      log,
 		outbound: outbound,
 		now:      time.Now,
 		unauthorized: prometheus.NewDesc("deskrelay_outbound_credentials_unauthorized",
-			"1 while Zendesk rejects deskrelay's credentials (401/403; outbound messages fail as unauthorized until the probe sees them work), else 0.", nil, nil),
-		oldestAge: prometheus.NewDesc("deskrelay_outbound_oldest_pending_age_seconds", "Age of the oldest outbound message neither delivered nor failed (0 when there is none).", nil, nil),
-		size:      prometheus.NewDesc("deskrelay_queue_size", "Tasks in the queue, in every state.", q, nil),
-		byState:   prometheus.NewDesc("deskrelay_queue_tasks", "Tasks in the queue by state.", []string{"queue", "state"}, nil),
-		latency:   prometheus.NewDesc("deskrelay_queue_latency_seconds", "Age of the oldest pending task.", q, nil),
-		processed: prometheus.NewDesc("deskrelay_queue_processed_total", "Tasks processed (succeeded or failed) since the queue's stats began.", q, nil),
-		failed:    prometheus.NewDesc("deskrelay_queue_failed_total", "Task attempts that failed since the queue's stats began.", q, nil),
-		paused:    prometheus.NewDesc("deskrelay_queue_paused", "1 when the queue is paused.", q, nil),
+			"1 while Zendesk rejects the account's credentials (401/403; outbound messages fail as unauthorized until the probe sees them work), else 0.", acct, nil),
+		oldestAge:  prometheus.NewDesc("deskrelay_outbound_oldest_pending_age_seconds", "Age of the account's oldest outbound message neither delivered nor failed (0 when there is none).", acct, nil),
+		backlog:    prometheus.NewDesc("deskrelay_outbound_backlog", "The account's outbound messages accepted and neither delivered nor failed.", acct, nil),
+		failedMsgs: prometheus.NewDesc("deskrelay_outbound_failed_messages", "The account's failed outbound messages kept for replay or discard.", acct, nil),
+		size:       prometheus.NewDesc("deskrelay_queue_size", "Tasks in the queue, in every state.", q, nil),
+		byState:    prometheus.NewDesc("deskrelay_queue_tasks", "Tasks in the queue by state.", []string{"queue", "state"}, nil),
+		latency:    prometheus.NewDesc("deskrelay_queue_latency_seconds", "Age of the oldest pending task.", q, nil),
+		processed:  prometheus.NewDesc("deskrelay_queue_processed_total", "Tasks processed (succeeded or failed) since the queue's stats began.", q, nil),
+		failed:     prometheus.NewDesc("deskrelay_queue_failed_total", "Task attempts that failed since the queue's stats began.", q, nil),
+		paused:     prometheus.NewDesc("deskrelay_queue_paused", "1 when the queue is paused.", q, nil),
 	}
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.size, c.byState, c.latency, c.processed, c.failed, c.paused, c.oldestAge, c.unauthorized} {
+	for _, d := range []*prometheus.Desc{c.size, c.byState, c.latency, c.processed, c.failed, c.paused, c.oldestAge, c.unauthorized, c.backlog, c.failedMsgs} {
 		ch <- d
 	}
 }
@@ -88,28 +87,31 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// collectOutbound reports the age of the oldest outbound message not yet
-// delivered or failed and the credentials' state; a Redis error leaves a
-// gauge out of this scrape (logged) rather than reporting a false 0.
+// collectOutbound reports, for each account, the age of the oldest
+// outbound message not yet delivered or failed, the backlog, the failed
+// messages and the credentials' state; a Redis error leaves the account's
+// gauges out of this scrape (logged) rather than reporting a false 0.
 func (c *queueCollector) collectOutbound(ch chan<- prometheus.Metric) {
 	if c.outbound == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if at, ok, err := c.outbound.OldestPending(ctx); err != nil {
-		c.log.Warn().Err(err).Msg("metrics: cannot read the oldest pending outbound message")
-	} else {
-		age := 0.0
-		if ok {
-			age = max(c.now().Sub(at).Seconds(), 0)
+	for name, out := range c.outbound() {
+		sum, err := out.Summary(ctx)
+		if err != nil {
+			c.log.Warn().Err(err).Str("account", name).Msg("metrics: cannot read the account's outbound state")
+			continue
 		}
-		ch <- prometheus.MustNewConstMetric(c.oldestAge, prometheus.GaugeValue, age)
-	}
-	if bad, err := c.outbound.CredentialsUnauthorized(ctx); err != nil {
-		c.log.Warn().Err(err).Msg("metrics: cannot read the credentials state")
-	} else {
-		ch <- prometheus.MustNewConstMetric(c.unauthorized, prometheus.GaugeValue, map[bool]float64{true: 1}[bad])
+		age := 0.0
+		if !sum.Oldest.IsZero() {
+			age = max(c.now().Sub(sum.Oldest).Seconds(), 0)
+		}
+		ch <- prometheus.MustNewConstMetric(c.oldestAge, prometheus.GaugeValue, age, name)
+		ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(sum.Backlog), name)
+		ch <- prometheus.MustNewConstMetric(c.failedMsgs, prometheus.GaugeValue, float64(sum.Failed), name)
+		bad := map[bool]float64{true: 1}[sum.Credentials == relay.CredentialsUnauthorized]
+		ch <- prometheus.MustNewConstMetric(c.unauthorized, prometheus.GaugeValue, bad, name)
 	}
 }
 

@@ -26,16 +26,20 @@ func (d *daemon) routes() (h http.Handler, closeRoutes func()) {
 	mux.HandleFunc("GET /v1/openapi.json", handleOpenAPI)
 
 	// The platform's side: intake, behind the ingest token.
-	mux.Handle("POST /v1/messages", httpx.RequireBearer(cfg.ingestToken, relay.PostMessage(relay.Single(d.relay))))
-	mux.Handle("GET /v1/messages/{id}", httpx.RequireBearer(cfg.ingestToken, relay.GetMessage(relay.Single(d.relay))))
+	// A message names its account ("account", default "default").
+	mux.Handle("POST /v1/messages", httpx.RequireBearer(cfg.ingestToken, relay.PostMessage(d.pickRelay)))
+	mux.Handle("GET /v1/messages/{id}", httpx.RequireBearer(cfg.ingestToken, relay.GetMessage(d.pickRelay)))
 
-	// Zendesk's side: the signed webhook, and the legacy target (basic auth).
+	// Zendesk's side: each account's signed webhook and legacy target
+	// (basic auth, checked by the receiver per account); the paths without
+	// an account are the account default's.
 	if d.receiver != nil {
-		// 503 while it waits for its signing secret, 404 when it has no way to get one
+		// 503 while it waits for its signing secret, 404 when it has no way
+		// to get one or the account is not served
 		mux.Handle("POST /v1/zendesk/webhook", d.receiver.Webhook())
-		if cfg.targetUser != "" { // the target checks the account's basic auth itself
-			mux.Handle("POST /v1/zendesk/target", d.receiver.Target())
-		}
+		mux.Handle("POST /v1/zendesk/webhook/{account}", d.receiver.Webhook())
+		mux.Handle("POST /v1/zendesk/target", d.receiver.Target())
+		mux.Handle("POST /v1/zendesk/target/{account}", d.receiver.Target())
 	}
 
 	closeRoutes = func() {}
@@ -47,6 +51,15 @@ func (d *daemon) routes() (h http.Handler, closeRoutes func()) {
 		httpx.WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return observed(mux), closeRoutes
+}
+
+// pickRelay is the relay of the account a message names, or nil when the
+// account is not served (intake answers 422).
+func (d *daemon) pickRelay(name string) *relay.Relay {
+	if a := d.account(name); a != nil {
+		return a.relay
+	}
+	return nil
 }
 
 // adminRoutes adds the operators' routes: status and asynqmon, behind the

@@ -32,6 +32,7 @@ func commands() []command {
 		{"replay", "put failed messages (or sink deliveries) back into delivery, in conversation order", cmdReplay},
 		{"discard", "drop failed messages (or sink deliveries) for good, after a human decided", cmdDiscard},
 		{"webhook", "status | enable: show or re-activate the Zendesk webhook or target", cmdWebhook},
+		{"accounts", "every configured Zendesk account with its state (--json for scripts)", cmdAccounts},
 		{"demo", "the whole story in one process: embedded Redis, a Zendesk sandbox, an outage and the catch-up", cmdDemo},
 		{"send", "post one message to a running daemon (for trying things)", cmdSend},
 		{"version", "print version, commit and Go version", cmdVersion},

@@ -65,9 +65,13 @@ type daemon struct {
 	log      zerolog.Logger
 	metrics  *prometheus.Registry
 	asynqSrv *asynq.Server
-	mux      *asynq.ServeMux
-	insp     *asynq.Inspector
 	working  atomic.Bool // asynq workers are running
+	authMode *prometheus.GaugeVec
+	// reloaded is signalled after a reload changed the accounts
+	// (runSchedule starts the reconcile schedule again with them); reload
+	// holds the last reload's outcome for /v1/status (reload.go).
+	reloaded chan struct{}
+	reload   reloadState
 }
 
 // serve runs the daemon until ctx is done, then shuts down in order: stop
@@ -125,7 +129,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger) error {
 		return nil
 	})
 	g.Go(func() error { return metricsSrv.serve(d) })
-	if err := d.asynqSrv.Start(d.mux); err != nil {
+	if err := d.asynqSrv.Start(&d.dispatch); err != nil {
 		_ = httpSrv.Close()
 		return fmt.Errorf("start workers: %w", err)
 	}
@@ -150,9 +154,11 @@ func (d *daemon) startBackground(ctx context.Context) (bg *errgroup.Group, stop 
 	if d.receiver != nil {
 		bg.Go(func() error { return ignoreCanceled(d.receiver.Run(bgctx)) })
 	}
-	if d.reconciler != nil && d.cfg.reconcileInterval > 0 {
-		bg.Go(func() error { return ignoreCanceled(d.reconciler.Schedule(bgctx)) })
-		bg.Go(func() error { return ignoreCanceled(d.reconciler.WatchBreaker(bgctx)) })
+	if d.receiver != nil && d.cfg.reconcileInterval > 0 {
+		bg.Go(func() error { return ignoreCanceled(d.runSchedule(bgctx)) })
+	}
+	if d.cfg.accountsFile != "" {
+		bg.Go(func() error { return ignoreCanceled(d.watchReload(bgctx)) })
 	}
 	return bg, stop
 }
@@ -209,24 +215,29 @@ func (d *daemon) logStart() {
 	cfg, log := d.cfg, d.log
 	ver, rev, goVersion := buildVersion()
 	interval := cfg.reconcileInterval
-	if d.reconciler == nil {
+	if d.receiver == nil {
 		interval = 0
 	}
 	log.Info().Str("version", ver).Str("commit", rev).Str("go_version", goVersion).
+		Strs("accounts", d.accountSet().names()).
 		Str("receiver", receiverState(d.receiver)).Bool("sink", d.receiver != nil).
 		Dur("reconcile_interval_ms", interval).Bool("admin_routes", cfg.adminUser != "").
 		Msg("deskrelay starting")
-	if cfg.apiTokenAuth() {
-		log.Warn().Time("retires", apiTokenRetirement).
+	if names := cfg.apiTokenAccounts(); len(names) > 0 {
+		log.Warn().Time("retires", apiTokenRetirement).Strs("accounts", names).
 			Msg("Zendesk API-token auth is in use: Zendesk stops accepting API tokens on 2027-04-30; move to OAuth (DESKRELAY_ZENDESK_OAUTH_CLIENT_ID, _CLIENT_SECRET, _REFRESH_TOKEN)")
 	}
 	switch {
 	case d.receiver == nil:
 		log.Warn().Msg("inbound is off: set DESKRELAY_SINK_URL and DESKRELAY_SINK_SECRET to deliver Zendesk's updates to the platform")
-	case d.receiver.ReceiverStatus(keys.DefaultAccount).State == inbound.ReceiverOff:
-		log.Warn().Msg("the webhook receiver is off: set DESKRELAY_WEBHOOK_SECRET (or DESKRELAY_ZENDESK_WEBHOOK_ID to read it from Zendesk)")
+	default:
+		for _, name := range d.accountSet().names() {
+			if d.receiver.ReceiverStatus(name).State == inbound.ReceiverOff {
+				log.Warn().Str("account", name).Msg("the webhook receiver is off: set the webhook secret (DESKRELAY_WEBHOOK_SECRET, or webhook_secret_file in the accounts file) or the webhook id to read it from Zendesk")
+			}
+		}
 	}
-	if d.reconciler == nil || cfg.reconcileInterval == 0 {
+	if d.receiver == nil || cfg.reconcileInterval == 0 {
 		log.Warn().Msg("the reconciler schedule is off: dropped webhooks are only recovered by 'deskrelay reconcile'")
 	}
 	if cfg.adminUser == "" {
@@ -250,32 +261,35 @@ func newDaemon(ctx context.Context, cfg *config, log zerolog.Logger) (*daemon, e
 		return nil, err
 	}
 	d := &daemon{
-		parts:   p,
-		cfg:     cfg,
-		log:     log,
-		metrics: reg,
-		mux:     asynq.NewServeMux(),
-		insp:    asynq.NewInspector(cfg.redis),
+		parts:    p,
+		cfg:      cfg,
+		log:      log,
+		metrics:  reg,
+		reloaded: make(chan struct{}, 1),
+		authMode: authModeGauge(),
 	}
-	var outbound outboundState
-	if p.relay != nil {
-		outbound = p.relay
-	}
-	reg.MustRegister(newQueueCollector(d.insp, outbound, log))
-	reg.MustRegister(authModeGauge(cfg), buildInfoGauge(), reconcileIntervalGauge(cfg.reconcileInterval))
+	reg.MustRegister(newQueueCollector(p.insp, d.outboundStates, log))
+	reg.MustRegister(d.authMode, buildInfoGauge(), reconcileIntervalGauge(cfg.reconcileInterval))
+	d.setAuthModes()
 	d.asynqSrv = queues.NewServer(cfg.redis, queues.ServerConfig{
 		Concurrency:     cfg.concurrency,
 		Policy:          queues.Policy{MaxDelay: cfg.retryMaxDelay},
 		ShutdownTimeout: cfg.shutdownTimeout,
 		PollInterval:    cfg.tuning.pollInterval,
 	}, log)
-	p.register(d.mux)
 	return d, nil
 }
 
-func (d *daemon) close() {
-	_ = d.insp.Close()
-	d.parts.close()
+func (d *daemon) close() { d.parts.close() }
+
+// outboundStates are the accounts' relays, for the queue collector.
+func (d *daemon) outboundStates() map[string]outboundState {
+	set := d.accountSet()
+	out := make(map[string]outboundState, len(set.list))
+	for _, a := range set.list {
+		out[a.name()] = a.relay
+	}
+	return out
 }
 
 // buildInfoGauge is deskrelay_build_info{version,commit,go_version} 1.
@@ -289,20 +303,27 @@ func buildInfoGauge() prometheus.Collector {
 	return g
 }
 
-// authModeGauge exports which way deskrelay authenticates with Zendesk, so
-// that an alert can fire while the retiring API-token auth is still in use.
-func authModeGauge(cfg *config) prometheus.Collector {
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+// authModeGauge exports which way each account authenticates with Zendesk,
+// so that an alert can fire while the retiring API-token auth is still in
+// use (setAuthModes fills it).
+func authModeGauge() *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "deskrelay_zendesk_auth_mode",
-		Help: "1 for the way deskrelay authenticates with Zendesk (api_token retires on 2027-04-30).",
-	}, []string{"mode", "retires"})
-	switch {
-	case cfg.oauth.set():
-		g.WithLabelValues("oauth_refresh", "").Set(1)
-	case cfg.zendesk.OAuthToken != "":
-		g.WithLabelValues("oauth_token", "").Set(1)
-	default:
-		g.WithLabelValues("api_token", apiTokenRetirement.Format("2006-01-02")).Set(1)
+		Help: "1 for the way the account authenticates with Zendesk (api_token retires on 2027-04-30).",
+	}, []string{"account", "mode", "retires"})
+}
+
+// setAuthModes sets deskrelay_zendesk_auth_mode for the accounts served.
+func (d *daemon) setAuthModes() {
+	d.authMode.Reset()
+	for _, a := range d.accountSet().list {
+		switch {
+		case a.cfg.oauth.set():
+			d.authMode.WithLabelValues(a.name(), "oauth_refresh", "").Set(1)
+		case a.cfg.zendesk.OAuthToken != "":
+			d.authMode.WithLabelValues(a.name(), "oauth_token", "").Set(1)
+		default:
+			d.authMode.WithLabelValues(a.name(), "api_token", apiTokenRetirement.Format("2006-01-02")).Set(1)
+		}
 	}
-	return g
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -13,26 +15,29 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deskrelay/deskrelay/inbound"
-	"github.com/deskrelay/deskrelay/internal/budget"
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/schema"
 	"github.com/deskrelay/deskrelay/internal/sink"
-	"github.com/deskrelay/deskrelay/internal/zdoauth"
+	"github.com/deskrelay/deskrelay/internal/tickets"
 	"github.com/deskrelay/deskrelay/reconcile"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
 // parts are deskrelay's components wired from one config. serve runs them;
-// the one-shot commands (reconcile, replay, webhook) use the ones they need.
+// the one-shot commands (reconcile, replay, webhook, accounts) use the ones
+// they need. What is per Zendesk account lives in an account (account.go);
+// the parts hold what every account shares.
 type parts struct {
-	rdb        redis.UniversalClient
-	limiter    *budget.Limiter
-	oauth      *zdoauth.Source // nil unless OAuth with refresh
-	zd         *zendesk.Client
-	relay      *relay.Relay
-	receiver   *inbound.Receiver // nil when inbound is off (no DESKRELAY_SINK_URL)
-	reconciler *reconcile.Reconciler
+	rdb       redis.UniversalClient
+	client    *asynq.Client     // shared by every account's flows
+	insp      *asynq.Inspector  // shared by every account's flows
+	transport http.RoundTripper // shared by every account's Zendesk client
+	receiver  *inbound.Receiver // nil when inbound is off (no DESKRELAY_SINK_URL)
+	// accounts are the accounts served now (replaced by a reload: use
+	// accountSet); dispatch runs each task on its account's handlers.
+	accounts atomic.Pointer[accountSet]
+	dispatch dispatcher
 	// layoutPending: Redis did not answer at start, so the key layout is
 	// still to be checked (awaitKeyLayout).
 	layoutPending bool
@@ -56,149 +61,72 @@ func build(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometh
 }
 
 // wire builds the components in order, each step on the ones before it:
-// the key layout, the Zendesk budget, the Zendesk client, the relay, then,
-// when there is a sink, inbound and the reconciler.
+// the key layout, what the accounts share (asynq client and inspector, the
+// HTTP transport to Zendesk, inbound's receiver when there is a sink), then
+// each account.
 func (p *parts) wire(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometheus.Registerer) error {
 	if ctx != nil {
 		if err := p.migrateKeys(ctx, log); err != nil {
 			return err
 		}
 	}
-	p.limiter = budget.New(p.rdb, budget.Config{Rate: cfg.rateLimit, UpdateRate: cfg.updateRateLimit})
-	if err := p.buildZendesk(ctx, cfg, log, metrics); err != nil {
-		return err
-	}
-	if err := p.buildRelay(cfg, log, metrics); err != nil {
-		return err
-	}
-	if cfg.sinkURL == "" {
-		return nil // inbound is off, and the reconciler has nowhere to publish
-	}
-	if err := p.buildInbound(cfg, log, metrics); err != nil {
-		return err
-	}
-	return p.buildReconciler(cfg, log, metrics)
-}
-
-// buildZendesk makes the Zendesk client, its responses observed by the
-// budget, and with OAuth its token source.
-func (p *parts) buildZendesk(ctx context.Context, cfg *config, log zerolog.Logger, metrics prometheus.Registerer) error {
-	zcfg := cfg.zendesk
-	zcfg.OnResponse = p.limiter.Observe
-	if cfg.oauth.set() {
-		src, err := zdoauth.New(zdoauth.Config{
-			BaseURL:      cfg.zendesk.BaseURL,
-			Subdomain:    cfg.zendesk.Subdomain,
-			ClientID:     cfg.oauth.clientID,
-			ClientSecret: cfg.oauth.clientSecret,
-			RefreshToken: cfg.oauth.refreshToken,
-			Metrics:      metrics,
-		}, p.rdb, log.With().Str("component", "oauth").Logger())
-		if err != nil {
+	p.client = asynq.NewClientFromRedisClient(p.rdb)
+	p.insp = asynq.NewInspectorFromRedisClient(p.rdb)
+	p.transport = zendesk.NewTransport(zendeskConns(cfg.concurrency))
+	if cfg.sinkURL != "" {
+		if err := p.buildInbound(cfg, log, metrics); err != nil {
 			return err
 		}
-		p.oauth = src
-		zcfg.TokenSource = src
-		if ctx != nil {
-			// Apply a newly configured refresh token now, so that e.g. a
-			// replay right after fixing the token uses it.
-			if err := src.Init(ctx); err != nil {
-				log.Error().Err(err).Msg("OAuth: the configured refresh token could not be applied yet")
-			}
-		}
 	}
-	zd, err := zendesk.New(zcfg)
+	set, err := p.buildAccounts(ctx, cfg, nil, log, metrics)
 	if err != nil {
-		return settingsError(err)
+		return err
 	}
-	p.zd = zd
+	p.use(set)
 	return nil
 }
 
-// buildRelay makes the relay (messages to Zendesk).
-func (p *parts) buildRelay(cfg *config, log zerolog.Logger, metrics prometheus.Registerer) error {
-	outcomes, err := p.outcomeSink(cfg)
-	if err != nil {
-		return err
-	}
-	p.relay, err = relay.New(cfg.relayConfig(), relay.Deps{
-		Redis:   p.rdb,
-		Asynq:   cfg.redis,
-		Zendesk: p.zd,
-		Limiter: p.limiter,
-		Log:     log.With().Str("component", "relay").Logger(),
-		Metrics: metrics,
+// zendeskConns is how many idle connections to one Zendesk the shared
+// transport keeps: one for each worker, and room for the webhook path's
+// reads and the reconciler.
+func zendeskConns(concurrency int) int { return concurrency + 8 }
 
-		Outcomes: outcomes,
-	})
-	return settingsError(err)
-}
-
-// outcomeSink is where the relay tells the messages' outcomes: the sink,
-// unless there is none (inbound off) or DESKRELAY_SINK_OUTCOMES is none.
-func (p *parts) outcomeSink(cfg *config) (relay.OutcomeSink, error) {
-	if cfg.sinkURL == "" || cfg.sinkOutcomes == sink.SendNone {
-		return nil, nil
-	}
-	o, err := sink.NewOutcomes(p.rdb, cfg.outcomesConfig())
-	if err != nil {
-		return nil, settingsError(err)
-	}
-	return o, nil
-}
-
-// buildInbound makes the receiver of Zendesk's webhook and target (Zendesk
-// to the sink). Without a configured signing secret, the receiver reads it
-// from Zendesk in the background (inbound.Receiver.Run).
+// buildInbound makes the receiver of Zendesk's webhooks and targets
+// (Zendesk to the sink): the process-wide part; the accounts join it in
+// buildAccounts.
 func (p *parts) buildInbound(cfg *config, log zerolog.Logger, metrics prometheus.Registerer) error {
 	var err error
 	p.receiver, err = inbound.New(cfg.inboundConfig(metrics == nil), inbound.Deps{
-		Redis:   p.rdb,
-		Tickets: p.relay.Tickets(),
-		Log:     log.With().Str("component", "inbound").Logger(),
-		Metrics: metrics,
-	})
-	if err != nil {
-		return err
-	}
-	return p.receiver.SetAccounts([]inbound.Account{{
-		Name:           keys.DefaultAccount,
-		WebhookSecret:  cfg.webhookSecret,
-		WebhookID:      cfg.webhookID, // without a secret, Run reads it from Zendesk in the background
-		TargetUser:     cfg.targetUser,
-		TargetPassword: cfg.targetPassword,
-		Zendesk:        p.zd,
-		Limiter:        p.limiter,
-	}})
-}
-
-// buildReconciler makes the reconciler (backfill from Zendesk's exports and
-// the guardian of the webhook and target), publishing through inbound.
-func (p *parts) buildReconciler(cfg *config, log zerolog.Logger, metrics prometheus.Registerer) error {
-	var err error
-	p.reconciler, err = reconcile.New(cfg.reconcileConfig(), reconcile.Deps{
 		Redis:     p.rdb,
-		Zendesk:   p.zd,
-		Publisher: p.receiver.Publisher(keys.DefaultAccount),
-		Tickets:   p.relay.Tickets(),
-		Limiter:   p.limiter,
-		Receiver:  receiverHealth{rdb: p.rdb, rcv: p.receiver},
-		Log:       log, // the reconciler adds component=reconcile itself
+		Tickets:   tickets.New(p.rdb).WithRetention(cfg.retention),
+		Asynq:     p.client,
+		Inspector: p.insp,
+		Log:       log.With().Str("component", "inbound").Logger(),
 		Metrics:   metrics,
 	})
 	return err
 }
 
-// register puts every task handler on mux.
-func (p *parts) register(mux *asynq.ServeMux) {
-	p.relay.Register(mux)
-	if p.receiver != nil {
-		p.receiver.Register(mux)
+// use makes set the accounts served: their handlers run the tasks.
+func (p *parts) use(set *accountSet) {
+	p.accounts.Store(set)
+	muxes := make(map[string]*asynq.ServeMux, len(set.list))
+	for _, a := range set.list {
+		muxes[a.name()] = a.mux
 	}
-	if p.reconciler != nil {
-		p.reconciler.Register(mux)
-	}
+	p.dispatch.set(muxes)
 }
+
+// accountSet returns the accounts served now (never nil after build).
+func (p *parts) accountSet() *accountSet {
+	if s := p.accounts.Load(); s != nil {
+		return s
+	}
+	return &accountSet{}
+}
+
+// account returns the account served under name, or nil.
+func (p *parts) account(name string) *account { return p.accountSet().byName[name] }
 
 // migrateKeys brings data of an earlier release to this release's key
 // layout (internal/schema). While Redis does not answer, it leaves that to
@@ -250,40 +178,44 @@ func logMigration(log zerolog.Logger, rep schema.Report) {
 }
 
 func (p *parts) close() {
-	if p.reconciler != nil {
-		_ = p.reconciler.Close()
-	}
-	if p.relay != nil {
-		_ = p.relay.Close()
+	for _, a := range p.accountSet().list {
+		a.close()
 	}
 	if p.receiver != nil {
 		_ = p.receiver.Close()
+	}
+	if p.insp != nil {
+		_ = p.insp.Close()
+	}
+	if p.client != nil {
+		_ = p.client.Close()
 	}
 	if p.rdb != nil {
 		_ = p.rdb.Close()
 	}
 }
 
-// receiverHealth tells the guardian how deskrelay's own receiver is doing,
-// from what every replica records in Redis.
+// receiverHealth tells an account's guardian how deskrelay's own receiver
+// is doing for the account, from what every replica records in Redis.
 type receiverHealth struct {
-	rdb redis.UniversalClient
-	rcv *inbound.Receiver
+	rdb   redis.UniversalClient
+	rcv   *inbound.Receiver
+	space keys.Space
 }
 
 // RefreshSecret reads the webhook's signing secret from Zendesk again, when
 // the guardian sees Zendesk's calls failing verification.
 func (h receiverHealth) RefreshSecret(ctx context.Context) error {
-	return h.rcv.RefreshSecret(ctx, keys.DefaultAccount)
+	return h.rcv.RefreshSecret(ctx, h.space.Account())
 }
 
 func (h receiverHealth) LastReceived(ctx context.Context) (time.Time, error) {
-	at, _, err := inbound.LastWebhookAt(ctx, h.rdb, keys.Default)
+	at, _, err := inbound.LastWebhookAt(ctx, h.rdb, h.space)
 	return at, err
 }
 
 func (h receiverHealth) SignatureFailures(ctx context.Context) (int, error) {
-	s, err := inbound.ReadSignatureFailures(ctx, h.rdb, keys.Default)
+	s, err := inbound.ReadSignatureFailures(ctx, h.rdb, h.space)
 	return int(s.Run), err
 }
 
@@ -319,8 +251,6 @@ func (c *config) reconcileConfig() reconcile.Config {
 		Lag:             c.tuning.reconcileLag,
 		ExportWindow:    c.tuning.exportWindow,
 		InitialLookback: c.tuning.initialLookback,
-		WebhookID:       c.webhookID,
-		TargetID:        c.targetID,
 		PublicURL:       c.publicURL,
 
 		WebhookAutoEnable: c.webhookAutoEnable,

@@ -39,6 +39,13 @@ func For(account string) Space {
 	return Space{account: account, prefix: Prefix + "{" + account + "}:"}
 }
 
+// Accounts is the set of the names of every account deskrelay has served
+// on this Redis (added when an account is wired), so that `deskrelay
+// accounts` also shows an account removed from the accounts file whose
+// messages still wait. It is deskrelay's one key outside every account
+// (with the layout version, internal/schema), on a hash slot of its own.
+func Accounts() string { return Prefix + "accounts" }
+
 // Default is the key space of the account "default".
 var Default = For(DefaultAccount)
 
@@ -251,3 +258,12 @@ func (s Space) RateLimitFamilyLimit(family string) string {
 // unix ms when first parked): parked by the closed outage gate, the spent
 // budget or a backlog, and released a budget's worth at a time.
 func (s Space) OutboundParked() string { return s.prefix + "parked:outbound" }
+
+// ---- the account's outbound backlog (relay) ----
+
+// OutboundQueued is the sorted set of the account's messages accepted and
+// neither delivered nor failed (member: message id, score: accepted_at in
+// unix ms): the backlog's size and age in O(1), whatever the number of
+// accounts sharing the asynq queue. Intake adds, delivery and failure
+// remove, a replay adds again.
+func (s Space) OutboundQueued() string { return s.prefix + "queued:outbound" }
