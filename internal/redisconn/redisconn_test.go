@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hibiken/asynq"
@@ -156,13 +157,13 @@ func TestParseClusterConnects(t *testing.T) {
 		t.Errorf("pool size = %d, want 33", rdb.Options().PoolSize)
 	}
 	ctx := context.Background()
-	masters := 0
+	var masters atomic.Int32 // ForEachMaster calls at once
 	err = rdb.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
-		masters++
+		masters.Add(1)
 		return n.Ping(ctx).Err()
 	})
-	if err != nil || masters != 3 {
-		t.Fatalf("masters = %d, %v; want 3", masters, err)
+	if err != nil || masters.Load() != 3 {
+		t.Fatalf("masters = %d, %v; want 3", masters.Load(), err)
 	}
 }
 

@@ -3,6 +3,8 @@ package redistest
 import (
 	"context"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -14,15 +16,15 @@ func TestStartClusterThreeMasters(t *testing.T) {
 	c := StartCluster(t)
 	ctx := context.Background()
 	cl := c.Client(t)
-	masters := 0
+	var masters atomic.Int32 // ForEachMaster calls at once
 	if err := cl.ForEachMaster(ctx, func(context.Context, *redis.Client) error {
-		masters++
+		masters.Add(1)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if masters != 3 {
-		t.Fatalf("masters = %d, want 3", masters)
+	if masters.Load() != 3 {
+		t.Fatalf("masters = %d, want 3", masters.Load())
 	}
 	for i := range 30 {
 		k := "k" + strconv.Itoa(i)
@@ -31,9 +33,12 @@ func TestStartClusterThreeMasters(t *testing.T) {
 		}
 	}
 	perNode := map[string]int64{}
+	var mu sync.Mutex
 	if err := cl.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
 		size, err := n.DBSize(ctx).Result()
+		mu.Lock()
 		perNode[n.Options().Addr] = size
+		mu.Unlock()
 		return err
 	}); err != nil {
 		t.Fatal(err)
