@@ -86,7 +86,7 @@ func validScheme(s string) bool {
 	}
 	for i := range len(s) {
 		c := s[i]
-		if !isLetter(c) && !('0' <= c && c <= '9') && c != '+' && c != '-' && c != '.' {
+		if !isLetter(c) && !isDigit(c) && !strings.ContainsRune("+-.", rune(c)) {
 			return false
 		}
 	}
@@ -94,6 +94,8 @@ func validScheme(s string) bool {
 }
 
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // parseServer: redis://, rediss:// and redis-socket://, as asynq parses them.
 func parseServer(raw string, poolSize int) (asynq.RedisConnOpt, error) {

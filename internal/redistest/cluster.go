@@ -142,7 +142,7 @@ func StartSentinel(tb testing.TB, master *Server, name string) *Sentinel {
 	s := StartServer(tb, ServerOptions{ConfigFile: conf, Args: []string{"--sentinel"}})
 	sn := &Sentinel{Addr: s.Addr, Master: name, server: s}
 	c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		addr, err := c.GetMasterAddrByName(context.Background(), name).Result()
