@@ -30,6 +30,8 @@ type Report struct {
 // Migrate moves every key of layout 0 to layout 1 and records the version.
 // Keys are moved with RENAMENX, which keeps their TTL and never overwrites a
 // key this release already wrote; such a clash is reported, not resolved.
+// On a Redis Cluster it looks on every master, and moves a key with DUMP and
+// RESTORE (its new name hashes to another slot), just as carefully.
 func Migrate(ctx context.Context, rdb redis.UniversalClient) (Report, error) {
 	v, err := rdb.Get(ctx, versionKey).Int()
 	switch {
