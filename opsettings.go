@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"net"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/deskrelay/deskrelay/internal/redisconn"
 )
 
 // opsSettings are the operators' ways in, beside the admin login.
@@ -51,28 +54,12 @@ func (v values) withRedisPassword(p *problems, opt asynq.RedisConnOpt) asynq.Red
 	if pw == "" || opt == nil {
 		return opt
 	}
-	conflict := func() { p.add(env, "DESKRELAY_REDIS_URL carries a password too; set it in one place") }
-	switch o := opt.(type) {
-	case asynq.RedisClientOpt:
-		if o.Password != "" {
-			conflict()
-		}
-		o.Password = pw
-		return o
-	case asynq.RedisFailoverClientOpt:
-		if o.Password != "" {
-			conflict()
-		}
-		o.Password = pw
-		return o
-	case asynq.RedisClusterClientOpt:
-		if o.Password != "" {
-			conflict()
-		}
-		o.Password = pw
-		return o
-	default:
+	opt, err := redisconn.WithPassword(opt, pw)
+	switch {
+	case errors.Is(err, redisconn.ErrTwoPasswords):
+		p.add(env, "DESKRELAY_REDIS_URL carries a password too; set it in one place")
+	case err != nil:
 		p.add(env, "cannot be applied to this kind of DESKRELAY_REDIS_URL")
-		return opt
 	}
+	return opt
 }

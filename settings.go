@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/deskrelay/deskrelay/internal/budget"
+	"github.com/deskrelay/deskrelay/internal/redisconn"
 	"github.com/deskrelay/deskrelay/internal/validate"
 )
 
@@ -256,18 +256,16 @@ func (v values) boolean(p *problems, env string) bool {
 	return b
 }
 
-// redisOpt parses DESKRELAY_REDIS_URL without ever echoing it (it may hold a password).
+// redisOpt parses DESKRELAY_REDIS_URL without ever echoing it (it may hold
+// a password), with a connection pool for DESKRELAY_CONCURRENCY workers plus
+// the intake (redisconn.PoolSize; a bad concurrency is reported by
+// positiveInt).
 func (v values) redisOpt(p *problems) asynq.RedisConnOpt {
 	const env = "DESKRELAY_REDIS_URL"
-	raw := v[env]
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" {
-		p.add(v.name(env), "not a valid URL (want redis://host:port/db, rediss://…, redis-sentinel://…, redis-socket://…)")
-		return nil
-	}
-	opt, err := asynq.ParseRedisURI(raw)
+	workers, _ := strconv.Atoi(v["DESKRELAY_CONCURRENCY"])
+	opt, err := redisconn.Parse(v[env], redisconn.PoolSize(workers))
 	if err != nil {
-		p.add(v.name(env), "unsupported scheme %q or malformed URL (want redis, rediss, redis-sentinel or redis-socket)", u.Scheme)
+		p.add(v.name(env), "%s", err)
 		return nil
 	}
 	return opt

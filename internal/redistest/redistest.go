@@ -16,6 +16,11 @@
 // restart tests); without the binary such tests are skipped, saying why, or
 // fail under DESKRELAY_TEST_REQUIRE_REDIS=1.
 //
+// StartCluster starts a Redis Cluster of three masters (private redis-server
+// processes made one cluster by redis-cli --cluster create), and
+// StartSentinel a Redis Sentinel watching a private server; both skip or fail
+// like StartServer, and need redis-cli too.
+//
 // It is test support only; nothing outside _test.go files may import it.
 package redistest
 
@@ -232,6 +237,12 @@ type ServerOptions struct {
 	AppendOnly bool
 	// Password, when set, is required of every client (requirepass).
 	Password string
+	// ConfigFile, when set, is given to redis-server first (a sentinel
+	// needs a file of its own, which it rewrites).
+	ConfigFile string
+	// Args are further redis-server arguments (a cluster node's, a
+	// sentinel's), appended after the ones above.
+	Args []string
 }
 
 // Server is a private redis-server process.
@@ -283,8 +294,12 @@ func (s *Server) Start(tb testing.TB) {
 		tb.Fatalf("redistest: server %s already running", s.Addr)
 	}
 	_, port, _ := net.SplitHostPort(s.Addr)
-	args := []string{"--port", port, "--bind", "127.0.0.1", "--dir", s.Dir, "--save", "",
-		"--daemonize", "no", "--maxmemory-policy", "noeviction", "--logfile", "redis.log"}
+	var args []string
+	if s.opts.ConfigFile != "" {
+		args = append(args, s.opts.ConfigFile)
+	}
+	args = append(args, "--port", port, "--bind", "127.0.0.1", "--dir", s.Dir, "--save", "",
+		"--daemonize", "no", "--maxmemory-policy", "noeviction", "--logfile", "redis.log")
 	if s.opts.AppendOnly {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
@@ -293,6 +308,7 @@ func (s *Server) Start(tb testing.TB) {
 	if s.opts.Password != "" {
 		args = append(args, "--requirepass", s.opts.Password)
 	}
+	args = append(args, s.opts.Args...)
 	cmd := exec.CommandContext(context.Background(), "redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("redistest: start redis-server: %v", err)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -28,6 +30,8 @@ type Report struct {
 // Migrate moves every key of layout 0 to layout 1 and records the version.
 // Keys are moved with RENAMENX, which keeps their TTL and never overwrites a
 // key this release already wrote; such a clash is reported, not resolved.
+// On a Redis Cluster it looks on every master, and moves a key with DUMP and
+// RESTORE (its new name hashes to another slot), just as carefully.
 func Migrate(ctx context.Context, rdb redis.UniversalClient) (Report, error) {
 	v, err := rdb.Get(ctx, versionKey).Int()
 	switch {
@@ -43,9 +47,8 @@ func Migrate(ctx context.Context, rdb redis.UniversalClient) (Report, error) {
 	if v == Version {
 		return rep, nil
 	}
-	if err := forEachNode(ctx, rdb, func(ctx context.Context, node *redis.Client) error {
-		return migrateNode(ctx, node, &rep)
-	}); err != nil {
+	m := &mover{rdb: rdb, rep: &rep}
+	if err := forEachNode(ctx, rdb, m.node); err != nil {
 		return rep, err
 	}
 	if err := rdb.Set(ctx, versionKey, Version, 0).Err(); err != nil {
@@ -54,7 +57,8 @@ func Migrate(ctx context.Context, rdb redis.UniversalClient) (Report, error) {
 	return rep, nil
 }
 
-// forEachNode runs fn on every master of a cluster, or on the one server.
+// forEachNode runs fn on every master of a cluster (at once: go-redis
+// calls fn from a goroutine per master), or on the one server.
 func forEachNode(ctx context.Context, rdb redis.UniversalClient, fn func(context.Context, *redis.Client) error) error {
 	switch c := rdb.(type) {
 	case *redis.ClusterClient:
@@ -66,7 +70,16 @@ func forEachNode(ctx context.Context, rdb redis.UniversalClient, fn func(context
 	}
 }
 
-func migrateNode(ctx context.Context, node *redis.Client, rep *Report) error {
+// mover moves the layout-0 keys of each node it is given.
+type mover struct {
+	rdb redis.UniversalClient
+	mu  sync.Mutex // rep: nodes are moved at once
+	rep *Report
+}
+
+// node moves the layout-0 keys that node holds.
+func (m *mover) node(ctx context.Context, node *redis.Client) error {
+	_, cluster := m.rdb.(*redis.ClusterClient)
 	iter := node.Scan(ctx, 0, keys.Prefix+"*", 1000).Iterator()
 	for iter.Next(ctx) {
 		old := iter.Val()
@@ -74,22 +87,77 @@ func migrateNode(ctx context.Context, node *redis.Client, rep *Report) error {
 		if !ok {
 			continue
 		}
-		done, err := node.RenameNX(ctx, old, to).Result()
-		switch {
-		case err != nil && strings.Contains(err.Error(), "no such key"):
-			continue // another replica moved it meanwhile
-		case err != nil:
+		var done, gone bool
+		var err error
+		if cluster {
+			done, gone, err = moveAcrossSlots(ctx, m.rdb, old, to)
+		} else {
+			done, gone, err = renameNX(ctx, node, old, to)
+		}
+		if err != nil {
 			return fmt.Errorf("move %s to %s: %w", old, to, err)
-		case done:
-			rep.Renamed++
-		default:
-			rep.Skipped = append(rep.Skipped, old)
+		}
+		if !gone {
+			m.count(old, done)
 		}
 	}
 	if err := iter.Err(); err != nil {
 		return fmt.Errorf("scan for keys of layout 0: %w", err)
 	}
 	return nil
+}
+
+func (m *mover) count(old string, done bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if done {
+		m.rep.Renamed++
+	} else {
+		m.rep.Skipped = append(m.rep.Skipped, old)
+	}
+}
+
+// renameNX moves old to to on one server. gone: another replica moved it
+// meanwhile; done false: to exists.
+func renameNX(ctx context.Context, node *redis.Client, old, to string) (done, gone bool, err error) {
+	done, err = node.RenameNX(ctx, old, to).Result()
+	if err != nil && strings.Contains(err.Error(), "no such key") {
+		return false, true, nil
+	}
+	return done, false, err
+}
+
+// moveAcrossSlots moves old to to on a cluster, where the two names hash to
+// different slots (the new one carries the account's tag) and RENAMENX
+// cannot: DUMP, then RESTORE with the remaining TTL (refused, not
+// overwriting, when to exists), then DEL. It is not one step: a crash between
+// RESTORE and DEL leaves old beside to, which the next start reports as
+// skipped. The previous release never ran on a cluster; such keys come only
+// from a server's data imported into one.
+func moveAcrossSlots(ctx context.Context, rdb redis.UniversalClient, old, to string) (done, gone bool, err error) {
+	dump, err := rdb.Dump(ctx, old).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, true, nil
+	}
+	if err != nil {
+		return false, false, err
+	}
+	ttl, err := rdb.PTTL(ctx, old).Result()
+	switch {
+	case err != nil:
+		return false, false, err
+	case ttl == -2*time.Nanosecond || ttl == -2*time.Millisecond: // gone meanwhile
+		return false, true, nil
+	case ttl < 0: // no TTL
+		ttl = 0
+	}
+	if err := rdb.Restore(ctx, to, ttl, dump).Err(); err != nil {
+		if redis.HasErrorPrefix(err, "BUSYKEY") {
+			return false, false, nil
+		}
+		return false, false, err
+	}
+	return true, false, rdb.Del(ctx, old).Err()
 }
 
 // NewName is the layout-1 name of a layout-0 key, and false for a key that
