@@ -95,7 +95,7 @@ func (p *parts) buildAccounts(ctx context.Context, cfg *config, prev *accountSet
 		return nil, err
 	}
 	for _, a := range fresh {
-		if err := p.buildReconciler(cfg, a, metrics); err != nil {
+		if err := p.buildReconciler(cfg, a, log, metrics); err != nil {
 			closeAll(fresh)
 			return nil, err
 		}
@@ -126,6 +126,8 @@ func closeAll(as []*account) {
 // buildAccount wires one account: its budget, Zendesk client (with OAuth,
 // its token source) and relay. Errors name the account.
 func (p *parts) buildAccount(ctx context.Context, cfg *config, ac accountConfig, log zerolog.Logger, metrics prometheus.Registerer) (*account, error) {
+	// The flows name the account in their logs themselves; a.log is for
+	// what main logs of the account (and OAuth's).
 	a := &account{cfg: ac, space: keys.For(ac.name), log: log.With().Str("account", ac.name).Logger()}
 	p.remember(ctx, ac.name)
 	a.limiter = budget.New(p.rdb, budget.Config{Space: a.space, Rate: ac.rateLimit, UpdateRate: ac.updateRateLimit})
@@ -144,7 +146,7 @@ func (p *parts) buildAccount(ctx context.Context, cfg *config, ac accountConfig,
 		Space:     a.space,
 		Zendesk:   a.zd,
 		Limiter:   a.limiter,
-		Log:       a.log.With().Str("component", "relay").Logger(),
+		Log:       log.With().Str("component", "relay").Logger(),
 		Metrics:   metrics,
 		Outcomes:  outcomes,
 	})
@@ -244,7 +246,7 @@ func (p *parts) joinReceiver(set *accountSet) error {
 // buildReconciler makes the account's reconciler (backfill from Zendesk's
 // exports and the guardian of its webhook or target), publishing through
 // the account's publisher. Without inbound there is none.
-func (p *parts) buildReconciler(cfg *config, a *account, metrics prometheus.Registerer) error {
+func (p *parts) buildReconciler(cfg *config, a *account, log zerolog.Logger, metrics prometheus.Registerer) error {
 	if p.receiver == nil {
 		return nil
 	}
@@ -260,7 +262,7 @@ func (p *parts) buildReconciler(cfg *config, a *account, metrics prometheus.Regi
 		Tickets:   a.relay.Tickets(),
 		Limiter:   a.limiter,
 		Receiver:  receiverHealth{rdb: p.rdb, rcv: p.receiver, space: a.space},
-		Log:       a.log, // the reconciler adds component=reconcile itself
+		Log:       log, // the reconciler adds component=reconcile and the account itself
 		Metrics:   metrics,
 	})
 	return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/deskrelay/deskrelay/internal/accounts"
@@ -82,6 +83,9 @@ func loadAccounts(path string) ([]accountConfig, error) {
 	}
 	out := make([]accountConfig, 0, len(f.Accounts))
 	for _, a := range f.Accounts {
+		if a.Name == "all" { // --account all means every account
+			return nil, fmt.Errorf("accounts file %s: account %q: name: all is reserved (--account all names every account): choose another name", path, a.Name)
+		}
 		out = append(out, fromFile(a))
 	}
 	return out, nil

@@ -387,7 +387,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`deskrelay_queue_size{queue="outbound"}`, `deskrelay_zendesk_auth_mode{mode="api_token",retires="2027-04-30"} 1`, `deskrelay_build_info{commit=`} {
+	for _, want := range []string{`deskrelay_queue_size{queue="outbound"}`, `deskrelay_zendesk_auth_mode{account="default",mode="api_token",retires="2027-04-30"} 1`, `deskrelay_build_info{commit=`} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -157,7 +157,7 @@ func TestStatusJSONFollowsOneConvention(t *testing.T) {
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"deskrelay_outbound_oldest_pending_age_seconds 0", "deskrelay_outbound_credentials_unauthorized 0", "deskrelay_reconcile_interval_seconds 60"} {
+	for _, want := range []string{`deskrelay_outbound_oldest_pending_age_seconds{account="default"} 0`, `deskrelay_outbound_credentials_unauthorized{account="default"} 0`, `deskrelay_outbound_backlog{account="default"} 0`, "deskrelay_reconcile_interval_seconds 60"} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
