@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/deskrelay/deskrelay/internal/validate"
 )
 
 func cmdSend(ctx context.Context, env *environment, args []string) error {
@@ -25,6 +27,7 @@ func cmdSend(ctx context.Context, env *environment, args []string) error {
 	name := fs.String("name", "", "author's name")
 	subject := fs.String("subject", "", "ticket subject (first message only)")
 	server := fs.String("server", "", "daemon URL (default: http:// + DESKRELAY_LISTEN)")
+	acct := fs.String("account", "", "the Zendesk account (a name from DESKRELAY_ACCOUNTS_FILE; default: default)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -38,6 +41,11 @@ func cmdSend(ctx context.Context, env *environment, args []string) error {
 	}
 	if strings.TrimSpace(*body) == "" {
 		p.add("--body", "required")
+	}
+	if *acct != "" {
+		if problem := validate.AccountName(*acct); problem != "" {
+			p.add("--account", "%s", problem)
+		}
 	}
 	if *email == "" && *authorID == "" {
 		p.add("--email", "required (or --author-id)")
@@ -65,6 +73,9 @@ func cmdSend(ctx context.Context, env *environment, args []string) error {
 	}
 	if *subject != "" {
 		msg["subject"] = *subject
+	}
+	if *acct != "" {
+		msg["account"] = *acct
 	}
 	base := *server
 	if base == "" {
