@@ -33,7 +33,7 @@ func (s setting) flagName() string {
 
 var settings = []setting{
 	{env: "DESKRELAY_LISTEN", def: "127.0.0.1:8080", help: "HTTP address"},
-	{env: "DESKRELAY_REDIS_URL", def: "redis://127.0.0.1:6379/0", help: "Redis; rediss:// for TLS; redis-sentinel://host1,host2?master=name; redis-socket://path", secret: true},
+	{env: "DESKRELAY_REDIS_URL", def: "redis://127.0.0.1:6379/0", help: "Redis; rediss:// for TLS; redis-sentinel://host1,host2?master=name; redis-cluster://host1:6379,host2:6379 (rediss-cluster:// for TLS); redis-socket://path", secret: true},
 	{env: "DESKRELAY_ZENDESK_SUBDOMAIN", help: "acme for acme.zendesk.com"},
 	{env: "DESKRELAY_ZENDESK_URL", help: "full base URL; overrides the subdomain (tests, sandboxes, proxies)"},
 	{env: "DESKRELAY_ZENDESK_EMAIL", help: "API token auth: the agent's email"},
