@@ -260,3 +260,23 @@ func TestPreviousReleasePayload(t *testing.T) {
 		t.Errorf("acme's Zendesk took %d writes, want 0", n)
 	}
 }
+
+// TestOldestPendingPerAccount: each account's oldest pending message is its
+// own, although the accounts share the queue (and here a message id).
+func TestOldestPendingPerAccount(t *testing.T) {
+	a := newAccounts(t, 0, accountOptions{name: keys.DefaultAccount}, accountOptions{name: "acme"})
+	ctx := context.Background()
+	mustEnqueue(t, a.relays[keys.DefaultAccount], msg("old", 1))
+	time.Sleep(20 * time.Millisecond)
+	mustEnqueue(t, a.relays["acme"], msg("old", 1))
+	for _, acct := range []string{keys.DefaultAccount, "acme"} {
+		ms, err := a.rdb.HGet(ctx, keys.For(acct).Message("old-m01"), "accepted_at").Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, ok, err := a.relays[acct].OldestPending(ctx)
+		if err != nil || !ok || !at.Equal(time.UnixMilli(ms)) {
+			t.Errorf("%s: OldestPending = %v, %v, %v; want its own message's %v", acct, at, ok, err, time.UnixMilli(ms))
+		}
+	}
+}
