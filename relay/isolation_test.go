@@ -96,26 +96,30 @@ func TestIsolation(t *testing.T) {
 }
 
 // TestProbeDeliversFirstParked: the probe that finds Zendesk up again
-// delivers the oldest parked message itself, before any worker runs.
+// delivers the oldest parked message itself, before any worker runs, in
+// any account.
 func TestProbeDeliversFirstParked(t *testing.T) {
-	e := newEnv(t, envOptions{noWorkers: true})
+	a := newAccounts(t, 0, accountOptions{name: keys.DefaultAccount}, accountOptions{name: "acme"})
 	ctx := context.Background()
-	if err := e.rdb.HSet(ctx, keys.Default.OutboundGate(), "state", relay.GateClosed, "failures", 5).Err(); err != nil {
-		t.Fatal(err)
-	}
-	m := msg("first", 1)
-	mustEnqueue(t, e.relay, m)
-	if p := parked(t, e.relay); p != 1 {
-		t.Fatalf("parked = %d, want the message parked at intake", p)
-	}
-	if err := e.relay.ProbeOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if st, err := e.relay.Status(ctx, m.ID); err != nil || st.Status != relay.StateDelivered {
-		t.Fatalf("after the probe: %+v, %v; want delivered by the probe itself", st, err)
-	}
-	if p := parked(t, e.relay); p != 0 {
-		t.Errorf("parked = %d after its delivery, want 0", p)
+	for _, acct := range []string{keys.DefaultAccount, "acme"} {
+		r := a.relays[acct]
+		if err := a.rdb.HSet(ctx, keys.For(acct).OutboundGate(), "state", relay.GateClosed, "failures", 5).Err(); err != nil {
+			t.Fatal(err)
+		}
+		m := msg("first", 1)
+		mustEnqueue(t, r, m)
+		if p := parked(t, r); p != 1 {
+			t.Fatalf("%s: parked = %d, want the message parked at intake", acct, p)
+		}
+		if err := r.ProbeOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := r.Status(ctx, m.ID); err != nil || st.Status != relay.StateDelivered {
+			t.Fatalf("%s after the probe: %+v, %v; want delivered by the probe itself", acct, st, err)
+		}
+		if p := parked(t, r); p != 0 {
+			t.Errorf("%s: parked = %d after its delivery, want 0", acct, p)
+		}
 	}
 }
 
