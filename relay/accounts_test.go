@@ -202,6 +202,20 @@ func TestTaskIDs(t *testing.T) {
 			t.Errorf("acme's payload %s, want account acme", ti.Payload)
 		}
 	}
+	// The gate probe: one per account, default's id as before.
+	for acct, want := range map[string]string{keys.DefaultAccount: "outbound-gate-probe", "acme": "outbound-gate-probe{acme}"} {
+		a.relays[acct].EnsureProbe(context.Background())
+		ti, err := a.insp.GetTaskInfo(queues.Outbound, want)
+		if err != nil {
+			t.Fatalf("%s: probe task %s: %v", acct, want, err)
+		}
+		if acct == "acme" && string(ti.Payload) != `{"account":"acme"}` {
+			t.Errorf("acme's probe payload %s, want its account", ti.Payload)
+		}
+		if acct == keys.DefaultAccount && len(ti.Payload) != 0 {
+			t.Errorf("default's probe payload %s, want none (as before)", ti.Payload)
+		}
+	}
 }
 
 // TestUnknownAccount: a message for an account the deployment does not
