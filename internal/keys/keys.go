@@ -251,3 +251,12 @@ func (s Space) RateLimitFamilyLimit(family string) string {
 // unix ms when first parked): parked by the closed outage gate, the spent
 // budget or a backlog, and released a budget's worth at a time.
 func (s Space) OutboundParked() string { return s.prefix + "parked:outbound" }
+
+// ---- the account's outbound backlog (relay) ----
+
+// OutboundQueued is the sorted set of the account's messages accepted and
+// neither delivered nor failed (member: message id, score: accepted_at in
+// unix ms): the backlog's size and age in O(1), whatever the number of
+// accounts sharing the asynq queue. Intake adds, delivery and failure
+// remove, a replay adds again.
+func (s Space) OutboundQueued() string { return s.prefix + "queued:outbound" }
