@@ -60,7 +60,8 @@ return {'new', 'accepting'}
 // queueScript turns an "accepting" record into "queued": it takes its
 // position in the conversation and joins the conversation's pending set.
 // The conversation's keys live for the retention after its last activity.
-// KEYS: record, pending, order. ARGV: sequence or "", id, claim token or ""
+// It joins the account's queued set too (the backlog, by accepted_at).
+// KEYS: record, pending, order, queued set. ARGV: sequence or "", id, claim token or ""
 // (the task completing an interrupted intake), retention ms. Returns "queued" when the
 // record is queued under this claim (or any, without a token), "lost" when
 // another claim owns it, "gone" when there is no record.
@@ -91,6 +92,7 @@ else
   pos = redis.call('HINCRBY', KEYS[3], 'max', 1)
 end
 redis.call('ZADD', KEYS[2], pos, ARGV[2])
+redis.call('ZADD', KEYS[4], tonumber(redis.call('HGET', KEYS[1], 'accepted_at') or '0') or 0, ARGV[2])
 redis.call('HSET', KEYS[1], 'state', 'queued', 'pos', pos)
 redis.call('PERSIST', KEYS[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
@@ -122,7 +124,7 @@ func (s *store) queue(ctx context.Context, id, conv string, seq *int64, token st
 	if seq != nil {
 		sq = strconv.FormatInt(*seq, 10)
 	}
-	return queueScript.Run(ctx, s.rdb, []string{s.space.Message(id), s.space.ConversationPending(conv), s.space.ConversationOrder(conv)},
+	return queueScript.Run(ctx, s.rdb, []string{s.space.Message(id), s.space.ConversationPending(conv), s.space.ConversationOrder(conv), s.space.OutboundQueued()},
 		sq, id, token, s.retention.Milliseconds()).Text()
 }
 

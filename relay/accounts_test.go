@@ -19,6 +19,7 @@ import (
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/redistest"
+	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/relay"
 	"github.com/deskrelay/deskrelay/zendesk"
 	"github.com/deskrelay/deskrelay/zendesk/zendesktest"
@@ -202,6 +203,20 @@ func TestTaskIDs(t *testing.T) {
 			t.Errorf("acme's payload %s, want account acme", ti.Payload)
 		}
 	}
+	// The gate probe: one per account, default's id as before.
+	for acct, want := range map[string]string{keys.DefaultAccount: "outbound-gate-probe", "acme": "outbound-gate-probe{acme}"} {
+		a.relays[acct].EnsureProbe(context.Background())
+		ti, err := a.insp.GetTaskInfo(queues.Outbound, want)
+		if err != nil {
+			t.Fatalf("%s: probe task %s: %v", acct, want, err)
+		}
+		if acct == "acme" && string(ti.Payload) != `{"account":"acme"}` {
+			t.Errorf("acme's probe payload %s, want its account", ti.Payload)
+		}
+		if acct == keys.DefaultAccount && len(ti.Payload) != 0 {
+			t.Errorf("default's probe payload %s, want none (as before)", ti.Payload)
+		}
+	}
 }
 
 // TestUnknownAccount: a message for an account the deployment does not
@@ -259,4 +274,63 @@ func TestPreviousReleasePayload(t *testing.T) {
 	if n := writes(a.fakes["acme"]); n != 0 {
 		t.Errorf("acme's Zendesk took %d writes, want 0", n)
 	}
+}
+
+// TestOldestPendingPerAccount: each account's oldest pending message is its
+// own, although the accounts share the queue (and here a message id).
+func TestOldestPendingPerAccount(t *testing.T) {
+	a := newAccounts(t, 0, accountOptions{name: keys.DefaultAccount}, accountOptions{name: "acme"})
+	ctx := context.Background()
+	mustEnqueue(t, a.relays[keys.DefaultAccount], msg("old", 1))
+	time.Sleep(20 * time.Millisecond)
+	mustEnqueue(t, a.relays["acme"], msg("old", 1))
+	for _, acct := range []string{keys.DefaultAccount, "acme"} {
+		ms, err := a.rdb.HGet(ctx, keys.For(acct).Message("old-m01"), "accepted_at").Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, ok, err := a.relays[acct].OldestPending(ctx)
+		if err != nil || !ok || !at.Equal(time.UnixMilli(ms)) {
+			t.Errorf("%s: OldestPending = %v, %v, %v; want its own message's %v", acct, at, ok, err, time.UnixMilli(ms))
+		}
+	}
+}
+
+// TestBacklogSet: the account's queued set (keys.Space.OutboundQueued,
+// read by Summary for the backlog gauge) counts exactly the messages
+// accepted and neither delivered nor failed, by accepted_at.
+func TestBacklogSet(t *testing.T) {
+	a := newAccounts(t, 0, accountOptions{name: keys.DefaultAccount}, accountOptions{name: "acme"})
+	ctx := context.Background()
+	r := a.relays["acme"]
+	queued := func() []string {
+		ids, err := a.rdb.ZRange(ctx, keys.For("acme").OutboundQueued(), 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	_, all := wantBodies(1, 3, "backlog")
+	enqueueAll(t, r, all)
+	if got := queued(); len(got) != 3 {
+		t.Fatalf("queued set after intake = %v, want the 3 messages", got)
+	}
+	ms, _ := a.rdb.HGet(ctx, keys.For("acme").Message(all[0].ID), "accepted_at").Int64()
+	if s, err := a.rdb.ZScore(ctx, keys.For("acme").OutboundQueued(), all[0].ID).Result(); err != nil || int64(s) != ms {
+		t.Errorf("score = %v, %v; want accepted_at %d", s, err, ms)
+	}
+	if n, _ := a.rdb.ZCard(ctx, keys.Default.OutboundQueued()).Result(); n != 0 {
+		t.Errorf("default's queued set holds %d, want 0 (acme's messages)", n)
+	}
+	a.fakes["acme"].FailNext(1, http.StatusUnprocessableEntity)
+	a.startWorkers(2, 100*time.Millisecond)
+	testutil.WaitFor(t, 20*time.Second, func() bool { return len(queued()) == 0 }, "the queued set to empty as messages finish")
+	sum, err := r.Replay(ctx, relay.ReplayOptions{})
+	if err != nil || sum.Replayed != 1 {
+		t.Fatalf("replay = %+v, %v; want the failed message replayed", sum, err)
+	}
+	if got := queued(); len(got) != 1 {
+		t.Errorf("queued set after replay = %v, want the replayed message", got)
+	}
+	testutil.WaitFor(t, 20*time.Second, func() bool { return len(queued()) == 0 }, "the replayed message to finish")
 }

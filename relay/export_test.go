@@ -17,3 +17,6 @@ func (r *Relay) ProbeOnce(ctx context.Context) error {
 
 // Defaults is c with its defaults, as New takes it.
 func (c Config) Defaults() Config { return c.withDefaults() }
+
+// EnsureProbe schedules the outage gate's probe, as a parking task does.
+func (r *Relay) EnsureProbe(ctx context.Context) { r.ensureProbe(ctx) }

@@ -2,10 +2,13 @@ package relay_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
@@ -68,6 +71,9 @@ func TestIsolation(t *testing.T) {
 		t.Fatalf("alpha delivered %v while its Zendesk was down", got)
 	}
 	testutil.WaitFor(t, 60*time.Second, func() bool { return parked(t, alpha) >= n }, "alpha's whole backlog parked")
+	// Parked on the long timer (the release wakes them, the timer is a
+	// safety net): no task of alpha's comes due before it.
+	checkParkedTimers(t, a, "alpha", n)
 	// Parked, nothing wakes: no writes reach alpha's Zendesk, only probes.
 	quiet := time.Now()
 	b2 := msg("b", 2)
@@ -96,26 +102,30 @@ func TestIsolation(t *testing.T) {
 }
 
 // TestProbeDeliversFirstParked: the probe that finds Zendesk up again
-// delivers the oldest parked message itself, before any worker runs.
+// delivers the oldest parked message itself, before any worker runs, in
+// any account.
 func TestProbeDeliversFirstParked(t *testing.T) {
-	e := newEnv(t, envOptions{noWorkers: true})
+	a := newAccounts(t, 0, accountOptions{name: keys.DefaultAccount}, accountOptions{name: "acme"})
 	ctx := context.Background()
-	if err := e.rdb.HSet(ctx, keys.Default.OutboundGate(), "state", relay.GateClosed, "failures", 5).Err(); err != nil {
-		t.Fatal(err)
-	}
-	m := msg("first", 1)
-	mustEnqueue(t, e.relay, m)
-	if p := parked(t, e.relay); p != 1 {
-		t.Fatalf("parked = %d, want the message parked at intake", p)
-	}
-	if err := e.relay.ProbeOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if st, err := e.relay.Status(ctx, m.ID); err != nil || st.Status != relay.StateDelivered {
-		t.Fatalf("after the probe: %+v, %v; want delivered by the probe itself", st, err)
-	}
-	if p := parked(t, e.relay); p != 0 {
-		t.Errorf("parked = %d after its delivery, want 0", p)
+	for _, acct := range []string{keys.DefaultAccount, "acme"} {
+		r := a.relays[acct]
+		if err := a.rdb.HSet(ctx, keys.For(acct).OutboundGate(), "state", relay.GateClosed, "failures", 5).Err(); err != nil {
+			t.Fatal(err)
+		}
+		m := msg("first", 1)
+		mustEnqueue(t, r, m)
+		if p := parked(t, r); p != 1 {
+			t.Fatalf("%s: parked = %d, want the message parked at intake", acct, p)
+		}
+		if err := r.ProbeOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := r.Status(ctx, m.ID); err != nil || st.Status != relay.StateDelivered {
+			t.Fatalf("%s after the probe: %+v, %v; want delivered by the probe itself", acct, st, err)
+		}
+		if p := parked(t, r); p != 0 {
+			t.Errorf("%s: parked = %d after its delivery, want 0", acct, p)
+		}
 	}
 }
 
@@ -155,5 +165,34 @@ func TestBudgetParks(t *testing.T) {
 		if st, _ := e.relay.Status(context.Background(), id); st.Attempts != 1 {
 			t.Errorf("%s attempts = %d, want 1", id, st.Attempts)
 		}
+	}
+}
+
+// checkParkedTimers checks that all n message tasks of an account wait in
+// asynq's scheduled or retry set on the park time's timer (fastConfig:
+// 20s), none sooner than half of it.
+func checkParkedTimers(tb testing.TB, a *accounts, account string, n int) {
+	tb.Helper()
+	soon := time.Now().Add(10 * time.Second)
+	found := 0
+	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){a.insp.ListScheduledTasks, a.insp.ListRetryTasks} {
+		tasks, err := list(queues.Outbound, asynq.PageSize(2*n))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, ti := range tasks {
+			var p struct{ Account string }
+			if ti.Type != relay.TypeMessage || json.Unmarshal(ti.Payload, &p) != nil || p.Account != account {
+				continue
+			}
+			found++
+			if ti.NextProcessAt.Before(soon) {
+				tb.Errorf("%s's task %s comes due at %s, before the park time", account, ti.ID, ti.NextProcessAt.Format(time.RFC3339Nano))
+				return
+			}
+		}
+	}
+	if found != n {
+		tb.Errorf("%d of %s's %d tasks parked in asynq's scheduled/retry sets", found, account, n)
 	}
 }

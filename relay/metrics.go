@@ -123,13 +123,22 @@ func (r *Relay) ownsPayload(account string) bool {
 	return account == r.space.Account()
 }
 
+// Parked counts the account's messages parked off the shared queue
+// (closed gate, spent budget, backlog: park.go), for a per-account backlog
+// gauge.
+func (r *Relay) Parked(ctx context.Context) (int64, error) {
+	return r.rdb.ZCard(ctx, r.space.OutboundParked()).Result()
+}
+
 // OldestPending returns when the account's oldest outbound message that is neither
 // delivered nor failed was accepted (ok is false when there is none): the
 // deskrelay_outbound_oldest_pending_age_seconds gauge. It reads the message
 // tasks of every asynq state (pending from the oldest, active, scheduled and
-// retry) up to oldestScan per state, and their records' accepted_at in one
-// pipeline: cheap at any backlog, and exact while each state holds fewer
-// than oldestScan tasks (beyond, it is the oldest of those read).
+// retry) up to oldestScan per state, keeps the account's (the queue is
+// shared by every account), adds the oldest of the account's parked
+// messages, and reads their records' accepted_at in one pipeline: cheap at
+// any backlog, and exact while each state holds fewer than oldestScan tasks
+// (beyond, it is the oldest of those read).
 func (r *Relay) OldestPending(ctx context.Context) (time.Time, bool, error) {
 	qs, err := r.insp.Queues()
 	if err != nil || !slices.Contains(qs, queues.Outbound) {
@@ -152,6 +161,13 @@ func (r *Relay) OldestPending(ctx context.Context) (time.Time, bool, error) {
 			}
 		}
 	}
+	// The oldest parked messages, which a scan of the shared queue may not
+	// reach behind other accounts' tasks.
+	oldParked, err := r.rdb.ZRange(ctx, r.space.OutboundParked(), 0, 9).Result()
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("oldest pending message: %w", err)
+	}
+	ids = append(ids, oldParked...)
 	if len(ids) == 0 {
 		return time.Time{}, false, nil
 	}

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -294,8 +293,7 @@ func (r *Relay) releaseFirst(ctx context.Context) {
 	if !ok {
 		return
 	}
-	payload, _ := json.Marshal(taskPayload{ID: id, Gen: gen})
-	if err := r.processMessage(ctx, asynq.NewTask(TypeMessage, payload)); err != nil {
+	if err := r.processMessage(ctx, asynq.NewTask(TypeMessage, r.messagePayload(id, gen))); err != nil {
 		r.log.Debug().Err(err).Str("message_id", id).Msg("first parked message not delivered at once; the release takes it")
 		return
 	}

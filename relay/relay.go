@@ -231,11 +231,7 @@ var errNoZendesk = errors.New("relay: no Zendesk client configured")
 // (scheduled after the park time, which the release cuts short: gate.go)
 // when parked is set.
 func (r *Relay) enqueueTask(ctx context.Context, id string, gen int64, parked bool) error {
-	p := taskPayload{ID: id, Gen: gen}
-	if r.space.Account() != keys.DefaultAccount {
-		p.Account = r.space.Account()
-	}
-	payload, _ := json.Marshal(p)
+	payload := r.messagePayload(id, gen)
 	opts := []asynq.Option{asynq.Queue(queues.Outbound), asynq.TaskID(r.taskID(id, gen)),
 		asynq.MaxRetry(queues.MaxRetry), asynq.Timeout(r.cfg.AttemptTimeout)}
 	if parked {
@@ -246,6 +242,17 @@ func (r *Relay) enqueueTask(ctx context.Context, id string, gen int64, parked bo
 		return nil // an earlier, interrupted intake already enqueued it
 	}
 	return err
+}
+
+// messagePayload is the payload of a message generation's task; it names
+// the account, except "default" (as the previous release's tasks).
+func (r *Relay) messagePayload(id string, gen int64) []byte {
+	p := taskPayload{ID: id, Gen: gen}
+	if r.space.Account() != keys.DefaultAccount {
+		p.Account = r.space.Account()
+	}
+	b, _ := json.Marshal(p)
+	return b
 }
 
 // Error kinds, as the relay acts on them.

@@ -100,7 +100,7 @@ func (r *Relay) replayOne(ctx context.Context, rec *record, reason string) (bool
 	if err := r.enqueueTask(ctx, rec.ID, rec.Gen+1, true); err != nil {
 		return false, err
 	}
-	n, err := replayScript.Run(ctx, r.rdb, []string{r.space.Message(rec.ID), r.space.ConversationPending(rec.Conv), r.space.Failed(queues.Outbound)},
+	n, err := replayScript.Run(ctx, r.rdb, []string{r.space.Message(rec.ID), r.space.ConversationPending(rec.Conv), r.space.Failed(queues.Outbound), r.space.OutboundQueued()},
 		rec.ID, rec.Gen, reason).Int()
 	if err != nil {
 		return false, err

@@ -100,8 +100,9 @@ func (s *store) load(ctx context.Context, id string) (*record, error) {
 // past it. A delivered record expires after the retention; a failed one is
 // kept (no TTL) until replayed or discarded. Every key of the conversation
 // and of its ticket lives for the retention from now.
-// KEYS: record, pending, order, failed set, then (optional) the
-// conversation's ticket, the ticket's conversation and its requester.
+// It leaves the account's queued set (the backlog).
+// KEYS: record, pending, order, failed set, queued set, then (optional)
+// the conversation's ticket, the ticket's conversation and its requester.
 // ARGV: id, state, pos, ticket, comment, reason, last_error, now ms, retention s.
 var finishScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
@@ -111,6 +112,7 @@ redis.call('HSET', KEYS[1], 'state', ARGV[2], 'ticket_id', ARGV[4], 'comment_id'
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HDEL', KEYS[1], 'write')
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
 local pos = tonumber(ARGV[3])
 local nxt = tonumber(redis.call('HGET', KEYS[3], 'next') or '1')
 if pos + 1 > nxt then redis.call('HSET', KEYS[3], 'next', pos + 1) end
@@ -123,12 +125,14 @@ else
 end
 redis.call('EXPIRE', KEYS[2], ARGV[9])
 redis.call('EXPIRE', KEYS[3], ARGV[9])
-for i = 5, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[9]) end
+for i = 6, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[9]) end
 return 1
 `)
 
-// replayScript puts a failed message back into its conversation.
-// KEYS: record, pending, failed set. ARGV: id, expected gen, reason filter.
+// replayScript puts a failed message back into its conversation (and the
+// account's queued set).
+// KEYS: record, pending, failed set, queued set. ARGV: id, expected gen,
+// reason filter.
 var replayScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'state') ~= 'failed' then return 0 end
 if tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') ~= tonumber(ARGV[2]) then return 0 end
@@ -137,6 +141,7 @@ local pos = tonumber(redis.call('HGET', KEYS[1], 'pos') or '0')
 redis.call('HSET', KEYS[1], 'state', 'queued', 'gen', ARGV[2] + 1, 'attempts', 0, 'reason', '')
 redis.call('ZADD', KEYS[2], pos, ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], tonumber(redis.call('HGET', KEYS[1], 'accepted_at') or '0') or 0, ARGV[1])
 return 1
 `)
 
@@ -150,7 +155,7 @@ type finish struct {
 
 func (s *store) finish(ctx context.Context, r *record, f finish, now time.Time, retention time.Duration) error {
 	ks := []string{s.space.Message(r.ID), s.space.ConversationPending(r.Conv), s.space.ConversationOrder(r.Conv), s.space.Failed(queues.Outbound),
-		s.space.ConversationTicket(r.Conv)}
+		s.space.OutboundQueued(), s.space.ConversationTicket(r.Conv)}
 	if f.ticketID != 0 {
 		ks = append(ks, s.space.TicketConversation(f.ticketID), s.space.TicketRequester(f.ticketID))
 	}
