@@ -52,7 +52,7 @@ import (
 // tests and BenchmarkThroughput run), to tell how much of the difference
 // is waiting for a poll.
 //
-// n is 2,000; 20,000 with DESKRELAY_BENCH_LONG=1; DESKRELAY_BENCH_RELAY_N
+// n is 2,000; 10,000 with DESKRELAY_BENCH_LONG=1; DESKRELAY_BENCH_RELAY_N
 // sets it.
 func BenchmarkRelayOverhead(b *testing.B) {
 	for _, v := range []struct {
@@ -110,7 +110,7 @@ type overheadRig struct {
 func newOverheadRig(b *testing.B) *overheadRig {
 	n := 2000
 	if os.Getenv("DESKRELAY_BENCH_LONG") == "1" {
-		n = 20000
+		n = 10000
 	}
 	if v := os.Getenv("DESKRELAY_BENCH_RELAY_N"); v != "" {
 		var err error
