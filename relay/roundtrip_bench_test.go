@@ -209,14 +209,34 @@ func (rg *overheadRig) relayPhase(prefix string) phaseSetup {
 	}
 	mux := asynq.NewServeMux()
 	rel.Register(mux)
-	srv := rg.startServer(mux)
+	// Count the task runs: more than one per message are turns waited for
+	// (a successor that ran before its predecessor was done) or a busy lock.
+	var runs, waits atomic.Int64
+	var start atomic.Pointer[time.Time]
+	srv := rg.startServer(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		runs.Add(1)
+		err := mux.ProcessTask(ctx, t)
+		if err != nil {
+			waits.Add(1)
+		}
+		return err
+	}))
 	return phaseSetup{
 		enqueue: func(i int) error {
+			if start.Load() == nil {
+				now := time.Now()
+				start.CompareAndSwap(nil, &now)
+			}
 			_, _, err := rel.Enqueue(context.Background(), rg.message(prefix, i))
 			return err
 		},
-		done:     count.done,
-		teardown: func() { srv.Shutdown(); _ = rel.Close() },
+		done: count.done,
+		teardown: func() {
+			srv.Shutdown()
+			_ = rel.Close()
+			rg.b.Logf("%s: %.2f task runs per message, %.2f returned to asynq to run later; %s", prefix,
+				float64(runs.Load())/float64(rg.n), float64(waits.Load())/float64(rg.n), count.progress(*start.Load()))
+		},
 	}
 }
 
@@ -322,10 +342,10 @@ func (rg *overheadRig) zendesk(observe func(zendesk.Response)) *zendesk.Client {
 
 // startServer starts an asynq server as serve builds it, with the rig's
 // worker count and poll interval.
-func (rg *overheadRig) startServer(mux *asynq.ServeMux) *asynq.Server {
+func (rg *overheadRig) startServer(h asynq.Handler) *asynq.Server {
 	srv := queues.NewServer(rg.opt, queues.ServerConfig{Concurrency: rg.workers, ShutdownTimeout: 5 * time.Second, PollInterval: rg.poll},
 		zerolog.Nop())
-	if err := srv.Start(mux); err != nil {
+	if err := srv.Start(h); err != nil {
 		rg.b.Fatal(err)
 	}
 	return srv
@@ -411,6 +431,7 @@ func processCPU(tb testing.TB) time.Duration {
 type deliveryCount struct {
 	mu   sync.Mutex
 	seen map[string]bool
+	at   []time.Time // when each was told, in order
 	n    int
 	done chan struct{}
 }
@@ -427,11 +448,26 @@ func (d *deliveryCount) PublishOutcome(_ context.Context, o sink.Outcome) error 
 	defer d.mu.Unlock()
 	if !d.seen[o.MessageID] {
 		d.seen[o.MessageID] = true
+		d.at = append(d.at, time.Now())
 		if len(d.seen) == d.n {
 			close(d.done)
 		}
 	}
 	return nil
+}
+
+// progress says when half, 90% and all of the messages were delivered,
+// counted from start: a long tail is waiting, not work.
+func (d *deliveryCount) progress(start time.Time) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.at) == 0 {
+		return "none delivered"
+	}
+	at := func(q float64) time.Duration {
+		return d.at[min(len(d.at)-1, int(q*float64(d.n))-1)].Sub(start).Round(10 * time.Millisecond)
+	}
+	return fmt.Sprintf("half delivered after %s, 90%% after %s, all after %s", at(0.5), at(0.9), at(1))
 }
 
 // overheadParallel runs f(0..n-1) on g goroutines (the platform posting at once).
@@ -448,4 +484,18 @@ func overheadParallel(g, n int, f func(i int)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestParseCommandStats: the benchmark's reading of INFO commandstats and
+// INFO cpu (no Redis needed).
+func TestParseCommandStats(t *testing.T) {
+	info := "# Commandstats\r\ncmdstat_evalsha:calls=12,usec=300,usec_per_call=25.00,rejected_calls=0,failed_calls=0\r\n" +
+		"cmdstat_hget:calls=7,usec=7,usec_per_call=1.00\r\n# CPU\r\nused_cpu_sys:1.500000\r\nused_cpu_user:0.250000\r\nused_cpu_sys_children:9.0\r\n"
+	calls, cpu := parseCommandStats(info)
+	if calls["evalsha"] != 12 || calls["hget"] != 7 || len(calls) != 2 {
+		t.Errorf("calls = %v, want evalsha 12, hget 7", calls)
+	}
+	if cpu != 1750*time.Millisecond {
+		t.Errorf("cpu = %s, want 1.75s (sys + user, not the children's)", cpu)
+	}
 }
