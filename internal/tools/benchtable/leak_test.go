@@ -1,0 +1,9 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/deskrelay/deskrelay/internal/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
