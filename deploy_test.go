@@ -125,3 +125,50 @@ func TestGrafanaDashboard(t *testing.T) {
 		t.Errorf("the dashboard has %d panels, want the runbook's figures (at least 15)", graphs)
 	}
 }
+
+// perAccountMetrics are series that carry the label account (one deployment
+// serves many Zendesk accounts): the dashboard filters them by $account.
+var perAccountMetrics = []string{
+	"deskrelay_outbound_backlog", "deskrelay_outbound_oldest_pending_age_seconds", "deskrelay_outbound_failed_messages",
+	"deskrelay_outbound_credentials_unauthorized", "deskrelay_outbound_gate_closed", "deskrelay_outbound_deliveries_total",
+	"deskrelay_zendesk_auth_mode", "deskrelay_webhook_active", "deskrelay_webhook_failure_ratio",
+	"deskrelay_webhook_recent_requests", "deskrelay_webhook_signature_rejections",
+	"deskrelay_reconcile_checkpoint_age_seconds", "deskrelay_inbound_sink_deliveries_total",
+}
+
+// TestGrafanaDashboardPerAccount: the dashboard has an account variable
+// read from a per-account series, and every query of a per-account series
+// is filtered by it.
+func TestGrafanaDashboardPerAccount(t *testing.T) {
+	b, err := os.ReadFile("deploy/grafana/deskrelay.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Templating struct {
+			List []struct{ Name, Definition string } `json:"list"`
+		} `json:"templating"`
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(d.Templating.List, func(v struct{ Name, Definition string }) bool { return v.Name == "account" })
+	if i < 0 || !strings.HasPrefix(d.Templating.List[i].Definition, "label_values(deskrelay_") || !strings.HasSuffix(d.Templating.List[i].Definition, ", account)") {
+		t.Fatalf("the dashboard has no variable account = label_values(<a deskrelay series>, account)")
+	}
+	for _, p := range d.Panels {
+		for _, q := range p.Targets {
+			for _, m := range metricName.FindAllString(q.Expr, -1) {
+				if slices.Contains(perAccountMetrics, m) && !strings.Contains(q.Expr, m+`{job=~"$job", account=~"$account"`) {
+					t.Errorf("panel %q: %s is not filtered by account=~\"$account\": %s", p.Title, m, q.Expr)
+				}
+			}
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/deskrelay/deskrelay/api"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/redistest"
 	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/zendesk"
@@ -43,6 +45,10 @@ var notYetProduced = map[string]string{
 	// Only when Redis is unreachable AND the local spool cannot be written;
 	// no test in package main breaks the spool (inbound's own tests do).
 	"POST /v1/zendesk/target 503": "needs Redis down and an unwritable spool",
+	// The same for an account named in the path; the webhook's 503 (waiting
+	// for the secret) is produced on the path of the account default.
+	"POST /v1/zendesk/target/{account} 503":  "needs Redis down and an unwritable spool",
+	"POST /v1/zendesk/webhook/{account} 503": "needs a webhook id Zendesk does not answer for, or Redis down and an unwritable spool",
 }
 
 // routesExempt are routes.go patterns that are not part of the JSON API.
@@ -354,6 +360,7 @@ type conformanceRequest struct {
 	body               string
 	header             map[string]string
 	want               int
+	code               string // the error code wanted, when set
 }
 
 // TestOpenAPIAnswers asks the daemon for every documented answer that needs
@@ -414,6 +421,46 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{name: "TargetUnreadable", method: "POST", path: "/v1/zendesk/target", auth: target, contentType: "application/json", body: `[1]`, want: 400},
 		{name: "TargetTooLarge", method: "POST", path: "/v1/zendesk/target", auth: target, contentType: "application/json", body: huge, want: 413},
 	}
+	tests = append(tests, accountConformanceRequests(bearer, admin, target, secret)...)
+	runConformance(t, base, tests)
+	checkStatusSchema(t, base+"/v1/status", env["DESKRELAY_ADMIN_PASSWORD"], keys.DefaultAccount)
+}
+
+// accountConformanceRequests are the answers of the routes and fields that
+// name an account, on a daemon serving only the account default.
+func accountConformanceRequests(bearer, admin, target func(*http.Request), secret string) []conformanceRequest {
+	msg := `{"id":"msg_oa_acct","account":"nobody","conversation_id":"conv_oa","author":{"email":"ann@example.com"},"body":"hello"}`
+	ignored := `{"type":"zen:event-type:ticket.priority_changed","id":"evt_oa_acct","detail":{"id":"1"}}`
+	trigger := `{"ticket_id":"1","external_id":"conv_oa","status":"open","updated_at":"2026-11-24T10:00:00Z"}`
+	huge := `{"ticket_id":"1","external_id":"` + strings.Repeat("x", 1<<20) + `"}`
+	return []conformanceRequest{
+		{name: "StatusOfAccount", method: "GET", path: "/v1/status?account=default", auth: admin, want: 200},
+		{name: "StatusUnknownAccount", method: "GET", path: "/v1/status?account=nobody", auth: admin, want: 404, code: "unknown_account"},
+		{name: "MessageUnknownAccount", method: "POST", path: "/v1/messages", auth: bearer, contentType: "application/json", body: msg, want: 422, code: "unknown_account"},
+		{name: "GetMessageOfAccount", method: "GET", path: "/v1/messages/msg_oa_1?account=default", auth: bearer, want: 200},
+
+		{name: "AccountWebhookUnsigned", method: "POST", path: "/v1/zendesk/webhook/default", contentType: "application/json", body: ignored, want: 401},
+		{name: "AccountWebhookIgnoredType", method: "POST", path: "/v1/zendesk/webhook/default", contentType: "application/json", body: ignored,
+			header: signed(secret, ignored), want: 200},
+		{name: "AccountWebhookUnreadable", method: "POST", path: "/v1/zendesk/webhook/default", contentType: "application/json", body: `["not an event"]`,
+			header: signed(secret, `["not an event"]`), want: 400},
+		{name: "AccountWebhookTooLarge", method: "POST", path: "/v1/zendesk/webhook/default", contentType: "application/json", body: huge,
+			header: signed(secret, huge), want: 413},
+		{name: "AccountWebhookUnknownAccount", method: "POST", path: "/v1/zendesk/webhook/nobody", contentType: "application/json", body: ignored,
+			header: signed(secret, ignored), want: 404, code: "unknown_account"},
+
+		{name: "AccountTargetNoAuth", method: "POST", path: "/v1/zendesk/target/default", contentType: "application/json", body: trigger, want: 401},
+		{name: "AccountTarget", method: "POST", path: "/v1/zendesk/target/default", auth: target, contentType: "application/json", body: trigger, want: 200},
+		{name: "AccountTargetUnreadable", method: "POST", path: "/v1/zendesk/target/default", auth: target, contentType: "application/json", body: `[1]`, want: 400},
+		{name: "AccountTargetTooLarge", method: "POST", path: "/v1/zendesk/target/default", auth: target, contentType: "application/json", body: huge, want: 413},
+		{name: "AccountTargetUnknownAccount", method: "POST", path: "/v1/zendesk/target/nobody", auth: target, contentType: "application/json", body: trigger,
+			want: 404, code: "unknown_account"},
+	}
+}
+
+// runConformance makes each request and checks its status (and error code).
+func runConformance(t *testing.T, base string, tests []conformanceRequest) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, body := doRequest(t, base, tt)
@@ -423,8 +470,62 @@ func TestOpenAPIAnswers(t *testing.T) {
 			if code >= 400 && !bytes.Contains(body, []byte(`"error":{"code":`)) {
 				t.Errorf("%d without the error object: %s", code, body)
 			}
+			if tt.code != "" && !bytes.Contains(body, []byte(`"error":{"code":"`+tt.code+`"`)) {
+				t.Errorf("%s %s: error code is not %s: %s", tt.method, tt.path, tt.code, body)
+			}
 		})
 	}
+}
+
+// TestOpenAPIAnswersWithoutAccountDefault: a deployment whose accounts file
+// has no account default answers 404 (unknown_account) on the paths without
+// an account, 404 (target_off) for an account without a target login, and
+// its /v1/status has the summary but no details unless asked for them.
+func TestOpenAPIAnswersWithoutAccountDefault(t *testing.T) {
+	db := redistest.New(t)
+	zd := zendesktest.NewServer(t, zendesktest.Config{Email: "agent@example.com", APIToken: "zd-api-token-SECRET1"})
+	env := daemonEnv(t, db.URL(), zd.URL())
+	for _, s := range singleAccountSettings {
+		delete(env, s)
+	}
+	env["DESKRELAY_ACCOUNTS_FILE"] = writeOpenAPIAccounts(t, zd.URL())
+	base, _, _ := startDaemon(t, env)
+
+	secret := "acme-webhook-SECRET7"
+	ignored := `{"type":"zen:event-type:ticket.priority_changed","id":"evt_oa_acme","detail":{"id":"1"}}`
+	trigger := `{"ticket_id":"1","external_id":"conv_oa","status":"open","updated_at":"2026-11-24T10:00:00Z"}`
+	target := func(r *http.Request) { r.SetBasicAuth("zendesk", "target-password-SECRET6") }
+	runConformance(t, base, []conformanceRequest{
+		{name: "WebhookNoAccountDefault", method: "POST", path: "/v1/zendesk/webhook", contentType: "application/json", body: ignored,
+			header: signed(secret, ignored), want: 404, code: "unknown_account"},
+		{name: "TargetNoAccountDefault", method: "POST", path: "/v1/zendesk/target", auth: target, contentType: "application/json", body: trigger,
+			want: 404, code: "unknown_account"},
+		{name: "AccountWebhook", method: "POST", path: "/v1/zendesk/webhook/acme", contentType: "application/json", body: ignored,
+			header: signed(secret, ignored), want: 200},
+		{name: "AccountTargetOff", method: "POST", path: "/v1/zendesk/target/acme", auth: target, contentType: "application/json", body: trigger,
+			want: 404, code: "target_off"},
+	})
+	password := env["DESKRELAY_ADMIN_PASSWORD"]
+	checkStatusSchema(t, base+"/v1/status", password, "")
+	checkStatusSchema(t, base+"/v1/status?account=acme", password, "acme")
+}
+
+// writeOpenAPIAccounts writes an accounts file of one account, acme, with a
+// webhook signing secret and no target login.
+func writeOpenAPIAccounts(t *testing.T, zendeskURL string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, secret := range map[string]string{"acme_token": "zd-api-token-SECRET1", "acme_webhook": "acme-webhook-SECRET7"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(secret), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "accounts.yaml")
+	body := "accounts:\n  - name: acme\n    url: " + zendeskURL + "\n    email: agent@example.com\n    api_token_file: acme_token\n    webhook_secret_file: acme_webhook\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func TestOpenAPIServedAsJSON(t *testing.T) {
