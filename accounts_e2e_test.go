@@ -123,8 +123,13 @@ func (r *accountsRun) check(t *testing.T) {
 	for k, v := range signed("webhook-acme-SECRET", body) {
 		req.Header.Set(k, v)
 	}
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("the webhook path without an account, no account default: %v %v, want 404", resp, err)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("the webhook path without an account, no account default: %d, want 404", resp.StatusCode)
 	}
 	r.checkAccountsCommand(t, "acme", "globex")
 	code, raw := adminGetRaw(t, r.base+"/v1/status?account=globex", r.env["DESKRELAY_ADMIN_PASSWORD"])

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 	"slices"
@@ -142,14 +143,18 @@ func (d *daemon) runSchedule(ctx context.Context) error {
 			}
 			done <- reconcile.ScheduleAll(sctx, rs)
 		}()
+		stop := func() {
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				d.log.Warn().Err(err).Msg("reconcile schedule")
+			}
+		}
 		select {
 		case <-ctx.Done():
-			cancel()
-			<-done
+			stop()
 			return ctx.Err()
 		case <-d.reloaded:
-			cancel()
-			<-done
+			stop() // and again with the new accounts
 		case err := <-done:
 			cancel()
 			return err

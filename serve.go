@@ -227,10 +227,9 @@ func (d *daemon) logStart() {
 		log.Warn().Time("retires", apiTokenRetirement).Strs("accounts", names).
 			Msg("Zendesk API-token auth is in use: Zendesk stops accepting API tokens on 2027-04-30; move to OAuth (DESKRELAY_ZENDESK_OAUTH_CLIENT_ID, _CLIENT_SECRET, _REFRESH_TOKEN)")
 	}
-	switch {
-	case d.receiver == nil:
+	if d.receiver == nil {
 		log.Warn().Msg("inbound is off: set DESKRELAY_SINK_URL and DESKRELAY_SINK_SECRET to deliver Zendesk's updates to the platform")
-	default:
+	} else {
 		for _, name := range d.accountSet().names() {
 			if d.receiver.ReceiverStatus(name).State == inbound.ReceiverOff {
 				log.Warn().Str("account", name).Msg("the webhook receiver is off: set the webhook secret (DESKRELAY_WEBHOOK_SECRET, or webhook_secret_file in the accounts file) or the webhook id to read it from Zendesk")
