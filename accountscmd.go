@@ -37,6 +37,25 @@ func pickAccounts(env *environment, p *parts, name string, all bool) ([]*account
 	return nil, exitCode(2)
 }
 
+// eachAccount runs f for the accounts --account names (all: every one, each
+// under a line naming it), stopping at the first error, which names the
+// account.
+func eachAccount(env *environment, p *parts, name string, f func(a *account) error) error {
+	accts, err := pickAccounts(env, p, name, true)
+	if err != nil {
+		return err
+	}
+	for _, a := range accts {
+		if len(accts) > 1 {
+			fmt.Fprintf(env.stdout, "account %s\n", a.name())
+		}
+		if err := f(a); err != nil {
+			return fmt.Errorf("account %s: %w", a.name(), err)
+		}
+	}
+	return nil
+}
+
 // webhookSettingProblem says which setting names an account's webhook.
 func webhookSettingProblem(name string) string {
 	if name == keys.DefaultAccount {

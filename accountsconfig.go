@@ -6,7 +6,6 @@ import (
 
 	"github.com/deskrelay/deskrelay/internal/accounts"
 	"github.com/deskrelay/deskrelay/internal/budget"
-	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/zendesk"
 )
 
@@ -30,22 +29,6 @@ type accountConfig struct {
 	fingerprint string
 }
 
-// envAccount is the account "default" of the DESKRELAY_ZENDESK_* settings.
-func (c *config) envAccount() accountConfig {
-	return accountConfig{
-		name:            keys.DefaultAccount,
-		zendesk:         c.zendesk,
-		oauth:           c.oauth,
-		rateLimit:       c.rateLimit,
-		updateRateLimit: c.updateRateLimit,
-		webhookID:       c.webhookID,
-		targetID:        c.targetID,
-		webhookSecret:   c.webhookSecret,
-		targetUser:      c.targetUser,
-		targetPassword:  c.targetPassword,
-		fingerprint:     "env",
-	}
-}
 
 // singleAccountSettings are the settings of the account default that the
 // accounts file replaces: setting one of them together with the file is a

@@ -8,7 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/deskrelay/deskrelay/internal/budget"
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/validate"
 	"github.com/deskrelay/deskrelay/zendesk"
@@ -17,15 +17,11 @@ import (
 // config is every setting, typed and validated. Each package's own Config is
 // filled from it in serve.go; nothing else reads the environment.
 type config struct {
-	listen            string
-	redis             asynq.RedisConnOpt
-	zendesk           zendesk.Config
-	oauth             oauthSettings
-	rateLimit         budget.Rate
-	updateRateLimit   budget.Rate
-	webhookID         string
-	targetID          int64
-	webhookSecret     string
+	listen string
+	redis  asynq.RedisConnOpt
+	// single is the account default of the DESKRELAY_ZENDESK_*, webhook and
+	// target settings (accounts holds it when there is no accounts file).
+	single            accountConfig
 	ingestToken       string
 	sinkURL           string
 	sinkSecret        string
@@ -45,8 +41,6 @@ type config struct {
 	orderGapTimeout   time.Duration
 	retention         time.Duration // DESKRELAY_RETENTION: relay.Config.Retention
 	forwardPrivate    bool
-	targetUser        string
-	targetPassword    string
 	ops               opsSettings // viewer login, metrics address (opsettings.go)
 
 	// accountsFile is DESKRELAY_ACCOUNTS_FILE; accounts are the Zendesk
@@ -95,25 +89,29 @@ type needs struct {
 func parseConfig(v values, n needs) (*config, error) {
 	var p problems
 	c := &config{
-		listen:         v["DESKRELAY_LISTEN"],
-		webhookID:      v["DESKRELAY_ZENDESK_WEBHOOK_ID"],
-		webhookSecret:  v["DESKRELAY_WEBHOOK_SECRET"],
-		ingestToken:    v["DESKRELAY_INGEST_TOKEN"],
-		sinkSecret:     v["DESKRELAY_SINK_SECRET"],
-		sinkOutcomes:   v["DESKRELAY_SINK_OUTCOMES"],
-		adminUser:      v["DESKRELAY_ADMIN_USER"],
-		adminPassword:  v["DESKRELAY_ADMIN_PASSWORD"],
-		logFormat:      v["DESKRELAY_LOG_FORMAT"],
-		logLevel:       v["DESKRELAY_LOG_LEVEL"],
-		spoolDir:       v["DESKRELAY_SPOOL_DIR"],
-		targetUser:     v["DESKRELAY_TARGET_USER"],
-		targetPassword: v["DESKRELAY_TARGET_PASSWORD"],
-		secrets:        v.secretValues(),
+		listen:        v["DESKRELAY_LISTEN"],
+		ingestToken:   v["DESKRELAY_INGEST_TOKEN"],
+		sinkSecret:    v["DESKRELAY_SINK_SECRET"],
+		sinkOutcomes:  v["DESKRELAY_SINK_OUTCOMES"],
+		adminUser:     v["DESKRELAY_ADMIN_USER"],
+		adminPassword: v["DESKRELAY_ADMIN_PASSWORD"],
+		logFormat:     v["DESKRELAY_LOG_FORMAT"],
+		logLevel:      v["DESKRELAY_LOG_LEVEL"],
+		spoolDir:      v["DESKRELAY_SPOOL_DIR"],
+		secrets:       v.secretValues(),
+		single: accountConfig{
+			name:           keys.DefaultAccount,
+			webhookID:      v["DESKRELAY_ZENDESK_WEBHOOK_ID"],
+			webhookSecret:  v["DESKRELAY_WEBHOOK_SECRET"],
+			targetUser:     v["DESKRELAY_TARGET_USER"],
+			targetPassword: v["DESKRELAY_TARGET_PASSWORD"],
+			fingerprint:    "settings",
+		},
 	}
 	c.redis = v.withRedisPassword(&p, v.redisOpt(&p))
 	c.ops = v.opsSettings(&p)
-	c.rateLimit = v.rate(&p, "DESKRELAY_ZENDESK_RATE_LIMIT")
-	c.updateRateLimit = v.rate(&p, "DESKRELAY_ZENDESK_UPDATE_RATE_LIMIT")
+	c.single.rateLimit = v.rate(&p, "DESKRELAY_ZENDESK_RATE_LIMIT")
+	c.single.updateRateLimit = v.rate(&p, "DESKRELAY_ZENDESK_UPDATE_RATE_LIMIT")
 	c.concurrency = v.positiveInt(&p, "DESKRELAY_CONCURRENCY")
 	c.reconcileInterval = v.duration(&p, "DESKRELAY_RECONCILE_INTERVAL", true)
 	c.retryMaxDelay = v.duration(&p, "DESKRELAY_RETRY_MAX_DELAY", false)
@@ -139,15 +137,15 @@ func parseConfig(v values, n needs) (*config, error) {
 	if n.ingest && c.ingestToken == "" {
 		p.add(v.name("DESKRELAY_INGEST_TOKEN"), "required (the bearer token the platform sends to POST /v1/messages)")
 	}
-	c.targetID = v.targetID(&p)
+	c.single.targetID = v.targetID(&p)
 	c.checkPairs(&p, v.name)
 
-	c.oauth = oauthSettings{
+	c.single.oauth = oauthSettings{
 		clientID:     v["DESKRELAY_ZENDESK_OAUTH_CLIENT_ID"],
 		clientSecret: v["DESKRELAY_ZENDESK_OAUTH_CLIENT_SECRET"],
 		refreshToken: v["DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN"],
 	}
-	c.zendesk = zendesk.Config{
+	c.single.zendesk = zendesk.Config{
 		Subdomain:  strings.ToLower(v["DESKRELAY_ZENDESK_SUBDOMAIN"]),
 		BaseURL:    v.httpURL(&p, "DESKRELAY_ZENDESK_URL"),
 		Email:      v["DESKRELAY_ZENDESK_EMAIL"],
@@ -155,8 +153,8 @@ func parseConfig(v values, n needs) (*config, error) {
 		OAuthToken: v["DESKRELAY_ZENDESK_OAUTH_TOKEN"],
 		UserAgent:  userAgent(),
 	}
-	if c.zendesk.Subdomain != "" {
-		if problem := validate.Subdomain(c.zendesk.Subdomain); problem != "" {
+	if c.single.zendesk.Subdomain != "" {
+		if problem := validate.Subdomain(c.single.zendesk.Subdomain); problem != "" {
 			p.add(v.name("DESKRELAY_ZENDESK_SUBDOMAIN"), "%s", problem)
 		}
 	}
@@ -167,9 +165,9 @@ func parseConfig(v values, n needs) (*config, error) {
 		c.checkAccountsNeedSink(&p)
 	case n.zendesk:
 		c.checkZendeskAuth(&p)
-		c.accounts = []accountConfig{c.envAccount()}
+		c.accounts = []accountConfig{c.single}
 	default:
-		c.accounts = []accountConfig{c.envAccount()}
+		c.accounts = []accountConfig{c.single}
 	}
 	c.checkParts(&p, v.name)
 	return c, p.err()
@@ -180,10 +178,10 @@ func (c *config) checkPairs(p *problems, name func(env string) string) {
 	if (c.adminUser == "") != (c.adminPassword == "") {
 		p.add(name("DESKRELAY_ADMIN_PASSWORD"), "DESKRELAY_ADMIN_USER and DESKRELAY_ADMIN_PASSWORD go together")
 	}
-	if (c.targetUser == "") != (c.targetPassword == "") {
+	if (c.single.targetUser == "") != (c.single.targetPassword == "") {
 		p.add(name("DESKRELAY_TARGET_PASSWORD"), "DESKRELAY_TARGET_USER and DESKRELAY_TARGET_PASSWORD go together")
 	}
-	if c.sinkURL == "" && (c.sinkSecret != "" || c.webhookSecret != "" || c.webhookID != "" || c.targetID != 0) {
+	if c.sinkURL == "" && (c.sinkSecret != "" || c.single.webhookSecret != "" || c.single.webhookID != "" || c.single.targetID != 0) {
 		p.add(name("DESKRELAY_SINK_URL"), "required when DESKRELAY_SINK_SECRET, DESKRELAY_WEBHOOK_SECRET or a webhook/target id is set: Zendesk's updates need somewhere to go")
 	}
 }
@@ -222,7 +220,7 @@ func (c *config) checkParts(p *problems, name func(env string) string) {
 // checkZendeskAuth requires a Zendesk address and exactly one way of
 // authenticating, naming the conflict or the missing piece.
 func (c *config) checkZendeskAuth(p *problems) {
-	z := c.zendesk
+	z := c.single.zendesk
 	if z.BaseURL == "" && z.Subdomain == "" {
 		p.add("DESKRELAY_ZENDESK_SUBDOMAIN", "required (or DESKRELAY_ZENDESK_URL)")
 	}
@@ -239,15 +237,15 @@ func (c *config) checkZendeskAuth(p *problems) {
 	if z.OAuthToken != "" {
 		ways = append(ways, "fixed OAuth token (DESKRELAY_ZENDESK_OAUTH_TOKEN)")
 	}
-	if c.oauth.set() {
+	if c.single.oauth.set() {
 		ways = append(ways, "OAuth with refresh (DESKRELAY_ZENDESK_OAUTH_CLIENT_ID + _CLIENT_SECRET + _REFRESH_TOKEN)")
-		if c.oauth.clientID == "" {
+		if c.single.oauth.clientID == "" {
 			p.add("DESKRELAY_ZENDESK_OAUTH_CLIENT_ID", "required for OAuth with refresh")
 		}
-		if c.oauth.clientSecret == "" {
+		if c.single.oauth.clientSecret == "" {
 			p.add("DESKRELAY_ZENDESK_OAUTH_CLIENT_SECRET", "required for OAuth with refresh")
 		}
-		if c.oauth.refreshToken == "" {
+		if c.single.oauth.refreshToken == "" {
 			p.add("DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN", "required for OAuth with refresh")
 		}
 	}

@@ -43,19 +43,9 @@ func cmdDiscard(ctx context.Context, env *environment, args []string) error {
 	if err := checkDiscardFlags(env, *queue, *reason); err != nil {
 		return err
 	}
-	accts, err := pickAccounts(env, p, *acct, true)
-	if err != nil {
-		return err
-	}
-	for _, a := range accts {
-		if len(accts) > 1 {
-			fmt.Fprintf(env.stdout, "account %s\n", a.name())
-		}
-		if err := discardAccount(ctx, env, p, a, *queue, *reason, beforeT, *dry); err != nil {
-			return fmt.Errorf("account %s: %w", a.name(), err)
-		}
-	}
-	return nil
+	return eachAccount(env, p, *acct, func(a *account) error {
+		return discardAccount(ctx, env, p, a, *queue, *reason, beforeT, *dry)
+	})
 }
 
 // checkDiscardFlags checks --queue and --reason of discard.

@@ -164,19 +164,14 @@ func TestStatusJSONFollowsOneConvention(t *testing.T) {
 	}
 }
 
+// adminGet GETs url as admin and returns its JSON object; anything but a
+// 200 with one fails the test.
 func adminGet(t *testing.T, url, password string) map[string]any {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	req.SetBasicAuth("admin", password)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	code, raw := adminGetRaw(t, url, password)
 	var doc map[string]any
-	if err := json.Unmarshal(raw, &doc); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s = %d %s (%v)", url, resp.StatusCode, raw, err)
+	if err := json.Unmarshal(raw, &doc); err != nil || code != http.StatusOK {
+		t.Fatalf("GET %s = %d %s (%v)", url, code, raw, err)
 	}
 	return doc
 }

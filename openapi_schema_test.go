@@ -1,10 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"sort"
 	"testing"
@@ -20,18 +17,7 @@ import (
 // account whose details the answer must carry ("": none).
 func checkStatusSchema(t *testing.T, url, password, account string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	req.SetBasicAuth("admin", password)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var doc map[string]any
-	if err := json.Unmarshal(raw, &doc); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s = %d %s (%v)", url, resp.StatusCode, raw, err)
-	}
+	doc := adminGet(t, url, password)
 	spec, err := loadOpenAPI()
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +32,7 @@ func checkStatusSchema(t *testing.T, url, password, account string) {
 		t.Errorf("GET %s: outbound present = %v, want %v (details of %q)", url, has, account != "", account)
 	}
 	if accts, _ := doc["accounts"].([]any); len(accts) == 0 {
-		t.Errorf("GET %s: no accounts in the summary: %s", url, raw)
+		t.Errorf("GET %s: no accounts in the summary: %v", url, doc)
 	}
 }
 

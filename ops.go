@@ -148,19 +148,9 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 	if err := checkReplayFlags(env, p, *queue, *reason); err != nil {
 		return err
 	}
-	accts, err := pickAccounts(env, p, *acct, true)
-	if err != nil {
-		return err
-	}
-	for _, a := range accts {
-		if len(accts) > 1 {
-			fmt.Fprintf(env.stdout, "account %s\n", a.name())
-		}
-		if err := replayAccount(ctx, env, p, a, *queue, *reason, sinceT, *dry); err != nil {
-			return fmt.Errorf("account %s: %w", a.name(), err)
-		}
-	}
-	return nil
+	return eachAccount(env, p, *acct, func(a *account) error {
+		return replayAccount(ctx, env, p, a, *queue, *reason, sinceT, *dry)
+	})
 }
 
 // checkReplayFlags checks --queue and --reason of replay.

@@ -29,8 +29,8 @@ func TestRateLimitSettings(t *testing.T) {
 			v[s.env] = s.def
 		}
 		cfg, err := parseConfig(v, needs{})
-		if err != nil || cfg.rateLimit != budget.Share(50) || cfg.updateRateLimit != budget.Share(70) {
-			t.Fatalf("defaults: %v, %v (%v); want 50%% and 70%%", cfg.rateLimit, cfg.updateRateLimit, err)
+		if err != nil || cfg.single.rateLimit != budget.Share(50) || cfg.single.updateRateLimit != budget.Share(70) {
+			t.Fatalf("defaults: %v, %v (%v); want 50%% and 70%%", cfg.single.rateLimit, cfg.single.updateRateLimit, err)
 		}
 	})
 	for _, tt := range tests {
@@ -47,7 +47,7 @@ func TestRateLimitSettings(t *testing.T) {
 			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 				t.Fatalf("%s=%s: err = %v; want one naming %q", tt.env, tt.value, err, tt.wantErr)
 			case err == nil:
-				got := map[string]string{"DESKRELAY_ZENDESK_RATE_LIMIT": cfg.rateLimit.String(), "DESKRELAY_ZENDESK_UPDATE_RATE_LIMIT": cfg.updateRateLimit.String()}
+				got := map[string]string{"DESKRELAY_ZENDESK_RATE_LIMIT": cfg.single.rateLimit.String(), "DESKRELAY_ZENDESK_UPDATE_RATE_LIMIT": cfg.single.updateRateLimit.String()}
 				if got[tt.env] != tt.value {
 					t.Fatalf("%s=%s read as %s", tt.env, tt.value, got[tt.env])
 				}
