@@ -37,7 +37,7 @@ func (p *acctPublisher) Publish(ctx context.Context, ev events.Event) (events.Ou
 	out, err := p.Publisher.Publish(ctx, ev)
 	if err == nil && out.Result == events.ResultEnqueued {
 		p.mu.Lock()
-		p.got[ev.ID] = ev
+		p.got[out.Event.ID] = out.Event // as published: the account's id
 		p.mu.Unlock()
 	}
 	return out, err
@@ -65,10 +65,9 @@ type account struct {
 	nconv   int
 }
 
-// account adds an account to env. The fakes of two accounts number their
-// comments alike and the sink's ledger (for now) is one for all accounts:
-// each account's fake first spends comment ids on a ticket deskrelay does
-// not manage, so that the accounts' event ids differ.
+// account adds an account to env. Each account's fake first spends comment
+// ids on a ticket deskrelay does not manage, so that the accounts' comment
+// ids differ too, and a reconciler reading the wrong Zendesk would show.
 func (e *env) account(tb testing.TB, name string, cfg Config) *account {
 	tb.Helper()
 	e.naccounts++
@@ -80,7 +79,7 @@ func (e *env) account(tb testing.TB, name string, cfg Config) *account {
 	}
 	a.zc = zc
 	a.tickets = tickets.New(e.rdb).WithSpace(keys.For(name))
-	a.pub = &acctPublisher{Publisher: sink.NewPublisher(e.rdb, a.tickets, sink.PublisherConfig{Now: e.clock.Now}), got: map[string]events.Event{}}
+	a.pub = &acctPublisher{Publisher: sink.NewPublisher(e.rdb, a.tickets, sink.PublisherConfig{Now: e.clock.Now, Space: keys.For(name)}), got: map[string]events.Event{}}
 	other := a.zd.CreateTicket(zendesk.NewTicket{Subject: "other", Comment: zendesk.CommentInput{Body: "not ours", Public: true},
 		Requester: &zendesk.Requester{Name: "Bob", Email: "bob@example.com"}})
 	for range 20 * e.naccounts {
@@ -116,7 +115,7 @@ func (a *account) replies(e *env, ticket int64, n int) []string {
 	var ids []string
 	for range n {
 		e.clock.Advance(time.Second)
-		ids = append(ids, events.CommentEventID(a.zd.AgentComment(ticket, "reply from "+a.name, true)))
+		ids = append(ids, events.AccountEventID(a.name, events.CommentEventID(a.zd.AgentComment(ticket, "reply from "+a.name, true))))
 	}
 	return ids
 }
