@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -20,17 +22,60 @@ type redisSetup struct {
 	Error           string   `json:"error,omitempty"` // INFO failed: nothing known
 }
 
-// checkRedisSetup asks Redis (INFO memory, persistence) how it is set up.
+// checkRedisSetup asks Redis (INFO memory, persistence) how it is set up:
+// on a Redis Cluster, every master (INFO answers for one node only).
 func checkRedisSetup(ctx context.Context, rdb redis.UniversalClient) redisSetup {
-	info, err := rdb.Info(ctx, "memory", "persistence").Result()
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		info, err := rdb.Info(ctx, "memory", "persistence").Result()
+		if err != nil {
+			return redisSetup{Error: "INFO: " + err.Error()}
+		}
+		return parseRedisSetup(info)
+	}
+	var mu sync.Mutex
+	var infos []string
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		info, err := c.Info(ctx, "memory", "persistence").Result()
+		if err != nil {
+			return fmt.Errorf("master %s: %w", c.Options().Addr, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		infos = append(infos, info)
+		return nil
+	})
 	if err != nil {
 		return redisSetup{Error: "INFO: " + err.Error()}
 	}
-	return parseRedisSetup(info)
+	return parseRedisSetup(infos...)
 }
 
-// parseRedisSetup reads INFO's answer.
-func parseRedisSetup(info string) redisSetup {
+// parseRedisSetup reads INFO's answers, one per master: the setup is as
+// weak as its weakest master.
+func parseRedisSetup(infos ...string) redisSetup {
+	var s redisSetup
+	for _, info := range infos {
+		one := parseOneSetup(info)
+		if s.MaxmemoryPolicy == "" || s.MaxmemoryPolicy == "noeviction" {
+			s.MaxmemoryPolicy = one.MaxmemoryPolicy
+		}
+		if one.AOFEnabled != nil && (s.AOFEnabled == nil || *s.AOFEnabled) {
+			s.AOFEnabled = one.AOFEnabled
+		}
+	}
+	if s.MaxmemoryPolicy != "" && s.MaxmemoryPolicy != "noeviction" {
+		s.Warnings = append(s.Warnings, "Redis evicts keys (maxmemory-policy "+s.MaxmemoryPolicy+
+			"): messages, queues and records can vanish under memory pressure; set maxmemory-policy noeviction")
+	}
+	if s.AOFEnabled != nil && !*s.AOFEnabled {
+		s.Warnings = append(s.Warnings, "Redis has no append-only file (appendonly no): a Redis restart loses what was written since its last snapshot; set appendonly yes in production")
+	}
+	return s
+}
+
+// parseOneSetup reads one INFO answer.
+func parseOneSetup(info string) redisSetup {
 	var s redisSetup
 	sc := bufio.NewScanner(strings.NewReader(info))
 	for sc.Scan() {
@@ -45,13 +90,6 @@ func parseRedisSetup(info string) redisSetup {
 			on := v == "1"
 			s.AOFEnabled = &on
 		}
-	}
-	if s.MaxmemoryPolicy != "" && s.MaxmemoryPolicy != "noeviction" {
-		s.Warnings = append(s.Warnings, "Redis evicts keys (maxmemory-policy "+s.MaxmemoryPolicy+
-			"): messages, queues and records can vanish under memory pressure; set maxmemory-policy noeviction")
-	}
-	if s.AOFEnabled != nil && !*s.AOFEnabled {
-		s.Warnings = append(s.Warnings, "Redis has no append-only file (appendonly no): a Redis restart loses what was written since its last snapshot; set appendonly yes in production")
 	}
 	return s
 }

@@ -13,18 +13,21 @@ import (
 func TestParseRedisSetup(t *testing.T) {
 	tests := []struct {
 		name string
-		info string
+		info []string // INFO's answer of each master
 		want []string // substrings, one per warning
 	}{
-		{"NoevictionWithAOFIsFine", "# Memory\r\nmaxmemory_policy:noeviction\r\n# Persistence\r\naof_enabled:1\r\n", nil},
-		{"EvictionWarns", "maxmemory_policy:allkeys-lru\r\naof_enabled:1\r\n", []string{"allkeys-lru"}},
-		{"NoAOFWarns", "maxmemory_policy:noeviction\r\naof_enabled:0\r\n", []string{"appendonly yes"}},
-		{"BothWarn", "maxmemory_policy:volatile-lru\r\naof_enabled:0\r\n", []string{"volatile-lru", "appendonly"}},
-		{"NothingKnownNoWarning", "# Server\r\nredis_version:7.2.4\r\n", nil},
+		{"NoevictionWithAOFIsFine", []string{"# Memory\r\nmaxmemory_policy:noeviction\r\n# Persistence\r\naof_enabled:1\r\n"}, nil},
+		{"EvictionWarns", []string{"maxmemory_policy:allkeys-lru\r\naof_enabled:1\r\n"}, []string{"allkeys-lru"}},
+		{"NoAOFWarns", []string{"maxmemory_policy:noeviction\r\naof_enabled:0\r\n"}, []string{"appendonly yes"}},
+		{"BothWarn", []string{"maxmemory_policy:volatile-lru\r\naof_enabled:0\r\n"}, []string{"volatile-lru", "appendonly"}},
+		{"NothingKnownNoWarning", []string{"# Server\r\nredis_version:7.2.4\r\n"}, nil},
+		// A cluster is as weak as its weakest master.
+		{"OneMasterOfThreeEvicts", []string{"maxmemory_policy:noeviction\r\naof_enabled:1\r\n", "maxmemory_policy:allkeys-lru\r\naof_enabled:1\r\n", "maxmemory_policy:noeviction\r\naof_enabled:1\r\n"}, []string{"allkeys-lru"}},
+		{"OneMasterWithoutAOF", []string{"maxmemory_policy:noeviction\r\naof_enabled:1\r\n", "maxmemory_policy:noeviction\r\naof_enabled:0\r\n"}, []string{"appendonly yes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := parseRedisSetup(tt.info)
+			got := parseRedisSetup(tt.info...)
 			if len(got.Warnings) != len(tt.want) {
 				t.Fatalf("warnings = %q, want %d", got.Warnings, len(tt.want))
 			}
