@@ -29,7 +29,6 @@ type accountConfig struct {
 	fingerprint string
 }
 
-
 // singleAccountSettings are the settings of the account default that the
 // accounts file replaces: setting one of them together with the file is a
 // settings error (which would win?).
