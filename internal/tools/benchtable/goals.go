@@ -71,7 +71,7 @@ var goals = []goal{
 		Figure: "batch drain speed ÷ one Update Ticket request per message"},
 
 	// Idle accounts.
-	{Unit: "zd-req-per-h/idle-account", Show: "req/h", Figure: "Zendesk requests per idle account per hour"},
+	{Unit: "requests/idle-account-hour", Show: "req/h", Figure: "Zendesk requests per idle account per hour (reconcile runs and breaker checks)"},
 	{Unit: "B/mem-per-account", Show: "B", Figure: "memory per configured account"},
 	{Unit: "keys/idle-account", Show: "keys", Figure: "Redis keys per idle account"},
 }
