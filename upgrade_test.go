@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,6 +91,13 @@ func TestUpgradeFromV0(t *testing.T) {
 		bearer: "Bearer " + man.Settings["DESKRELAY_INGEST_TOKEN"]}
 
 	t.Run("KeysMovedToTheCurrentLayout", func(t *testing.T) { keysMoved(t, rdb) })
+	t.Run("QueuedMessagesIndexedForTheBacklog", func(t *testing.T) {
+		// The fixture's queued messages enter the backlog index at start,
+		// so the backlog metric counts them before they are delivered.
+		if !regexp.MustCompile(`"queued_messages_indexed":[1-9]`).MatchString(logs.String()) {
+			t.Errorf("the migration indexed no queued message: %s", logs.String())
+		}
+	})
 	t.Run("QueuedMessagesDeliveredOnceInOrder", u.queuedDelivered)
 	t.Run("FailedStayFailedAndReplayOnce", u.failedReplayed)
 	t.Run("StoredOAuthTokenUsed", u.oauthTokenUsed)

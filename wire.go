@@ -170,6 +170,7 @@ func (p *parts) awaitKeyLayout(ctx context.Context, log zerolog.Logger) error {
 func logMigration(log zerolog.Logger, rep schema.Report) {
 	if rep.Renamed > 0 || rep.From != rep.To {
 		log.Info().Int("from_layout", rep.From).Int("to_layout", rep.To).Int("keys_moved", rep.Renamed).
+			Int("queued_messages_indexed", rep.Indexed).
 			Msg("Redis keys moved to this release's layout")
 	}
 	if len(rep.Skipped) > 0 {

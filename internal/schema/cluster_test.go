@@ -2,6 +2,7 @@ package schema_test
 
 import (
 	"context"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,8 +29,8 @@ func TestMigrateOnCluster(t *testing.T) {
 	if rep.From != 0 || rep.To != schema.Version || rep.Renamed != 0 {
 		t.Fatalf("report = %+v, want from 0 to %d, nothing moved", rep, schema.Version)
 	}
-	if v := rdb.Get(ctx, "deskrelay:schema").Val(); v != "1" {
-		t.Fatalf("layout recorded = %q, want 1", v)
+	if v := rdb.Get(ctx, "deskrelay:schema").Val(); v != strconv.Itoa(schema.Version) {
+		t.Fatalf("layout recorded = %q, want %d", v, schema.Version)
 	}
 	again, err := schema.Migrate(ctx, rdb)
 	if err != nil || again.From != schema.Version {

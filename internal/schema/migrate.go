@@ -13,8 +13,11 @@ import (
 	"github.com/deskrelay/deskrelay/internal/keys"
 )
 
-// Version is the key layout this release writes.
-const Version = 1
+// Version is the key layout this release writes: 1 tags every key with its
+// account (deskrelay:{account}:…); 2 adds each account's backlog index
+// (keys.Space.OutboundQueued), which Migrate fills from the messages already
+// queued.
+const Version = 2
 
 // versionKey holds the layout version of the data in this Redis. It is the
 // one key of deskrelay's own without an account: it describes them all.
@@ -24,6 +27,7 @@ const versionKey = keys.Prefix + "schema"
 type Report struct {
 	From, To int
 	Renamed  int      // keys moved to the current layout
+	Indexed  int      // queued messages added to their account's backlog index
 	Skipped  []string // old keys left alone because their new name was taken
 }
 
@@ -47,9 +51,17 @@ func Migrate(ctx context.Context, rdb redis.UniversalClient) (Report, error) {
 	if v == Version {
 		return rep, nil
 	}
-	m := &mover{rdb: rdb, rep: &rep}
-	if err := forEachNode(ctx, rdb, m.node); err != nil {
-		return rep, err
+	if v < 1 {
+		m := &mover{rdb: rdb, rep: &rep}
+		if err := forEachNode(ctx, rdb, m.node); err != nil {
+			return rep, err
+		}
+	}
+	if v < 2 {
+		ix := &indexer{rdb: rdb, rep: &rep}
+		if err := forEachNode(ctx, rdb, ix.node); err != nil {
+			return rep, err
+		}
 	}
 	if err := rdb.Set(ctx, versionKey, Version, 0).Err(); err != nil {
 		return rep, fmt.Errorf("record key layout %d: %w", Version, err)
@@ -164,7 +176,7 @@ func moveAcrossSlots(ctx context.Context, rdb redis.UniversalClient, old, to str
 // is not of layout 0 (already tagged, or the version key).
 func NewName(old string) (string, bool) {
 	rest, ok := strings.CutPrefix(old, keys.Prefix)
-	if !ok || old == versionKey || strings.HasPrefix(rest, "{") {
+	if !ok || old == versionKey || old == keys.Accounts() || strings.HasPrefix(rest, "{") {
 		return "", false
 	}
 	if oauth, ok := strings.CutPrefix(rest, "oauth:"); ok {
@@ -174,4 +186,69 @@ func NewName(old string) (string, bool) {
 		}
 	}
 	return keys.Default.Prefix() + rest, true
+}
+
+// queuedState is a message record's state while it waits for delivery
+// (relay's StateQueued).
+const queuedState = "queued"
+
+// indexer adds the messages queued before layout 2 to their account's
+// backlog index (ZADD NX: a message the relay indexed meanwhile keeps its
+// entry).
+type indexer struct {
+	rdb redis.UniversalClient
+	mu  sync.Mutex
+	rep *Report
+}
+
+// node indexes the queued messages that node holds.
+func (ix *indexer) node(ctx context.Context, node *redis.Client) error {
+	iter := node.Scan(ctx, 0, keys.Prefix+"{*}:msg:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		account, id, ok := messageKey(k)
+		if !ok {
+			continue
+		}
+		v, err := node.HMGet(ctx, k, "state", "accepted_at").Result()
+		if err != nil {
+			if strings.Contains(err.Error(), "WRONGTYPE") {
+				continue
+			}
+			return fmt.Errorf("read %s: %w", k, err)
+		}
+		state, _ := v[0].(string)
+		at, _ := v[1].(string)
+		if state != queuedState {
+			continue
+		}
+		var ms float64
+		_, _ = fmt.Sscan(at, &ms)
+		if err := ix.rdb.ZAddNX(ctx, keys.For(account).OutboundQueued(), redis.Z{Score: ms, Member: id}).Err(); err != nil {
+			return fmt.Errorf("index %s: %w", k, err)
+		}
+		ix.mu.Lock()
+		ix.rep.Indexed++
+		ix.mu.Unlock()
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("scan for queued messages: %w", err)
+	}
+	return nil
+}
+
+// messageKey splits a message record's key deskrelay:{account}:msg:<id>.
+func messageKey(k string) (account, id string, ok bool) {
+	rest, ok := strings.CutPrefix(k, keys.Prefix+"{")
+	if !ok {
+		return "", "", false
+	}
+	account, rest, ok = strings.Cut(rest, "}:msg:")
+	if !ok || account == "" || rest == "" || strings.ContainsAny(account, "{}") {
+		return "", "", false
+	}
+	if k != keys.For(account).Message(rest) {
+		return "", "", false
+	}
+	return account, rest, true
 }

@@ -2,6 +2,7 @@ package schema_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ func TestNewName(t *testing.T) {
 		{"OAuthLock", "deskrelay:oauth:default:lock", "deskrelay:{default}:oauth:lock", true},
 		{"AlreadyTagged", "deskrelay:{acme}:msg:1", "", false},
 		{"VersionKey", "deskrelay:schema", "", false},
+		{"AccountsSet", keys.Accounts(), "", false},
 		{"NotOurs", "asynq:{outbound}:pending", "", false},
 	}
 	for _, tt := range tests {
@@ -75,6 +77,38 @@ func TestMigrateMovesLayoutZeroKeepingTTLs(t *testing.T) {
 	again, err := schema.Migrate(ctx, rdb)
 	if err != nil || again.Renamed != 0 || again.From != schema.Version {
 		t.Fatalf("second run = %+v, %v; want a no-op", again, err)
+	}
+}
+
+// TestMigrateIndexesQueuedMessages: data of layout 1 (the previous round's
+// release) has no backlog index; Migrate adds every queued message of every
+// account to its account's, and leaves delivered and failed ones out.
+func TestMigrateIndexesQueuedMessages(t *testing.T) {
+	ctx := context.Background()
+	db := redistest.New(t)
+	rdb := db.Client
+	must(t, rdb.Set(ctx, "deskrelay:schema", 1, 0).Err())
+	acme := keys.For("acme")
+	must(t, rdb.HSet(ctx, keys.Default.Message("m1"), "state", "queued", "accepted_at", "1700000000000").Err())
+	must(t, rdb.HSet(ctx, keys.Default.Message("m2"), "state", "delivered", "accepted_at", "1700000001000").Err())
+	must(t, rdb.HSet(ctx, acme.Message("m1"), "state", "queued", "accepted_at", "1700000002000").Err())
+	must(t, rdb.HSet(ctx, acme.Message("m3"), "state", "failed", "accepted_at", "1700000003000").Err())
+
+	rep, err := schema.Migrate(ctx, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.From != 1 || rep.Indexed != 2 || rep.Renamed != 0 {
+		t.Fatalf("report = %+v, want from 1, 2 indexed, nothing moved", rep)
+	}
+	for sp, want := range map[keys.Space]float64{keys.Default: 1700000000000, acme: 1700000002000} {
+		got, err := rdb.ZRangeWithScores(ctx, sp.OutboundQueued(), 0, -1).Result()
+		if err != nil || len(got) != 1 || got[0].Member != "m1" || got[0].Score != want {
+			t.Errorf("%s's backlog index = %v, %v; want m1 at %v", sp.Account(), got, err, want)
+		}
+	}
+	if v := rdb.Get(ctx, "deskrelay:schema").Val(); v != strconv.Itoa(schema.Version) {
+		t.Fatalf("layout recorded = %q, want %d", v, schema.Version)
 	}
 }
 
