@@ -99,19 +99,10 @@ func parseConfig(v values, n needs) (*config, error) {
 		logLevel:      v["DESKRELAY_LOG_LEVEL"],
 		spoolDir:      v["DESKRELAY_SPOOL_DIR"],
 		secrets:       v.secretValues(),
-		single: accountConfig{
-			name:           keys.DefaultAccount,
-			webhookID:      v["DESKRELAY_ZENDESK_WEBHOOK_ID"],
-			webhookSecret:  v["DESKRELAY_WEBHOOK_SECRET"],
-			targetUser:     v["DESKRELAY_TARGET_USER"],
-			targetPassword: v["DESKRELAY_TARGET_PASSWORD"],
-			fingerprint:    "settings",
-		},
 	}
 	c.redis = v.withRedisPassword(&p, v.redisOpt(&p))
 	c.ops = v.opsSettings(&p)
-	c.single.rateLimit = v.rate(&p, "DESKRELAY_ZENDESK_RATE_LIMIT")
-	c.single.updateRateLimit = v.rate(&p, "DESKRELAY_ZENDESK_UPDATE_RATE_LIMIT")
+	c.single = v.singleAccount(&p)
 	c.concurrency = v.positiveInt(&p, "DESKRELAY_CONCURRENCY")
 	c.reconcileInterval = v.duration(&p, "DESKRELAY_RECONCILE_INTERVAL", true)
 	c.retryMaxDelay = v.duration(&p, "DESKRELAY_RETRY_MAX_DELAY", false)
@@ -137,27 +128,7 @@ func parseConfig(v values, n needs) (*config, error) {
 	if n.ingest && c.ingestToken == "" {
 		p.add(v.name("DESKRELAY_INGEST_TOKEN"), "required (the bearer token the platform sends to POST /v1/messages)")
 	}
-	c.single.targetID = v.targetID(&p)
 	c.checkPairs(&p, v.name)
-
-	c.single.oauth = oauthSettings{
-		clientID:     v["DESKRELAY_ZENDESK_OAUTH_CLIENT_ID"],
-		clientSecret: v["DESKRELAY_ZENDESK_OAUTH_CLIENT_SECRET"],
-		refreshToken: v["DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN"],
-	}
-	c.single.zendesk = zendesk.Config{
-		Subdomain:  strings.ToLower(v["DESKRELAY_ZENDESK_SUBDOMAIN"]),
-		BaseURL:    v.httpURL(&p, "DESKRELAY_ZENDESK_URL"),
-		Email:      v["DESKRELAY_ZENDESK_EMAIL"],
-		APIToken:   v["DESKRELAY_ZENDESK_API_TOKEN"],
-		OAuthToken: v["DESKRELAY_ZENDESK_OAUTH_TOKEN"],
-		UserAgent:  userAgent(),
-	}
-	if c.single.zendesk.Subdomain != "" {
-		if problem := validate.Subdomain(c.single.zendesk.Subdomain); problem != "" {
-			p.add(v.name("DESKRELAY_ZENDESK_SUBDOMAIN"), "%s", problem)
-		}
-	}
 	c.accountsFile = v["DESKRELAY_ACCOUNTS_FILE"]
 	switch {
 	case c.accountsFile != "":
@@ -171,6 +142,41 @@ func parseConfig(v values, n needs) (*config, error) {
 	}
 	c.checkParts(&p, v.name)
 	return c, p.err()
+}
+
+// singleAccount is the account default of the DESKRELAY_ZENDESK_*, webhook
+// and target settings.
+func (v values) singleAccount(p *problems) accountConfig {
+	a := accountConfig{
+		name:            keys.DefaultAccount,
+		webhookID:       v["DESKRELAY_ZENDESK_WEBHOOK_ID"],
+		webhookSecret:   v["DESKRELAY_WEBHOOK_SECRET"],
+		targetUser:      v["DESKRELAY_TARGET_USER"],
+		targetPassword:  v["DESKRELAY_TARGET_PASSWORD"],
+		targetID:        v.targetID(p),
+		rateLimit:       v.rate(p, "DESKRELAY_ZENDESK_RATE_LIMIT"),
+		updateRateLimit: v.rate(p, "DESKRELAY_ZENDESK_UPDATE_RATE_LIMIT"),
+		fingerprint:     "settings",
+		oauth: oauthSettings{
+			clientID:     v["DESKRELAY_ZENDESK_OAUTH_CLIENT_ID"],
+			clientSecret: v["DESKRELAY_ZENDESK_OAUTH_CLIENT_SECRET"],
+			refreshToken: v["DESKRELAY_ZENDESK_OAUTH_REFRESH_TOKEN"],
+		},
+		zendesk: zendesk.Config{
+			Subdomain:  strings.ToLower(v["DESKRELAY_ZENDESK_SUBDOMAIN"]),
+			BaseURL:    v.httpURL(p, "DESKRELAY_ZENDESK_URL"),
+			Email:      v["DESKRELAY_ZENDESK_EMAIL"],
+			APIToken:   v["DESKRELAY_ZENDESK_API_TOKEN"],
+			OAuthToken: v["DESKRELAY_ZENDESK_OAUTH_TOKEN"],
+			UserAgent:  userAgent(),
+		},
+	}
+	if a.zendesk.Subdomain != "" {
+		if problem := validate.Subdomain(a.zendesk.Subdomain); problem != "" {
+			p.add(v.name("DESKRELAY_ZENDESK_SUBDOMAIN"), "%s", problem)
+		}
+	}
+	return a
 }
 
 // checkPairs reports settings that go together.

@@ -61,22 +61,7 @@ func cmdSend(ctx context.Context, env *environment, args []string) error {
 		_, _ = rand.Read(b)
 		*id = "msg_" + hex.EncodeToString(b)
 	}
-	msg := map[string]any{
-		"id":              *id,
-		"conversation_id": *conv,
-		"author":          map[string]string{"id": *authorID, "name": *name, "email": *email},
-		"body":            *body,
-		"created_at":      time.Now().UTC().Format(time.RFC3339),
-	}
-	if *seq > 0 {
-		msg["sequence"] = *seq
-	}
-	if *subject != "" {
-		msg["subject"] = *subject
-	}
-	if *acct != "" {
-		msg["account"] = *acct
-	}
+	msg := sendMessage(*id, *conv, *body, *subject, *acct, *seq, map[string]string{"id": *authorID, "name": *name, "email": *email})
 	base := *server
 	if base == "" {
 		base = "http://" + v["DESKRELAY_LISTEN"]
@@ -100,4 +85,25 @@ func cmdSend(ctx context.Context, env *environment, args []string) error {
 		return exitCode(1)
 	}
 	return nil
+}
+
+// sendMessage is the POST /v1/messages body send posts.
+func sendMessage(id, conv, body, subject, account string, seq int, author map[string]string) map[string]any {
+	msg := map[string]any{
+		"id":              id,
+		"conversation_id": conv,
+		"author":          author,
+		"body":            body,
+		"created_at":      time.Now().UTC().Format(time.RFC3339),
+	}
+	if seq > 0 {
+		msg["sequence"] = seq
+	}
+	if subject != "" {
+		msg["subject"] = subject
+	}
+	if account != "" {
+		msg["account"] = account
+	}
+	return msg
 }
