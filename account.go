@@ -44,6 +44,18 @@ func (a *account) close() {
 	}
 }
 
+// closeReplaced closes an account whose changed configuration a reload
+// replaced by a new instance of the same name: the reconciler leaves the
+// shared collectors (only if they still hold this instance); the relay is not
+// closed, since Close would delete the account's series that the new
+// instance now carries, and a relay on the shared asynq client and
+// inspector holds nothing else to release.
+func (a *account) closeReplaced() {
+	if a.reconciler != nil {
+		_ = a.reconciler.Close()
+	}
+}
+
 // accountSet is the accounts served, in the configuration's order.
 type accountSet struct {
 	list   []*account

@@ -198,9 +198,19 @@ func (r *accountsRun) checkAccountsCommand(t *testing.T, served ...string) {
 // refused, an added one is served at once, and a bad file keeps the
 // running accounts (its problems in /v1/status).
 func (r *accountsRun) reload(t *testing.T) {
-	r.writeFile(t, "accounts:\n"+r.accountEntry(t, "acme")+r.accountEntry(t, "initech"))
+	delivered := `deskrelay_outbound_deliveries_total{account="acme",outcome="delivered"}`
+	if _, m := adminGetRaw(t, r.base+"/metrics", ""); !strings.Contains(string(m), delivered) {
+		t.Fatalf("/metrics lacks %s before the reload", delivered)
+	}
+	// acme changes (its rate limit), globex goes, initech comes.
+	r.writeFile(t, "accounts:\n"+r.accountEntry(t, "acme")+"    rate_limit: 300\n"+r.accountEntry(t, "initech"))
 	r.hup(t, 1)
-	testutil.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(r.logs.String(), `"removed":["globex"]`) }, "the reload")
+	testutil.WaitFor(t, 10*time.Second, func() bool {
+		return strings.Contains(r.logs.String(), `"changed":["acme"],"removed":["globex"]`)
+	}, "the reload")
+	if _, m := adminGetRaw(t, r.base+"/metrics", ""); !strings.Contains(string(m), delivered) {
+		t.Errorf("/metrics lost %s when acme's configuration changed", delivered)
+	}
 	if code, _ := doJSON(t, http.MethodPost, r.base+"/v1/messages", r.bearer, `{"account":"globex","id":"m_g2","conversation_id":"c","author":{"email":"a@example.com"},"body":"x"}`); code != http.StatusUnprocessableEntity {
 		t.Fatalf("a message for a removed account = %d, want 422", code)
 	}

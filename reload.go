@@ -93,8 +93,11 @@ func (d *daemon) reloadAccounts(ctx context.Context) reloadReport {
 	rep.OK = true
 	rep.Added, rep.Changed, rep.Removed = compareSets(prev, set)
 	for _, a := range prev.list {
-		if set.byName[a.name()] != a {
-			a.close() // removed, or replaced by its changed configuration
+		switch next := set.byName[a.name()]; {
+		case next == nil:
+			a.close() // removed: its metric series go with it
+		case next != a:
+			a.closeReplaced() // the new instance keeps the account's series
 		}
 	}
 	d.setAuthModes()
