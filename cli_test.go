@@ -41,7 +41,7 @@ func TestCLIContract(t *testing.T) {
 		{name: "SendBadAccountNamesTheFlag", args: []string{"send", "--conversation", "c", "--body", "b", "--email", "a@b.c", "--account", "Acme_Corp"},
 			env: map[string]string{"DESKRELAY_INGEST_TOKEN": "x"}, wantCode: 2, wantErr: []string{`--account: "Acme_Corp" is not an account name`}},
 		{name: "ReplayUnknownAccountNamesTheConfiguredOnes", args: []string{"replay", "--account", "nope"},
-			env: map[string]string{"DESKRELAY_ZENDESK_SUBDOMAIN": "acme", "DESKRELAY_ZENDESK_OAUTH_TOKEN": "t", "DESKRELAY_REDIS_URL": "redis://127.0.0.1:1/0"},
+			env:      map[string]string{"DESKRELAY_ZENDESK_SUBDOMAIN": "acme", "DESKRELAY_ZENDESK_OAUTH_TOKEN": "t", "DESKRELAY_REDIS_URL": "redis://127.0.0.1:1/0"},
 			wantCode: 2, wantErr: []string{`--account: "nope" is not a configured account (configured: default)`}},
 		{name: "FlagWithoutValue", args: []string{"serve", "--listen"}, wantCode: 2, wantErr: []string{"--listen: needs a value"}, maxErrLine: 2},
 		{name: "PackageFieldErrorNamesTheSetting", args: []string{"serve"}, env: map[string]string{"DESKRELAY_SINK_URL": "https://sink.example.com", "DESKRELAY_SINK_SECRET": "whsec_%%%"},
