@@ -151,6 +151,15 @@ func (r *Relay) chain(ctx context.Context, conv string) {
 			return
 		}
 		rec, err := r.st.load(ctx, head[0])
+		if errors.Is(err, errNoRecord) || err == nil && (rec.State == StateDelivered || rec.State == StateFailed) {
+			// A finished (or expired) message left at the head, as an
+			// older release's turn check could leave one: take it out and
+			// go on.
+			if r.rejoin(ctx, conv, head[0]) != nil {
+				return
+			}
+			continue
+		}
 		if err != nil || rec.State != StateQueued {
 			return
 		}
