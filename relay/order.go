@@ -26,12 +26,51 @@ import (
 // at once. Only the head takes the conversation lock, so a stuck
 // conversation blocks itself and no other.
 
+// convTurn is what a turn check reads of a conversation, in one round
+// trip (readTurn).
+type convTurn struct {
+	head []redis.Z // the lowest pending position, if any
+	ord  []any     // the order hash's next, gap_since, new
+	gate string    // the outage gate's state, when read
+}
+
+// readTurn reads conv's head and order state, and the account's outage
+// gate when gate is set, in one pipeline.
+func (r *Relay) readTurn(ctx context.Context, conv string, gate bool) (convTurn, error) {
+	p := r.rdb.Pipeline()
+	headCmd := p.ZRangeWithScores(ctx, r.space.ConversationPending(conv), 0, 0)
+	ordCmd := p.HMGet(ctx, r.space.ConversationOrder(conv), "next", "gap_since", "new")
+	var gateCmd *redis.StringCmd
+	if gate {
+		gateCmd = p.HGet(ctx, r.space.OutboundGate(), "state")
+	}
+	_, _ = p.Exec(ctx)
+	t := convTurn{head: headCmd.Val(), ord: ordCmd.Val()}
+	err := errors.Join(headCmd.Err(), ordCmd.Err())
+	if gateCmd != nil {
+		t.gate = gateCmd.Val()
+		if err == nil && !errors.Is(gateCmd.Err(), redis.Nil) {
+			err = gateCmd.Err()
+		}
+	}
+	if err != nil {
+		return t, fmt.Errorf("conversation %s order: %w", conv, err)
+	}
+	return t, nil
+}
+
 // turn reports whether rec may be sent now; otherwise how long to wait.
 func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, error) {
-	head, err := r.rdb.ZRangeWithScores(ctx, r.space.ConversationPending(rec.Conv), 0, 0).Result()
+	t, err := r.readTurn(ctx, rec.Conv, false)
 	if err != nil {
-		return false, 0, fmt.Errorf("conversation %s order: %w", rec.Conv, err)
+		return false, 0, err
 	}
+	return r.turnWith(ctx, rec, t)
+}
+
+// turnWith is turn on the conversation state t, read after rec.
+func (r *Relay) turnWith(ctx context.Context, rec *record, t convTurn) (bool, time.Duration, error) {
+	head, ord := t.head, t.ord
 	if len(head) == 0 || (head[0].Member.(string) != rec.ID && int64(head[0].Score) > rec.Pos) {
 		// Not pending although queued when rec was read: rejoin, unless
 		// another worker (a chain) finished it meanwhile.
@@ -49,10 +88,6 @@ func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, err
 			rank = 0
 		}
 		return false, min(r.cfg.TurnPoll*time.Duration(1+min(rank, 1000)), max(r.cfg.TurnPoll, time.Minute)), nil
-	}
-	ord, err := r.rdb.HMGet(ctx, r.space.ConversationOrder(rec.Conv), "next", "gap_since", "new").Result()
-	if err != nil {
-		return false, 0, fmt.Errorf("conversation %s order: %w", rec.Conv, err)
 	}
 	next := int64(1)
 	if s, ok := ord[0].(string); ok {
