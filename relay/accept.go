@@ -32,8 +32,11 @@ const (
 	acceptBusy     = "busy"     // another request's fresh claim, same content
 )
 
-// acceptScript claims an id. KEYS: record. ARGV: hash, conv, msg JSON,
-// token, lease ms, retention s. Returns {outcome, state}.
+// acceptScript claims an id. KEYS: record, the account's gate, its parked
+// set. ARGV: hash, conv, msg JSON, token, lease ms, retention s. Returns
+// {outcome, state}, and for a claim a third element: "1" when the account
+// is backlogged (its gate is closed or it has parked messages: the new
+// message parks at once, park.go), else "0".
 var acceptScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -54,7 +57,9 @@ redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'state', 'accepting', 'hash', ARGV[1], 'conv', ARGV[2], 'msg', ARGV[3],
   'accepted_at', now, 'attempts', 0, 'gen', 0, 'claim', ARGV[4], 'claimed_at', now)
 redis.call('EXPIRE', KEYS[1], ARGV[6])
-return {'new', 'accepting'}
+local backlogged = '0'
+if redis.call('HGET', KEYS[2], 'state') == 'closed' or redis.call('ZCARD', KEYS[3]) > 0 then backlogged = '1' end
+return {'new', 'accepting', backlogged}
 `)
 
 // queueScript turns an "accepting" record into "queued": it takes its
@@ -66,9 +71,10 @@ return {'new', 'accepting'}
 // record is queued under this claim (or any, without a token), "lost" when
 // another claim owns it, "gone" when there is no record.
 var queueScript = redis.NewScript(`
-local st = redis.call('HGET', KEYS[1], 'state')
+local rec = redis.call('HMGET', KEYS[1], 'state', 'claim', 'accepted_at')
+local st = rec[1]
 if not st then return 'gone' end
-local mine = ARGV[3] == '' or redis.call('HGET', KEYS[1], 'claim') == ARGV[3]
+local mine = ARGV[3] == '' or rec[2] == ARGV[3]
 if st ~= 'accepting' then
   if mine then return 'queued' end
   return 'lost'
@@ -92,7 +98,7 @@ else
   pos = redis.call('HINCRBY', KEYS[3], 'max', 1)
 end
 redis.call('ZADD', KEYS[2], pos, ARGV[2])
-redis.call('ZADD', KEYS[4], tonumber(redis.call('HGET', KEYS[1], 'accepted_at') or '0') or 0, ARGV[2])
+redis.call('ZADD', KEYS[4], tonumber(rec[3] or '0') or 0, ARGV[2])
 redis.call('HSET', KEYS[1], 'state', 'queued', 'pos', pos)
 redis.call('PERSIST', KEYS[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
@@ -108,13 +114,15 @@ end
 return 0
 `)
 
-func (s *store) accept(ctx context.Context, m *Message, hash string, msgJSON []byte, token string, retention time.Duration) (outcome string, err error) {
-	res, err := acceptScript.Run(ctx, s.rdb, []string{s.space.Message(m.ID)},
+// accept claims m's id (acceptScript); backlogged tells a claim whether
+// the account is backlogged.
+func (s *store) accept(ctx context.Context, m *Message, hash string, msgJSON []byte, token string, retention time.Duration) (outcome string, backlogged bool, err error) {
+	res, err := acceptScript.Run(ctx, s.rdb, []string{s.space.Message(m.ID), s.space.OutboundGate(), s.space.OutboundParked()},
 		hash, m.ConversationID, msgJSON, token, intakeLease.Milliseconds(), int64(retention/time.Second)).StringSlice()
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	return res[0], nil
+	return res[0], len(res) > 2 && res[2] == "1", nil
 }
 
 // queue places an accepted message in its conversation; token "" completes

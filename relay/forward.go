@@ -146,18 +146,28 @@ func (r *Relay) chain(ctx context.Context, conv string) {
 		if ctx.Err() != nil || time.Now().After(deadline) {
 			return
 		}
-		head, err := r.rdb.ZRange(ctx, r.space.ConversationPending(conv), 0, 0).Result()
-		if err != nil || len(head) == 0 {
+		t, err := r.readTurn(ctx, conv, true)
+		if err != nil || len(t.head) == 0 {
 			return
 		}
-		rec, err := r.st.load(ctx, head[0])
+		id, _ := t.head[0].Member.(string)
+		rec, err := r.st.load(ctx, id)
+		if errors.Is(err, errNoRecord) || err == nil && (rec.State == StateDelivered || rec.State == StateFailed) {
+			// A finished (or expired) message left at the head, as an
+			// older release's turn check could leave one: take it out and
+			// go on.
+			if r.rejoin(ctx, conv, id) != nil {
+				return
+			}
+			continue
+		}
 		if err != nil || rec.State != StateQueued {
 			return
 		}
-		if st, err := r.rdb.HGet(ctx, r.space.OutboundGate(), "state").Result(); err == nil && st == GateClosed {
+		if t.gate == GateClosed {
 			return
 		}
-		if ok, _, err := r.turn(ctx, rec); err != nil || !ok {
+		if ok, _, err := r.turnWith(ctx, rec, t); err != nil || !ok {
 			return
 		}
 		log := r.log.With().Str("message_id", rec.ID).Str("conversation_id", conv).Logger()
@@ -170,7 +180,7 @@ func (r *Relay) chain(ctx context.Context, conv string) {
 			return
 		}
 		// Its own task has nothing left to do (best effort: it may be running).
-		_ = r.deleteTask(rec.ID, rec.Gen)
+		r.dropDoneTask(rec.ID, rec.Gen)
 	}
 }
 

@@ -52,8 +52,8 @@ return 0
 // (there are some and no release runs: the caller starts it).
 // KEYS: gate, parked set. ARGV: now ms, release lease deadline ms.
 var gateOKScript = redis.NewScript(`
-local st = redis.call('HGET', KEYS[1], 'state')
-if st == 'closed' then
+local g = redis.call('HMGET', KEYS[1], 'state', 'failures')
+if g[1] == 'closed' then
   redis.call('HSET', KEYS[1], 'state', 'open', 'failures', 0, 'since', ARGV[1])
   local rel = tonumber(redis.call('HGET', KEYS[1], 'release') or '0') or 0
   if redis.call('ZCARD', KEYS[2]) > 0 and rel <= tonumber(ARGV[1]) then
@@ -62,7 +62,7 @@ if st == 'closed' then
   end
   return 1
 end
-if redis.call('HGET', KEYS[1], 'failures') ~= '0' then
+if g[2] ~= '0' then
   redis.call('HSET', KEYS[1], 'failures', 0)
 end
 return 0

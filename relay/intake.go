@@ -60,7 +60,7 @@ func (r *Relay) Enqueue(ctx context.Context, m Message) (Status, bool, error) {
 	wait := time.NewTicker(25 * time.Millisecond)
 	defer wait.Stop()
 	for {
-		outcome, err := r.st.accept(ctx, &m, hash, msgJSON, token, r.cfg.Retention)
+		outcome, backlogged, err := r.st.accept(ctx, &m, hash, msgJSON, token, r.cfg.Retention)
 		if err != nil {
 			return r.unavailable(&m, "record message", err)
 		}
@@ -71,7 +71,7 @@ func (r *Relay) Enqueue(ctx context.Context, m Message) (Status, bool, error) {
 		case acceptExists:
 			return r.duplicate(ctx, &m)
 		case acceptNew:
-			return r.complete(ctx, &m, token)
+			return r.complete(ctx, &m, token, backlogged)
 		}
 		// Another request holds a fresh claim on this id: wait for it.
 		select {
@@ -85,12 +85,11 @@ func (r *Relay) Enqueue(ctx context.Context, m Message) (Status, bool, error) {
 // complete finishes an intake this request claimed: the asynq task, then
 // the message's place in its conversation.
 //
-// While the account's gate is closed or it has parked messages, the task
-// is enqueued parked (park.go) and the message joins the parked set once
-// it is queued: its release comes in the account's turn, never in front of
-// another account's messages.
-func (r *Relay) complete(ctx context.Context, m *Message, token string) (Status, bool, error) {
-	parked := r.backlogged(ctx)
+// While the account's gate is closed or it has parked messages (parked:
+// as the claim found it), the task is enqueued parked (park.go) and the
+// message joins the parked set once it is queued: its release comes in the
+// account's turn, never in front of another account's messages.
+func (r *Relay) complete(ctx context.Context, m *Message, token string, parked bool) (Status, bool, error) {
 	if err := r.enqueueTask(ctx, m.ID, 0, parked); err != nil {
 		// Take the record back so that nothing is half-written; the
 		// platform keeps the message and retries.

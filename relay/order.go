@@ -26,28 +26,60 @@ import (
 // at once. Only the head takes the conversation lock, so a stuck
 // conversation blocks itself and no other.
 
+// convTurn is what a turn check reads of a conversation, in one round
+// trip (readTurn).
+type convTurn struct {
+	head []redis.Z // the lowest pending position, if any
+	ord  []any     // the order hash's next, gap_since, new
+	gate string    // the outage gate's state, when read
+}
+
+// readTurn reads conv's head and order state, and the account's outage
+// gate when gate is set, in one pipeline.
+func (r *Relay) readTurn(ctx context.Context, conv string, gate bool) (convTurn, error) {
+	p := r.rdb.Pipeline()
+	headCmd := p.ZRangeWithScores(ctx, r.space.ConversationPending(conv), 0, 0)
+	ordCmd := p.HMGet(ctx, r.space.ConversationOrder(conv), "next", "gap_since", "new")
+	var gateCmd *redis.StringCmd
+	if gate {
+		gateCmd = p.HGet(ctx, r.space.OutboundGate(), "state")
+	}
+	_, _ = p.Exec(ctx)
+	t := convTurn{head: headCmd.Val(), ord: ordCmd.Val()}
+	err := errors.Join(headCmd.Err(), ordCmd.Err())
+	if gateCmd != nil {
+		t.gate = gateCmd.Val()
+		if err == nil && !errors.Is(gateCmd.Err(), redis.Nil) {
+			err = gateCmd.Err()
+		}
+	}
+	if err != nil {
+		return t, fmt.Errorf("conversation %s order: %w", conv, err)
+	}
+	return t, nil
+}
+
 // turn reports whether rec may be sent now; otherwise how long to wait.
 func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, error) {
-	head, err := r.rdb.ZRangeWithScores(ctx, r.space.ConversationPending(rec.Conv), 0, 0).Result()
+	t, err := r.readTurn(ctx, rec.Conv, false)
 	if err != nil {
-		return false, 0, fmt.Errorf("conversation %s order: %w", rec.Conv, err)
+		return false, 0, err
 	}
-	if len(head) == 0 {
-		// Not pending at all (should not happen for a queued record):
-		// rejoin at its position.
-		if err := r.rdb.ZAdd(ctx, r.space.ConversationPending(rec.Conv), redis.Z{Score: float64(rec.Pos), Member: rec.ID}).Err(); err != nil {
-			return false, 0, err
+	return r.turnWith(ctx, rec, t)
+}
+
+// turnWith is turn on the conversation state t, read after rec.
+func (r *Relay) turnWith(ctx context.Context, rec *record, t convTurn) (bool, time.Duration, error) {
+	head, ord := t.head, t.ord
+	if len(head) == 0 || (head[0].Member.(string) != rec.ID && int64(head[0].Score) > rec.Pos) {
+		// Not pending although queued when rec was read: rejoin, unless
+		// another worker (a chain) finished it meanwhile.
+		if err := r.rejoin(ctx, rec.Conv, rec.ID); err != nil {
+			return false, 0, fmt.Errorf("conversation %s order: %w", rec.Conv, err)
 		}
 		return false, queues.MinDelay, nil
 	}
 	if h := head[0].Member.(string); h != rec.ID {
-		if int64(head[0].Score) > rec.Pos {
-			// Not pending although queued: rejoin.
-			if err := r.rdb.ZAdd(ctx, r.space.ConversationPending(rec.Conv), redis.Z{Score: float64(rec.Pos), Member: rec.ID}).Err(); err != nil {
-				return false, 0, err
-			}
-			return false, queues.MinDelay, nil
-		}
 		r.wake(ctx, rec.Conv, h, 1)
 		// Finishing messages wake their successor, so polling is only a
 		// safety net: the further back in line, the less often.
@@ -56,10 +88,6 @@ func (r *Relay) turn(ctx context.Context, rec *record) (bool, time.Duration, err
 			rank = 0
 		}
 		return false, min(r.cfg.TurnPoll*time.Duration(1+min(rank, 1000)), max(r.cfg.TurnPoll, time.Minute)), nil
-	}
-	ord, err := r.rdb.HMGet(ctx, r.space.ConversationOrder(rec.Conv), "next", "gap_since", "new").Result()
-	if err != nil {
-		return false, 0, fmt.Errorf("conversation %s order: %w", rec.Conv, err)
 	}
 	next := int64(1)
 	if s, ok := ord[0].(string); ok {
@@ -119,6 +147,25 @@ func (r *Relay) resumeOrWait(ctx context.Context, rec *record) (bool, time.Durat
 	return r.turn(ctx, rec) // again, under the state just written
 }
 
+// rejoinScript puts a message into its conversation's pending set at its
+// position when its record is queued, and takes it out otherwise
+// (finished, or gone): decided on the record as it is now, never on a copy
+// read earlier, so that a finished message never heads its conversation
+// again. KEYS: record, pending. ARGV: id. Returns 1 when it is pending.
+var rejoinScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') == 'queued' then
+  redis.call('ZADD', KEYS[2], tonumber(redis.call('HGET', KEYS[1], 'pos') or '0') or 0, ARGV[1])
+  return 1
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 0
+`)
+
+// rejoin runs rejoinScript for message id of conversation conv.
+func (r *Relay) rejoin(ctx context.Context, conv, id string) error {
+	return rejoinScript.Run(ctx, r.rdb, []string{r.space.Message(id), r.space.ConversationPending(conv)}, id).Err()
+}
+
 // wake makes a waiting message's task due now (best effort: it may be
 // running or pending already).
 //
@@ -164,13 +211,11 @@ func (r *Relay) wake(ctx context.Context, conv, id string, tries int) {
 func (r *Relay) repairHead(ctx context.Context, conv, id string) {
 	rec, err := r.st.load(ctx, id)
 	switch {
-	case errors.Is(err, errNoRecord):
+	case errors.Is(err, errNoRecord), err == nil && (rec.State == StateDelivered || rec.State == StateFailed):
 		// Nothing to deliver: the conversation must not wait for it.
-		_ = r.rdb.ZRem(ctx, r.space.ConversationPending(conv), id).Err()
+		_ = r.rejoin(ctx, conv, id)
 	case err != nil:
 		return
-	case rec.State == StateDelivered || rec.State == StateFailed:
-		_ = r.rdb.ZRem(ctx, r.space.ConversationPending(rec.Conv), id).Err()
 	default:
 		if err := r.enqueueTask(ctx, id, rec.Gen, false); err == nil {
 			r.log.Warn().Str("message_id", id).Str("conversation_id", rec.Conv).Msg("message had no task: enqueued it again")

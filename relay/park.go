@@ -132,16 +132,6 @@ func (r *Relay) parkNew(ctx context.Context, id string, gen int64) {
 	_ = r.insp.RunTask(queues.Outbound, r.taskID(id, gen))
 }
 
-// backlogged reports whether a new message of the account parks at once:
-// its gate is closed, or messages of it are parked already (they go first).
-func (r *Relay) backlogged(ctx context.Context) bool {
-	p := r.rdb.Pipeline()
-	st := p.HGet(ctx, r.space.OutboundGate(), "state")
-	n := p.ZCard(ctx, r.space.OutboundParked())
-	_, _ = p.Exec(ctx)
-	return st.Val() == GateClosed || n.Val() > 0
-}
-
 // parkable reports whether a task's error is its account's budget: spent
 // (errBudgetSpent) or paused by Zendesk's 429.
 func parkable(err error) bool {
@@ -300,7 +290,7 @@ func (r *Relay) releaseFirst(ctx context.Context) {
 	if st, err := r.rdb.HGet(ctx, r.space.Message(id), "state").Result(); err == nil && st == StateDelivered {
 		// Its own task has nothing left to do (a failed one's stays
 		// archived, visible).
-		_ = r.deleteTask(id, gen)
+		r.dropDoneTask(id, gen)
 		_ = r.rdb.ZRem(ctx, r.space.OutboundParked(), id).Err()
 	}
 }

@@ -109,6 +109,20 @@ func (r *Relay) deleteTask(id string, gen int64) error {
 	return first
 }
 
+// dropDoneTask removes the task of a message generation delivered by
+// another run (a chain, a probe), which would only find it delivered: the
+// task with the current id; the previous release's id only when there is
+// none, since a message of this release has no such task (a leftover one
+// is harmless, as is any task of a delivered message). Best effort: a
+// running task stays.
+func (r *Relay) dropDoneTask(id string, gen int64) {
+	for _, tid := range r.taskIDs(id, gen) {
+		if err := r.insp.DeleteTask(queues.Outbound, tid); !errors.Is(err, asynq.ErrTaskNotFound) {
+			return
+		}
+	}
+}
+
 // zendeskAPI is what the relay needs of Zendesk (*zendesk.Client).
 type zendeskAPI interface {
 	CreateTicket(ctx context.Context, t zendesk.NewTicket, idempotencyKey string) (*zendesk.TicketWrite, error)

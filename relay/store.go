@@ -105,18 +105,18 @@ func (s *store) load(ctx context.Context, id string) (*record, error) {
 // the conversation's ticket, the ticket's conversation and its requester.
 // ARGV: id, state, pos, ticket, comment, reason, last_error, now ms, retention s.
 var finishScript = redis.NewScript(`
-local st = redis.call('HGET', KEYS[1], 'state')
-if st ~= 'queued' then return 0 end
+local rec = redis.call('HMGET', KEYS[1], 'state', 'attempts')
+if rec[1] ~= 'queued' then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'ticket_id', ARGV[4], 'comment_id', ARGV[5],
-  'reason', ARGV[6], 'last_error', ARGV[7], 'done_at', ARGV[8])
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+  'reason', ARGV[6], 'last_error', ARGV[7], 'done_at', ARGV[8], 'attempts', (tonumber(rec[2]) or 0) + 1)
 redis.call('HDEL', KEYS[1], 'write')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 local pos = tonumber(ARGV[3])
-local nxt = tonumber(redis.call('HGET', KEYS[3], 'next') or '1')
+local ord = redis.call('HMGET', KEYS[3], 'next', 'gap_since')
+local nxt = tonumber(ord[1] or '1')
 if pos + 1 > nxt then redis.call('HSET', KEYS[3], 'next', pos + 1) end
-redis.call('HDEL', KEYS[3], 'gap_since')
+if ord[2] then redis.call('HDEL', KEYS[3], 'gap_since') end
 if ARGV[2] == 'delivered' then
   redis.call('EXPIRE', KEYS[1], ARGV[9])
 else
