@@ -30,6 +30,9 @@ type accountsRun struct {
 	base   string
 	bearer string
 	logs   *testutil.SyncBuffer
+	// infoWorks: the Redis answers INFO (a real server; on a cluster,
+	// every master's), so /v1/status shows its setup.
+	infoWorks bool
 }
 
 // accountEntry is one account of the test's accounts file: an API token
@@ -94,12 +97,15 @@ func newAccountsRun(t *testing.T, redisURL string, names ...string) *accountsRun
 // `deskrelay accounts` and metrics name each account.
 func TestManyAccountsEndToEnd(t *testing.T) {
 	t.Run("Redis", func(t *testing.T) {
-		r := newAccountsRun(t, redistest.New(t).URL(), "acme", "globex")
+		db := redistest.New(t)
+		r := newAccountsRun(t, db.URL(), "acme", "globex")
+		r.infoWorks = !db.Embedded // miniredis answers no INFO sections
 		r.check(t)
 		t.Run("Reload", r.reload)
 	})
 	t.Run("RedisCluster", func(t *testing.T) {
 		r := newAccountsRun(t, redistest.StartCluster(t).URL(), "acme", "globex")
+		r.infoWorks = true
 		r.check(t)
 	})
 }
@@ -135,8 +141,7 @@ func (r *accountsRun) check(t *testing.T) {
 	code, raw := adminGetRaw(t, r.base+"/v1/status?account=globex", r.env["DESKRELAY_ADMIN_PASSWORD"])
 	var st statusReport
 	if err := json.Unmarshal(raw, &st); err != nil || code != http.StatusOK || st.Account != "globex" || len(st.Accounts) != 2 ||
-		st.RedisSetup.Error != "" || st.RedisSetup.AOFEnabled == nil { // on a cluster: every master's INFO
-
+		(r.infoWorks && (st.RedisSetup.Error != "" || st.RedisSetup.AOFEnabled == nil)) {
 		t.Fatalf("/v1/status?account=globex = %d %s", code, raw)
 	}
 	if code, _ := adminGetRaw(t, r.base+"/v1/status?account=nope", r.env["DESKRELAY_ADMIN_PASSWORD"]); code != http.StatusNotFound {
