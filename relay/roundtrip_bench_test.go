@@ -160,7 +160,7 @@ func (rg *overheadRig) measure(name string, setup func(prefix string) phaseSetup
 	cpu0 := processCPU(b)
 	start := time.Now()
 	var failed atomic.Value
-	overheadParallel(rg.workers, rg.n, func(i int) {
+	parallel(rg.workers, rg.n, func(i int) {
 		if err := ps.enqueue(i); err != nil {
 			failed.CompareAndSwap(nil, err)
 		}
@@ -468,22 +468,6 @@ func (d *deliveryCount) progress(start time.Time) string {
 		return d.at[min(len(d.at)-1, int(q*float64(d.n))-1)].Sub(start).Round(10 * time.Millisecond)
 	}
 	return fmt.Sprintf("half delivered after %s, 90%% after %s, all after %s", at(0.5), at(0.9), at(1))
-}
-
-// overheadParallel runs f(0..n-1) on g goroutines (the platform posting at once).
-func overheadParallel(g, n int, f func(i int)) {
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	for range g {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				f(i)
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 // TestParseCommandStats: the benchmark's reading of INFO commandstats and
