@@ -10,6 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deskrelay/deskrelay/internal/keys"
 	"github.com/deskrelay/deskrelay/internal/queues"
 	"github.com/deskrelay/deskrelay/internal/testutil"
 	"github.com/deskrelay/deskrelay/relay"
@@ -120,24 +121,9 @@ func BenchmarkDrainAfterOutage(b *testing.B) {
 	}
 }
 
+// deliveredMetric is the env's delivered messages by the metric (0: none).
 func deliveredMetric(tb testing.TB, e *env) float64 {
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "deskrelay_outbound_deliveries_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetValue() == "delivered" {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return max(deliveredOf(tb, e.reg, keys.DefaultAccount), 0)
 }
 
 // parallel runs f(0..n-1) on g goroutines (the platform posting at once).
