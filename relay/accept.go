@@ -33,9 +33,11 @@ const (
 )
 
 // acceptScript claims an id. KEYS: record, the account's gate, its parked
-// set. ARGV: hash, conv, msg JSON, token, lease ms, retention s. Returns
-// {outcome, state}, and for a claim a third element: "1" when the account
-// is backlogged (its gate is closed or it has parked messages: the new
+// set, queued set. ARGV: hash, conv, msg JSON, token, lease ms, retention s,
+// runnable limit (0: none). Returns {outcome, state}, and for a claim a
+// third element: "1" when the account is backlogged (its gate is closed, it
+// has parked messages, or as many of its messages as its budget takes in a
+// release slice are already runnable, i.e. queued and not parked: the new
 // message parks at once, park.go), else "0".
 var acceptScript = redis.NewScript(`
 local t = redis.call('TIME')
@@ -58,7 +60,10 @@ redis.call('HSET', KEYS[1], 'state', 'accepting', 'hash', ARGV[1], 'conv', ARGV[
   'accepted_at', now, 'attempts', 0, 'gen', 0, 'claim', ARGV[4], 'claimed_at', now)
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 local backlogged = '0'
-if redis.call('HGET', KEYS[2], 'state') == 'closed' or redis.call('ZCARD', KEYS[3]) > 0 then backlogged = '1' end
+local nparked = redis.call('ZCARD', KEYS[3])
+local limit = tonumber(ARGV[7]) or 0
+if redis.call('HGET', KEYS[2], 'state') == 'closed' or nparked > 0 or
+   (limit > 0 and redis.call('ZCARD', KEYS[4]) - nparked >= limit) then backlogged = '1' end
 return {'new', 'accepting', backlogged}
 `)
 
@@ -115,10 +120,10 @@ return 0
 `)
 
 // accept claims m's id (acceptScript); backlogged tells a claim whether
-// the account is backlogged.
-func (s *store) accept(ctx context.Context, m *Message, hash string, msgJSON []byte, token string, retention time.Duration) (outcome string, backlogged bool, err error) {
-	res, err := acceptScript.Run(ctx, s.rdb, []string{s.space.Message(m.ID), s.space.OutboundGate(), s.space.OutboundParked()},
-		hash, m.ConversationID, msgJSON, token, intakeLease.Milliseconds(), int64(retention/time.Second)).StringSlice()
+// the account is backlogged; runnable is Relay.runnableLimit.
+func (s *store) accept(ctx context.Context, m *Message, hash string, msgJSON []byte, token string, retention time.Duration, runnable int64) (outcome string, backlogged bool, err error) {
+	res, err := acceptScript.Run(ctx, s.rdb, []string{s.space.Message(m.ID), s.space.OutboundGate(), s.space.OutboundParked(), s.space.OutboundQueued()},
+		hash, m.ConversationID, msgJSON, token, intakeLease.Milliseconds(), int64(retention/time.Second), runnable).StringSlice()
 	if err != nil {
 		return "", false, err
 	}

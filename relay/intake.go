@@ -60,7 +60,7 @@ func (r *Relay) Enqueue(ctx context.Context, m Message) (Status, bool, error) {
 	wait := time.NewTicker(25 * time.Millisecond)
 	defer wait.Stop()
 	for {
-		outcome, backlogged, err := r.st.accept(ctx, &m, hash, msgJSON, token, r.cfg.Retention)
+		outcome, backlogged, err := r.st.accept(ctx, &m, hash, msgJSON, token, r.cfg.Retention, r.runnableLimit(ctx))
 		if err != nil {
 			return r.unavailable(&m, "record message", err)
 		}

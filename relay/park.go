@@ -55,6 +55,9 @@ const (
 	// releaseLeaseFor is how long a release may go without a run before
 	// another parker starts a new one (the lease in the gate hash).
 	releaseLeaseFor = time.Minute
+	// minRunnable and runnableLimitFor: runnableLimit.
+	minRunnable      = 20
+	runnableLimitFor = 5 * time.Second
 )
 
 // Park modes and outcomes.
@@ -187,6 +190,29 @@ func (r *Relay) releaseRound(ctx context.Context) (next time.Duration, done bool
 		r.log.Debug().Int("released", released).Int("slice", n).Msg("released parked messages")
 	}
 	return releaseEvery, false, err
+}
+
+// runnableLimit is how many of the account's messages may be runnable
+// (queued, not parked: in the shared pending list, running, or waiting on
+// a short timer) before a new one parks at intake: what its budget takes in
+// a release slice, at least minRunnable. A burst that arrives while
+// Zendesk fails but before the gate has closed (a run of slow failures)
+// thus never fills the shared pending list in front of other accounts'
+// messages. It is read from the limiter at most every runnableLimitFor.
+func (r *Relay) runnableLimit(ctx context.Context) int64 {
+	now := time.Now().UnixNano()
+	if at := r.runnableAt.Load(); at != 0 && now-at < int64(runnableLimitFor) {
+		return r.runnable.Load()
+	}
+	var limit int64 // 0: no limit (the budget could not be read)
+	if st, err := r.lim.State(ctx); err == nil {
+		// Not capped like a release slice: a healthy account with a large
+		// budget keeps its messages runnable.
+		limit = max(int64(st.PerMinute)*int64(releaseSlice)/int64(time.Minute), minRunnable)
+	}
+	r.runnable.Store(limit)
+	r.runnableAt.Store(now)
+	return limit
 }
 
 // sliceSize is how many parked tasks the account's budget takes in

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -138,11 +139,13 @@ type zendeskAPI interface {
 // Relay is the outbound relay. Safe for concurrent use; several processes
 // may run one each on the same Redis.
 type Relay struct {
-	cfg    Config
-	rdb    redis.UniversalClient
-	space  keys.Space
-	client *asynq.Client
-	insp   *asynq.Inspector
+	// runnable and runnableAt cache runnableLimit (unix nanos of the read).
+	runnable, runnableAt atomic.Int64
+	cfg                  Config
+	rdb                  redis.UniversalClient
+	space                keys.Space
+	client               *asynq.Client
+	insp                 *asynq.Inspector
 	// closers are what Close closes: the client and inspector the relay
 	// made itself (shared ones are main's).
 	closers []func() error
