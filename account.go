@@ -109,6 +109,9 @@ func (p *parts) buildAccounts(ctx context.Context, cfg *config, prev *accountSet
 	for _, a := range fresh {
 		if err := p.buildReconciler(cfg, a, log, metrics); err != nil {
 			closeAll(fresh)
+			if prev != nil { // a reload: the receiver goes back to the running accounts
+				_ = p.joinReceiver(prev)
+			}
 			return nil, err
 		}
 		p.register(a)
