@@ -250,3 +250,25 @@ func (r *accountsRun) hup(t *testing.T, n int) {
 		return strings.Count(r.logs.String(), "accounts file reloaded")+strings.Count(r.logs.String(), "accounts file not reloaded") >= n
 	}, "the reload logged")
 }
+
+// TestSIGHUPWithoutAccountsFileKeepsServing: a single-account deployment
+// (no accounts file) logs a SIGHUP and keeps serving; it is never stopped
+// by it.
+func TestSIGHUPWithoutAccountsFileKeepsServing(t *testing.T) {
+	db := redistest.New(t)
+	zd := zendesktest.NewServer(t, zendesktest.Config{Email: "agent@example.com", APIToken: "zd-api-token-SECRET1"})
+	env := daemonEnv(t, db.URL(), zd.URL())
+	base, logs, stop := startDaemon(t, env)
+	testutil.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), `"message":"deskrelay starting"`) }, "start")
+	time.Sleep(100 * time.Millisecond) // the background work (and its SIGHUP handler) starts after the listener
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "SIGHUP: no DESKRELAY_ACCOUNTS_FILE") }, "the SIGHUP logged")
+	if code, _ := doJSON(t, http.MethodGet, base+"/healthz", "", ""); code != http.StatusOK {
+		t.Fatalf("/healthz after SIGHUP = %d", code)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}

@@ -43,7 +43,9 @@ func (s *reloadState) get() *reloadReport {
 	return s.last
 }
 
-// watchReload re-reads the accounts file on every SIGHUP until ctx ends.
+// watchReload re-reads the accounts file on every SIGHUP until ctx ends
+// (without one, a SIGHUP is logged and changes nothing: it never stops
+// serve).
 func (d *daemon) watchReload(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -53,6 +55,10 @@ func (d *daemon) watchReload(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-hup:
+			if d.cfg.accountsFile == "" {
+				d.log.Info().Msg("SIGHUP: no DESKRELAY_ACCOUNTS_FILE to re-read; the settings are read at start only")
+				continue
+			}
 			d.reloadAccounts(ctx)
 		}
 	}

@@ -157,9 +157,7 @@ func (d *daemon) startBackground(ctx context.Context) (bg *errgroup.Group, stop 
 	if d.receiver != nil && d.cfg.reconcileInterval > 0 {
 		bg.Go(func() error { return ignoreCanceled(d.runSchedule(bgctx)) })
 	}
-	if d.cfg.accountsFile != "" {
-		bg.Go(func() error { return ignoreCanceled(d.watchReload(bgctx)) })
-	}
+	bg.Go(func() error { return ignoreCanceled(d.watchReload(bgctx)) })
 	return bg, stop
 }
 
