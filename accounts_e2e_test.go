@@ -177,7 +177,7 @@ func (r *accountsRun) deliver(t *testing.T, account, id, conv string) int64 {
 
 // checkAccountsCommand: `deskrelay accounts --json` lists the accounts
 // served, each with its state.
-func (r *accountsRun) checkAccountsCommand(t *testing.T, served ...string) {
+func (r *accountsRun) checkAccountsCommand(t *testing.T, served ...string) map[string]accountState {
 	t.Helper()
 	var out, errb bytes.Buffer
 	if err := run(context.Background(), []string{"accounts", "--json"}, envFrom(r.env), &out, &errb); err != nil {
@@ -197,6 +197,7 @@ func (r *accountsRun) checkAccountsCommand(t *testing.T, served ...string) {
 			t.Errorf("accounts: %s = %+v", name, s)
 		}
 	}
+	return byName
 }
 
 // reload: SIGHUP re-reads the file: a removed account's messages are
@@ -221,6 +222,10 @@ func (r *accountsRun) reload(t *testing.T) {
 	}
 	r.deliver(t, "initech", "msg_i_1", "conv_i")
 	r.deliver(t, "acme", "msg_a_2", "conv_a2")
+	// The removed account still shows, as not served (its data is in Redis).
+	if g, ok := r.checkAccountsCommand(t, "acme", "initech")["globex"]; !ok || g.Served {
+		t.Errorf("accounts: the removed globex = %+v (listed: %v), want it shown as not served", g, ok)
+	}
 
 	r.writeFile(t, "accounts:\n  - name: acme\n    subdomain: acme\n    api_token: inline\n")
 	r.hup(t, 2)
