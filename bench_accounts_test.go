@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -64,6 +65,19 @@ func BenchmarkIdleAccounts(b *testing.B) {
 			}
 		}
 		keysAfter := countKeys(b, db, "deskrelay:{idle-*")
+		t0 := time.Now()
+		if _, failed := p.accountStates(ctx); failed {
+			b.Fatal("accountStates failed")
+		}
+		b.ReportMetric(float64(time.Since(t0).Milliseconds()), "ms/status-summary-1000-accounts")
+		c := newQueueCollector(p.insp, (&daemon{parts: p}).outboundStates, zerolog.Nop())
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(c)
+		t0 = time.Now()
+		if _, err := reg.Gather(); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(time.Since(t0).Milliseconds()), "ms/metrics-scrape-1000-accounts")
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/mem-per-account")
 		b.ReportMetric(float64(keysAfter)/n, "keys/idle-account")
 		b.Logf("%d accounts: heap %.1f MB after wiring; Redis keys %d after wiring, %d after one reconcile run each",

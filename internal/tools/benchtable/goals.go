@@ -72,6 +72,8 @@ var goals = []goal{
 	{Unit: "requests/idle-account-hour", Show: "req/h", Figure: "Zendesk requests per idle account per hour (reconcile runs and breaker checks)"},
 	{Unit: "B/mem-per-account", Show: "B", Figure: "memory per configured account"},
 	{Unit: "keys/idle-account", Show: "keys", Figure: "Redis keys per idle account"},
+	{Unit: "ms/metrics-scrape-1000-accounts", Show: "ms", Figure: "a /metrics scrape of the per-account gauges with 1,000 accounts"},
+	{Unit: "ms/status-summary-1000-accounts", Show: "ms", Figure: "/v1/status's (and deskrelay accounts') summary of 1,000 accounts"},
 }
 
 // The relay overhead benchmark's cases.
